@@ -1,0 +1,1 @@
+"""A spec-exact P2PFILESHARINGPROJ peer built on Twisted."""

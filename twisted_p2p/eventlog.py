@@ -1,0 +1,144 @@
+"""The event log of SPEC §5: exactly its sentences, one per line, nothing else.
+
+The templates below are the one place the sentences are spelled; the writer and the
+parser (used by the launcher and the auditor) are both made from them.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Iterable, Optional, TextIO
+
+from twisted.internet.interfaces import IReactorTime
+
+SENTENCES = {
+    "connect_to": "Peer {me} makes a connection to Peer {other}.",
+    "connect_from": "Peer {me} is connected from Peer {other}.",
+    "preferred": "Peer {me} has the preferred neighbors {others}.",
+    "optimistic": "Peer {me} has the optimistically unchoked neighbor {other}.",
+    "unchoked": "Peer {me} is unchoked by {other}.",
+    "choked": "Peer {me} is choked by {other}.",
+    "have": "Peer {me} received the 'have' message from {other} for the piece {index}.",
+    "interested": "Peer {me} received the 'interested' message from {other}.",
+    "not_interested": "Peer {me} received the 'not interested' message from {other}.",
+    "downloaded": "Peer {me} has downloaded the piece {index} from {other}. Now the number of pieces it has is {count}.",
+    "complete": "Peer {me} has downloaded the complete file.",
+}
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_FIELD_PATTERNS = {
+    "me": r"(?P<me>\d+)",
+    "other": r"(?P<other>\d+)",
+    "others": r"(?P<others>\d+(?:,\d+)*)",
+    "index": r"(?P<index>\d+)",
+    "count": r"(?P<count>\d+)",
+}
+_LINE = re.compile(r"(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}): (?P<sentence>.*)")
+
+
+def _sentence_pattern(template: str) -> re.Pattern[str]:
+    pattern = re.escape(template)
+    for field, regex in _FIELD_PATTERNS.items():
+        pattern = pattern.replace(re.escape("{" + field + "}"), regex)
+    return re.compile(pattern)
+
+
+_PATTERNS = {kind: _sentence_pattern(template) for kind, template in SENTENCES.items()}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One parsed log line."""
+
+    time: float
+    kind: str
+    me: int
+    other: Optional[int] = None
+    others: tuple[int, ...] = ()
+    index: Optional[int] = None
+    count: Optional[int] = None
+
+
+def parse_line(line: str) -> Optional[Event]:
+    """The event on ``line``, or None if it is not exactly a SPEC §5 sentence."""
+    match = _LINE.fullmatch(line.rstrip("\r\n"))
+    if not match:
+        return None
+    try:
+        stamp = time.mktime(time.strptime(match["time"][:19], TIME_FORMAT)) + int(match["time"][20:]) / 1000
+    except ValueError:
+        return None
+    sentence = match["sentence"]
+    for kind, pattern in _PATTERNS.items():
+        found = pattern.fullmatch(sentence)
+        if found:
+            fields = found.groupdict()
+            return Event(
+                time=stamp,
+                kind=kind,
+                me=int(fields["me"]),
+                other=int(fields["other"]) if fields.get("other") else None,
+                others=tuple(int(p) for p in fields["others"].split(",")) if fields.get("others") else (),
+                index=int(fields["index"]) if fields.get("index") else None,
+                count=int(fields["count"]) if fields.get("count") else None,
+            )
+    return None
+
+
+def format_time(seconds: float) -> str:
+    millis = int(round(seconds * 1000))
+    whole, millis = divmod(millis, 1000)
+    return f"{time.strftime(TIME_FORMAT, time.localtime(whole))}.{millis:03d}"
+
+
+class EventLog:
+    """Writes one peer's SPEC §5 sentences, stamped with the injected clock's time.
+
+    Lines are flushed as written, so a crash loses nothing and a watcher sees progress.
+    ``echo``, if given, gets every line too (the launcher reads it from a remote peer).
+    """
+
+    def __init__(self, me: int, stream: TextIO, clock: IReactorTime, echo: Optional[TextIO] = None) -> None:
+        self.me = me
+        self._streams = [stream] if echo is None else [stream, echo]
+        self._clock = clock
+
+    def _write(self, kind: str, **fields: object) -> None:
+        line = f"{format_time(self._clock.seconds())}: {SENTENCES[kind].format(me=self.me, **fields)}\n"
+        for stream in self._streams:
+            stream.write(line)
+            stream.flush()
+
+    def connection_made(self, other: int) -> None:
+        self._write("connect_to", other=other)
+
+    def connected_from(self, other: int) -> None:
+        self._write("connect_from", other=other)
+
+    def preferred(self, others: Iterable[int]) -> None:
+        self._write("preferred", others=",".join(str(peer) for peer in sorted(others)))
+
+    def optimistic(self, other: int) -> None:
+        self._write("optimistic", other=other)
+
+    def unchoked_by(self, other: int) -> None:
+        self._write("unchoked", other=other)
+
+    def choked_by(self, other: int) -> None:
+        self._write("choked", other=other)
+
+    def have(self, other: int, index: int) -> None:
+        self._write("have", other=other, index=index)
+
+    def interested(self, other: int) -> None:
+        self._write("interested", other=other)
+
+    def not_interested(self, other: int) -> None:
+        self._write("not_interested", other=other)
+
+    def downloaded(self, index: int, other: int, count: int) -> None:
+        self._write("downloaded", index=index, other=other, count=count)
+
+    def complete(self) -> None:
+        self._write("complete")

@@ -1,0 +1,37 @@
+"""The two factories of a peer; both hand every connection to the one PeerService."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import ClientFactory, ServerFactory
+
+from twisted_p2p.protocol import PeerProtocol
+
+if TYPE_CHECKING:
+    from twisted_p2p.service import PeerService
+
+
+class PeerServerFactory(ServerFactory):
+    """Accepts connections from the peers listed after us in PeerInfo.cfg."""
+
+    def __init__(self, service: PeerService) -> None:
+        self.service = service
+
+    def buildProtocol(self, addr: IAddress) -> PeerProtocol:
+        protocol = PeerProtocol(self.service)
+        protocol.factory = self
+        return protocol
+
+
+class PeerClientFactory(ClientFactory):
+    """Dials one peer listed before us; the handshake must come back with its ID."""
+
+    def __init__(self, service: PeerService, peer_id: int) -> None:
+        self.service = service
+        self.peer_id = peer_id
+
+    def buildProtocol(self, addr: IAddress) -> PeerProtocol:
+        protocol = PeerProtocol(self.service, expected_peer_id=self.peer_id)
+        protocol.factory = self
+        return protocol

@@ -1,0 +1,95 @@
+"""PeerNode: one whole peer as a MultiService.
+
+It owns the files (data and event log), the PeerService, the listening port for later
+peers and one ClientService dialler per earlier peer (SPEC §3), and closes it all in
+order when stopped.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Optional, TextIO
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ServerEndpoint
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+
+from twisted_p2p.config import SwarmConfig
+from twisted_p2p.eventlog import EventLog
+from twisted_p2p.factory import PeerClientFactory, PeerServerFactory
+from twisted_p2p.service import PeerService
+from twisted_p2p.storage import PieceStore, StorageError, data_path
+
+
+def event_log_path(work_dir: str | Path, peer_id: int) -> Path:
+    return Path(work_dir) / f"log_peer_{peer_id}.log"
+
+
+class PeerNode(MultiService):
+    log = Logger()
+
+    def __init__(
+        self,
+        config: SwarmConfig,
+        peer_id: int,
+        work_dir: str | Path,
+        reactor: Any,
+        rng: Optional[random.Random] = None,
+        interface: str = "",
+        echo: Optional[TextIO] = None,
+        handshake_timeout: float = 30.0,
+        retry_delays: tuple[float, float] = (0.1, 2.0),
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.info = config.peer(peer_id)
+        self.reactor = reactor
+        self.interface = interface
+        rng = rng or random.Random()
+        self.store = PieceStore(data_path(work_dir, peer_id, config.common), config.common, self.info.has_file)
+        log_path = event_log_path(work_dir, peer_id)
+        try:
+            self._event_file = open(log_path, "a", encoding="utf-8")
+        except OSError as exc:
+            self.store.close()
+            raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
+        events = EventLog(peer_id, self._event_file, reactor, echo=echo)
+        self.peer = PeerService(config, peer_id, self.store, events, reactor, rng, handshake_timeout)
+        self.peer.setServiceParent(self)
+        initial, maximum = retry_delays
+        retry = backoffPolicy(initialDelay=initial, maxDelay=maximum, jitter=lambda: rng.random() * initial)
+        for earlier in config.peers_before(peer_id):
+            endpoint = HostnameEndpoint(reactor, earlier.host, earlier.port)
+            dialler = ClientService(
+                endpoint, PeerClientFactory(self.peer, earlier.peer_id), retryPolicy=retry, clock=reactor
+            )
+            dialler.setServiceParent(self)
+        self.port: Optional[IListeningPort] = None
+
+    def startService(self) -> None:
+        endpoint = TCP4ServerEndpoint(self.reactor, self.info.port, interface=self.interface)
+        listening = endpoint.listen(PeerServerFactory(self.peer))
+        listening.addCallbacks(self._listening, self._cannot_listen)
+        super().startService()
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        self.log.info("peer {me} listening on port {port}", me=self.info.peer_id, port=port.getHost().port)
+
+    def _cannot_listen(self, failure: Any) -> None:
+        self.peer.fail(f"cannot listen on port {self.info.port}: {failure.getErrorMessage()}")
+
+    def stopService(self) -> Deferred[None]:
+        port, self.port = self.port, None
+        stopped = maybeDeferred(port.stopListening) if port is not None else maybeDeferred(lambda: None)
+        stopped.addCallback(lambda _: MultiService.stopService(self))
+        stopped.addBoth(self._close_files)
+        return stopped
+
+    def _close_files(self, result: object) -> object:
+        self.store.close()
+        self._event_file.close()
+        return result

@@ -1,0 +1,136 @@
+"""The decisions of SPEC §3, as pure functions of plain state and an injected Random.
+
+Nothing here touches the network, the disk or the clock, so every rule can be tested
+with plain values, and each rule lives here once.
+"""
+from __future__ import annotations
+
+import random
+from typing import AbstractSet, Collection, Container, Iterable, Mapping, Optional
+
+from twisted_p2p.bitfield import PieceSet
+
+# How many uniform draws from the missing pieces before listing the candidates; each
+# draw is accepted with the probability that a missing piece is a candidate, so this
+# keeps choice O(1) in the common case and the result exactly uniform either way.
+_DRAWS_BEFORE_SCAN = 24
+
+
+def wanted_count(ours: PieceSet, theirs: PieceSet) -> int:
+    """How many pieces ``theirs`` has that ``ours`` lacks."""
+    return (theirs.as_int() & ~ours.as_int()).bit_count()
+
+
+def is_interested(wanted: int) -> bool:
+    """Interest (SPEC §3): the neighbour has at least one piece we lack."""
+    return wanted > 0
+
+
+class MissingPieces:
+    """The pieces we lack, as a list with O(1) removal, for uniform random choice."""
+
+    __slots__ = ("_items", "_positions")
+
+    def __init__(self, pieces: Iterable[int]) -> None:
+        self._items = list(pieces)
+        self._positions = {piece: position for position, piece in enumerate(self._items)}
+
+    def discard(self, piece: int) -> None:
+        position = self._positions.pop(piece, None)
+        if position is None:
+            return
+        last = self._items.pop()
+        if last != piece:
+            self._items[position] = last
+            self._positions[last] = position
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, piece: object) -> bool:
+        return piece in self._positions
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __getitem__(self, position: int) -> int:
+        return self._items[position]
+
+
+def choose_piece(
+    rng: random.Random,
+    missing: MissingPieces,
+    theirs: Container[int],
+    in_flight: Container[int],
+) -> Optional[int]:
+    """A piece chosen uniformly among those the neighbour has, we lack, and we have
+    not requested from anyone (SPEC §3, random selection); None if there is none."""
+    if not len(missing):
+        return None
+    for _ in range(_DRAWS_BEFORE_SCAN):
+        piece = missing[rng.randrange(len(missing))]
+        if piece in theirs and piece not in in_flight:
+            return piece
+    candidates = [piece for piece in missing if piece in theirs and piece not in in_flight]
+    return rng.choice(candidates) if candidates else None
+
+
+def choose_preferred(
+    rng: random.Random,
+    interested: Collection[int],
+    rates: Mapping[int, float],
+    k: int,
+    complete: bool,
+) -> frozenset[int]:
+    """The k preferred neighbours: the interested ones that sent us data fastest in the
+    last interval, ties at random; at random when we have the whole file."""
+    candidates = sorted(interested)
+    rng.shuffle(candidates)
+    if not complete:
+        candidates.sort(key=lambda peer: rates.get(peer, 0), reverse=True)  # stable: ties stay random
+    return frozenset(candidates[:k])
+
+
+def fill_free_slots(
+    rng: random.Random,
+    preferred: AbstractSet[int],
+    interested: AbstractSet[int],
+    k: int,
+) -> frozenset[int]:
+    """Between rounds, give a free preferred slot at once to an interested neighbour
+    rather than leaving it idle until the next interval. Returns ``preferred`` unchanged
+    when there is no free slot or nobody to put in it."""
+    kept = sorted(peer for peer in preferred if peer in interested)
+    waiting = sorted(peer for peer in interested if peer not in preferred)
+    if len(kept) >= k or not waiting:
+        return frozenset(preferred)
+    rng.shuffle(waiting)
+    return frozenset(kept + waiting[: k - len(kept)])
+
+
+def choose_optimistic(
+    rng: random.Random,
+    interested: AbstractSet[int],
+    unchoked: AbstractSet[int],
+) -> Optional[int]:
+    """One neighbour at random among the choked and interested ones, or None."""
+    candidates = sorted(peer for peer in interested if peer not in unchoked)
+    return rng.choice(candidates) if candidates else None
+
+
+def unchoke_changes(
+    unchoked: AbstractSet[int],
+    preferred: AbstractSet[int],
+    optimistic: Optional[int],
+) -> tuple[frozenset[int], frozenset[int]]:
+    """(to unchoke, to choke): unchoke the newly chosen, choke the rest that were
+    unchoked, except the optimistic neighbour; nothing is sent twice."""
+    chosen = set(preferred)
+    if optimistic is not None:
+        chosen.add(optimistic)
+    return frozenset(chosen - set(unchoked)), frozenset(set(unchoked) - chosen)
+
+
+def swarm_complete(our_pieces: PieceSet, complete_peers: AbstractSet[int], all_peers: AbstractSet[int], me: int) -> bool:
+    """Termination (SPEC §3): we hold the whole file and know every other peer does."""
+    return our_pieces.complete and all(peer in complete_peers for peer in all_peers if peer != me)

@@ -1,0 +1,75 @@
+"""The shared file on disk (SPEC §1): ``peer_ID/FileName``, pieces at their offsets."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.config import Common
+
+
+class StorageError(Exception):
+    """The file cannot be used; ``str()`` is one line for a person."""
+
+
+def data_path(work_dir: str | os.PathLike[str], peer_id: int, common: Common) -> Path:
+    return Path(work_dir) / f"peer_{peer_id}" / common.file_name
+
+
+class PieceStore:
+    """Reads pieces with ``os.pread`` and writes them with ``os.pwrite`` at their offsets.
+
+    A seed's file must exist with exactly FileSize bytes. A leecher's file is created
+    at full size so that each piece can be written where it belongs as it arrives.
+    """
+
+    def __init__(self, path: Path, common: Common, has_file: bool) -> None:
+        self.path = path
+        self.common = common
+        self.held = PieceSet.full(common.num_pieces) if has_file else PieceSet(common.num_pieces)
+        try:
+            if has_file:
+                size = path.stat().st_size
+                if size != common.file_size:
+                    raise StorageError(
+                        f"{path} has {size} bytes; Common.cfg says FileSize {common.file_size}"
+                    )
+                self._fd = os.open(path, os.O_RDONLY)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                os.ftruncate(self._fd, common.file_size)
+        except FileNotFoundError:
+            raise StorageError(f"{path} does not exist, but PeerInfo.cfg says this peer has the file") from None
+        except OSError as exc:
+            raise StorageError(f"cannot use {path}: {exc.strerror or exc}") from None
+
+    def read(self, index: int) -> bytes:
+        length = self.common.piece_length(index)
+        data = os.pread(self._fd, length, self.common.piece_offset(index))
+        if len(data) != length:
+            raise StorageError(f"{self.path} is shorter than piece {index} needs")
+        return data
+
+    def write(self, index: int, data: bytes) -> None:
+        """Write piece ``index`` at its offset; it counts as held only once written."""
+        offset = self.common.piece_offset(index)
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view = view[written:]
+            offset += written
+        self.held.add(index)
+
+    def flush(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            except OSError:
+                pass  # a read-only descriptor on some filesystems: nothing to flush
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.flush()
+            os.close(self._fd)
+            self._fd = -1

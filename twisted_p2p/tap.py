@@ -1,0 +1,105 @@
+"""``twistd p2ppeer``: command-line options and makeService for the plugin.
+
+Mistakes in the options, the config files or the seed's file end the process with one
+line on standard error and a non-zero status, never a traceback.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from twisted.python import usage
+
+from twisted_p2p.config import ConfigError, load
+
+
+class Options(usage.Options):
+    synopsis = "--id PEER_ID [--config-dir DIR] [--work-dir DIR] [options]"
+    longdesc = (
+        "Runs one peer of a P2PFILESHARINGPROJ swarm. The peer reads Common.cfg and "
+        "PeerInfo.cfg, listens on its port, dials every peer listed before it, keeps its "
+        "file in WORK_DIR/peer_ID/ and its event log in WORK_DIR/log_peer_ID.log, and exits "
+        "with status 0 once every peer of PeerInfo.cfg has the whole file. "
+        "Run it as: twistd -n --pidfile= p2ppeer --id 1001"
+    )
+    optParameters = [
+        ["id", None, None, "this peer's ID, as listed in PeerInfo.cfg (required)"],
+        ["config-dir", None, None, "directory with Common.cfg and PeerInfo.cfg [default: ./conf if it exists, else .]"],
+        ["work-dir", None, ".", "directory for peer_ID/ and log_peer_ID.log"],
+        ["interface", None, None, "address to listen on [default: all IPv4 addresses]"],
+        ["handshake-timeout", None, 30.0, "seconds a new connection may take to send its handshake", float],
+        ["random-seed", None, None, "seed for the peer's random choices, to make a run reproducible", int],
+    ]
+    optFlags = [
+        ["echo-events", None, "also write every event-log line to standard output"],
+    ]
+
+    def parseOptions(self, options: Optional[list[str]] = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as exc:
+            raise SystemExit(f"p2ppeer: {exc} (try: twistd p2ppeer --help)") from None
+
+    def postOptions(self) -> None:
+        if self["id"] is None:
+            raise usage.UsageError("--id is required")
+        try:
+            self["id"] = int(self["id"])
+        except ValueError:
+            raise usage.UsageError(f"--id must be a peer ID (a whole number), not {self['id']!r}") from None
+        if self["config-dir"] is None:
+            self["config-dir"] = "conf" if Path("conf").is_dir() else "."
+        if self["handshake-timeout"] <= 0:
+            raise usage.UsageError("--handshake-timeout must be positive")
+
+
+def _exit_after_shutdown(reactor: Any, status: int) -> None:
+    """twistd always exits 0 after the reactor stops; a failed peer must not."""
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    reactor.addSystemEventTrigger("after", "shutdown", leave)
+
+
+def makeService(options: Options) -> Any:
+    from twisted.internet import reactor
+
+    from twisted_p2p.node import PeerNode
+    from twisted_p2p.storage import StorageError
+
+    peer_id = options["id"]
+    try:
+        config = load(options["config-dir"])
+        if peer_id not in config.peer_ids:
+            raise ConfigError(
+                Path(options["config-dir"]) / "PeerInfo.cfg", None, f"peer {peer_id} is not listed"
+            )
+        node = PeerNode(
+            config,
+            peer_id,
+            options["work-dir"],
+            reactor,
+            rng=random.Random(options["random-seed"]),
+            interface=options["interface"] or "",
+            echo=sys.stdout if options["echo-events"] else None,
+            handshake_timeout=options["handshake-timeout"],
+        )
+    except (ConfigError, StorageError) as exc:
+        raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None
+
+    def stop(_: object) -> None:
+        if reactor.running:
+            reactor.stop()
+
+    def failed(failure: Any) -> None:
+        _exit_after_shutdown(reactor, 1)
+        stop(None)
+
+    node.peer.done.addCallbacks(stop, failed)
+    return node

@@ -1,0 +1,230 @@
+"""The wire format of SPEC §2: the 32-byte handshake and the eight messages.
+
+Pure code, no I/O. Decoding checks everything the bytes alone can tell (SPEC §4);
+what only the swarm state can tell (an unrequested piece, a late bitfield) is the
+service's job. Every problem is a :class:`ProtocolViolation` whose text completes the
+sentence "peer N sent ...".
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Union
+
+from twisted_p2p.bitfield import BitfieldError, PieceSet, bitfield_length
+from twisted_p2p.config import Common
+
+HANDSHAKE_HEADER = b"P2PFILESHARINGPROJ"
+HANDSHAKE_LENGTH = 32
+_HANDSHAKE = struct.Struct(">18s10xI")
+_LENGTH = struct.Struct(">I")
+_LENGTH_TYPE_INDEX = struct.Struct(">IBI")
+_INDEX = struct.Struct(">I")
+
+
+class ProtocolViolation(Exception):
+    """A neighbour broke SPEC §2 or §4; ``str()`` says exactly how."""
+
+
+class MessageType(IntEnum):
+    CHOKE = 0
+    UNCHOKE = 1
+    INTERESTED = 2
+    NOT_INTERESTED = 3
+    HAVE = 4
+    BITFIELD = 5
+    REQUEST = 6
+    PIECE = 7
+
+
+_NAMES = {
+    MessageType.CHOKE: "choke",
+    MessageType.UNCHOKE: "unchoke",
+    MessageType.INTERESTED: "interested",
+    MessageType.NOT_INTERESTED: "not interested",
+    MessageType.HAVE: "have",
+    MessageType.BITFIELD: "bitfield",
+    MessageType.REQUEST: "request",
+    MessageType.PIECE: "piece",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Choke:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Unchoke:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Interested:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NotInterested:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Have:
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bitfield:
+    pieces: PieceSet
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    index: int
+    data: bytes
+
+
+Message = Union[Choke, Unchoke, Interested, NotInterested, Have, Bitfield, Request, Piece]
+
+_NO_PAYLOAD = {
+    MessageType.CHOKE: Choke(),
+    MessageType.UNCHOKE: Unchoke(),
+    MessageType.INTERESTED: Interested(),
+    MessageType.NOT_INTERESTED: NotInterested(),
+}
+_INDEX_ONLY = {MessageType.HAVE: Have, MessageType.REQUEST: Request}
+
+
+# -- handshake ---------------------------------------------------------------
+
+
+def encode_handshake(peer_id: int) -> bytes:
+    return _HANDSHAKE.pack(HANDSHAKE_HEADER, peer_id)
+
+
+def check_handshake_start(data: bytes) -> None:
+    """Fail as soon as the first bytes cannot begin a handshake, not 32 bytes later."""
+    start = bytes(data[: len(HANDSHAKE_HEADER)])
+    if not HANDSHAKE_HEADER.startswith(start):
+        raise ProtocolViolation(f"a handshake starting {start!r}; expected {HANDSHAKE_HEADER!r}")
+
+
+def decode_handshake(data: bytes) -> int:
+    """The peer ID of a 32-byte handshake. The ten reserved bytes are not checked."""
+    if len(data) != HANDSHAKE_LENGTH:
+        raise ProtocolViolation(f"a handshake of {len(data)} bytes; {HANDSHAKE_LENGTH} expected")
+    header, peer_id = _HANDSHAKE.unpack(data)
+    if header != HANDSHAKE_HEADER:
+        raise ProtocolViolation(f"a handshake header {header!r}; expected {HANDSHAKE_HEADER!r}")
+    return peer_id
+
+
+# -- messages ----------------------------------------------------------------
+
+CHOKE = b"\x00\x00\x00\x01\x00"
+UNCHOKE = b"\x00\x00\x00\x01\x01"
+INTERESTED = b"\x00\x00\x00\x01\x02"
+NOT_INTERESTED = b"\x00\x00\x00\x01\x03"
+
+
+def encode_have(index: int) -> bytes:
+    return _LENGTH_TYPE_INDEX.pack(5, MessageType.HAVE, index)
+
+
+def encode_request(index: int) -> bytes:
+    return _LENGTH_TYPE_INDEX.pack(5, MessageType.REQUEST, index)
+
+
+def encode_bitfield(pieces: PieceSet) -> bytes:
+    payload = pieces.to_bitfield()
+    return _LENGTH.pack(len(payload) + 1) + bytes([MessageType.BITFIELD]) + payload
+
+
+def encode_piece_header(index: int, length: int) -> bytes:
+    """The 9 bytes before a piece's data; send them and the data with writeSequence."""
+    return _LENGTH_TYPE_INDEX.pack(length + 5, MessageType.PIECE, index)
+
+
+def encode(message: Message) -> bytes:
+    """Any message as bytes (pieces too, though a sender avoids the copy; see above)."""
+    match message:
+        case Choke():
+            return CHOKE
+        case Unchoke():
+            return UNCHOKE
+        case Interested():
+            return INTERESTED
+        case NotInterested():
+            return NOT_INTERESTED
+        case Have(index):
+            return encode_have(index)
+        case Request(index):
+            return encode_request(index)
+        case Bitfield(pieces):
+            return encode_bitfield(pieces)
+        case Piece(index, data):
+            return encode_piece_header(index, len(data)) + data
+    raise TypeError(f"not a message: {message!r}")
+
+
+class Decoder:
+    """Turns message bodies (type byte + payload) into messages for one swarm's geometry."""
+
+    def __init__(self, common: Common) -> None:
+        self.common = common
+        self.num_pieces = common.num_pieces
+        self.bitfield_length = bitfield_length(self.num_pieces)
+        self.max_length = max(common.piece_size + 5, self.bitfield_length + 1)
+
+    def check_length(self, length: int) -> None:
+        """Called on the 4-byte prefix, before a single payload byte is buffered."""
+        if length == 0:
+            raise ProtocolViolation("a message of length 0")
+        if length > self.max_length:
+            raise ProtocolViolation(f"a message of length {length}; at most {self.max_length} is legal here")
+
+    def _index(self, name: str, payload: bytes) -> int:
+        (index,) = _INDEX.unpack_from(payload)
+        if index >= self.num_pieces:
+            raise ProtocolViolation(
+                f"a '{name}' for piece {index}; pieces are 0 to {self.num_pieces - 1}"
+            )
+        return index
+
+    def decode(self, body: bytes) -> Message:
+        self.check_length(len(body))
+        code = body[0]
+        try:
+            kind = MessageType(code)
+        except ValueError:
+            raise ProtocolViolation(f"a message of unknown type {code}") from None
+        size = len(body) - 1
+        name = _NAMES[kind]
+        if kind in _NO_PAYLOAD:
+            if size:
+                raise ProtocolViolation(f"a '{name}' with {size} payload bytes; 0 expected")
+            return _NO_PAYLOAD[kind]
+        if kind in _INDEX_ONLY:
+            if size != 4:
+                raise ProtocolViolation(f"a '{name}' with {size} payload bytes; 4 expected")
+            return _INDEX_ONLY[kind](self._index(name, body[1:]))
+        if kind is MessageType.BITFIELD:
+            try:
+                return Bitfield(PieceSet.from_bitfield(body[1:], self.num_pieces))
+            except BitfieldError as exc:
+                raise ProtocolViolation(str(exc)) from None
+        # PIECE
+        if size < 4:
+            raise ProtocolViolation(f"a 'piece' with {size} payload bytes; at least 4 expected")
+        index = self._index(name, body[1:5])
+        expected = self.common.piece_length(index)
+        if size - 4 != expected:
+            raise ProtocolViolation(f"piece {index} with {size - 4} bytes; {expected} expected")
+        return Piece(index, bytes(body[5:]))
