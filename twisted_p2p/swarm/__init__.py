@@ -1,0 +1,1 @@
+"""Running and checking whole swarms: the ``p2p-swarm`` command."""

@@ -1,0 +1,35 @@
+"""``p2p-swarm``: ``run`` starts and watches a whole swarm, ``audit`` checks its logs."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+USAGE = """usage: p2p-swarm COMMAND [options]
+
+commands:
+  run [CONFIG_DIR]   start every peer of PeerInfo.cfg, show progress, verify the files
+  audit WORK_DIR     check the event logs of a finished swarm against the protocol
+
+'p2p-swarm COMMAND --help' explains each command."""
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        from twisted_p2p.swarm.launch import main as run_main
+
+        return run_main(rest)
+    if command == "audit":
+        from twisted_p2p.swarm.audit import main as audit_main
+
+        return audit_main(rest)
+    print(f"p2p-swarm: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
