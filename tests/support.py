@@ -1,0 +1,69 @@
+"""Builders shared by the tests: swarm configs, seed files, free loopback ports."""
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from twisted_p2p.config import Common, PeerInfo, SwarmConfig
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just gave out on 127.0.0.1 (bound, then released)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def swarm_config(
+    peer_ids: Sequence[int],
+    seeds: Iterable[int],
+    file_size: int,
+    piece_size: int,
+    k: int = 2,
+    p: int = 5,
+    m: int = 15,
+    ports: Optional[Sequence[int]] = None,
+) -> SwarmConfig:
+    seeds = set(seeds)
+    ports = list(ports) if ports is not None else [6000 + i for i in range(len(peer_ids))]
+    common = Common(k, p, m, "TheFile.dat", file_size, piece_size)
+    peers = tuple(PeerInfo(pid, "127.0.0.1", port, pid in seeds) for pid, port in zip(peer_ids, ports))
+    return SwarmConfig(common, peers)
+
+
+def write_config(config_dir: Path, config: SwarmConfig) -> None:
+    """Write ``config`` as Common.cfg and PeerInfo.cfg in ``config_dir``."""
+    common = config.common
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "Common.cfg").write_text(
+        f"NumberOfPreferredNeighbors {common.preferred_neighbors}\n"
+        f"UnchokingInterval {common.unchoking_interval}\n"
+        f"OptimisticUnchokingInterval {common.optimistic_unchoking_interval}\n"
+        f"FileName {common.file_name}\n"
+        f"FileSize {common.file_size}\n"
+        f"PieceSize {common.piece_size}\n"
+    )
+    (config_dir / "PeerInfo.cfg").write_text(
+        "".join(f"{p.peer_id} {p.host} {p.port} {int(p.has_file)}\n" for p in config.peers)
+    )
+
+
+def seed_bytes(size: int, seed: int = 7) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def write_seed_files(work_dir: Path, config: SwarmConfig, content: bytes) -> None:
+    for peer in config.peers:
+        if peer.has_file:
+            path = work_dir / f"peer_{peer.peer_id}" / config.common.file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)

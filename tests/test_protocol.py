@@ -1,0 +1,484 @@
+"""PeerProtocol and PeerService on in-memory transports, with a Clock and a seeded Random.
+
+A test plays the neighbours: it feeds raw bytes to the protocol and reads what the
+peer wrote back from a StringTransport.
+"""
+from __future__ import annotations
+
+import io
+import random
+import struct
+from pathlib import Path
+from typing import Optional
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver, StringTransport
+from twisted.logger import globalLogPublisher
+
+from twisted_p2p import wire
+from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.eventlog import EventLog, parse_line
+from twisted_p2p.protocol import PeerProtocol
+from twisted_p2p.service import PeerService
+from twisted_p2p.storage import PieceStore, data_path
+
+from support import seed_bytes, swarm_config
+
+PIECE = 100
+FILE_SIZE = 1050  # 11 pieces, the last of 50 bytes
+CONTENT = seed_bytes(FILE_SIZE)
+
+
+class Peer:
+    """One PeerService under test, and the fake neighbours connected to it."""
+
+    def __init__(self, tmp_path: Path, me: int, seeds=(1001,), k: int = 2, handshake_timeout: float = 30.0):
+        self.config = swarm_config([1001, 1002, 1003, 1004, 1005], seeds, FILE_SIZE, PIECE, k=k, p=5, m=15)
+        self.common = self.config.common
+        self.me = me
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        path = data_path(tmp_path, me, self.common)
+        if me in seeds:
+            path.parent.mkdir(parents=True)
+            path.write_bytes(CONTENT)
+        self.path = path
+        self.store = PieceStore(path, self.common, me in seeds)
+        self.log = io.StringIO()
+        self.service = PeerService(
+            self.config, me, self.store, EventLog(me, self.log, self.clock), self.clock, random.Random(3),
+            handshake_timeout=handshake_timeout,
+        )
+        self.service.startService()
+        self.decoder = wire.Decoder(self.common)
+
+    def connect(self, dialled: Optional[int] = None) -> tuple[PeerProtocol, StringTransport]:
+        protocol = PeerProtocol(self.service, expected_peer_id=dialled)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def neighbour(self, peer_id: int, pieces=(), bitfield: bool = True, dialled: bool = False):
+        """A neighbour that has handshaken (and sent its bitfield); its transport is cleared."""
+        protocol, transport = self.connect(peer_id if dialled else None)
+        protocol.dataReceived(wire.encode_handshake(peer_id))
+        if bitfield:
+            protocol.dataReceived(wire.encode_bitfield(PieceSet(self.common.num_pieces, pieces)))
+        transport.clear()
+        return protocol, transport
+
+    def sent(self, transport: StringTransport, handshake: bool = False) -> list:
+        """The messages the peer wrote on ``transport`` since the last call."""
+        data = transport.value()
+        transport.clear()
+        if handshake:
+            assert wire.decode_handshake(data[:32]) == self.me
+            data = data[32:]
+        messages = []
+        while data:
+            (length,) = struct.unpack(">I", data[:4])
+            messages.append(self.decoder.decode(data[4 : 4 + length]))
+            data = data[4 + length :]
+        return messages
+
+    def events(self) -> list:
+        lines = self.log.getvalue().splitlines()
+        parsed = [parse_line(line) for line in lines]
+        assert None not in parsed, lines  # nothing but SPEC §5 sentences
+        return parsed
+
+
+@pytest.fixture
+def warnings():
+    observer = EventLoggingObserver()
+    globalLogPublisher.addObserver(observer)
+    yield observer
+    globalLogPublisher.removeObserver(observer)
+
+
+def warning_texts(observer: EventLoggingObserver) -> list[str]:
+    from twisted.logger import formatEvent
+
+    return [formatEvent(event) for event in observer]
+
+
+# -- handshake ---------------------------------------------------------------------
+
+
+def test_handshake_is_sent_at_once_on_connect(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    _, transport = peer.connect()
+    assert transport.value() == b"P2PFILESHARINGPROJ" + bytes(10) + b"\x00\x00\x03\xe9"
+
+
+def test_handshake_accepted_byte_by_byte_then_bitfield_sent(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.connect()
+    for byte in wire.encode_handshake(1002):
+        protocol.dataReceived(bytes([byte]))
+    messages = peer.sent(transport, handshake=True)
+    assert messages == [wire.Bitfield(PieceSet.full(11))] or (
+        len(messages) == 1 and messages[0].pieces.complete
+    )
+    assert [e.kind for e in peer.events()] == ["connect_from"]
+    assert peer.events()[0].other == 1002
+
+
+def test_leecher_sends_an_all_zero_bitfield(tmp_path):
+    peer = Peer(tmp_path, 1002)
+    protocol, transport = peer.connect(dialled=1001)
+    protocol.dataReceived(wire.encode_handshake(1001))
+    (bitfield,) = peer.sent(transport, handshake=True)
+    assert isinstance(bitfield, wire.Bitfield) and bitfield.pieces.count == 0
+    assert peer.events()[0].kind == "connect_to"
+
+
+@pytest.mark.parametrize(
+    "handshake, dialled, text",
+    [
+        (b"P2PFILESHARINGPROJ" + b"0" * 10 + b"\x00\x00\x03\xea", None, None),  # reserved bytes unchecked
+        (b"P2PFILESHARINGPROX" + bytes(10) + b"\x00\x00\x03\xea", None, "handshake header b'P2PFILESHARINGPROX'"),
+        (b"GET / HTTP/1.1\r\n", None, "handshake starting b'GET / HTTP"),
+        (wire.encode_handshake(1001), None, "our own ID 1001"),
+        (wire.encode_handshake(9999), None, "ID 9999, which is not in PeerInfo.cfg"),
+        (wire.encode_handshake(1003), 1002, "ID 1003 on the connection we dialled to 1002"),
+    ],
+)
+def test_bad_handshakes_close_the_connection(tmp_path, warnings, handshake, dialled, text):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.connect(dialled)
+    protocol.dataReceived(handshake)
+    if text is None:
+        assert not transport.disconnecting
+        assert 1002 in peer.service.neighbours
+    else:
+        assert transport.disconnecting
+        assert peer.service.neighbours == {}
+        assert any(text in line for line in warning_texts(warnings)), warning_texts(warnings)
+
+
+def test_second_connection_with_a_connected_id_is_closed(tmp_path, warnings):
+    peer = Peer(tmp_path, 1001)
+    first, first_transport = peer.neighbour(1002)
+    second, second_transport = peer.connect()
+    second.dataReceived(wire.encode_handshake(1002))
+    assert second_transport.disconnecting and not first_transport.disconnecting
+    assert peer.service.neighbours[1002].protocol is first
+    second.connectionLost(None)
+    assert peer.service.neighbours[1002].protocol is first  # the first one is untouched
+    assert any("already connected" in line for line in warning_texts(warnings))
+
+
+def test_connection_that_never_handshakes_is_closed_after_the_timeout(tmp_path, warnings):
+    peer = Peer(tmp_path, 1001, handshake_timeout=10)
+    protocol, transport = peer.connect()
+    protocol.dataReceived(b"P2PFILE")
+    peer.clock.advance(9.9)
+    assert not transport.disconnecting
+    peer.clock.advance(0.2)
+    assert transport.disconnecting
+    assert any("no handshake within 10" in line for line in warning_texts(warnings))
+
+
+def test_handshake_timer_is_cancelled_by_the_handshake(tmp_path):
+    peer = Peer(tmp_path, 1001, handshake_timeout=10)
+    _, transport = peer.neighbour(1002)
+    peer.clock.advance(60)
+    assert not transport.disconnecting
+
+
+# -- framing and bad input ----------------------------------------------------------------
+
+
+def test_hostile_length_prefix_closes_without_buffering(tmp_path, warnings):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.dataReceived(b"\xff\xff\xff\xff\x07")
+    assert transport.disconnecting
+    assert len(protocol._buffer) <= 5
+    assert any("length 4294967295; at most 105" in line for line in warning_texts(warnings))
+
+
+def test_messages_split_at_every_byte_are_all_handled(tmp_path):
+    peer = Peer(tmp_path, 1002)
+    protocol, transport = peer.connect(dialled=1001)
+    stream = (
+        wire.encode_handshake(1001)
+        + wire.encode_bitfield(PieceSet.full(11))
+        + wire.UNCHOKE
+        + wire.encode_have(3)
+    )
+    for byte in stream:
+        protocol.dataReceived(bytes([byte]))
+    kinds = [e.kind for e in peer.events()]
+    assert kinds == ["connect_to", "unchoked", "have"]
+    messages = peer.sent(transport, handshake=True)
+    assert isinstance(messages[0], wire.Bitfield)
+    assert messages[1] == wire.Interested()
+    assert isinstance(messages[2], wire.Request)
+
+
+def test_bitfield_after_another_message_is_a_violation(tmp_path, warnings):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002, bitfield=False)
+    protocol.dataReceived(wire.INTERESTED)
+    protocol.dataReceived(wire.encode_bitfield(PieceSet(11)))
+    assert transport.disconnecting
+    assert any("a bitfield after other messages" in line for line in warning_texts(warnings))
+
+
+def test_missing_bitfield_is_tolerated(tmp_path):
+    peer = Peer(tmp_path, 1002)
+    protocol, transport = peer.neighbour(1001, bitfield=False, dialled=True)
+    protocol.dataReceived(wire.encode_have(4))
+    assert peer.sent(transport) == [wire.Interested()]
+    assert not transport.disconnecting
+
+
+def test_data_after_a_violation_is_ignored(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.dataReceived(b"\x00\x00\x00\x00" + wire.INTERESTED)
+    assert transport.disconnecting
+    assert [e.kind for e in peer.events()] == ["connect_from"]
+
+
+# -- requests and uploads ------------------------------------------------------------------
+
+
+def test_request_while_choked_is_ignored_not_fatal(tmp_path):
+    peer = Peer(tmp_path, 1001, k=1)
+    _interested_neighbours(peer, [1002, 1003])  # one preferred, one optimistic
+    protocol, transport = peer.neighbour(1004)
+    protocol.dataReceived(wire.encode_request(2))
+    assert 1004 not in peer.service.unchoked
+    assert peer.sent(transport) == []
+    assert not transport.disconnecting
+
+
+def test_unchoked_neighbour_gets_the_piece_it_requested(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.dataReceived(wire.INTERESTED)
+    assert peer.sent(transport) == [wire.Unchoke()]  # a free slot: no wait for the interval
+    protocol.dataReceived(wire.encode_request(10))
+    assert peer.sent(transport) == [wire.Piece(10, CONTENT[1000:])]
+
+
+def test_upload_waits_while_the_transport_is_paused(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.dataReceived(wire.INTERESTED)
+    peer.sent(transport)
+    protocol.pauseProducing()
+    protocol.dataReceived(wire.encode_request(1) + wire.encode_request(2) + wire.encode_request(1))
+    assert transport.value() == b""
+    protocol.resumeProducing()
+    assert peer.sent(transport) == [wire.Piece(1, CONTENT[100:200]), wire.Piece(2, CONTENT[200:300])]
+
+
+def test_unsolicited_piece_is_a_violation_and_never_written(tmp_path, warnings):
+    peer = Peer(tmp_path, 1002)
+    protocol, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    protocol.dataReceived(wire.encode(wire.Piece(4, b"x" * PIECE)))
+    assert transport.disconnecting
+    assert 4 not in peer.store.held
+    assert peer.path.read_bytes()[400:500] == bytes(PIECE)
+    assert any("piece 4, which we never requested" in line for line in warning_texts(warnings))
+
+
+def test_piece_of_the_wrong_size_is_a_violation(tmp_path, warnings):
+    peer = Peer(tmp_path, 1002)
+    protocol, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    protocol.dataReceived(wire.UNCHOKE)
+    (request,) = peer.sent(transport)
+    protocol.dataReceived(wire.encode(wire.Piece(request.index, b"x" * (PIECE - 1))))
+    assert transport.disconnecting
+    assert peer.store.held.count == 0
+
+
+# -- interest, requests, choking ------------------------------------------------------------------
+
+
+def test_interest_is_sent_only_when_it_changes(tmp_path):
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    protocol, transport = peer.connect(dialled=1002)
+    protocol.dataReceived(wire.encode_handshake(1002) + wire.encode_bitfield(PieceSet(11)))
+    assert peer.sent(transport, handshake=True)[1:] == [wire.NotInterested()]
+    protocol.dataReceived(wire.encode_have(1))
+    protocol.dataReceived(wire.encode_have(2))
+    protocol.dataReceived(wire.encode_have(2))
+    assert peer.sent(transport) == [wire.Interested()]
+
+
+def test_full_download_from_one_seed(tmp_path):
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    seed, seed_transport = peer.connect(dialled=1001)
+    seed.dataReceived(wire.encode_handshake(1001) + wire.encode_bitfield(PieceSet.full(11)))
+    assert peer.sent(seed_transport, handshake=True)[1:] == [wire.Interested()]
+    other, other_transport = peer.neighbour(1002, dialled=True)
+    seed.dataReceived(wire.UNCHOKE)
+    messages = peer.sent(seed_transport)
+    requested = []
+    while True:
+        requests = [m for m in messages if isinstance(m, wire.Request)]
+        assert len(requests) <= 1  # one outstanding request per neighbour
+        if not requests:
+            break
+        index = requests[0].index
+        requested.append(index)
+        start = index * PIECE
+        seed.dataReceived(wire.encode(wire.Piece(index, CONTENT[start : start + PIECE])))
+        messages = peer.sent(seed_transport)
+        assert wire.Have(index) in messages
+    assert sorted(requested) == list(range(11))  # each piece once, none twice
+    assert requested != sorted(requested)  # random order (seeded)
+    assert peer.path.read_bytes() == CONTENT
+    other_messages = peer.sent(other_transport)
+    assert [m.index for m in other_messages if isinstance(m, wire.Have)] == requested
+    kinds = [e.kind for e in peer.events()]
+    assert kinds.count("downloaded") == 11 and kinds[-1] == "complete"
+    counts = [e.count for e in peer.events() if e.kind == "downloaded"]
+    assert counts == list(range(1, 12))
+
+
+def test_choke_returns_the_piece_to_the_pool_and_it_is_fetched_elsewhere(tmp_path):
+    peer = Peer(tmp_path, 1003, seeds=(1001, 1002))
+    first, first_transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    second, second_transport = peer.neighbour(1002, pieces=[5], dialled=True)
+    # Make piece 5 the only one left, so that both can only ever ask for it.
+    for index in range(11):
+        if index != 5:
+            peer.store.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
+            peer.service.missing.discard(index)
+    first.dataReceived(wire.UNCHOKE)
+    assert wire.Request(5) in peer.sent(first_transport)
+    second.dataReceived(wire.UNCHOKE)
+    assert wire.Request(5) not in peer.sent(second_transport)  # in flight: never asked twice
+    first.dataReceived(wire.CHOKE)
+    assert wire.Request(5) in peer.sent(second_transport)  # back in the pool, asked elsewhere
+
+
+def test_piece_arriving_after_a_choke_is_accepted_once(tmp_path):
+    peer = Peer(tmp_path, 1003, seeds=(1001, 1002))
+    first, first_transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    first.dataReceived(wire.UNCHOKE)
+    (request,) = [m for m in peer.sent(first_transport) if isinstance(m, wire.Request)]
+    first.dataReceived(wire.CHOKE)
+    index = request.index
+    data = CONTENT[index * PIECE : index * PIECE + peer.common.piece_length(index)]
+    first.dataReceived(wire.encode(wire.Piece(index, data)))
+    assert not first_transport.disconnecting
+    assert index in peer.store.held
+    first.dataReceived(wire.encode(wire.Piece(index, data)))  # not asked again: a violation now
+    assert first_transport.disconnecting
+    assert [e.kind for e in peer.events()].count("downloaded") == 1
+
+
+def test_lost_connection_returns_the_piece_to_the_pool(tmp_path):
+    peer = Peer(tmp_path, 1003, seeds=(1001, 1002))
+    first, first_transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    first.dataReceived(wire.UNCHOKE)
+    (request,) = [m for m in peer.sent(first_transport) if isinstance(m, wire.Request)]
+    first.dataReceived(b"\x00\x00\x00\x69\x07\x00")  # EOF in the middle of a piece
+    first.connectionLost(None)
+    assert request.index not in peer.service.in_flight
+    assert 1001 not in peer.service.neighbours
+    second, second_transport = peer.neighbour(1002, pieces=range(11), dialled=True)
+    second.dataReceived(wire.UNCHOKE)
+    assert any(isinstance(m, wire.Request) for m in peer.sent(second_transport))
+
+
+# -- choking rounds under the clock ----------------------------------------------------------------
+
+
+def _interested_neighbours(peer: Peer, ids):
+    pairs = {}
+    for peer_id in ids:
+        protocol, transport = peer.neighbour(peer_id)
+        protocol.dataReceived(wire.INTERESTED)
+        pairs[peer_id] = (protocol, transport)
+    return pairs
+
+
+def test_free_slots_are_filled_at_once_then_the_optimistic_one(tmp_path):
+    peer = Peer(tmp_path, 1001, k=2)
+    pairs = _interested_neighbours(peer, [1002, 1003, 1004, 1005])
+    assert len(peer.service.preferred) == 2
+    assert peer.service.optimistic is not None and peer.service.optimistic not in peer.service.preferred
+    assert peer.service.unchoked == set(peer.service.preferred) | {peer.service.optimistic}
+    unchokes = {pid: peer.sent(t).count(wire.Unchoke()) for pid, (_, t) in pairs.items()}
+    assert sorted(unchokes.values()) == [0, 1, 1, 1]  # once each, never repeated
+
+
+def test_seed_picks_preferred_at_random_each_interval(tmp_path):
+    peer = Peer(tmp_path, 1001, k=2)
+    _interested_neighbours(peer, [1002, 1003, 1004, 1005])
+    seen = set()
+    for _ in range(12):
+        peer.clock.advance(5)
+        assert len(peer.service.preferred) == 2
+        seen.add(peer.service.preferred)
+    assert len(seen) > 1
+
+
+def test_leecher_prefers_the_neighbours_that_sent_fastest(tmp_path):
+    peer = Peer(tmp_path, 1005, seeds=(1001,), k=2)
+    pairs = {}
+    for peer_id in (1001, 1002, 1003, 1004):
+        protocol, transport = peer.neighbour(peer_id, pieces=range(11), dialled=True)
+        protocol.dataReceived(wire.INTERESTED + wire.UNCHOKE)
+        pairs[peer_id] = (protocol, transport)
+    # 1003 sends two pieces, 1004 one, the others none during this interval.
+    for peer_id, pieces in ((1003, 2), (1004, 1)):
+        protocol, transport = pairs[peer_id]
+        for _ in range(pieces):
+            (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
+            start = request.index * PIECE
+            protocol.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + PIECE])))
+    peer.clock.advance(5)
+    assert peer.service.preferred == {1003, 1004}
+    preferred_lines = [e.others for e in peer.events() if e.kind == "preferred"]
+    assert preferred_lines[-1] == (1003, 1004)
+
+
+def test_choked_neighbours_are_choked_except_the_optimistic_one(tmp_path):
+    peer = Peer(tmp_path, 1001, k=1)
+    pairs = _interested_neighbours(peer, [1002, 1003, 1004])
+    for _ in range(6):
+        before = set(peer.service.unchoked)
+        peer.clock.advance(5)
+        expected = set(peer.service.preferred) | {peer.service.optimistic}
+        assert peer.service.unchoked == expected
+        for peer_id in before - expected:
+            assert wire.Choke() in peer.sent(pairs[peer_id][1])
+        for _, transport in pairs.values():
+            transport.clear()
+
+
+def test_optimistic_is_chosen_among_choked_and_interested_only(tmp_path):
+    peer = Peer(tmp_path, 1001, k=1)
+    _interested_neighbours(peer, [1002, 1003])
+    quiet, _ = peer.neighbour(1004)  # not interested: never optimistic
+    for _ in range(10):
+        peer.clock.advance(15)
+        assert peer.service.optimistic in (1002, 1003)
+        assert peer.service.optimistic != 1004
+    lines = [e for e in peer.events() if e.kind == "optimistic"]
+    assert lines and all(e.other in (1002, 1003) for e in lines)
+
+
+def test_done_fires_when_every_peer_is_known_complete(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    fired = []
+    peer.service.done.addCallback(fired.append)
+    full = range(11)
+    for peer_id in (1002, 1003, 1004):
+        peer.neighbour(peer_id, pieces=full)
+    peer.clock.advance(0)
+    assert fired == []
+    protocol, _ = peer.neighbour(1005)
+    for index in full:
+        protocol.dataReceived(wire.encode_have(index))
+    assert fired == [None]
