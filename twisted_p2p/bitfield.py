@@ -33,7 +33,10 @@ class PieceSet:
         return pieces
 
     def add(self, index: int) -> bool:
-        """Add ``index``; True if it was not there before."""
+        """Add ``index``; True if it was not there before. IndexError outside 0..total-1
+        (a negative index must not silently mean a piece counted from the end)."""
+        if not 0 <= index < self.total:
+            raise IndexError(f"piece {index} out of range for {self.total} pieces")
         if self._flags[index]:
             return False
         self._flags[index] = 1
@@ -41,7 +44,20 @@ class PieceSet:
         return True
 
     def __contains__(self, index: object) -> bool:
-        return bool(self._flags[index])  # type: ignore[index]
+        try:
+            return 0 <= index < self.total and bool(self._flags[index])  # type: ignore[operator,index]
+        except TypeError:
+            return False
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PieceSet):
+            return NotImplemented
+        return self.total == other.total and self._flags == other._flags
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like set
+
+    def __repr__(self) -> str:
+        return f"PieceSet({self.total}, {list(self)!r})"
 
     def __iter__(self) -> Iterator[int]:
         flags = self._flags
