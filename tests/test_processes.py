@@ -1,0 +1,130 @@
+"""Real ``twistd p2ppeer`` processes: a whole swarm, the errors a person sees, packaging."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from twisted_p2p.eventlog import parse_line
+
+from support import free_ports, seed_bytes, swarm_config, write_config, write_seed_files
+
+
+def twistd() -> list[str]:
+    """twistd of this environment: beside the interpreter, else Twisted's entry point."""
+    beside = Path(sys.executable).with_name("twistd")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("twistd")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def run_twistd(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        twistd() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+@pytest.mark.parametrize("seeds", [[1001], [1001, 1003]], ids=["one seed", "two seeds"])
+def test_six_twistd_processes_in_the_course_layout_finish_by_themselves(tmp_path, seeds):
+    ids = [1001, 1002, 1003, 1004, 1005, 1006]
+    config = swarm_config(ids, seeds, 2_000_000, 16384, k=3, p=1, m=2, ports=free_ports(6))
+    write_config(tmp_path, config)  # Common.cfg and PeerInfo.cfg in the working directory
+    content = seed_bytes(config.common.file_size)
+    write_seed_files(tmp_path, config, content)
+    processes = [
+        subprocess.Popen(
+            twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", str(peer_id)],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        for peer_id in ids
+    ]
+    try:
+        outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for peer_id, process, output in zip(ids, processes, outputs):
+        assert process.returncode == 0, output
+        assert (tmp_path / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == content
+        lines = (tmp_path / f"log_peer_{peer_id}.log").read_text().splitlines()
+        assert lines and all(parse_line(line) for line in lines), [l for l in lines if not parse_line(l)]
+        completions = [line for line in lines if line.endswith(f"Peer {peer_id} has downloaded the complete file.")]
+        assert len(completions) == (0 if peer_id in seeds else 1)
+        assert "Traceback" not in output, output
+    assert not (tmp_path / "twistd.pid").exists()
+
+
+def _write_good_config(tmp_path: Path) -> None:
+    config = swarm_config([1001, 1002], [1001], 1000, 100, ports=free_ports(2))
+    write_config(tmp_path / "conf", config)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["p2ppeer"], "--id is required"),
+        (["p2ppeer", "--id", "abc"], "--id must be a peer ID"),
+        (["p2ppeer", "--id", "1001", "--bogus"], "option --bogus not recognized"),
+        (["p2ppeer", "--id", "4242"], "PeerInfo.cfg: peer 4242 is not listed"),
+        (["p2ppeer", "--id", "1001"], "peer_1001/TheFile.dat does not exist"),
+        (["p2ppeer", "--id", "1002", "--config-dir", "nowhere"], "nowhere/Common.cfg: file not found"),
+    ],
+)
+def test_mistakes_give_one_clear_line_and_a_failing_status(tmp_path, args, expected):
+    _write_good_config(tmp_path)
+    result = run_twistd(["-n", "--pidfile="] + args, tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_config_error_names_the_file_and_line(tmp_path):
+    _write_good_config(tmp_path)
+    common = tmp_path / "conf" / "Common.cfg"
+    common.write_text(common.read_text().replace("PieceSize 100", "PieceSize 1OO"))
+    result = run_twistd(["-n", "--pidfile=", "p2ppeer", "--id", "1002"], tmp_path)
+    assert result.returncode != 0
+    assert "conf/Common.cfg:6: PieceSize must be a whole number, not '1OO'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_seed_file_of_the_wrong_size_is_refused(tmp_path):
+    _write_good_config(tmp_path)
+    (tmp_path / "peer_1001").mkdir()
+    (tmp_path / "peer_1001" / "TheFile.dat").write_bytes(b"x" * 999)
+    result = run_twistd(["-n", "--pidfile=", "p2ppeer", "--id", "1001"], tmp_path)
+    assert result.returncode != 0
+    assert "has 999 bytes; Common.cfg says FileSize 1000" in result.stderr
+
+
+def test_twistd_lists_the_plugin_and_its_help(tmp_path):
+    listing = run_twistd(["--help"], tmp_path)
+    assert "p2ppeer" in listing.stdout
+    helped = run_twistd(["p2ppeer", "--help"], tmp_path)
+    assert helped.returncode == 0
+    for option in ("--id", "--config-dir", "--work-dir", "--echo-events"):
+        assert option in helped.stdout
+
+
+def test_installed_tree_holds_the_plugin_pointing_at_a_real_tap(tmp_path):
+    """Asked from outside the source tree, so only what is installed can answer."""
+    probe = (
+        "import os, twisted.plugins\n"
+        "from twisted.application.service import IServiceMaker\n"
+        "from twisted.plugin import getPlugins\n"
+        "print(any(os.path.exists(os.path.join(d, 'p2ppeer_plugin.py')) for d in twisted.plugins.__path__))\n"
+        "(maker,) = [p for p in getPlugins(IServiceMaker) if p.tapname == 'p2ppeer']\n"
+        "print(callable(maker.makeService), bool(maker.options().synopsis))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["True", "True", "True"], result.stderr
