@@ -144,6 +144,7 @@ def _lenient_time(stamp: str) -> tuple[Optional[float], float, bool]:
     when it wraps, so intervals within one log still come out right.
     """
     stamp = stamp.strip().strip("[]()").strip()
+    stamp = re.sub(r" [A-Z]{3,5} (?=\d{4}$)", " ", stamp)  # java.util.Date's zone: local time anyway
     for fmt in _LENIENT_TIME_FORMATS:
         try:
             parsed = datetime.strptime(stamp, fmt)
@@ -157,11 +158,23 @@ def _lenient_time(stamp: str) -> tuple[Optional[float], float, bool]:
     return None, math.inf, False
 
 
-def parse_lenient(text: str) -> Optional[tuple[Event, Optional[float], float, bool, list[str]]]:
+@dataclass(frozen=True)
+class LenientLine:
+    """A line read by :func:`parse_lenient`: the event, its time if it could be read,
+    and what kept it from being exactly a SPEC §5 sentence."""
+
+    event: Event
+    stamp: str
+    time: Optional[float]
+    resolution: float
+    dated: bool
+    problems: tuple[str, ...]
+
+
+def parse_lenient(text: str) -> Optional[LenientLine]:
     """Read a line that is a SPEC §5 sentence apart from its time stamp or spacing.
 
-    Returns (event, time, resolution, has a date, what was wrong) or None when the line
-    is no sentence at all. The sentence itself is matched by :func:`parse_line`, so
+    Returns None when the line is no sentence at all. The sentence itself is matched by :func:`parse_line`, so
     the wording is never loosened -- only the stamp and the whitespace are.
     """
     start = _SENTENCE_START.search(text)
@@ -174,17 +187,15 @@ def parse_lenient(text: str) -> Optional[tuple[Event, Optional[float], float, bo
     if event is None:
         return None
     problems = []
-    seconds, resolution, dated = _lenient_time(stamp)
-    exact_stamp = parse_line(f"{stamp}: {sentence}") is not None
-    if not exact_stamp:
+    own = parse_line(f"{stamp}: {sentence}")
+    if own is None:
         problems.append("time format")
-    if sentence != raw_sentence or not text.startswith(f"{stamp}: "):
-        problems.append("spacing")
-    if exact_stamp:  # only the spacing was off: the stamp is ours
-        own = parse_line(f"{stamp}: {sentence}")
-        assert own is not None
+        seconds, resolution, dated = _lenient_time(stamp)
+    else:  # the stamp is ours; only the spacing was off
         seconds, resolution, dated = own.time, 0.001, True
-    return event, seconds, resolution, dated, problems
+    if sentence != raw_sentence or (own is not None and not text.startswith(f"{stamp}: ")):
+        problems.append("spacing")
+    return LenientLine(event, stamp, seconds, resolution, dated, tuple(problems))
 
 
 def read_log(path: Path, peer_id: int) -> PeerLog:
@@ -218,18 +229,22 @@ def read_log(path: Path, peer_id: int) -> PeerLog:
             shown = line if len(line) <= 80 else line[:77] + "..."
             log.findings.append(Finding(path.name, number, NOT_A_SENTENCE, f"{shown!r} (skipped)", peer_id))
             continue
-        event, seconds, resolution, dated, problems = lenient
+        seconds = lenient.time
+        details = []
+        if "time format" in lenient.problems:
+            details.append(f"the time {lenient.stamp!r} is not 'YYYY-MM-DD HH:MM:SS.mmm'")
+        if "spacing" in lenient.problems:
+            details.append("extra or missing spaces")
         log.findings.append(
-            Finding(path.name, number, f"{NOT_A_SENTENCE} ({', '.join(problems)})",
-                    f"expected 'YYYY-MM-DD HH:MM:SS.mmm: {event.kind} sentence' with single spaces; "
-                    f"read leniently: {line.strip()[:80]!r}", peer_id)
+            Finding(path.name, number, f"{NOT_A_SENTENCE} ({', '.join(lenient.problems)})",
+                    f"{'; '.join(details)} (the line is still checked)", peer_id)
         )
-        if seconds is not None and not dated:  # a time of day alone: count the days by wrapping
+        if seconds is not None and not lenient.dated:  # a time of day alone: count the days by wrapping
             if last_time_of_day is not None and seconds < last_time_of_day - _DAY / 2:
                 day_offset += _DAY
             last_time_of_day = seconds
             seconds += day_offset
-        log.records.append(Record(number, event, seconds, resolution))
+        log.records.append(Record(number, lenient.event, seconds, lenient.resolution))
     return log
 
 
@@ -562,15 +577,18 @@ def report(result: AuditResult, limit: int) -> list[str]:
     """The printed lines: findings (at most ``limit`` per file and rule, 0 for all), then
     a verdict per peer, then one final line."""
     lines: list[str] = []
-    shown: dict[tuple[str, str], int] = defaultdict(int)
-    for finding in result.findings:
-        key = (finding.file, finding.rule)
-        shown[key] += 1
-        if not limit or shown[key] <= limit:
-            lines.append(str(finding))
-    for (file, rule), total in shown.items():
-        if limit and total > limit:
-            lines.append(f"{file}: {rule}: {total - limit} more not shown (--limit 0 shows all)")
+    by_file: dict[str, list[Finding]] = defaultdict(list)
+    for finding in result.findings:  # already in file order
+        by_file[finding.file].append(finding)
+    for file, findings in by_file.items():
+        shown: dict[str, int] = defaultdict(int)
+        for finding in findings:
+            shown[finding.rule] += 1
+            if not limit or shown[finding.rule] <= limit:
+                lines.append(str(finding))
+        for rule, total in shown.items():
+            if limit and total > limit:
+                lines.append(f"{file}: {rule}: {total - limit} more not shown (--limit 0 shows all)")
     for peer in result.config.peers:
         lines.append(verdict(result, peer.peer_id))
     peers = len(result.config.peers)
