@@ -1,0 +1,139 @@
+"""Per-peer progress of a running swarm, built from SPEC §5 event lines.
+
+Everything here is pure: the launcher feeds lines (from a growing log file or from a
+remote peer's stdout) and asks for text to show, so the same state drives the live
+display, the summary and the report.
+"""
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from twisted_p2p.eventlog import Event, parse_line
+
+RATE_WINDOW = 3.0  # seconds of recent downloads that the rate and "from" look at
+
+
+class LineBuffer:
+    """Cuts a byte stream into whole lines, keeping a partial last line for later.
+
+    Log files and pipes deliver arbitrary chunks; a half-written line must not be
+    parsed until its newline arrives.
+    """
+
+    def __init__(self) -> None:
+        self._partial = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def flush(self) -> list[str]:
+        """The partial line, if any, once the stream has ended."""
+        rest, self._partial = self._partial, b""
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
+@dataclass
+class PeerProgress:
+    """What one peer's event sentences say about it so far.
+
+    Times are seconds since the launcher started (``start`` is that moment as wall
+    time), so every peer's timeline shares one axis.
+    """
+
+    peer_id: int
+    host: str
+    total: int
+    seed: bool
+    start: float
+    held: int = 0
+    state: str = "waiting"
+    completed_at: Optional[float] = None
+    received_from: Counter[int] = field(default_factory=Counter)
+    unchoked_by: dict[int, bool] = field(default_factory=dict)
+    timeline: list[tuple[float, int]] = field(default_factory=list)
+    unchoke_timeline: list[tuple[float, int]] = field(default_factory=list)
+    recent: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if self.seed:
+            self.held = self.total
+            self.completed_at = 0.0
+        self.timeline.append((0.0, self.held))
+        self.unchoke_timeline.append((0.0, 0))
+
+    def feed_line(self, line: str) -> Optional[Event]:
+        """Apply one log line; lines that are not this peer's sentences are ignored."""
+        event = parse_line(line)
+        if event is None or event.me != self.peer_id:
+            return None
+        self.apply(event)
+        return event
+
+    def apply(self, event: Event) -> None:
+        when = max(0.0, event.time - self.start)
+        if event.kind in ("connect_to", "connect_from") and event.other is not None:
+            self.unchoked_by.setdefault(event.other, False)
+        elif event.kind in ("choked", "unchoked") and event.other is not None:
+            self.unchoked_by[event.other] = event.kind == "unchoked"
+            self.unchoke_timeline.append((when, self.unchoked_count))
+        elif event.kind == "downloaded" and event.other is not None and event.count is not None:
+            self.received_from[event.other] += 1
+            self.recent.append((when, event.other))
+            if event.count > self.held:
+                self.held = event.count
+                self.timeline.append((when, self.held))
+        elif event.kind == "complete" and self.completed_at is None:
+            self.completed_at = when
+            self.held = self.total
+
+    @property
+    def unchoked_count(self) -> int:
+        return sum(self.unchoked_by.values())
+
+    @property
+    def choked_count(self) -> int:
+        return len(self.unchoked_by) - self.unchoked_count
+
+    def recent_downloads(self, now: float) -> list[tuple[float, int]]:
+        """Downloads within RATE_WINDOW of ``now`` (seconds since start); older ones are dropped."""
+        while self.recent and self.recent[0][0] < now - RATE_WINDOW:
+            self.recent.popleft()
+        return list(self.recent)
+
+    def rate(self, now: float) -> float:
+        """Pieces per second over the recent window."""
+        return len(self.recent_downloads(now)) / RATE_WINDOW
+
+    def sources(self, now: float) -> list[int]:
+        """Neighbours it downloaded from within the recent window."""
+        return sorted({other for _, other in self.recent_downloads(now)})
+
+
+def bar(held: int, total: int, width: int = 24) -> str:
+    filled = width if total <= 0 else held * width // total
+    return "#" * filled + "." * (width - filled)
+
+
+def format_rate(pieces_per_second: float, piece_size: int) -> str:
+    mb = pieces_per_second * piece_size / 1e6
+    return f"{mb:6.1f} MB/s"
+
+
+def render_line(peer: PeerProgress, now: float, piece_size: int) -> str:
+    """One display line: id, bar, held/total, rate, recent sources, choke counts, state."""
+    sources = ",".join(str(other) for other in peer.sources(now)) or "-"
+    digits = len(str(peer.total))
+    done = "" if peer.completed_at is None else f"  done {peer.completed_at:.1f}s"
+    return (
+        f"{peer.peer_id:>6} [{bar(peer.held, peer.total)}] {peer.held:>{digits}}/{peer.total}"
+        f" {format_rate(peer.rate(now), piece_size)}  from {sources:<15}"
+        f" unchoked by {peer.unchoked_count} choked by {peer.choked_count}  {peer.state}{done}"
+    )
+
+
+def render(peers: Iterable[PeerProgress], now: float, piece_size: int) -> list[str]:
+    return [render_line(peer, now, piece_size) for peer in peers]

@@ -1,0 +1,147 @@
+"""The end of a run: file checks, the summary table, swarm-report.json and the plot."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from twisted_p2p.swarm.progress import PeerProgress
+
+REPORT_JSON = "swarm-report.json"
+REPORT_PNG = "swarm-report.png"
+
+
+def sha256_file(path: Path) -> Optional[str]:
+    """The file's SHA-256 in hex, or None when it cannot be read here."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+@dataclass
+class PeerResult:
+    """How one peer ended: its progress, its exit status and whether its file is right.
+
+    ``exit_status`` is the exit code, minus the signal number if it was killed, or None
+    if it never ran. ``sha256_ok`` is None when the file is not on this machine.
+    """
+
+    progress: PeerProgress
+    exit_status: Optional[int]
+    sha256_ok: Optional[bool]
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and self.sha256_ok is not False and self.progress.completed_at is not None
+
+
+def describe_status(status: Optional[int]) -> str:
+    if status is None:
+        return "not run"
+    if status < 0:
+        return f"signal {-status}"
+    return str(status)
+
+
+def summary_table(results: Iterable[PeerResult]) -> list[str]:
+    """Per peer: time to complete, pieces received from each neighbour, exit status, file check."""
+    rows = [("peer", "host", "exit", "complete", "file", "pieces received from")]
+    for result in results:
+        progress = result.progress
+        if progress.seed:
+            complete = "seed"
+        elif progress.completed_at is None:
+            complete = "no"
+        else:
+            complete = f"{progress.completed_at:.2f} s"
+        check = {True: "ok", False: "WRONG", None: "not here"}[result.sha256_ok]
+        received = " ".join(f"{other}:{count}" for other, count in sorted(progress.received_from.items())) or "-"
+        rows.append(
+            (str(progress.peer_id), progress.host, describe_status(result.exit_status), complete, check, received)
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
+
+
+def build_report(
+    results: list[PeerResult], outcome: str, exit_code: int, duration: float, file_info: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON-ready report: the summary per peer and each peer's timeline of pieces held."""
+    return {
+        "outcome": outcome,
+        "exit_code": exit_code,
+        "duration": round(duration, 3),
+        "file": file_info,
+        "peers": [
+            {
+                "id": result.progress.peer_id,
+                "host": result.progress.host,
+                "seed": result.progress.seed,
+                "exit_status": result.exit_status,
+                "seconds_to_complete": None
+                if result.progress.completed_at is None
+                else round(result.progress.completed_at, 3),
+                "received_from": {str(other): count for other, count in sorted(result.progress.received_from.items())},
+                "sha256_ok": result.sha256_ok,
+            }
+            for result in results
+        ],
+        "timeline": {
+            str(result.progress.peer_id): [[round(t, 3), held] for t, held in result.progress.timeline]
+            for result in results
+        },
+        "unchoked_timeline": {
+            str(result.progress.peer_id): [[round(t, 3), count] for t, count in result.progress.unchoke_timeline]
+            for result in results
+        },
+    }
+
+
+def write_report(report: dict[str, Any], work_dir: Path) -> Path:
+    path = work_dir / REPORT_JSON
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_plot(report: dict[str, Any], work_dir: Path) -> Optional[Path]:
+    """swarm-report.png, or None when matplotlib (the ``plot`` extra) is not installed.
+
+    Top: pieces held per peer over time. Bottom, on the same time axis: how many
+    neighbours unchoke each peer, so choked periods show as drops to zero.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, (pieces, unchoked) = plt.subplots(2, 1, sharex=True, figsize=(10, 7), height_ratios=[3, 1])
+    for peer_id, points in report["timeline"].items():
+        line = pieces.step(*_extend(points, report["duration"]), where="post", label=f"peer {peer_id}")
+        unchoke_points = report["unchoked_timeline"][peer_id]
+        unchoked.step(*_extend(unchoke_points, report["duration"]), where="post", color=line[0].get_color())
+    pieces.set_ylabel("pieces held")
+    pieces.set_title(f"{report['file']['name']}: {report['file']['pieces']} pieces, outcome {report['outcome']}")
+    pieces.legend(loc="lower right")
+    unchoked.set_ylabel("unchoked by")
+    unchoked.set_xlabel("seconds since start")
+    figure.tight_layout()
+    path = work_dir / REPORT_PNG
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _extend(points: list[list[float]], end: float) -> tuple[list[float], list[float]]:
+    """x and y lists with the last value held until ``end``, so a step plot reaches the end."""
+    xs = [point[0] for point in points] + [max(end, points[-1][0])]
+    ys = [point[1] for point in points] + [points[-1][1]]
+    return xs, ys
