@@ -51,6 +51,8 @@ class Common:
 
     def piece_length(self, index: int) -> int:
         """Bytes in piece ``index``: PieceSize, except the short last piece."""
+        if not 0 <= index < self.num_pieces:
+            raise IndexError(f"piece {index} out of range for {self.num_pieces} pieces")
         if index == self.num_pieces - 1:
             return self.file_size - index * self.piece_size
         return self.piece_size
@@ -84,8 +86,10 @@ class SwarmConfig:
 
     def peers_before(self, peer_id: int) -> tuple[PeerInfo, ...]:
         """The peers listed before ``peer_id``: the ones it dials (SPEC §3)."""
-        ids = [info.peer_id for info in self.peers]
-        return self.peers[: ids.index(peer_id)]
+        for position, info in enumerate(self.peers):
+            if info.peer_id == peer_id:
+                return self.peers[:position]
+        raise KeyError(peer_id)
 
     @property
     def peer_ids(self) -> frozenset[int]:
@@ -95,7 +99,7 @@ class SwarmConfig:
 def _meaningful_lines(path: Path) -> list[tuple[int, list[str]]]:
     """(line number, fields) for each line that is not blank or a ``#`` comment."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not part of a key
     except FileNotFoundError:
         raise ConfigError(path, None, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -167,10 +171,11 @@ def load_peers(path: str | os.PathLike[str]) -> tuple[PeerInfo, ...]:
             raise ConfigError(path, line, f"hasFile must be 0 or 1, not {has_text!r}")
         if peer_id in seen_ids:
             raise ConfigError(path, line, f"peer ID {peer_id} is already on line {seen_ids[peer_id]}")
-        if (host, port) in seen_addresses:
-            raise ConfigError(path, line, f"{host}:{port} is already on line {seen_addresses[host, port]}")
+        address = (host.lower(), port)  # host names ignore case
+        if address in seen_addresses:
+            raise ConfigError(path, line, f"{host}:{port} is already on line {seen_addresses[address]}")
         seen_ids[peer_id] = line
-        seen_addresses[host, port] = line
+        seen_addresses[address] = line
         peers.append(PeerInfo(peer_id, host, port, has_text == "1"))
     if not peers:
         raise ConfigError(path, None, "no peers listed")
