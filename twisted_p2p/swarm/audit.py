@@ -419,32 +419,38 @@ def seed_downloads_nothing(log: PeerLog, config: SwarmConfig) -> list[Finding]:
 
 def one_completion_after_last_piece(log: PeerLog, config: SwarmConfig) -> list[Finding]:
     """A peer without the file logs 'has downloaded the complete file' exactly once,
-    when its count reaches the number of pieces, and downloads nothing after it."""
+    once it has downloaded every piece, and downloads nothing after it.
+
+    Pieces are counted as distinct indexes downloaded, not by the logged count, so a
+    wrong count is reported once (by download_counts_rise_by_one), not here as well.
+    """
     if config.peer(log.peer_id).has_file:
         return []
     findings = []
     pieces = config.common.num_pieces
-    count = 0
+    have: set[int] = set()
     completed_on: Optional[int] = None
     for record in own_records(log):
         event = record.event
-        if event.kind == "downloaded" and event.count is not None:
+        if event.kind == "downloaded" and event.index is not None:
             if completed_on is not None:
                 findings.append(Finding(log.file, record.line, DOWNLOAD_AFTER_COMPLETION,
                                         f"piece {event.index} after the completion on line {completed_on}", log.peer_id))
-            count = event.count
+            if event.index < pieces:
+                have.add(event.index)
         elif event.kind == "complete":
             if completed_on is not None:
                 findings.append(Finding(log.file, record.line, COMPLETION_TWICE,
                                         f"first on line {completed_on}", log.peer_id))
                 continue
             completed_on = record.line
-            if count != pieces:
+            if len(have) != pieces:
                 findings.append(Finding(log.file, record.line, EARLY_COMPLETION,
-                                        f"the count is {count} of {pieces} pieces", log.peer_id))
+                                        f"{len(have)} of {pieces} pieces downloaded so far", log.peer_id))
     if completed_on is None:
         findings.append(Finding(log.file, None, NO_COMPLETION,
-                                f"peer {log.peer_id} has hasFile 0 and ended with {count} of {pieces} pieces", log.peer_id))
+                                f"peer {log.peer_id} has hasFile 0 and downloaded {len(have)} of {pieces} pieces",
+                                log.peer_id))
     return findings
 
 
@@ -555,16 +561,14 @@ def verdict(result: AuditResult, peer_id: int) -> str:
     """One line for one peer: OK with what it achieved, or how many violations."""
     log = result.logs[peer_id]
     pieces = result.config.common.num_pieces
-    count = 0
-    complete = False
-    for record in own_records(log):
-        if record.event.kind == "downloaded" and record.event.count is not None:
-            count = record.event.count
-        complete = complete or record.event.kind == "complete"
+    count = len({index for index in downloaded_pieces(log) if index < pieces})
+    complete = any(record.event.kind == "complete" for record in own_records(log))
     if result.config.peer(peer_id).has_file:
         state = f"seed, {pieces} pieces"
-    elif complete:
+    elif complete and count == pieces:
         state = f"{pieces} pieces, complete"
+    elif complete:
+        state = f"{count} of {pieces} pieces, logged complete"
     else:
         state = f"{count} of {pieces} pieces, incomplete"
     found = len(result.for_peer(peer_id))
