@@ -12,7 +12,7 @@ from typing import Iterable, Optional
 
 from twisted_p2p.eventlog import Event, parse_line
 
-RATE_WINDOW = 3.0  # seconds of recent downloads that the rate and "from" look at
+RATE_WINDOW = 2.0  # seconds of recent downloads that the rate and "from" look at
 
 
 class LineBuffer:

@@ -1,0 +1,230 @@
+"""The launcher's pure parts: progress from event lines, host decision, commands, work dir, report."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+
+from twisted_p2p.config import ConfigError, PeerInfo, load
+from twisted_p2p.eventlog import SENTENCES, format_time
+from twisted_p2p.swarm import launch
+from twisted_p2p.swarm.display import Display
+from twisted_p2p.swarm.progress import RATE_WINDOW, LineBuffer, PeerProgress
+from twisted_p2p.swarm.report import PeerResult, build_report, summary_table, write_report
+
+from support import swarm_config, write_config
+
+START = 1_700_000_000.0
+
+
+def line(seconds: float, kind: str, **fields: object) -> str:
+    """A SPEC §5 log line ``seconds`` after START."""
+    return f"{format_time(START + seconds)}: {SENTENCES[kind].format(**fields)}"
+
+
+def test_line_buffer_keeps_a_partial_line_until_its_newline():
+    buffer = LineBuffer()
+    assert buffer.feed(b"one\ntw") == ["one"]
+    assert buffer.feed(b"o\nthree") == ["two"]
+    assert buffer.flush() == ["three"]
+    assert buffer.flush() == []
+
+
+def test_progress_follows_downloads_chokes_and_completion():
+    peer = PeerProgress(1002, "localhost", total=3, seed=False, start=START)
+    lines = [
+        line(0.5, "connect_to", me=1002, other=1001),
+        line(0.6, "connect_from", me=1002, other=1003),
+        line(0.7, "unchoked", me=1002, other=1001),
+        line(1.0, "downloaded", me=1002, index=2, other=1001, count=1),
+        line(1.1, "choked", me=1002, other=1001),
+        line(1.2, "unchoked", me=1002, other=1003),
+        line(1.5, "downloaded", me=1002, index=0, other=1003, count=2),
+        line(2.0, "downloaded", me=1002, index=1, other=1001, count=3),
+        line(2.0, "complete", me=1002),
+        line(2.1, "downloaded", me=1005, index=1, other=1001, count=3),  # another peer's line
+        "twistd says something",
+    ]
+    kinds = [event.kind if event else None for event in map(peer.feed_line, lines)]
+    assert kinds[-2:] == [None, None]
+    assert peer.held == 3
+    assert dict(peer.received_from) == {1001: 2, 1003: 1}
+    assert (peer.unchoked_count, peer.choked_count) == (1, 1)
+    assert peer.completed_at == pytest.approx(2.0, abs=0.002)
+    assert [held for _, held in peer.timeline] == [0, 1, 2, 3]
+    assert [count for _, count in peer.unchoke_timeline] == [0, 1, 0, 1]
+    assert peer.sources(now=2.0) == [1001, 1003]
+    assert peer.rate(now=2.0) == pytest.approx(3 / RATE_WINDOW)
+    later = 1.6 + RATE_WINDOW
+    assert peer.sources(now=later) == [1001]  # the downloads at 1.0 and 1.5 left the window
+    assert peer.rate(now=later) == pytest.approx(1 / RATE_WINDOW)
+
+
+def test_a_seed_holds_everything_from_the_start():
+    seed = PeerProgress(1001, "localhost", total=5, seed=True, start=START)
+    assert (seed.held, seed.completed_at, seed.timeline) == (5, 0.0, [(0.0, 5)])
+
+
+@pytest.mark.parametrize(
+    "host, local",
+    [
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("127.0.0.1", True),
+        ("127.3.4.5", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("box", True),
+        ("box.example.org", True),
+        ("192.0.2.7", True),
+        ("10.213.1.2", False),
+        ("other.example.org", False),
+        ("::2", False),
+    ],
+)
+def test_which_hosts_are_this_machine(host, local):
+    names = {"localhost", "box", "box.example.org"}
+    assert launch.is_local_host(host, names, {"192.0.2.7"}) is local
+
+
+def test_this_machines_own_name_counts_as_local():
+    names, addresses = launch.local_identity()
+    import socket
+
+    assert launch.is_local_host(socket.gethostname(), names, addresses)
+
+
+def test_local_command_runs_twistd_without_a_pidfile(tmp_path):
+    argv = launch.local_command(["twistd"], 1003, tmp_path / "conf", tmp_path)
+    assert argv == ["twistd", "-n", "--pidfile=", "p2ppeer", "--id", "1003",
+                    "--config-dir", str(tmp_path / "conf"), "--work-dir", str(tmp_path)]
+
+
+def test_default_remote_shell_is_ssh_with_one_remote_command():
+    peer = PeerInfo(1004, "10.0.0.4", 6011, False)
+    argv = launch.remote_command(launch.DEFAULT_REMOTE_SHELL, ["twistd"], peer, "/srv/p2p", "/srv/p2p/conf")
+    assert argv == ["ssh", "-o", "BatchMode=yes", "10.0.0.4",
+                    "cd /srv/p2p && twistd -n --pidfile= p2ppeer --id 1004 --echo-events"]
+
+
+def test_twistd_placeholder_alone_becomes_its_words_and_inside_a_word_is_quoted():
+    peer = PeerInfo(1002, "ns1", 6009, False)
+    twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    template = "ip netns exec {host} {twistd} -n p2ppeer --id {id} --config-dir {config_dir}"
+    argv = launch.remote_command(template, twistd, peer, "/w", "/c")
+    assert argv == ["ip", "netns", "exec", "ns1", *twistd, "-n", "p2ppeer", "--id", "1002", "--config-dir", "/c"]
+    argv = launch.remote_command("ssh {host} '{twistd} --id {id}'", twistd, peer, "/w", "/c")
+    assert argv[-1] == f"{sys.executable} -c 'from twisted.scripts.twistd import run; run()' --id 1002"
+
+
+def test_a_host_that_could_inject_shell_words_or_a_bad_placeholder_is_refused():
+    with pytest.raises(ConfigError, match="not a plain host name"):
+        launch.remote_command(launch.DEFAULT_REMOTE_SHELL, ["twistd"], PeerInfo(1, "a;rm", 1, False), "/w", "/c")
+    with pytest.raises(ConfigError, match="bad placeholder"):
+        launch.remote_command("ssh {hots}", ["twistd"], PeerInfo(1, "a", 1, False), "/w", "/c")
+
+
+def test_prepare_makes_one_demo_file_for_all_seeds_and_clears_an_earlier_run(tmp_path):
+    config = swarm_config([1, 2, 3], seeds=[1, 3], file_size=1000, piece_size=100)
+    stale_log = tmp_path / "log_peer_2.log"
+    stale_leecher = tmp_path / "peer_2" / "TheFile.dat"
+    stale_leecher.parent.mkdir()
+    stale_leecher.write_bytes(b"old")
+    stale_log.write_text("old run\n")
+    messages = launch.prepare_work_dir(config, tmp_path, demo_file=True)
+    assert len(messages) == 2
+    first, third = (tmp_path / f"peer_{i}" / "TheFile.dat" for i in (1, 3))
+    assert first.read_bytes() == third.read_bytes() == launch.demo_bytes(1000)
+    assert not stale_log.exists() and not stale_leecher.exists() and stale_leecher.parent.is_dir()
+
+
+def test_prepare_copies_an_existing_seed_file_to_the_seeds_without_one(tmp_path):
+    config = swarm_config([1, 2, 3], seeds=[1, 3], file_size=10, piece_size=4)
+    (tmp_path / "peer_3").mkdir()
+    (tmp_path / "peer_3" / "TheFile.dat").write_bytes(b"0123456789")
+    launch.prepare_work_dir(config, tmp_path, demo_file=True)
+    assert (tmp_path / "peer_1" / "TheFile.dat").read_bytes() == b"0123456789"
+
+
+def test_without_demo_file_no_seed_file_is_made(tmp_path):
+    config = swarm_config([1, 2], seeds=[1], file_size=10, piece_size=4)
+    assert launch.prepare_work_dir(config, tmp_path, demo_file=False) == []
+    assert not (tmp_path / "peer_1" / "TheFile.dat").exists()
+
+
+def test_check_files_finds_a_wrong_file_and_leaves_a_remote_one_unchecked(tmp_path):
+    config = swarm_config([1, 2, 3, 4], seeds=[1], file_size=10, piece_size=4)
+    for peer_id, content in [(1, b"0123456789"), (2, b"0123456789"), (3, b"0123456780")]:
+        (tmp_path / f"peer_{peer_id}").mkdir()
+        (tmp_path / f"peer_{peer_id}" / "TheFile.dat").write_bytes(content)
+    progress = {p.peer_id: PeerProgress(p.peer_id, p.host, 3, p.has_file, START) for p in config.peers}
+    results, expected = launch.check_files(config, tmp_path, {1, 2, 3}, {1: 0, 2: 0, 3: 0, 4: 0}, progress)
+    assert [result.sha256_ok for result in results] == [True, True, False, None]
+    assert expected is not None
+
+
+def test_a_peer_is_ok_only_with_status_0_a_completed_file_and_no_wrong_check():
+    done = PeerProgress(2, "h", 3, False, START)
+    done.completed_at = 1.0
+    assert PeerResult(done, 0, True).ok and PeerResult(done, 0, None).ok
+    assert not PeerResult(done, 1, True).ok and not PeerResult(done, 0, False).ok
+    assert not PeerResult(PeerProgress(3, "h", 3, False, START), 0, True).ok
+    assert not PeerResult(done, None, True).ok
+
+
+def test_summary_and_report_say_what_each_peer_did(tmp_path):
+    seed = PeerProgress(1001, "localhost", 2, True, START)
+    leecher = PeerProgress(1002, "localhost", 2, False, START)
+    for text in [line(0.5, "downloaded", me=1002, index=0, other=1001, count=1),
+                 line(0.5, "unchoked", me=1002, other=1001),
+                 line(0.9, "downloaded", me=1002, index=1, other=1001, count=2),
+                 line(1.0, "complete", me=1002)]:
+        leecher.feed_line(text)
+    results = [PeerResult(seed, 0, True), PeerResult(leecher, -9, False)]
+    table = summary_table(results)
+    assert table[0].split() == ["peer", "host", "exit", "complete", "file", "pieces", "received", "from"]
+    assert table[1].split() == ["1001", "localhost", "0", "seed", "ok", "-"]
+    assert table[2].split() == ["1002", "localhost", "signal", "9", "1.00", "s", "WRONG", "1001:2"]
+    report = build_report(results, "failed", 1, 2.5, {"name": "TheFile.dat", "size": 2, "pieces": 2, "sha256": "x"})
+    path = write_report(report, tmp_path)
+    loaded = json.loads(path.read_text())
+    assert loaded["peers"][1] == {"id": 1002, "host": "localhost", "seed": False, "exit_status": -9,
+                                  "seconds_to_complete": 1.0, "received_from": {"1001": 2}, "sha256_ok": False}
+    assert loaded["timeline"] == {"1001": [[0.0, 2]], "1002": [[0.0, 0], [0.5, 1], [0.9, 2]]}
+    assert loaded["unchoked_timeline"]["1002"] == [[0.0, 0], [0.5, 1]]
+
+
+def test_plain_display_prints_a_block_every_few_seconds_and_at_the_end():
+    out = io.StringIO()
+    display = Display(out, piece_size=16384, tty=False)
+    peers = [PeerProgress(1, "h", 4, True, START), PeerProgress(2, "h", 4, False, START)]
+    for now in (0.2, 0.4, 2.3, 2.5):
+        display.update(peers, now)
+    display.update(peers, 2.6, final=True)
+    stamps = [text.split("]")[0] for text in out.getvalue().splitlines()]
+    assert stamps == ["[   0.2s"] * 2 + ["[   2.3s"] * 2 + ["[   2.6s"] * 2
+    assert "\x1b" not in out.getvalue()
+
+
+def test_terminal_display_redraws_its_lines_in_place():
+    out = io.StringIO()
+    display = Display(out, piece_size=16384, tty=True)
+    peers = [PeerProgress(1, "h", 4, True, START), PeerProgress(2, "h", 4, False, START)]
+    display.update(peers, 0.2)
+    display.update(peers, 0.4)
+    display.say("started peer 3")
+    text = out.getvalue()
+    assert text.count("\x1b[2K") == 4
+    assert text.count("\x1b[2F") == 2  # once to redraw, once to clear for the message
+    assert text.endswith("\x1b[2F\x1b[Jstarted peer 3\n")
+
+
+def test_loaded_conf_directory_plans_local_peers(tmp_path):
+    config = swarm_config([1, 2], seeds=[1], file_size=10, piece_size=4)
+    write_config(tmp_path / "conf", config)
+    loaded = load(tmp_path / "conf")
+    launches = launch.plan(loaded, tmp_path / "conf", tmp_path, launch.DEFAULT_REMOTE_SHELL, str(tmp_path))
+    assert [l.tail for l in launches] == [tmp_path / "log_peer_1.log", tmp_path / "log_peer_2.log"]
+    assert all("--pidfile=" in l.argv and "p2ppeer" in l.argv for l in launches)
