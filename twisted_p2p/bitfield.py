@@ -70,6 +70,11 @@ class PieceSet:
     def complete(self) -> bool:
         return self.count == self.total
 
+    @property
+    def flags(self) -> bytearray:
+        """One byte per piece, 1 where held: for hot loops; do not modify."""
+        return self._flags
+
     def as_int(self) -> int:
         """The flags as one integer with a byte per piece (0 or 1): cheap set algebra."""
         return int.from_bytes(self._flags, "big")

@@ -5,6 +5,7 @@ parser (used by the launcher and the auditor) are both made from them.
 """
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -87,9 +88,14 @@ def parse_line(line: str) -> Optional[Event]:
 
 
 def format_time(seconds: float) -> str:
-    millis = int(round(seconds * 1000))
-    whole, millis = divmod(millis, 1000)
-    return f"{time.strftime(TIME_FORMAT, time.localtime(whole))}.{millis:03d}"
+    """Local time with milliseconds, SPEC §5's ``YYYY-MM-DD HH:MM:SS.mmm``."""
+    whole, millis = divmod(int(seconds * 1000), 1000)
+    return f"{_format_second(whole)}.{millis:03d}"
+
+
+@functools.lru_cache(maxsize=4)
+def _format_second(whole: int) -> str:
+    return time.strftime(TIME_FORMAT, time.localtime(whole))
 
 
 class EventLog:

@@ -60,18 +60,19 @@ class MissingPieces:
 def choose_piece(
     rng: random.Random,
     missing: MissingPieces,
-    theirs: Container[int],
+    theirs: PieceSet,
     in_flight: Container[int],
 ) -> Optional[int]:
     """A piece chosen uniformly among those the neighbour has, we lack, and we have
     not requested from anyone (SPEC §3, random selection); None if there is none."""
     if not len(missing):
         return None
+    flags = theirs.flags
     for _ in range(_DRAWS_BEFORE_SCAN):
         piece = missing[rng.randrange(len(missing))]
-        if piece in theirs and piece not in in_flight:
+        if flags[piece] and piece not in in_flight:
             return piece
-    candidates = [piece for piece in missing if piece in theirs and piece not in in_flight]
+    candidates = [piece for piece in missing if flags[piece] and piece not in in_flight]
     return rng.choice(candidates) if candidates else None
 
 
