@@ -316,7 +316,7 @@ def connections_follow_start_order(log: PeerLog, config: SwarmConfig) -> list[Fi
                                     f"and should be dialled by it", log.peer_id))
         if other in seen:
             findings.append(Finding(log.file, record.line, CONNECTION_TWICE,
-                                    f"with {other}, first on line {seen[other]} (did the peer restart?)", log.peer_id))
+                                    f"with {other}, first on line {seen[other]} (a restart, or a dropped connection dialled again?)", log.peer_id))
         else:
             seen[other] = record.line
     for other in order:
