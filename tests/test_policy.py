@@ -265,6 +265,8 @@ def test_fill_free_slots_no_free_slot_is_unchanged():
     rng = random.Random(0)
     assert policy.fill_free_slots(rng, frozenset({1, 2}), {1, 2, 3, 4}, 2) == {1, 2}
     assert policy.fill_free_slots(rng, frozenset({1, 2, 3}), {1, 2, 3, 4}, 2) == {1, 2, 3}
+    # exactly k still interested: no slot is free, so nothing changes (3 is left to the next round)
+    assert policy.fill_free_slots(rng, frozenset({1, 2, 3}), {1, 2, 4}, 2) == {1, 2, 3}
 
 
 def test_fill_free_slots_nobody_waiting_is_unchanged():
