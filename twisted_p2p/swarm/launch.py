@@ -237,6 +237,34 @@ class LogTail:
         return self.lines.feed(data)
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a process group has a member that is not a zombie.
+
+    A child left by a peer is reparented to init when the peer dies and stays a
+    zombie until init reaps it, which may take a while: it is gone for our purpose.
+    Where there is no /proc, any member counts.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # it ended while we looked
+            state, _parent, group = stat[stat.rindex(")") + 2:].split()[:3]
+            if int(group) == pgid and state != "Z":
+                return True
+    return False
+
+
 class PeerProcess(protocol.ProcessProtocol):
     """One child: keeps its output, feeds printed event lines to the progress of a remote peer."""
 
@@ -281,22 +309,22 @@ class PeerProcess(protocol.ProcessProtocol):
 
     def group_alive(self) -> bool:
         """Whether anything of its session (the peer or a child it left) still runs."""
-        if self.pid is None:
-            return False
-        try:
-            os.killpg(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return self.pid is not None and group_alive(self.pid)
 
     def signal_group(self, signum: int) -> None:
-        if self.pid is not None:
-            try:
-                os.killpg(self.pid, signum)
-            except (ProcessLookupError, PermissionError):
-                pass
+        """Signal its session; right after the spawn, before setsid, only the process exists."""
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, signum)
+        except ProcessLookupError:
+            if self.running:
+                try:
+                    os.kill(self.pid, signum)
+                except ProcessLookupError:
+                    pass
+        except PermissionError:
+            pass
 
 
 class Swarm:
@@ -317,7 +345,8 @@ class Swarm:
         self.outcome: Optional[str] = None
         self.done: Deferred[str] = Deferred()
         self._pending: list[Any] = []
-        self._killer: Any = None
+        self._killer: Any = None  # the next step of stopping: SIGKILL, then giving up
+        self._gave_up = False
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = reactor
         self._start = reactor.seconds()
@@ -364,15 +393,25 @@ class Swarm:
         self._killer = self.reactor.callLater(self.grace, self._kill)
         self._check_done()
 
+    def _give_up(self) -> None:
+        """Processes that outlive SIGKILL (stuck in the kernel) must not hang the launcher."""
+        left = [process.launch.peer.peer_id for process in self.processes if process.group_alive()]
+        self.display.say(f"processes of peers {', '.join(map(str, left))} survived SIGKILL; not waiting for them")
+        self._gave_up = True
+        self._check_done()
+
     def interrupt(self, signum: int) -> None:
         """SIGINT or SIGTERM to the launcher."""
         name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
         self.stop("interrupted" if signum == signal.SIGINT else "terminated", name)
 
     def _kill(self) -> None:
+        if self._killer is not None and self._killer.active():
+            self._killer.cancel()
         for process in self.processes:
             if process.running or process.group_alive():
                 process.signal_group(signal.SIGKILL)
+        self._killer = self.reactor.callLater(self.grace, self._give_up)
 
     def _tick(self) -> None:
         for process in self.processes:
@@ -383,22 +422,24 @@ class Swarm:
     def _check_done(self) -> None:
         if self.done.called:
             return
-        started_all = self.outcome is not None or len(self.processes) == len(self.launches)
-        if not started_all or any(process.running for process in self.processes):
-            return
-        leftovers = [process for process in self.processes if process.group_alive()]
-        if leftovers:
-            if self.outcome is None:
-                for process in leftovers:  # the peers finished but left something behind
-                    process.signal_group(signal.SIGKILL)
-            return  # checked again on the next tick
+        if self.outcome is None and len(self.processes) < len(self.launches):
+            return  # still starting peers
+        if not self._gave_up:
+            if any(process.running for process in self.processes):
+                return
+            leftovers = [process for process in self.processes if process.group_alive()]
+            if leftovers:
+                if self.outcome is None:
+                    for process in leftovers:  # the peers finished but left something behind
+                        process.signal_group(signal.SIGKILL)
+                return  # checked again on the next tick
+            if self.outcome is not None:
+                self.display.say(f"all {len(self.processes)} started peers are gone")
         if self._killer is not None and self._killer.active():
             self._killer.cancel()
         if self._ticker.running:
             self._ticker.stop()
         self.display.update(self.progress.values(), self.reactor.seconds() - self._start, final=True)
-        if self.outcome is not None:
-            self.display.say(f"all {len(self.processes)} started peers are gone")
         self.done.callback(self.outcome or "finished")
 
 
