@@ -11,7 +11,7 @@ from twisted_p2p.config import ConfigError, PeerInfo, load
 from twisted_p2p.eventlog import SENTENCES, format_time
 from twisted_p2p.swarm import launch
 from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.progress import RATE_WINDOW, LineBuffer, PeerProgress
+from twisted_p2p.swarm.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
 from twisted_p2p.swarm.report import PeerResult, build_report, summary_table, write_report
 
 from support import swarm_config, write_config
@@ -51,7 +51,7 @@ def test_progress_follows_downloads_chokes_and_completion():
     assert kinds[-2:] == [None, None]
     assert peer.held == 3
     assert dict(peer.received_from) == {1001: 2, 1003: 1}
-    assert (peer.unchoked_count, peer.choked_count) == (1, 1)
+    assert (peer.unchoked_count, len(peer.unchoked_by)) == (1, 2)
     assert peer.completed_at == pytest.approx(2.0, abs=0.002)
     assert [held for _, held in peer.timeline] == [0, 1, 2, 3]
     assert [count for _, count in peer.unchoke_timeline] == [0, 1, 0, 1]
@@ -60,6 +60,19 @@ def test_progress_follows_downloads_chokes_and_completion():
     later = 1.6 + RATE_WINDOW
     assert peer.sources(now=later) == [1001]  # the downloads at 1.0 and 1.5 left the window
     assert peer.rate(now=later) == pytest.approx(1 / RATE_WINDOW)
+
+
+def test_a_display_line_shows_progress_rate_chokes_state_and_sources():
+    peer = PeerProgress(1002, "localhost", total=100, seed=False, start=START)
+    peer.state = "running"
+    for text in [line(0.1, "connect_to", me=1002, other=1001), line(0.2, "connect_from", me=1002, other=1003),
+                 line(0.3, "unchoked", me=1002, other=1003),
+                 *(line(1.0, "downloaded", me=1002, index=i, other=1003, count=i + 1) for i in range(50))]:
+        peer.feed_line(text)
+    megabytes = 50 / RATE_WINDOW * 16384 / 1e6
+    assert render_line(peer, 1.0, 16384) == (
+        f"  1002 [########........]  50/100 {megabytes:5.1f} MB/s  unchoked 1/2  running  from 1003"
+    )
 
 
 def test_a_seed_holds_everything_from_the_start():

@@ -94,10 +94,6 @@ class PeerProgress:
     def unchoked_count(self) -> int:
         return sum(self.unchoked_by.values())
 
-    @property
-    def choked_count(self) -> int:
-        return len(self.unchoked_by) - self.unchoked_count
-
     def recent_downloads(self, now: float) -> list[tuple[float, int]]:
         """Downloads within RATE_WINDOW of ``now`` (seconds since start); older ones are dropped."""
         while self.recent and self.recent[0][0] < now - RATE_WINDOW:
@@ -113,25 +109,28 @@ class PeerProgress:
         return sorted({other for _, other in self.recent_downloads(now)})
 
 
-def bar(held: int, total: int, width: int = 24) -> str:
+def bar(held: int, total: int, width: int = 16) -> str:
     filled = width if total <= 0 else held * width // total
     return "#" * filled + "." * (width - filled)
 
 
-def format_rate(pieces_per_second: float, piece_size: int) -> str:
-    mb = pieces_per_second * piece_size / 1e6
-    return f"{mb:6.1f} MB/s"
-
-
 def render_line(peer: PeerProgress, now: float, piece_size: int) -> str:
-    """One display line: id, bar, held/total, rate, recent sources, choke counts, state."""
-    sources = ",".join(str(other) for other in peer.sources(now)) or "-"
+    """One display line: id, bar, held/total, rate, choke counts, state, recent sources.
+
+    "unchoked 2/5" means two of its five neighbours unchoke it (three choke it). The
+    sources come last because their length varies and a narrow terminal cuts the end.
+    """
     digits = len(str(peer.total))
-    done = "" if peer.completed_at is None else f"  done {peer.completed_at:.1f}s"
+    megabytes = peer.rate(now) * piece_size / 1e6
+    if peer.seed:
+        done = " seed"
+    else:
+        done = "" if peer.completed_at is None else f" done {peer.completed_at:.1f}s"
+    sources = ",".join(str(other) for other in peer.sources(now)) or "-"
     return (
         f"{peer.peer_id:>6} [{bar(peer.held, peer.total)}] {peer.held:>{digits}}/{peer.total}"
-        f" {format_rate(peer.rate(now), piece_size)}  from {sources:<15}"
-        f" unchoked by {peer.unchoked_count} choked by {peer.choked_count}  {peer.state}{done}"
+        f" {megabytes:5.1f} MB/s  unchoked {peer.unchoked_count}/{len(peer.unchoked_by)}"
+        f"  {peer.state}{done}  from {sources}"
     )
 
 
