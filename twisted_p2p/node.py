@@ -42,6 +42,7 @@ class PeerNode(MultiService):
         echo: Optional[TextIO] = None,
         handshake_timeout: float = 30.0,
         retry_delays: tuple[float, float] = (0.1, 2.0),
+        upload_rate: float = 0,
     ) -> None:
         super().__init__()
         self.config = config
@@ -57,7 +58,9 @@ class PeerNode(MultiService):
             self.store.close()
             raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
         events = EventLog(peer_id, self._event_file, reactor, echo=echo)
-        self.peer = PeerService(config, peer_id, self.store, events, reactor, rng, handshake_timeout)
+        self.peer = PeerService(
+            config, peer_id, self.store, events, reactor, rng, handshake_timeout, upload_rate=upload_rate
+        )
         self.peer.setServiceParent(self)
         initial, maximum = retry_delays
         retry = backoffPolicy(initialDelay=initial, maxDelay=maximum, jitter=lambda: rng.random() * initial)

@@ -174,10 +174,16 @@ class PeerProtocol(Protocol):
         self._queued.clear()
 
     def _send_uploads(self) -> None:
+        limiter = self.service.upload_limiter
         while self._uploads and not self._paused and not self._closing:
+            if limiter is not None and not limiter.ready():
+                limiter.wait(self._send_uploads)
+                return
             index = self._uploads.popleft()
             self._queued.discard(index)
             data = self.service.read_piece(index)
+            if limiter is not None:
+                limiter.spend(len(data))
             self.transport.writeSequence([wire.encode_piece_header(index, len(data)), data])
 
     # IPushProducer: the transport calls these as its write buffer fills and drains.

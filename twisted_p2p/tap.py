@@ -32,6 +32,7 @@ class Options(usage.Options):
         ["interface", None, None, "address to listen on [default: all IPv4 addresses]"],
         ["handshake-timeout", None, 30.0, "seconds a new connection may take to send its handshake", float],
         ["random-seed", None, None, "seed for the peer's random choices, to make a run reproducible", int],
+        ["upload-rate", None, 0, "cap on this peer's total upload, in bytes per second (0: no cap)", int],
     ]
     optFlags = [
         ["echo-events", None, "also write every event-log line to standard output"],
@@ -52,6 +53,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--id must be a peer ID (a whole number), not {self['id']!r}") from None
         if self["config-dir"] is None:
             self["config-dir"] = "conf" if Path("conf").is_dir() else "."
+        if self["upload-rate"] < 0:
+            raise usage.UsageError("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
         if self["handshake-timeout"] <= 0:
             raise usage.UsageError("--handshake-timeout must be positive")
 
@@ -89,6 +92,7 @@ def makeService(options: Options) -> Any:
             interface=options["interface"] or "",
             echo=sys.stdout if options["echo-events"] else None,
             handshake_timeout=options["handshake-timeout"],
+            upload_rate=options["upload-rate"],
         )
     except (ConfigError, StorageError) as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None
