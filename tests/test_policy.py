@@ -293,6 +293,14 @@ def test_fill_free_slots_replaces_the_uninterested():
     assert result == {2, 3}  # 1 is no longer interested: its slot goes to 3
 
 
+def test_fill_free_slots_keeps_the_uninterested_while_there_is_room():
+    # Evicting 1 would choke it, only to unchoke it when its interest comes back.
+    rng = random.Random(0)
+    assert policy.fill_free_slots(rng, frozenset({1, 2}), {2, 3}, 3) == {1, 2, 3}
+    assert policy.fill_free_slots(rng, frozenset({1, 2, 5}), {2, 3, 4}, 4) in ({1, 2, 3, 4}, {5, 2, 3, 4})
+    assert policy.fill_free_slots(rng, frozenset({1, 5}), {3}, 2) == {3, 1}
+
+
 def test_fill_free_slots_random_among_waiting_and_reproducible():
     winners = Counter()
     for seed in range(200):

@@ -482,3 +482,24 @@ def test_done_fires_when_every_peer_is_known_complete(tmp_path):
     for index in full:
         protocol.dataReceived(wire.encode_have(index))
     assert fired == [None]
+
+
+def test_a_piece_asked_twice_and_answered_twice_is_kept_once_without_a_violation(tmp_path):
+    """Choked and unchoked before our request arrived, the neighbour may answer the
+    request we sent before the choke and the one we sent after it."""
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    for index in range(11):
+        if index != 7:  # leave one piece, so both requests are for it
+            peer.store.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
+            peer.service.missing.discard(index)
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    seed.dataReceived(wire.UNCHOKE)
+    seed.dataReceived(wire.CHOKE)
+    seed.dataReceived(wire.UNCHOKE)
+    assert [m for m in peer.sent(transport) if isinstance(m, wire.Request)] == [wire.Request(7)] * 2
+    piece = wire.encode(wire.Piece(7, CONTENT[700:800]))
+    seed.dataReceived(piece + piece)
+    assert not transport.disconnecting
+    assert [e.kind for e in peer.events()].count("downloaded") == 1
+    seed.dataReceived(piece)  # a third answer was never asked for
+    assert transport.disconnecting

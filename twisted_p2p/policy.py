@@ -99,14 +99,20 @@ def fill_free_slots(
     k: int,
 ) -> frozenset[int]:
     """Between rounds, give a free preferred slot at once to an interested neighbour
-    rather than leaving it idle until the next interval. Returns ``preferred`` unchanged
-    when there is no free slot or nobody to put in it."""
-    kept = sorted(peer for peer in preferred if peer in interested)
+    rather than leaving it idle until the next interval.
+
+    A preferred neighbour that is (perhaps only for a moment) not interested keeps its
+    slot unless a waiting neighbour needs it: evicting it would choke it and unchoke it
+    again as its interest flickers. Returns ``preferred`` unchanged when there is no
+    free slot or nobody to put in it."""
+    busy = sorted(peer for peer in preferred if peer in interested)
     waiting = sorted(peer for peer in interested if peer not in preferred)
-    if len(kept) >= k or not waiting:
+    if len(busy) >= k or not waiting:
         return frozenset(preferred)
     rng.shuffle(waiting)
-    return frozenset(kept + waiting[: k - len(kept)])
+    admitted = waiting[: k - len(busy)]
+    idle = sorted(peer for peer in preferred if peer not in interested)
+    return frozenset(busy + admitted + idle[: k - len(busy) - len(admitted)])
 
 
 def choose_optimistic(

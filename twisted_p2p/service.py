@@ -21,6 +21,7 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import EventLog
 from twisted_p2p.protocol import PeerProtocol
+from twisted_p2p.ratelimit import TokenBucket
 from twisted_p2p.storage import PieceStore
 
 
@@ -46,7 +47,9 @@ class Neighbour:
         self.interested_in_us = False
         self.chokes_us = True
         self.outstanding: Optional[int] = None  # our one request to it (SPEC §3)
-        self.asked: set[int] = set()  # requested from it and not yet received
+        #: How many requests for each piece we sent it and it has not answered. We may
+        #: ask again after a choke, and it may answer both (SPEC §3 Choice): a count.
+        self.asked: dict[int, int] = {}
         self.received_bytes = 0  # piece bytes from it in this unchoking interval
 
 
@@ -63,6 +66,7 @@ class PeerService(Service):
         rng: random.Random,
         handshake_timeout: float = 30.0,
         close_timeout: float = 5.0,
+        upload_rate: float = 0,
     ) -> None:
         self.config = config
         self.common = config.common
@@ -76,6 +80,8 @@ class PeerService(Service):
         #: Every open connection, handshaken or not; the Deferred fires when it is lost.
         self._connections: dict[PeerProtocol, Optional[Deferred[None]]] = {}
         self.decoder = wire.Decoder(self.common)
+        #: Caps our total upload when ``upload_rate`` (bytes/s) is set; None: no cap.
+        self.upload_limiter = TokenBucket(upload_rate, self.common.piece_size, clock) if upload_rate else None
         self.neighbours: dict[int, Neighbour] = {}
         self.missing = policy.MissingPieces(store.held.missing())
         self.in_flight: set[int] = set()
@@ -116,6 +122,8 @@ class PeerService(Service):
         for loop in (self._unchoke_loop, self._optimistic_loop):
             if loop.running:
                 loop.stop()
+        if self.upload_limiter is not None:
+            self.upload_limiter.stop()
         self.store.flush()
         closing = []
         for protocol in list(self._connections):
@@ -259,9 +267,11 @@ class PeerService(Service):
         neighbour.protocol.queue_upload(index)
 
     def _on_piece(self, neighbour: Neighbour, index: int, data: bytes) -> None:
-        if index not in neighbour.asked:
+        unanswered = neighbour.asked.pop(index, 0)
+        if not unanswered:
             raise wire.ProtocolViolation(f"piece {index}, which we never requested from it")
-        neighbour.asked.discard(index)
+        if unanswered > 1:
+            neighbour.asked[index] = unanswered - 1
         neighbour.received_bytes += len(data)
         if neighbour.outstanding == index:
             neighbour.outstanding = None
@@ -310,7 +320,7 @@ class PeerService(Service):
             return
         self.in_flight.add(index)
         neighbour.outstanding = index
-        neighbour.asked.add(index)
+        neighbour.asked[index] = neighbour.asked.get(index, 0) + 1
         neighbour.protocol.send(wire.encode_request(index))
 
     def _request_from_all(self) -> None:
