@@ -251,6 +251,18 @@ CRAFTED = {
         _replace(1002, 3, "2024-05-01 10:00:00: Peer 1002 is unchoked by 1001."),
         {(L2, 3, "not a SPEC §5 sentence (time format)")},
     ),
+    "a year the platform cannot place": (
+        _replace(1002, 3, "0001-01-01 00:00:00: Peer 1002 is unchoked by 1001."),
+        {(L2, 3, "not a SPEC §5 sentence (time format)")},
+    ),
+    "a leading space": (
+        _replace(1002, 3, " " + say(0.2, "unchoked", 1002, other=1001)),
+        {(L2, 3, "not a SPEC §5 sentence (spacing)")},
+    ),
+    "a spaced preferred list": (
+        _replace(1001, 4, "2024-05-01 10:00:00.200: Peer 1001 has the preferred neighbors 1002, 1003."),
+        {(L1, 4, "not a SPEC §5 sentence (spacing)"), (L1, 4, A.TOO_MANY_PREFERRED)},
+    ),
     "extra spaces": (
         _replace(1002, 3, "2024-05-01 10:00:00.200: Peer 1002 is  unchoked by 1001. "),
         {(L2, 3, "not a SPEC §5 sentence (spacing)")},

@@ -64,7 +64,8 @@ rules checked (each violation is printed as FILE:LINE: RULE: DETAIL):
   * download counts rise by one from 1 and never pass the number of pieces;
     no piece is downloaded twice
   * a seed (hasFile 1) downloads nothing and logs no completion; every other peer
-    logs exactly one completion line, after its last download, at the full count
+    logs exactly one completion line, once it has downloaded every piece, and
+    downloads nothing after it
   * each 'have' from X for piece i matches a 'downloaded the piece i' line in X's
     log (when it is there; a seed never sends one), and each piece downloaded from
     X is one X is a seed for or logged downloading
@@ -131,7 +132,6 @@ class PeerLog:
     present: bool = True
     records: list[Record] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    lines: int = 0
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -154,7 +154,10 @@ def _lenient_time(stamp: str) -> tuple[Optional[float], float, bool]:
         if fmt.startswith("%H"):
             midnight = parsed.replace(hour=0, minute=0, second=0, microsecond=0)
             return (parsed - midnight).total_seconds(), resolution, False
-        return parsed.timestamp(), resolution, True
+        try:
+            return parsed.timestamp(), resolution, True
+        except (ValueError, OverflowError, OSError):  # a date the platform cannot place
+            return None, math.inf, True
     return None, math.inf, False
 
 
@@ -174,13 +177,14 @@ class LenientLine:
 def parse_lenient(text: str) -> Optional[LenientLine]:
     """Read a line that is a SPEC §5 sentence apart from its time stamp or spacing.
 
-    Returns None when the line is no sentence at all. The sentence itself is matched by :func:`parse_line`, so
-    the wording is never loosened -- only the stamp and the whitespace are.
+    Returns None when the line is no sentence at all. The sentence itself is matched
+    by :func:`parse_line`, so the wording is never loosened -- only the stamp and the
+    whitespace are.
     """
     start = _SENTENCE_START.search(text)
     if start is None:
         return None
-    stamp = text[: start.start()].rstrip().removesuffix(":").rstrip()
+    stamp = text[: start.start()].strip().removesuffix(":").rstrip()
     raw_sentence = text[start.start():]
     sentence = re.sub(r"\s*,\s*", ",", " ".join(raw_sentence.split()))
     event = parse_line(f"{_PLACEHOLDER_TIME}: {sentence}")
@@ -193,7 +197,7 @@ def parse_lenient(text: str) -> Optional[LenientLine]:
         seconds, resolution, dated = _lenient_time(stamp)
     else:  # the stamp is ours; only the spacing was off
         seconds, resolution, dated = own.time, 0.001, True
-    if sentence != raw_sentence or (own is not None and not text.startswith(f"{stamp}: ")):
+    if sentence != raw_sentence or (own is not None and not text.startswith(f"{stamp}: ")) or not problems:
         problems.append("spacing")
     return LenientLine(event, stamp, seconds, resolution, dated, tuple(problems))
 
@@ -210,21 +214,18 @@ def read_log(path: Path, peer_id: int) -> PeerLog:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    log.lines = len(lines)
     day_offset, last_time_of_day = 0.0, None
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r")
-        event = parse_line(line)
+        try:
+            event = parse_line(line)
+            lenient = parse_lenient(line) if event is None else None
+        except (ValueError, OverflowError, OSError):  # a stamp the platform cannot place
+            event = lenient = None
         if event is not None:
-            ascending = tuple(sorted(set(event.others)))
-            if event.others != ascending:
-                log.findings.append(
-                    Finding(path.name, number, f"{NOT_A_SENTENCE} (preferred list order)",
-                            f"{','.join(map(str, event.others))} is not in ascending order", peer_id)
-                )
+            _check_list_order(log, number, event)
             log.records.append(Record(number, event, event.time, 0.001))
             continue
-        lenient = parse_lenient(line)
         if lenient is None:
             shown = line if len(line) <= 80 else line[:77] + "..."
             log.findings.append(Finding(path.name, number, NOT_A_SENTENCE, f"{shown!r} (skipped)", peer_id))
@@ -244,8 +245,18 @@ def read_log(path: Path, peer_id: int) -> PeerLog:
                 day_offset += _DAY
             last_time_of_day = seconds
             seconds += day_offset
+        _check_list_order(log, number, lenient.event)
         log.records.append(Record(number, lenient.event, seconds, lenient.resolution))
     return log
+
+
+def _check_list_order(log: PeerLog, number: int, event: Event) -> None:
+    """SPEC §5 (Choice): the preferred list is in ascending order, each ID once."""
+    if event.others != tuple(sorted(set(event.others))):
+        log.findings.append(
+            Finding(log.file, number, f"{NOT_A_SENTENCE} (preferred list order)",
+                    f"{','.join(map(str, event.others))} is not in ascending order", log.peer_id)
+        )
 
 
 def missing_log(peer_id: int) -> PeerLog:
