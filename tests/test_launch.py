@@ -241,3 +241,17 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
     launches = launch.plan(loaded, tmp_path / "conf", tmp_path, launch.DEFAULT_REMOTE_SHELL, str(tmp_path))
     assert [l.tail for l in launches] == [tmp_path / "log_peer_1.log", tmp_path / "log_peer_2.log"]
     assert all("--pidfile=" in l.argv and "p2ppeer" in l.argv for l in launches)
+
+
+def test_the_plot_has_one_line_per_peer_when_matplotlib_is_installed(tmp_path):
+    pytest.importorskip("matplotlib", reason="the 'plot' extra (matplotlib) is not installed")
+    from twisted_p2p.swarm.report import write_plot
+
+    seed = PeerProgress(1, "h", 2, True, START)
+    leecher = PeerProgress(2, "h", 2, False, START)
+    leecher.feed_line(line(0.5, "downloaded", me=2, index=0, other=1, count=1))
+    results = [PeerResult(seed, 0, True), PeerResult(leecher, 0, True)]
+    report = build_report(results, "finished", 0, 1.0, {"name": "TheFile.dat", "size": 2, "pieces": 2, "sha256": "x"})
+    path = write_plot(report, tmp_path)
+    assert path == tmp_path / "swarm-report.png"
+    assert path.read_bytes().startswith(b"\x89PNG")

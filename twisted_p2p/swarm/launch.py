@@ -364,7 +364,11 @@ class Swarm:
         process = PeerProcess(launch, progress, self._ended)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         argv = in_new_session(launch.argv)
-        self.reactor.spawnProcess(process, argv[0], argv, env=env, path=str(launch.cwd), usePTY=False)
+        try:
+            self.reactor.spawnProcess(process, argv[0], argv, env=env, path=str(launch.cwd), usePTY=False)
+        except OSError as exc:
+            self.stop("failed", f"cannot start peer {launch.peer.peer_id}: {exc}")
+            return
         self.processes.append(process)
         progress.state = "running"
         where = "" if launch.tail else f" on {launch.peer.host}"
