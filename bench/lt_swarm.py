@@ -1,0 +1,97 @@
+"""The libtorrent side of the comparison, run by the SYSTEM Python (Debian's
+python3-libtorrent): one session per peer in this one process, TCP only on 127.0.0.1
+(no DHT, LSD, UPnP, NAT-PMP, uTP or encryption), peers connected directly.
+
+Usage: lt_swarm.py JSON -- JSON has file, piece_size, leechers, timeout and optional
+upload_rate / seed_upload_rate (bytes/s). Prints one JSON line. Uses only the standard
+library and libtorrent; it downloads nothing from anywhere.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import libtorrent as lt
+
+
+def _session(port, upload_rate):
+    settings = {
+        "listen_interfaces": f"127.0.0.1:{port}",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "enable_outgoing_tcp": True,
+        "enable_incoming_tcp": True,
+        "out_enc_policy": lt.enc_policy.disabled,
+        "in_enc_policy": lt.enc_policy.disabled,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": 0,
+        "rate_limit_ip_overhead": False,
+    }
+    if upload_rate:
+        settings["upload_rate_limit"] = int(upload_rate)
+    session = lt.session(settings)
+    if upload_rate:
+        # loopback peers are in the unlimited local class by default: rate-limit them
+        loopback = lt.ip_filter()
+        loopback.add_rule("127.0.0.0", "127.255.255.255", 1 << lt.session.global_peer_class_id)
+        session.set_peer_class_filter(loopback)
+    return session
+
+
+def main(args):
+    path = args["file"]
+    work = tempfile.mkdtemp(prefix="p2pbench-lt-")
+    try:
+        storage = lt.file_storage()
+        lt.add_files(storage, path)
+        creator = lt.create_torrent(storage, args["piece_size"])
+        lt.set_piece_hashes(creator, os.path.dirname(path))
+        info = lt.torrent_info(lt.bencode(creator.generate()))
+        count = args["leechers"] + 1
+        sessions, handles, ports = [], [], []
+        start = time.time()
+        for index in range(count):
+            rate = args.get("seed_upload_rate") if index == 0 and args.get("seed_upload_rate") else args.get("upload_rate")
+            session = _session(0, rate)
+            sessions.append(session)
+            ports.append(session.listen_port())
+            params = lt.add_torrent_params()
+            params.ti = info
+            if index == 0:
+                params.save_path = os.path.dirname(path)
+                params.flags = (params.flags | lt.torrent_flags.seed_mode) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+            else:
+                params.save_path = os.path.join(work, f"peer_{index}")
+                params.flags = params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+            handles.append(session.add_torrent(params))
+        for index, handle in enumerate(handles):
+            for other in range(index):  # every pair once, like PeerInfo.cfg's order
+                handle.connect_peer(("127.0.0.1", ports[other]))
+        done = {}
+        deadline = start + args["timeout"]
+        while len(done) < count - 1 and time.time() < deadline:
+            for index in range(1, count):
+                if index not in done and handles[index].status().is_seeding:
+                    done[index] = time.time()
+            time.sleep(0.002)
+        result = {
+            "ok": len(done) == count - 1,
+            "time_to_last_complete_s": (max(done.values()) - start) if len(done) == count - 1 else None,
+            "version": lt.__version__,
+        }
+        for session in sessions:
+            session.pause()
+        del handles, sessions
+        print(json.dumps(result), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))

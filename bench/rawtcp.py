@@ -1,0 +1,71 @@
+"""The reference for the data plane: a raw TCP stream between two Python processes on
+127.0.0.1 (sendall of 1 MiB chunks; the receiver recv_into one buffer and discards).
+
+Run by :func:`measure`; as a script it is one side: ``rawtcp.py recv`` prints its port,
+then one JSON line when the stream ends; ``rawtcp.py send PORT BYTES``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+CHUNK = 1 << 20
+
+
+def _recv() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    print(server.getsockname()[1], flush=True)
+    conn, _ = server.accept()
+    buffer = bytearray(CHUNK)
+    total = conn.recv_into(buffer)
+    first = time.perf_counter()
+    while True:
+        got = conn.recv_into(buffer)
+        if not got:
+            break
+        total += got
+    elapsed = time.perf_counter() - first
+    print(json.dumps({"bytes": total, "seconds": elapsed}), flush=True)
+
+
+def _send(port: int, size: int) -> None:
+    chunk = memoryview(os.urandom(CHUNK))
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        left = size
+        while left > 0:
+            part = chunk[: min(CHUNK, left)]
+            conn.sendall(part)
+            left -= len(part)
+
+
+def measure(size: int) -> dict:
+    """One stream of ``size`` bytes: MiB/s and each side's CPU seconds."""
+    here = os.path.abspath(__file__)
+    receiver = subprocess.Popen([sys.executable, here, "recv"], stdout=subprocess.PIPE, text=True)
+    port = int(receiver.stdout.readline())
+    sender = subprocess.Popen([sys.executable, here, "send", str(port), str(size)])
+    _, _, send_usage = os.wait4(sender.pid, 0)
+    sender.returncode = 0
+    result = json.loads(receiver.stdout.readline())
+    receiver.stdout.close()
+    _, _, recv_usage = os.wait4(receiver.pid, 0)
+    receiver.returncode = 0
+    return {
+        "mib_per_s": result["bytes"] / 2**20 / result["seconds"],
+        "seconds": result["seconds"],
+        "cpu_s_sender": send_usage.ru_utime + send_usage.ru_stime,
+        "cpu_s_receiver": recv_usage.ru_utime + recv_usage.ru_stime,
+    }
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "recv":
+        _recv()
+    else:
+        _send(int(sys.argv[2]), int(sys.argv[3]))
