@@ -1,0 +1,374 @@
+"""``python -m bench``: the benchmark suite. See ``python -m bench --help``.
+
+Cases (each set against a reference measured in the same run):
+
+dataplane  1 seed + 1 leecher, 100 MiB, pieces of 16 KiB, 32 KiB, 256 KiB, 1 MiB;
+           reference: a raw TCP stream between two Python processes on 127.0.0.1
+swarm      1 seed + 5 leechers, k=5, 1 s intervals: 20 MiB / 16 KiB (the course demo)
+           and 100 MiB / 32 KiB; reference: libtorrent, where the system Python has it
+scale      1 seed + 15 and + 31 leechers, 20 MiB / 16 KiB; reference: the 6-peer swarm
+capped     --upload-rate on every peer, 1 seed + 5 leechers, 10 MiB / 16 KiB;
+           reference: the minimum distribution time max(F/u_s, N*F/(u_s + sum u_i)),
+           and libtorrent under the same caps
+
+Sizes are binary: MiB = 2**20 bytes, rates in MiB/s. Writes bench/results.json,
+bench/results.md (the table) and bench/results.rst (the same, for README.rst).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Optional
+
+from bench import rawtcp, swarm
+from bench.procs import machine
+
+MiB = 1 << 20
+KiB = 1 << 10
+HERE = os.path.dirname(os.path.abspath(__file__))
+SYSTEM_PYTHON = "/usr/bin/python3"
+CASES = ("dataplane", "swarm", "scale", "capped")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Files:
+    """Random files, made once per size (in 1 MiB writes, so this process stays small)."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="p2pbench-files-")
+        self.paths: dict[int, str] = {}
+
+    def get(self, size: int) -> str:
+        if size not in self.paths:
+            path = os.path.join(self.dir, f"file_{size // MiB}MiB", swarm.FILE_NAME)
+            os.makedirs(os.path.dirname(path))
+            with open(path, "wb") as out:
+                for _ in range(size // MiB):
+                    out.write(os.urandom(MiB))
+                out.write(os.urandom(size % MiB))
+            self.paths[size] = path
+        return self.paths[size]
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def repeat(times: int, once: Callable[[], dict], what: str) -> list[dict]:
+    runs = []
+    for attempt in range(times):
+        result = once()
+        status = "ok" if result.get("ok", True) else f"FAILED: {result.get('failure')}"
+        log(f"  {what} run {attempt + 1}/{times}: {status}")
+        runs.append(result)
+    return runs
+
+
+def median_of(runs: list[dict], key: str) -> Optional[float]:
+    values = [run[key] for run in runs if run.get("ok", True) and run.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+# -- libtorrent --------------------------------------------------------------------
+
+def libtorrent_version() -> Optional[str]:
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        return None
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import libtorrent; print(libtorrent.__version__)"],
+        capture_output=True, text=True,
+    )
+    return probe.stdout.strip() if probe.returncode == 0 else None
+
+
+def run_libtorrent(args: dict) -> dict:
+    child = subprocess.Popen(
+        [SYSTEM_PYTHON, os.path.join(HERE, "lt_swarm.py"), json.dumps(args)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    out, _ = child.communicate()
+    try:
+        result = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        result = {"ok": False, "failure": f"lt_swarm.py exited {child.returncode}"}
+    return result
+
+
+# -- cases -------------------------------------------------------------------------
+
+def case_dataplane(files: Files, repeats: int) -> dict:
+    size = 100 * MiB
+    path = files.get(size)
+    log("dataplane: raw loopback TCP reference")
+    raw_runs = [rawtcp.measure(size) for _ in range(repeats)]
+    raw = max(raw_runs, key=lambda run: run["mib_per_s"])
+    rows = []
+    for piece in (16 * KiB, 32 * KiB, 256 * KiB, MiB):
+        log(f"dataplane: {piece // KiB} KiB pieces")
+        runs = repeat(repeats, lambda: swarm.run(swarm.SwarmSpec(path, piece, 1, preferred=1)), f"{piece // KiB} KiB")
+        good = [run for run in runs if run["ok"] and run["leecher_transfer_s"]]
+        best = min(good, key=lambda run: run["leecher_transfer_s"][str(swarm.FIRST_ID + 1)]) if good else None
+        transfer = best["leecher_transfer_s"][str(swarm.FIRST_ID + 1)] if best else None
+        rate = size / MiB / transfer if transfer else None
+        rows.append({
+            "piece_kib": piece // KiB,
+            "ok": bool(good),
+            "failures": [run["failure"] for run in runs if not run["ok"]],
+            "mib_per_s": rate,
+            "transfer_s": transfer,
+            "time_with_startup_s": best["time_to_last_complete_s"] if best else None,
+            "cpu_s_seed": best["cpu_s"][str(swarm.FIRST_ID)] if best else None,
+            "cpu_s_leecher": best["cpu_s"][str(swarm.FIRST_ID + 1)] if best else None,
+            "peak_rss_mib_max": best["peak_rss_mib_max"] if best else None,
+            "ratio_to_raw": ratio(rate, raw["mib_per_s"]),
+        })
+    return {
+        "statistic": f"best of {repeats}",
+        "file_mib": size // MiB,
+        "raw_tcp": raw,
+        "rows": rows,
+    }
+
+
+def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, repeats: int,
+                lt_version: Optional[str], upload_rate: Optional[int] = None,
+                seed_upload_rate: Optional[int] = None, timeout: float = 120.0) -> dict:
+    path = files.get(size)
+    log(f"{name}: ours, {leechers + 1} peers, {size // MiB} MiB, {piece // KiB} KiB pieces")
+    spec = swarm.SwarmSpec(path, piece, leechers, preferred=5, upload_rate=upload_rate,
+                           seed_upload_rate=seed_upload_rate, timeout=timeout)
+    runs = repeat(repeats, lambda: swarm.run(spec), name)
+    good = [run for run in runs if run["ok"]]
+    row = {
+        "case": name,
+        "peers": leechers + 1,
+        "file_mib": size // MiB,
+        "piece_kib": piece // KiB,
+        "runs": len(runs),
+        "ok_runs": len(good),
+        "failures": [run["failure"] for run in runs if not run["ok"]],
+        "statistic": f"median of {len(good)}" if len(good) != 1 else "1 run",
+        "time_to_last_complete_s": median_of(runs, "time_to_last_complete_s"),
+        "wall_to_all_exited_s": median_of(runs, "wall_to_all_exited_s"),
+        "cpu_s_total": median_of(runs, "cpu_s_total"),
+        "peak_rss_mib_max": max((run["peak_rss_mib_max"] for run in good), default=None),
+        "upload_rate": upload_rate,
+        "seed_upload_rate": seed_upload_rate,
+    }
+    if lt_version:
+        log(f"{name}: libtorrent {lt_version}")
+        args = {"file": path, "piece_size": piece, "leechers": leechers, "timeout": timeout,
+                "upload_rate": upload_rate, "seed_upload_rate": seed_upload_rate}
+        lt_runs = repeat(repeats, lambda: run_libtorrent(args), f"{name} libtorrent")
+        row["libtorrent_s"] = median_of(lt_runs, "time_to_last_complete_s")
+        row["ratio_to_libtorrent"] = ratio(row["time_to_last_complete_s"], row["libtorrent_s"])
+    else:
+        row["libtorrent_s"] = None
+        row["ratio_to_libtorrent"] = None
+    return row
+
+
+def case_swarm(files: Files, repeats: int, lt_version: Optional[str]) -> dict:
+    return {"rows": [
+        _swarm_case(files, "demo 20 MiB", 20 * MiB, 16 * KiB, 5, repeats, lt_version),
+        _swarm_case(files, "100 MiB", 100 * MiB, 32 * KiB, 5, repeats, lt_version),
+    ]}
+
+
+def case_scale(files: Files, quick: bool, base: Optional[dict]) -> dict:
+    rows = []
+    for peers in ((16,) if quick else (16, 32)):
+        row = _swarm_case(files, f"scale {peers}", 20 * MiB, 16 * KiB, peers - 1, 1, None, timeout=240.0)
+        rows.append(row)
+    if base is None:
+        base = _swarm_case(files, "scale 6", 20 * MiB, 16 * KiB, 5, 1, None)
+    rows.insert(0, base)
+    for row in rows:
+        row["time_vs_6_peers"] = ratio(row["time_to_last_complete_s"], base["time_to_last_complete_s"])
+        row["cpu_vs_6_peers"] = ratio(row["cpu_s_total"], base["cpu_s_total"])
+    return {"rows": rows}
+
+
+def bound(size_mib: float, leechers: int, seed_rate: float, leecher_rate: float) -> float:
+    """Minimum distribution time (Kurose & Ross): max(F/u_s, N*F/(u_s + sum u_i)), where
+    N counts the leechers that must receive the file and the sum runs over them."""
+    return max(size_mib / seed_rate, leechers * size_mib / (seed_rate + leechers * leecher_rate))
+
+
+def case_capped(files: Files, lt_version: Optional[str]) -> dict:
+    rows = []
+    for seed_rate, leecher_rate in ((2, 2), (10, 1)):
+        row = _swarm_case(
+            files, f"capped seed {seed_rate} / leechers {leecher_rate} MiB/s", 10 * MiB, 16 * KiB, 5, 1,
+            lt_version, upload_rate=leecher_rate * MiB, seed_upload_rate=seed_rate * MiB,
+        )
+        row["bound_s"] = bound(10, 5, seed_rate, leecher_rate)
+        row["ratio_to_bound"] = ratio(row["time_to_last_complete_s"], row["bound_s"])
+        row["libtorrent_ratio_to_bound"] = ratio(row["libtorrent_s"], row["bound_s"])
+        rows.append(row)
+    return {"rows": rows}
+
+
+# -- report ------------------------------------------------------------------------
+
+def fmt(value: Optional[float], digits: int = 2, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}{suffix}"
+
+
+def table(results: dict) -> list[list[str]]:
+    """Rows of the results table: the header first."""
+    rows = [["case", "figure", "reference", "ratio", "CPU s", "peak RSS MiB/peer", "target"]]
+    cases = results["cases"]
+    if "dataplane" in cases:
+        dp = cases["dataplane"]
+        raw = dp["raw_tcp"]
+        rows.append([f"raw loopback TCP, {dp['file_mib']} MiB", f"{raw['mib_per_s']:.0f} MiB/s", "—", "—",
+                     f"{raw['cpu_s_sender']:.2f} + {raw['cpu_s_receiver']:.2f}", "—", "reference"])
+        for row in dp["rows"]:
+            target = ""
+            if row["piece_kib"] == 256:
+                target = "≥ 0.40 " + ("met" if (row["ratio_to_raw"] or 0) >= 0.4 else "missed")
+            rows.append([
+                f"1+1, {dp['file_mib']} MiB, {row['piece_kib']} KiB pieces ({dp['statistic']})",
+                f"{fmt(row['mib_per_s'], 0)} MiB/s ({fmt(row['time_with_startup_s'])} s with start-up)",
+                f"{raw['mib_per_s']:.0f} MiB/s raw", fmt(row["ratio_to_raw"]),
+                f"{fmt(row['cpu_s_seed'])} seed, {fmt(row['cpu_s_leecher'])} leecher",
+                fmt(row["peak_rss_mib_max"], 0), target,
+            ])
+    for name in ("swarm", "scale", "capped"):
+        if name not in cases:
+            continue
+        for row in cases[name]["rows"]:
+            figure = f"{fmt(row['time_to_last_complete_s'])} s (exit {fmt(row['wall_to_all_exited_s'])} s)"
+            if row["ok_runs"] < row["runs"]:
+                figure += f", {row['runs'] - row['ok_runs']} of {row['runs']} FAILED"
+            reference, ratio_text, target = "—", "—", ""
+            if name == "capped":
+                reference = f"bound {row['bound_s']:.2f} s"
+                ratio_text = fmt(row["ratio_to_bound"])
+                if row["libtorrent_s"] is not None:
+                    reference += f"; libtorrent {row['libtorrent_s']:.2f} s ({fmt(row['libtorrent_ratio_to_bound'])}x bound)"
+                target = "≤ 1.3x bound " + ("met" if row["ratio_to_bound"] and row["ratio_to_bound"] <= 1.3 else "missed")
+            elif name == "scale":
+                reference = f"6 peers: {fmt(cases['scale']['rows'][0]['time_to_last_complete_s'])} s"
+                ratio_text = f"{fmt(row['time_vs_6_peers'])} time, {fmt(row['cpu_vs_6_peers'])} CPU"
+                if row["peers"] == 32:
+                    met = row["ok_runs"] == row["runs"] and (row["peak_rss_mib_max"] or 99) < 60
+                    target = "all complete, RSS < 60 MiB " + ("met" if met else "missed")
+            else:
+                if row["libtorrent_s"] is not None:
+                    reference = f"libtorrent {row['libtorrent_s']:.2f} s"
+                    ratio_text = fmt(row["ratio_to_libtorrent"])
+                else:
+                    reference = "libtorrent not installed"
+                if row["file_mib"] == 20:
+                    target = "< 1 s " + ("met" if (row["time_to_last_complete_s"] or 99) < 1 else "missed")
+                else:
+                    met = row["ratio_to_libtorrent"] is not None and row["ratio_to_libtorrent"] <= 2
+                    target = "≤ 2x libtorrent " + ("met" if met else "missed" if row["ratio_to_libtorrent"] else "n/a")
+            rate = ""
+            if row.get("upload_rate"):
+                rate = ""
+            rows.append([
+                f"{row['case']}: 1+{row['peers'] - 1}, {row['file_mib']} MiB, {row['piece_kib']} KiB ({row['statistic']})",
+                figure, reference, ratio_text, fmt(row["cpu_s_total"], 1) + " total",
+                fmt(row["peak_rss_mib_max"], 0), target,
+            ])
+    return rows
+
+
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows[1:]]
+    return "\n".join(lines)
+
+
+def rst(rows: list[list[str]]) -> str:
+    """A list-table, which needs no column alignment."""
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in rows:
+        for position, cell in enumerate(row):
+            lines.append(("   * - " if position == 0 else "     - ") + (cell or ".."))
+    return "\n".join(lines).replace("- ..", "-")
+
+
+def machine_line(info: dict) -> str:
+    return (f"{info['nproc']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB, {info['os']}, "
+            f"Python {info['python']}, Twisted {info['twisted']}"
+            + (f", libtorrent {info['libtorrent']}" if info.get("libtorrent") else ", libtorrent not installed"))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks for the twisted_p2p peer, each figure next to a reference measured in the same run.",
+        epilog="Cases: " + ", ".join(CASES) + ". Writes bench/results.json, bench/results.md and bench/results.rst.",
+    )
+    parser.add_argument("--quick", action="store_true", help="one run per case and no 32-peer scale run")
+    parser.add_argument("--only", action="append", choices=CASES, metavar="CASE",
+                        help=f"run only this case (repeatable): {', '.join(CASES)}")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per fast case (default 3, 1 with --quick)")
+    parser.add_argument("--no-libtorrent", action="store_true", help="skip the libtorrent comparison")
+    parser.add_argument("--out", default=HERE, help="directory for results.json/.md/.rst (default: bench/)")
+    options = parser.parse_args(argv)
+    chosen = options.only or list(CASES)
+    repeats = options.repeats or (1 if options.quick else 3)
+    began = time.time()
+    info = machine()
+    lt_version = None if options.no_libtorrent else libtorrent_version()
+    info["libtorrent"] = lt_version
+    if lt_version is None:
+        log("libtorrent: SKIPPED — python3-libtorrent is not importable by " + SYSTEM_PYTHON
+            + (" (--no-libtorrent)" if options.no_libtorrent else " (apt-get install python3-libtorrent to compare)"))
+    results: dict = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": info,
+        "options": {"quick": options.quick, "repeats": repeats, "only": chosen},
+        "cases": {},
+    }
+    files = Files()
+    try:
+        if "dataplane" in chosen:
+            results["cases"]["dataplane"] = case_dataplane(files, repeats)
+        if "swarm" in chosen:
+            results["cases"]["swarm"] = case_swarm(files, repeats, lt_version)
+        if "scale" in chosen:
+            base = results["cases"].get("swarm", {}).get("rows", [None])[0]
+            if base is not None:
+                base = dict(base, case="scale 6")
+            results["cases"]["scale"] = case_scale(files, options.quick, base)
+        if "capped" in chosen:
+            results["cases"]["capped"] = case_capped(files, lt_version)
+    finally:
+        files.close()
+    results["duration_s"] = time.time() - began
+    rows = table(results)
+    header = f"Measured {results['date'][:10]} on {machine_line(info)}; `python -m bench` took {results['duration_s']:.0f} s."
+    os.makedirs(options.out, exist_ok=True)
+    with open(os.path.join(options.out, "results.json"), "w") as out:
+        json.dump(results, out, indent=2)
+        out.write("\n")
+    with open(os.path.join(options.out, "results.md"), "w") as out:
+        out.write(header + "\n\n" + markdown(rows) + "\n")
+    with open(os.path.join(options.out, "results.rst"), "w") as out:
+        out.write(header.replace("`", "``") + "\n\n" + rst(rows) + "\n")
+    print(header)
+    print()
+    print(markdown(rows))
+    return 0
