@@ -503,3 +503,17 @@ def test_a_piece_asked_twice_and_answered_twice_is_kept_once_without_a_violation
     assert [e.kind for e in peer.events()].count("downloaded") == 1
     seed.dataReceived(piece)  # a third answer was never asked for
     assert transport.disconnecting
+
+
+def test_a_lost_optimistic_neighbour_is_replaced_no_sooner_than_m_seconds(tmp_path):
+    peer = Peer(tmp_path, 1001, k=1)
+    pairs = _interested_neighbours(peer, [1002, 1003, 1004])
+    first = peer.service.optimistic
+    assert first is not None
+    peer.clock.advance(3)
+    pairs[first][0].connectionLost(None)
+    assert peer.service.optimistic is None  # 3 s < m = 15 s since the last choice
+    peer.clock.advance(12)
+    assert peer.service.optimistic not in (None, first)
+    changes = [e.time for e in peer.events() if e.kind == "optimistic"]
+    assert all(later - earlier >= 15 for earlier, later in zip(changes, changes[1:]))

@@ -86,6 +86,11 @@ class PeerNode(MultiService):
         self.peer.fail(f"cannot listen on port {self.info.port}: {failure.getErrorMessage()}")
 
     def stopService(self) -> Deferred[None]:
+        held = self.store.held
+        self.log.info(
+            "peer {me} stopping with {count} of {total} pieces; closing connections and saving state",
+            me=self.info.peer_id, count=held.count, total=held.total,
+        )
         port, self.port = self.port, None
         stopped = maybeDeferred(port.stopListening) if port is not None else maybeDeferred(lambda: None)
         stopped.addCallback(lambda _: MultiService.stopService(self))

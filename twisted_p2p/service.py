@@ -67,6 +67,7 @@ class PeerService(Service):
         handshake_timeout: float = 30.0,
         close_timeout: float = 5.0,
         upload_rate: float = 0,
+        save_interval: float = 0.5,
     ) -> None:
         self.config = config
         self.common = config.common
@@ -88,6 +89,7 @@ class PeerService(Service):
         self.unchoked: set[int] = set()
         self.preferred: frozenset[int] = frozenset()
         self.optimistic: Optional[int] = None
+        self._optimistic_changed = float("-inf")  # an early pick waits m s after a change
         self.complete_peers: set[int] = set()
         #: Fires when every peer of PeerInfo.cfg holds the file; errbacks with PeerFailed.
         self.done: Deferred[None] = Deferred()
@@ -96,6 +98,9 @@ class PeerService(Service):
         self._unchoke_loop.clock = clock
         self._optimistic_loop = LoopingCall(self._guarded(self.optimistic_round))
         self._optimistic_loop.clock = clock
+        self.save_interval = save_interval
+        self._save_loop = LoopingCall(self.save_state)
+        self._save_loop.clock = clock
 
     def _guarded(self, tick: Callable[[], None]) -> Callable[[], None]:
         """A LoopingCall stops for good on an exception: log it and keep ticking."""
@@ -114,17 +119,18 @@ class PeerService(Service):
         super().startService()
         self._unchoke_loop.start(self.common.unchoking_interval, now=False)
         self._optimistic_loop.start(self.common.optimistic_unchoking_interval, now=False)
+        self._save_loop.start(self.save_interval, now=False)
         self.clock.callLater(0, self._check_finished)  # a swarm of seeds is done at once
 
     def stopService(self) -> Deferred[object]:
         """Stop the timers and close every connection; fires when all are closed."""
         super().stopService()
-        for loop in (self._unchoke_loop, self._optimistic_loop):
+        for loop in (self._unchoke_loop, self._optimistic_loop, self._save_loop):
             if loop.running:
                 loop.stop()
         if self.upload_limiter is not None:
             self.upload_limiter.stop()
-        self.store.flush()
+        self.save_state()
         closing = []
         for protocol in list(self._connections):
             lost: Deferred[None] = Deferred()
@@ -133,13 +139,22 @@ class PeerService(Service):
             protocol.close(self.close_timeout)
         return DeferredList(closing) if closing else succeed(None)
 
+    def save_state(self) -> None:
+        """Save which pieces are on disk (every ``save_interval`` s, at the end, on stop)."""
+        try:
+            self.store.save_state()
+        except OSError as exc:
+            self.fail(f"cannot save the resume state {self.store.state_path}: {exc.strerror or exc}")
+
     def _finish(self) -> None:
         self._finished = True
+        self.save_state()
         self.store.flush()
         self.log.info("every peer has the file; peer {me} is done", me=self.peer_id)
         self.done.callback(None)
 
     def fail(self, why: str) -> None:
+        """Stop for good with an error: the process exits non-zero."""
         if self._finished:
             return
         self._finished = True
@@ -240,6 +255,8 @@ class PeerService(Service):
         self._update_interest(neighbour)
         if pieces.complete:
             self._learn_complete(neighbour.peer_id)
+        else:
+            self.complete_peers.discard(neighbour.peer_id)  # it restarted with less
         self._request_from(neighbour)
 
     def _on_have(self, neighbour: Neighbour, index: int) -> None:
@@ -298,6 +315,7 @@ class PeerService(Service):
                 self._update_interest(neighbour)
         if held.complete:
             self.events.complete()
+            self.save_state()
             self._check_finished()
 
     def read_piece(self, index: int) -> bytes:
@@ -363,7 +381,8 @@ class PeerService(Service):
         interested = self._interested_in_us()
         preferred = policy.fill_free_slots(self.rng, self.preferred, interested, self.common.preferred_neighbors)
         optimistic = self.optimistic
-        if optimistic is None:
+        interval = self.common.optimistic_unchoking_interval
+        if optimistic is None and self.clock.seconds() - self._optimistic_changed >= interval:
             optimistic = policy.choose_optimistic(self.rng, interested, self.unchoked | preferred)
             if optimistic is not None and self._optimistic_loop.running:
                 self._optimistic_loop.reset()  # the next change is a full m seconds away
@@ -377,6 +396,7 @@ class PeerService(Service):
         if optimistic != self.optimistic:
             self.optimistic = optimistic
             if optimistic is not None:
+                self._optimistic_changed = self.clock.seconds()
                 self.events.optimistic(optimistic)
         unchoke, choke = policy.unchoke_changes(self.unchoked, preferred, optimistic)
         for peer in sorted(unchoke):

@@ -105,5 +105,13 @@ def makeService(options: Options) -> Any:
         _exit_after_shutdown(reactor, 1)
         stop(None)
 
+    def signal_is_a_clean_stop() -> None:
+        # twistd re-raises SIGTERM/SIGINT once the reactor has stopped, so the process
+        # would die "killed by signal". For a peer that is a clean stop (state saved,
+        # connections closed): exit 0 instead.
+        if getattr(reactor, "_exitSignal", None) is not None:
+            reactor._exitSignal = None
+
+    reactor.addSystemEventTrigger("after", "shutdown", signal_is_a_clean_stop)
     node.peer.done.addCallbacks(stop, failed)
     return node

@@ -1,0 +1,193 @@
+"""Crash and restart: the resume state, kill -9 and SIGTERM mid-download, disk trouble."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.eventlog import parse_line
+from twisted_p2p.storage import PieceStore, StorageError, data_path, decode_state, encode_state
+
+from support import free_ports, seed_bytes, swarm_config, write_config, write_seed_files
+from test_processes import twistd
+
+CONFIG = swarm_config([1001, 1002], [1001], 1050, 100)
+COMMON = CONFIG.common
+CONTENT = seed_bytes(1050)
+
+
+def piece(index: int) -> bytes:
+    return CONTENT[index * 100 : index * 100 + COMMON.piece_length(index)]
+
+
+def leecher_store(tmp_path: Path) -> PieceStore:
+    return PieceStore(data_path(tmp_path, 1002, COMMON), COMMON, has_file=False)
+
+
+# -- the state file -----------------------------------------------------------------
+
+
+def test_saved_pieces_are_restored_and_unsaved_ones_are_not(tmp_path):
+    store = leecher_store(tmp_path)
+    for index in (0, 3, 10):
+        store.write(index, piece(index))
+    store.save_state()
+    store.write(5, piece(5))  # written, never saved: as if killed right now
+    os.close(store._fd)  # no close(): a kill saves nothing more
+    again = leecher_store(tmp_path)
+    assert list(again.held) == [0, 3, 10]
+    assert again.read(10) == piece(10)
+
+
+def test_state_is_not_saved_before_a_piece_is_written(tmp_path):
+    store = leecher_store(tmp_path)
+    store.save_state()
+    assert not store.state_path.exists()
+    store.write(2, piece(2))
+    store.save_state()
+    assert decode_state(store.state_path.read_bytes(), COMMON) == PieceSet(11, [2])
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda state, data: state.write_bytes(state.read_bytes()[:40]),  # torn
+        lambda state, data: state.write_bytes(state.read_bytes().replace(b'"pieces": "', b'"pieces": "ff')),
+        lambda state, data: state.write_bytes(b"\x00\xff garbage"),
+        lambda state, data: state.write_bytes(b"[1, 2, 3]"),
+        lambda state, data: data.unlink(),  # state without its data
+        lambda state, data: os.truncate(data, 1000),  # data of the wrong size
+        lambda state, data: state.write_bytes(
+            encode_state(swarm_config([1], [1], 2100, 100).common, PieceSet(21, range(21)))
+        ),  # another file's state
+    ],
+    ids=["torn", "altered", "garbage", "not-a-dict", "no-data", "short-data", "other-file"],
+)
+def test_a_state_that_cannot_be_trusted_means_nothing_is_trusted(tmp_path, spoil):
+    store = leecher_store(tmp_path)
+    for index in range(6):
+        store.write(index, piece(index))
+    store.close()
+    spoil(store.state_path, store.path)
+    again = leecher_store(tmp_path)
+    assert again.held.count == 0
+    assert again.path.stat().st_size == COMMON.file_size
+
+
+def test_unwritable_work_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "peer_1002"
+    blocker.write_text("a file where the directory should be")
+    with pytest.raises(StorageError, match="cannot use .*peer_1002/TheFile.dat"):
+        leecher_store(tmp_path)
+
+
+# -- real processes -----------------------------------------------------------------
+
+
+def _start(tmp_path: Path, peer_id: int, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", str(peer_id), *extra],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+
+
+def _saved_count(state: Path, common) -> int:
+    try:
+        return decode_state(state.read_bytes(), common).count
+    except (OSError, ValueError):
+        return 0
+
+
+def _slow_swarm(tmp_path: Path):
+    """Four peers; the seed uploads at 400 kB/s so a 1.2 MB download takes seconds."""
+    ids = [1001, 1002, 1003, 1004]
+    config = swarm_config(ids, [1001], 1_200_000, 16384, k=3, p=1, m=2, ports=free_ports(4))
+    write_config(tmp_path, config)
+    content = seed_bytes(config.common.file_size)
+    write_seed_files(tmp_path, config, content)
+    processes = {1001: _start(tmp_path, 1001, "--upload-rate", "400000")}
+    for peer_id in ids[1:]:
+        processes[peer_id] = _start(tmp_path, peer_id)
+    return config, content, processes
+
+
+def _wait_saved(state: Path, common, at_least: int, limit: float = 30) -> int:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        count = _saved_count(state, common)
+        if count >= at_least:
+            return count
+        time.sleep(0.02)
+    raise AssertionError(f"{state} never held {at_least} pieces")
+
+
+def _finish(processes, limit: float = 60) -> dict[int, str]:
+    outputs = {}
+    try:
+        for peer_id, process in processes.items():
+            outputs[peer_id] = process.communicate(timeout=limit)[0].decode()
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return outputs
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
+def test_a_peer_stopped_mid_download_resumes_and_fetches_only_the_rest(tmp_path, how):
+    config, content, processes = _slow_swarm(tmp_path)
+    common = config.common
+    victim = 1003
+    state = tmp_path / f"peer_{victim}" / "TheFile.dat.state"
+    _wait_saved(state, common, at_least=8)
+    processes[victim].send_signal(how)
+    output = processes[victim].communicate(timeout=30)[0].decode()
+    if how == signal.SIGTERM:
+        assert processes[victim].returncode == 0, output
+        assert f"peer {victim} stopping with" in output
+    else:
+        assert processes[victim].returncode == -signal.SIGKILL
+    restored = _saved_count(state, common)
+    assert 8 <= restored < common.num_pieces
+    log = tmp_path / f"log_peer_{victim}.log"
+    lines_before = len(log.read_text().splitlines())
+    processes[victim] = _start(tmp_path, victim)
+    outputs = _finish(processes)
+    for peer_id, process in processes.items():
+        assert process.returncode == 0, outputs[peer_id]
+        assert (tmp_path / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == content
+    assert f"resuming with {restored} of {common.num_pieces} pieces" in outputs[victim]
+    second_run = [parse_line(line) for line in log.read_text().splitlines()[lines_before:]]
+    assert None not in second_run
+    downloads = [e for e in second_run if e.kind == "downloaded"]
+    assert len(downloads) == common.num_pieces - restored  # only the rest
+    assert [e.count for e in downloads] == list(range(restored + 1, common.num_pieces + 1))
+
+
+def test_full_disk_at_start_is_a_clear_error(tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        config = swarm_config([1001, 1002], [1001], 1_000_000, 16384, ports=free_ports(2))
+        write_config(tmp_path, config)
+        result = subprocess.run(
+            twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", "1002", "--config-dir", str(tmp_path),
+                        "--work-dir", str(mount)],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode != 0
+        assert os.strerror(errno.ENOSPC) in result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
