@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
@@ -43,6 +43,7 @@ class PeerNode(MultiService):
         handshake_timeout: float = 30.0,
         retry_delays: tuple[float, float] = (0.1, 2.0),
         upload_rate: float = 0,
+        piece_hashes: Optional[Sequence[bytes]] = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -59,7 +60,8 @@ class PeerNode(MultiService):
             raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
         events = EventLog(peer_id, self._event_file, reactor, echo=echo)
         self.peer = PeerService(
-            config, peer_id, self.store, events, reactor, rng, handshake_timeout, upload_rate=upload_rate
+            config, peer_id, self.store, events, reactor, rng, handshake_timeout,
+            upload_rate=upload_rate, piece_hashes=piece_hashes,
         )
         self.peer.setServiceParent(self)
         initial, maximum = retry_delays

@@ -8,7 +8,7 @@ Time comes from an injected clock and chance from an injected Random.
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from twisted_p2p import policy, wire
+from twisted_p2p import manifest, policy, wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import EventLog
@@ -34,7 +34,7 @@ class Neighbour:
 
     __slots__ = (
         "peer_id", "protocol", "pieces", "wanted", "spoken", "we_are_interested",
-        "interested_in_us", "chokes_us", "outstanding", "asked", "received_bytes",
+        "interested_in_us", "chokes_us", "outstanding", "asked", "received_bytes", "lying",
     )
 
     def __init__(self, peer_id: int, protocol: PeerProtocol, num_pieces: int) -> None:
@@ -51,6 +51,7 @@ class Neighbour:
         #: ask again after a choke, and it may answer both (SPEC §3 Choice): a count.
         self.asked: dict[int, int] = {}
         self.received_bytes = 0  # piece bytes from it in this unchoking interval
+        self.lying = False  # it sent a piece that failed the manifest: ask it for nothing
 
 
 class PeerService(Service):
@@ -68,6 +69,7 @@ class PeerService(Service):
         close_timeout: float = 5.0,
         upload_rate: float = 0,
         save_interval: float = 0.5,
+        piece_hashes: Optional[Sequence[bytes]] = None,
     ) -> None:
         self.config = config
         self.common = config.common
@@ -81,6 +83,8 @@ class PeerService(Service):
         #: Every open connection, handshaken or not; the Deferred fires when it is lost.
         self._connections: dict[PeerProtocol, Optional[Deferred[None]]] = {}
         self.decoder = wire.Decoder(self.common)
+        #: SHA-256 per piece from the optional manifest; None: pieces are not checked.
+        self.piece_hashes = piece_hashes
         #: Caps our total upload when ``upload_rate`` (bytes/s) is set; None: no cap.
         self.upload_limiter = TokenBucket(upload_rate, self.common.piece_size, clock) if upload_rate else None
         self.neighbours: dict[int, Neighbour] = {}
@@ -293,10 +297,27 @@ class PeerService(Service):
         if neighbour.outstanding == index:
             neighbour.outstanding = None
             self.in_flight.discard(index)
-        if index not in self.store.held:
+        if index in self.store.held:
+            pass  # answered twice, or fetched elsewhere meanwhile: dropped quietly
+        elif not manifest.piece_is_intact(self.piece_hashes, index, data):
+            self._caught_lying(neighbour, index)
+            return
+        else:
             self._store_piece(neighbour, index, data)
         if not self._finished:
             self._request_from(neighbour)
+
+    def _caught_lying(self, neighbour: Neighbour, index: int) -> None:
+        """A piece failed the manifest: drop it, fetch it elsewhere, ask the liar nothing more."""
+        self.log.warn(
+            "peer {peer} sent piece {index} whose SHA-256 does not match the manifest; "
+            "dropped it, and will request nothing more from peer {peer}",
+            peer=neighbour.peer_id,
+            index=index,
+        )
+        neighbour.lying = True
+        self._update_interest(neighbour)
+        self._request_from_all()
 
     def _store_piece(self, source: Neighbour, index: int, data: bytes) -> None:
         try:
@@ -325,13 +346,13 @@ class PeerService(Service):
 
     def _update_interest(self, neighbour: Neighbour) -> None:
         """Tell the neighbour when our interest changes, and only then (SPEC §3)."""
-        interested = policy.is_interested(neighbour.wanted)
+        interested = not neighbour.lying and policy.is_interested(neighbour.wanted)
         if interested != neighbour.we_are_interested:
             neighbour.we_are_interested = interested
             neighbour.protocol.send(wire.INTERESTED if interested else wire.NOT_INTERESTED)
 
     def _request_from(self, neighbour: Neighbour) -> None:
-        if neighbour.chokes_us or neighbour.outstanding is not None or not neighbour.wanted:
+        if neighbour.chokes_us or neighbour.outstanding is not None or not neighbour.wanted or neighbour.lying:
             return
         index = policy.choose_piece(self.rng, self.missing, neighbour.pieces, self.in_flight)
         if index is None:

@@ -36,6 +36,8 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["echo-events", None, "also write every event-log line to standard output"],
+        ["write-hashes", None, "write CONFIG_DIR/FileName.hashes (SHA-256 per piece) from this peer's "
+         "complete file, then exit; with that file present every peer checks each piece it receives"],
     ]
 
     def parseOptions(self, options: Optional[list[str]] = None) -> None:
@@ -73,16 +75,24 @@ def _exit_after_shutdown(reactor: Any, status: int) -> None:
 def makeService(options: Options) -> Any:
     from twisted.internet import reactor
 
+    from twisted.logger import Logger
+
+    from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, write_manifest
     from twisted_p2p.node import PeerNode
-    from twisted_p2p.storage import StorageError
+    from twisted_p2p.storage import StorageError, data_path
 
     peer_id = options["id"]
+    config_dir = options["config-dir"]
     try:
-        config = load(options["config-dir"])
+        config = load(config_dir)
         if peer_id not in config.peer_ids:
-            raise ConfigError(
-                Path(options["config-dir"]) / "PeerInfo.cfg", None, f"peer {peer_id} is not listed"
-            )
+            raise ConfigError(Path(config_dir) / "PeerInfo.cfg", None, f"peer {peer_id} is not listed")
+        hashes_path = manifest_path(config_dir, config.common)
+        if options["write-hashes"]:
+            source = data_path(options["work-dir"], peer_id, config.common)
+            write_manifest(hashes_path, config.common, piece_hashes(source, config.common))
+            print(f"wrote {hashes_path} ({config.common.num_pieces} pieces of {source})")
+            raise SystemExit(0)
         node = PeerNode(
             config,
             peer_id,
@@ -93,9 +103,14 @@ def makeService(options: Options) -> Any:
             echo=sys.stdout if options["echo-events"] else None,
             handshake_timeout=options["handshake-timeout"],
             upload_rate=options["upload-rate"],
+            piece_hashes=load_manifest(hashes_path, config.common),
         )
     except (ConfigError, StorageError) as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"p2ppeer {peer_id}: {exc.filename or ''}: {exc.strerror or exc}") from None
+    if node.peer.piece_hashes is not None:
+        Logger().info("checking every piece against {path}", path=hashes_path)
 
     def stop(_: object) -> None:
         if reactor.running:

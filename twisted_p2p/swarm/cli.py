@@ -9,6 +9,7 @@ USAGE = """usage: p2p-swarm COMMAND [options]
 commands:
   run [CONFIG_DIR]   start every peer of PeerInfo.cfg, show progress, verify the files
   audit WORK_DIR     check the event logs of a finished swarm against the protocol
+  hashes [CONFIG_DIR] write FileName.hashes so that every peer checks every piece
 
 'p2p-swarm COMMAND --help' explains each command."""
 
@@ -27,6 +28,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from twisted_p2p.swarm.audit import main as audit_main
 
         return audit_main(rest)
+    if command == "hashes":
+        from twisted_p2p.swarm.hashes import main as hashes_main
+
+        return hashes_main(rest)
     print(f"p2p-swarm: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -1,0 +1,121 @@
+"""The piece-hash manifest: its file, the commands that write it, and a lying seed caught."""
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import subprocess
+import sys
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import formatEvent, globalLogPublisher
+
+from twisted_p2p import wire
+from twisted_p2p.config import ConfigError
+from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, write_manifest
+from twisted_p2p.node import PeerNode
+from twisted_p2p.storage import data_path
+
+from support import free_ports, seed_bytes, swarm_config, write_config, write_seed_files
+from test_processes import run_twistd
+from test_protocol import CONTENT, PIECE, Peer
+from test_swarm import _run_swarm
+
+COMMON = swarm_config([1001, 1002], [1001], 1050, 100).common
+
+
+def test_manifest_round_trip(tmp_path):
+    source = tmp_path / "file"
+    source.write_bytes(CONTENT)
+    digests = piece_hashes(source, COMMON)
+    assert digests[10] == hashlib.sha256(CONTENT[1000:]).digest()
+    path = manifest_path(tmp_path, COMMON)
+    write_manifest(path, COMMON, digests)
+    assert path.name == "TheFile.dat.hashes"
+    assert load_manifest(path, COMMON) == digests
+    assert load_manifest(tmp_path / "absent.hashes", COMMON) is None
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda lines: lines[:-1], "has 10 hashes; 11 pieces expected"),
+        (lambda lines: lines[:3] + ["zz" * 32] + lines[4:], ":4: expected a SHA-256 in hex"),
+        (lambda lines: [lines[0].replace("FileSize 1050", "FileSize 1051")] + lines[1:], ":1: is for TheFile.dat of 1051"),
+    ],
+)
+def test_a_manifest_that_does_not_fit_is_a_config_error(tmp_path, change, message):
+    path = manifest_path(tmp_path, COMMON)
+    write_manifest(path, COMMON, [bytes(32)] * 11)
+    path.write_text("\n".join(change(path.read_text().splitlines())) + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_manifest(path, COMMON)
+
+
+def test_a_piece_that_fails_the_manifest_is_dropped_and_fetched_elsewhere(tmp_path):
+    peer = Peer(tmp_path, 1003, seeds=(1001, 1002))
+    peer.service.piece_hashes = [hashlib.sha256(CONTENT[i * PIECE : (i + 1) * PIECE]).digest() for i in range(11)]
+    liar, liar_transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    honest, honest_transport = peer.neighbour(1002, pieces=range(11), dialled=True)
+    liar.dataReceived(wire.UNCHOKE)
+    (request,) = [m for m in peer.sent(liar_transport) if isinstance(m, wire.Request)]
+    liar.dataReceived(wire.encode(wire.Piece(request.index, b"\xff" * peer.common.piece_length(request.index))))
+    assert request.index not in peer.store.held
+    assert peer.sent(liar_transport) == [wire.NotInterested()]  # and no further request
+    honest.dataReceived(wire.UNCHOKE)
+    asked = [m.index for m in peer.sent(honest_transport) if isinstance(m, wire.Request)]
+    assert len(asked) == 1
+    liar.dataReceived(wire.UNCHOKE + wire.encode_have(3))
+    assert peer.sent(liar_transport) == []  # a liar gets no more requests
+    assert not liar_transport.disconnecting  # but it is not cut off: it may still download
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_seed_with_a_corrupt_file_is_caught_by_the_manifest(tmp_path):
+    ids = [1001, 1002, 1003, 1004]
+    config = swarm_config(ids, [1001, 1002], 400_000, 16384, k=3, p=1, m=2, ports=free_ports(4))
+    content = seed_bytes(config.common.file_size)
+    write_seed_files(tmp_path, config, content)
+    corrupt = bytearray(content)
+    for offset in range(0, len(corrupt), 997):
+        corrupt[offset] ^= 0xFF
+    data_path(tmp_path, 1002, config.common).write_bytes(bytes(corrupt))  # 1002 lies
+    digests = piece_hashes(data_path(tmp_path, 1001, config.common), config.common)
+    nodes = [
+        PeerNode(config, peer_id, tmp_path, reactor, rng=random.Random(peer_id), interface="127.0.0.1",
+                 piece_hashes=digests)
+        for peer_id in ids
+    ]
+    observer = EventLoggingObserver()
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield _run_swarm(nodes)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    caught_lines = [formatEvent(e) for e in observer if "does not match the manifest" in formatEvent(e)]
+    assert caught_lines and all("peer 1002 sent piece" in line for line in caught_lines)
+    for peer_id in (1003, 1004):
+        assert data_path(tmp_path, peer_id, config.common).read_bytes() == content
+    log = (tmp_path / "log_peer_1003.log").read_text() + (tmp_path / "log_peer_1004.log").read_text()
+    assert " from 1002. Now" not in log  # nothing from the liar was ever kept
+
+
+def test_both_commands_write_the_manifest(tmp_path):
+    config = swarm_config([1001, 1002], [1001], 1050, 100, ports=free_ports(2))
+    write_config(tmp_path / "conf", config)
+    write_seed_files(tmp_path, config, CONTENT)
+    result = run_twistd(["-n", "--pidfile=", "p2ppeer", "--id", "1001", "--write-hashes"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "conf" / "TheFile.dat.hashes"
+    first = path.read_text()
+    path.unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "twisted_p2p.swarm.cli", "hashes", "conf", "--work-dir", "."],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert path.read_text() == first
+    assert len(load_manifest(path, config.common)) == 11
