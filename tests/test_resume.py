@@ -170,6 +170,9 @@ def test_a_peer_stopped_mid_download_resumes_and_fetches_only_the_rest(tmp_path,
     downloads = [e for e in second_run if e.kind == "downloaded"]
     assert len(downloads) == common.num_pieces - restored  # only the rest
     assert [e.count for e in downloads] == list(range(restored + 1, common.num_pieces + 1))
+    # The neighbours took it back: earlier ones accepted it again, the later one redialled.
+    for peer_id, sentence in ((1001, "is connected from Peer 1003."), (1004, "makes a connection to Peer 1003.")):
+        assert (tmp_path / f"log_peer_{peer_id}.log").read_text().count(sentence) == 2
 
 
 def test_full_disk_at_start_is_a_clear_error(tmp_path):
@@ -191,3 +194,29 @@ def test_full_disk_at_start_is_a_clear_error(tmp_path):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_write_that_fails_mid_download_stops_the_peer_without_claiming_the_piece(tmp_path):
+    from twisted_p2p import wire
+    from twisted_p2p.service import PeerFailed
+
+    from test_protocol import CONTENT as PIECES_CONTENT, Peer
+
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    failures = []
+    peer.service.done.addErrback(failures.append)
+
+    def full_disk(index, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    peer.store.write = full_disk
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    seed.dataReceived(wire.UNCHOKE)
+    (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
+    start = request.index * 100
+    data = PIECES_CONTENT[start : start + peer.common.piece_length(request.index)]
+    seed.dataReceived(wire.encode(wire.Piece(request.index, data)))
+    assert len(failures) == 1 and failures[0].check(PeerFailed)
+    assert "No space left on device" in str(failures[0].value)
+    assert peer.store.held.count == 0
+    assert "downloaded" not in [e.kind for e in peer.events()]
