@@ -282,9 +282,6 @@ def table(results: dict) -> list[list[str]]:
                 else:
                     met = row["ratio_to_libtorrent"] is not None and row["ratio_to_libtorrent"] <= 2
                     target = "≤ 2x libtorrent " + ("met" if met else "missed" if row["ratio_to_libtorrent"] else "n/a")
-            rate = ""
-            if row.get("upload_rate"):
-                rate = ""
             rows.append([
                 f"{row['case']}: 1+{row['peers'] - 1}, {row['file_mib']} MiB, {row['piece_kib']} KiB ({row['statistic']})",
                 figure, reference, ratio_text, fmt(row["cpu_s_total"], 1) + " total",
@@ -311,7 +308,7 @@ def rst(rows: list[list[str]]) -> str:
 def machine_line(info: dict) -> str:
     return (f"{info['nproc']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB, {info['os']}, "
             f"Python {info['python']}, Twisted {info['twisted']}"
-            + (f", libtorrent {info['libtorrent']}" if info.get("libtorrent") else ", libtorrent not installed"))
+            + (f", libtorrent {info['libtorrent']}" if info.get("libtorrent") else f", libtorrent {info.get('libtorrent_note', 'not installed')}"))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -325,21 +322,26 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help=f"run only this case (repeatable): {', '.join(CASES)}")
     parser.add_argument("--repeats", type=int, default=None, help="runs per fast case (default 3, 1 with --quick)")
     parser.add_argument("--no-libtorrent", action="store_true", help="skip the libtorrent comparison")
+    parser.add_argument("--peer-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for every peer process, for experiments (e.g. MALLOC_MMAP_THRESHOLD_=8388608)")
     parser.add_argument("--out", default=HERE, help="directory for results.json/.md/.rst (default: bench/)")
     options = parser.parse_args(argv)
     chosen = options.only or list(CASES)
+    swarm.PEER_ENV.update(item.split("=", 1) for item in options.peer_env)
     repeats = options.repeats or (1 if options.quick else 3)
     began = time.time()
     info = machine()
     lt_version = None if options.no_libtorrent else libtorrent_version()
     info["libtorrent"] = lt_version
+    if options.no_libtorrent:
+        info["libtorrent_note"] = "skipped (--no-libtorrent)"
     if lt_version is None:
         log("libtorrent: SKIPPED — python3-libtorrent is not importable by " + SYSTEM_PYTHON
             + (" (--no-libtorrent)" if options.no_libtorrent else " (apt-get install python3-libtorrent to compare)"))
     results: dict = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": info,
-        "options": {"quick": options.quick, "repeats": repeats, "only": chosen},
+        "options": {"quick": options.quick, "repeats": repeats, "only": chosen, "peer_env": options.peer_env},
         "cases": {},
     }
     files = Files()
@@ -360,6 +362,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     results["duration_s"] = time.time() - began
     rows = table(results)
     header = f"Measured {results['date'][:10]} on {machine_line(info)}; `python -m bench` took {results['duration_s']:.0f} s."
+    if options.peer_env:
+        header += " Peers ran with " + " ".join(options.peer_env) + "."
     os.makedirs(options.out, exist_ok=True)
     with open(os.path.join(options.out, "results.json"), "w") as out:
         json.dump(results, out, indent=2)

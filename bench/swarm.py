@@ -20,6 +20,8 @@ from bench.procs import LOOPBACK, free_ports, reap, spawn, twistd_path
 
 FILE_NAME = "TheFile.dat"
 FIRST_ID = 1001
+#: Extra environment for every peer unless a spec says otherwise (``--peer-env``).
+PEER_ENV: dict = {}
 
 
 @dataclass
@@ -34,6 +36,7 @@ class SwarmSpec:
     seed_upload_rate: Optional[int] = None  # overrides upload_rate for the seed
     timeout: float = 120.0
     verify: bool = True
+    env: Optional[dict] = None  # extra environment for every peer (experiments)
 
 
 def _place(source: str, target: str) -> None:
@@ -72,6 +75,8 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         os.mkdir(os.path.join(work, f"peer_{ids[0]}"))
         _place(spec.file_path, os.path.join(work, f"peer_{ids[0]}", FILE_NAME))
         twistd = twistd_path()
+        extra = spec.env if spec.env is not None else PEER_ENV
+        env = dict(os.environ, **extra) if extra else None
         children = []
         start = time.time()
         for index, peer in enumerate(ids):
@@ -80,7 +85,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
             rate = spec.seed_upload_rate if index == 0 and spec.seed_upload_rate is not None else spec.upload_rate
             if rate:
                 argv += ["--upload-rate", str(rate)]
-            children.append(spawn(str(peer), argv, work, os.path.join(work, f"twistd_{peer}.out")))
+            children.append(spawn(str(peer), argv, work, os.path.join(work, f"twistd_{peer}.out"), env))
         exited = reap(children, start + spec.timeout)
         complete: dict[int, float] = {}
         first_contact: dict[int, float] = {}
