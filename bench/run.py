@@ -164,6 +164,7 @@ def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, r
         "statistic": f"median of {len(good)}" if len(good) != 1 else "1 run",
         "time_to_last_complete_s": median_of(runs, "time_to_last_complete_s"),
         "wall_to_all_exited_s": median_of(runs, "wall_to_all_exited_s"),
+        "startup_s": median_of(runs, "startup_s"),
         "cpu_s_total": median_of(runs, "cpu_s_total"),
         "peak_rss_mib_max": max((run["peak_rss_mib_max"] for run in good), default=None),
         "upload_rate": upload_rate,
@@ -255,7 +256,8 @@ def table(results: dict) -> list[list[str]]:
         if name not in cases:
             continue
         for row in cases[name]["rows"]:
-            figure = f"{fmt(row['time_to_last_complete_s'])} s (exit {fmt(row['wall_to_all_exited_s'])} s)"
+            figure = (f"{fmt(row['time_to_last_complete_s'])} s (start-up {fmt(row['startup_s'])} s, "
+                      f"all exited {fmt(row['wall_to_all_exited_s'])} s)")
             if row["ok_runs"] < row["runs"]:
                 figure += f", {row['runs'] - row['ok_runs']} of {row['runs']} FAILED"
             reference, ratio_text, target = "—", "—", ""

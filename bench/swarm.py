@@ -121,6 +121,8 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
             "failure": failure,
             "peers": count,
             "time_to_last_complete_s": (last_complete - start) if last_complete else None,
+            # spawn of the first peer to the first connection logged: process start-up
+            "startup_s": (min(first_contact.values()) - start) if first_contact else None,
             "wall_to_all_exited_s": max(e.exited_at for e in exited) - start,
             "leecher_transfer_s": {  # first contact to complete, per leecher
                 str(peer): complete[peer] - first_contact[peer] for peer in complete if peer in first_contact
