@@ -590,11 +590,6 @@ def test_eof_in_the_middle_closes_only_that_connection(tmp_path, data):
     assert h.path.read_bytes() == h.content
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SPEC §4 asks for a warning naming the violation for 'EOF in the middle of a message', "
-    "but PeerProtocol.connectionLost drops a partial message in _buffer silently",
-)
 @pytest_twisted.inlineCallbacks
 def test_eof_in_the_middle_of_a_message_is_logged(tmp_path):
     h = Harness(tmp_path)
@@ -604,7 +599,10 @@ def test_eof_in_the_middle_of_a_message_is_logged(tmp_path):
         hostile.transport.write(_piece_frame(2, PIECE)[:9000])
         hostile.transport.loseConnection()
         yield lost
-        assert any("peer 1002" in text for text in h.warnings()), h.warnings()
+        assert any(
+            "peer 1002 closed the connection in the middle of a message: sent 8996 of the 16389 bytes" in text
+            for text in h.warnings()
+        ), h.warnings()
     finally:
         yield h.close()
 
@@ -714,14 +712,9 @@ def test_violation_after_a_valid_message_in_one_read_still_closes_only_that_conn
     assert h.path.read_bytes() == h.content
 
 
-_BUFFER_BUG = (
-    "twisted_p2p/protocol.py _read_messages: when decode() raises after a message was already "
-    "decoded in the same read, `del buffer[:position]` in the finally raises BufferError (the "
-    "traceback still holds the memoryview slice), which replaces the ProtocolViolation"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=_BUFFER_BUG)
+
 @pytest_twisted.inlineCallbacks
 def test_violation_after_a_valid_message_in_one_read_is_logged_as_that_violation(tmp_path):
     h = Harness(tmp_path)
@@ -736,7 +729,7 @@ def test_violation_after_a_valid_message_in_one_read_is_logged_as_that_violation
         yield h.close()
 
 
-@pytest.mark.xfail(strict=True, reason=_BUFFER_BUG)
+
 def test_violation_after_a_valid_message_in_memory(tmp_path):
     """The same bug without a network: the violation must be handled, not escape."""
     config = swarm_config([1001, 1002, 1003], [1001], FILE_SIZE, PIECE)
@@ -819,7 +812,7 @@ _FOUND = [wire.encode_handshake(1003) + wire.encode_have(0) + b"\x00\x00\x00\x01
 _PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.xfail(strict=True, reason=_BUFFER_BUG + " (found by this test)")
+
 @_PROPERTY
 @given(chunks=hostile_streams())
 @example(chunks=_FOUND)
@@ -827,7 +820,7 @@ def test_seed_protocol_survives_any_stream_cut_anywhere(chunks):
     _survives(1001, chunks)
 
 
-@pytest.mark.xfail(strict=True, reason=_BUFFER_BUG + " (found by this test)")
+
 @_PROPERTY
 @given(chunks=hostile_streams())
 @example(chunks=_FOUND)

@@ -128,6 +128,17 @@ def _wait_saved(state: Path, common, at_least: int, limit: float = 30) -> int:
     raise AssertionError(f"{state} never held {at_least} pieces")
 
 
+def _wait_connected(log: Path, me: int, earlier: list[int], limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    sentences = [f"Peer {me} makes a connection to Peer {other}." for other in earlier]
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        if all(sentence in text for sentence in sentences):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"peer {me} never connected to all of {earlier}")
+
+
 def _finish(processes, limit: float = 60) -> dict[int, str]:
     outputs = {}
     try:
@@ -148,6 +159,8 @@ def test_a_peer_stopped_mid_download_resumes_and_fetches_only_the_rest(tmp_path,
     victim = 1003
     state = tmp_path / f"peer_{victim}" / "TheFile.dat.state"
     _wait_saved(state, common, at_least=8)
+    log = tmp_path / f"log_peer_{victim}.log"
+    _wait_connected(log, victim, [1001, 1002])  # so that the restart is a return to both
     processes[victim].send_signal(how)
     output = processes[victim].communicate(timeout=30)[0].decode()
     if how == signal.SIGTERM:
@@ -157,7 +170,6 @@ def test_a_peer_stopped_mid_download_resumes_and_fetches_only_the_rest(tmp_path,
         assert processes[victim].returncode == -signal.SIGKILL
     restored = _saved_count(state, common)
     assert 8 <= restored < common.num_pieces
-    log = tmp_path / f"log_peer_{victim}.log"
     lines_before = len(log.read_text().splitlines())
     processes[victim] = _start(tmp_path, victim)
     outputs = _finish(processes)

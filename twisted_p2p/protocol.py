@@ -81,6 +81,13 @@ class PeerProtocol(Protocol):
         self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        unfinished = None if self._closing else self._unfinished_input()
+        if unfinished is not None:
+            self.log.warn(
+                "{who} closed the connection in the middle of a message: sent {unfinished}",
+                who=self.describe(),
+                unfinished=unfinished,
+            )
         if self._handshake_timer is not None and self._handshake_timer.active():
             self._handshake_timer.cancel()
         self._handshake_timer = None
@@ -150,9 +157,25 @@ class PeerProtocol(Protocol):
                 message = decoder.decode(view[position + 4 : end])
                 position = end
                 self.service.message_received(self, message)
-        finally:
-            view.release()
-            del buffer[:position]
+        except BaseException:
+            # The traceback may still hold slices of the buffer, so it cannot be
+            # trimmed; the connection is being dropped, so just let go of it.
+            self._buffer = bytearray()
+            raise
+        view.release()
+        del buffer[:position]
+
+    def _unfinished_input(self) -> Optional[str]:
+        """What the neighbour left half-sent when it closed, if anything."""
+        held = len(self._buffer)
+        if not self._handshaken:
+            return f"{held} of the {wire.HANDSHAKE_LENGTH} handshake bytes" if held else None
+        if held == 0:
+            return None
+        if held < 4:
+            return f"{held} of the 4 bytes of a message length"
+        (length,) = _LENGTH.unpack_from(self._buffer)
+        return f"{held - 4} of the {length} bytes of a message"
 
     # -- sending -------------------------------------------------------------
 
@@ -195,5 +218,6 @@ class PeerProtocol(Protocol):
         self._send_uploads()
 
     def stopProducing(self) -> None:
-        self._closing = True
+        # The connection is going: stop uploading (connectionLost follows and says why).
+        self._paused = True
         self.cancel_uploads()
