@@ -232,3 +232,31 @@ def test_a_write_that_fails_mid_download_stops_the_peer_without_claiming_the_pie
     assert "No space left on device" in str(failures[0].value)
     assert peer.store.held.count == 0
     assert "downloaded" not in [e.kind for e in peer.events()]
+
+
+def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
+    from twisted.internet.defer import Deferred
+
+    from test_protocol import CONTENT as PIECES_CONTENT, Peer
+
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    handed = []
+    under_way: Deferred[None] = Deferred()
+
+    def run_in_thread(function, *args):
+        handed.append((function, args))
+        return under_way
+
+    peer.service.run_in_thread = run_in_thread
+    peer.store.write(0, PIECES_CONTENT[:100])
+    peer.clock.advance(0.5)  # the periodic save goes to the "thread"
+    assert len(handed) == 1 and not peer.store.state_path.exists()
+    peer.store.write(1, PIECES_CONTENT[100:200])
+    peer.service.save_state()  # a final save waits for the one under way
+    assert not peer.store.state_path.exists()
+    function, args = handed[0]
+    function(*args)  # the thread's work: pieces 0 only
+    assert decode_state(peer.store.state_path.read_bytes(), peer.common) == PieceSet(11, [0])
+    under_way.callback(None)
+    assert decode_state(peer.store.state_path.read_bytes(), peer.common) == PieceSet(11, [0, 1])
+    assert len(handed) == 1

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Optional, TextIO
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 SENTENCES = {
     "connect_to": "Peer {me} makes a connection to Peer {other}.",
@@ -101,19 +101,30 @@ def _format_second(whole: int) -> str:
 class EventLog:
     """Writes one peer's SPEC §5 sentences, stamped with the injected clock's time.
 
-    Lines are flushed as written, so a crash loses nothing and a watcher sees progress.
-    ``echo``, if given, gets every line too (the launcher reads it from a remote peer).
+    Lines are flushed once per turn of the reactor rather than one by one (a busy peer
+    writes thousands a second), so a watcher sees them at once and a crash can lose
+    only the lines of the turn it interrupted. ``echo``, if given, gets every line
+    too (the launcher reads it from a remote peer).
     """
 
     def __init__(self, me: int, stream: TextIO, clock: IReactorTime, echo: Optional[TextIO] = None) -> None:
         self.me = me
         self._streams = [stream] if echo is None else [stream, echo]
         self._clock = clock
+        self._flush_call: Optional[IDelayedCall] = None
 
     def _write(self, kind: str, **fields: object) -> None:
         line = f"{format_time(self._clock.seconds())}: {SENTENCES[kind].format(me=self.me, **fields)}\n"
         for stream in self._streams:
             stream.write(line)
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        for stream in self._streams:
             stream.flush()
 
     def connection_made(self, other: int) -> None:

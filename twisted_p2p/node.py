@@ -15,6 +15,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from twisted_p2p.config import SwarmConfig
@@ -58,10 +59,11 @@ class PeerNode(MultiService):
         except OSError as exc:
             self.store.close()
             raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
-        events = EventLog(peer_id, self._event_file, reactor, echo=echo)
+        self.events = EventLog(peer_id, self._event_file, reactor, echo=echo)
         self.peer = PeerService(
-            config, peer_id, self.store, events, reactor, rng, handshake_timeout,
+            config, peer_id, self.store, self.events, reactor, rng, handshake_timeout,
             upload_rate=upload_rate, piece_hashes=piece_hashes,
+            run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
         )
         self.peer.setServiceParent(self)
         initial, maximum = retry_delays
@@ -101,5 +103,6 @@ class PeerNode(MultiService):
 
     def _close_files(self, result: object) -> object:
         self.store.close()
+        self.events.flush()
         self._event_file.close()
         return result

@@ -62,6 +62,9 @@ class PeerProtocol(Protocol):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)  # requests are tiny; Nagle would hold them back
+        if getattr(self.transport, "bufferSize", 0):
+            # Read a whole piece in one go where the transport reads in chunks (64 KiB).
+            self.transport.bufferSize = max(self.transport.bufferSize, self.service.decoder.max_length + 4)
         self.transport.registerProducer(self, True)
         self.service.connection_made(self)
         # SPEC §2: send our handshake at once, never wait for theirs.

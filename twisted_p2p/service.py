@@ -11,7 +11,7 @@ import random
 from typing import Callable, Optional, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -70,6 +70,7 @@ class PeerService(Service):
         upload_rate: float = 0,
         save_interval: float = 0.5,
         piece_hashes: Optional[Sequence[bytes]] = None,
+        run_in_thread: Optional[Callable[..., Deferred[None]]] = None,
     ) -> None:
         self.config = config
         self.common = config.common
@@ -103,7 +104,11 @@ class PeerService(Service):
         self._optimistic_loop = LoopingCall(self._guarded(self.optimistic_round))
         self._optimistic_loop.clock = clock
         self.save_interval = save_interval
-        self._save_loop = LoopingCall(self.save_state)
+        self._save_loop = LoopingCall(self._guarded(self._save_in_background))
+        #: Runs a blocking call and returns a Deferred: a thread pool in a real peer;
+        #: by default (tests) the call is made at once.
+        self.run_in_thread = run_in_thread or (lambda function, *args: maybeDeferred(function, *args))
+        self._saving: Optional[Deferred[None]] = None
         self._save_loop.clock = clock
 
     def _guarded(self, tick: Callable[[], None]) -> Callable[[], None]:
@@ -134,8 +139,9 @@ class PeerService(Service):
                 loop.stop()
         if self.upload_limiter is not None:
             self.upload_limiter.stop()
+        saving = self._saving
         self.save_state()
-        closing = []
+        closing = [saving] if saving is not None else []
         for protocol in list(self._connections):
             lost: Deferred[None] = Deferred()
             self._connections[protocol] = lost
@@ -144,11 +150,32 @@ class PeerService(Service):
         return DeferredList(closing) if closing else succeed(None)
 
     def save_state(self) -> None:
-        """Save which pieces are on disk (every ``save_interval`` s, at the end, on stop)."""
+        """Save which pieces are on disk now (at the end, on stop), or right after a
+        save under way: two must never write the state file at once."""
+        if self._saving is not None:
+            self._saving.addCallback(lambda _: self.save_state())
+            return
         try:
             self.store.save_state()
         except OSError as exc:
             self.fail(f"cannot save the resume state {self.store.state_path}: {exc.strerror or exc}")
+
+    def _save_in_background(self) -> None:
+        """Every ``save_interval`` s: the disk syncs run off the reactor's thread."""
+        if self._saving is not None:
+            return  # the last one is still syncing
+        state = self.store.snapshot_state()
+        if state is None:
+            return
+        self._saving = self.run_in_thread(self.store.commit_state, state)
+        self._saving.addErrback(
+            lambda failure: self.fail(f"cannot save the resume state {self.store.state_path}: "
+                                      f"{failure.getErrorMessage()}")
+        )
+        self._saving.addBoth(self._saved)
+
+    def _saved(self, _: object) -> None:
+        self._saving = None
 
     def _finish(self) -> None:
         self._finished = True

@@ -127,21 +127,31 @@ class PieceStore:
         return held
 
     def save_state(self) -> None:
-        """Record the pieces written so far: the data is synced first, then the state
-        is replaced atomically, so it never claims a piece that is not on disk."""
+        """Record the pieces written so far (see :meth:`commit_state`)."""
+        state = self.snapshot_state()
+        if state is not None:
+            self.commit_state(state)
+
+    def snapshot_state(self) -> Optional[bytes]:
+        """The state to save for the pieces written so far, or None if it is saved."""
         if not self._unsaved or self._fd < 0:
-            return
+            return None
+        self._unsaved = False
+        return encode_state(self.common, self.held)
+
+    def commit_state(self, state: bytes) -> None:
+        """Sync the data, then replace the state file atomically, so that it never
+        claims a piece that is not on disk. Safe in a thread while pieces are written
+        (those come after the snapshot, so the state does not claim them)."""
         os.fdatasync(self._fd)
-        self._unsynced = False
         temporary = self.state_path.with_name(self.state_path.name + ".tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(descriptor, encode_state(self.common, self.held))
+            os.write(descriptor, state)
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
         os.replace(temporary, self.state_path)
-        self._unsaved = False
 
     def _reserve(self, size: int) -> None:
         """Allocate the blocks now: writes are then cheaper, and a full disk shows at

@@ -5,6 +5,7 @@ line on standard error and a non-zero status, never a traceback.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import sys
@@ -61,6 +62,18 @@ class Options(usage.Options):
             raise usage.UsageError("--handshake-timeout must be positive")
 
 
+def _keep_piece_buffers() -> None:
+    """glibc hands freed blocks over 128 KiB back to the kernel, so with large pieces
+    every piece buffer is page-faulted in afresh (measured: half the throughput at
+    256 KiB pieces). Keep such blocks in the heap for reuse; elsewhere, do nothing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 8 << 20)  # M_MMAP_THRESHOLD: blocks up to 8 MiB from the heap
+        libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD: keep up to 128 MiB of free heap
+    except (OSError, AttributeError):
+        pass
+
+
 def _exit_after_shutdown(reactor: Any, status: int) -> None:
     """twistd always exits 0 after the reactor stops; a failed peer must not."""
 
@@ -81,6 +94,7 @@ def makeService(options: Options) -> Any:
     from twisted_p2p.node import PeerNode
     from twisted_p2p.storage import StorageError, data_path
 
+    _keep_piece_buffers()
     peer_id = options["id"]
     config_dir = options["config-dir"]
     try:

@@ -38,6 +38,7 @@ class MessageType(IntEnum):
     PIECE = 7
 
 
+_TYPES = tuple(MessageType)  # by code: a tuple index is much cheaper than MessageType(code)
 _NAMES = {
     MessageType.CHOKE: "choke",
     MessageType.UNCHOKE: "unchoke",
@@ -201,10 +202,9 @@ class Decoder:
     def decode(self, body: bytes) -> Message:
         self.check_length(len(body))
         code = body[0]
-        try:
-            kind = MessageType(code)
-        except ValueError:
-            raise ProtocolViolation(f"a message of unknown type {code}") from None
+        if code >= len(_TYPES):
+            raise ProtocolViolation(f"a message of unknown type {code}")
+        kind = _TYPES[code]
         size = len(body) - 1
         name = _NAMES[kind]
         if kind in _NO_PAYLOAD:
