@@ -42,7 +42,7 @@ class PeerNode(MultiService):
         interface: str = "",
         echo: Optional[TextIO] = None,
         handshake_timeout: float = 30.0,
-        retry_delays: tuple[float, float] = (0.1, 2.0),
+        retry_delays: tuple[float, float] = (0.025, 2.0),
         upload_rate: float = 0,
         piece_hashes: Optional[Sequence[bytes]] = None,
     ) -> None:
