@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import random
+import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 
@@ -67,3 +70,36 @@ def write_seed_files(work_dir: Path, config: SwarmConfig, content: bytes) -> Non
             path = work_dir / f"peer_{peer.peer_id}" / config.common.file_name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
+
+
+def twistd() -> list[str]:
+    """twistd of this environment: beside the interpreter, else Twisted's entry point."""
+    beside = Path(sys.executable).with_name("twistd")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("twistd")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def start_peer(cwd: Path, peer_id: int, *extra: str) -> subprocess.Popen:
+    """``twistd -n --pidfile= p2ppeer --id peer_id extra...`` in ``cwd``, output captured."""
+    return subprocess.Popen(
+        twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", str(peer_id), *extra],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+
+
+def wait_for_peers(processes: Mapping[int, subprocess.Popen], limit: float = 60) -> dict[int, str]:
+    """Each peer's output once all have exited; any still running after ``limit`` s is killed."""
+    outputs = {}
+    try:
+        for peer_id, process in processes.items():
+            outputs[peer_id] = process.communicate(timeout=limit)[0].decode()
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return outputs

@@ -20,22 +20,12 @@ from twisted_p2p.eventlog import SENTENCES
 from twisted_p2p.swarm import audit as A
 from twisted_p2p.swarm.cli import main as cli_main
 
-from support import free_ports, seed_bytes, swarm_config, write_config, write_seed_files
+from support import free_ports, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config, write_seed_files
 
 IDS = [1001, 1002, 1003, 1004, 1005, 1006]
 
 
 # -- a real swarm --------------------------------------------------------------------------
-
-
-def _twistd() -> list[str]:
-    beside = Path(sys.executable).with_name("twistd")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("twistd")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 @pytest.fixture(scope="module")
@@ -45,23 +35,12 @@ def real_swarm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = swarm_config(IDS, [1001], 1_048_576, 16384, k=2, p=1, m=2, ports=free_ports(6))
     write_config(work, config)
     write_seed_files(work, config, seed_bytes(config.common.file_size))
-    processes = [
-        subprocess.Popen(
-            _twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", str(peer_id), "--config-dir", str(work),
-                         "--work-dir", str(work)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        for peer_id in IDS
-    ]
-    try:
-        outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output
+    processes = {
+        peer_id: start_peer(work, peer_id, "--config-dir", str(work), "--work-dir", str(work)) for peer_id in IDS
+    }
+    outputs = wait_for_peers(processes)
+    for peer_id, process in processes.items():
+        assert process.returncode == 0, outputs[peer_id]
     return work
 
 

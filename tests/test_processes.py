@@ -11,18 +11,10 @@ import pytest
 
 from twisted_p2p.eventlog import parse_line
 
-from support import free_ports, seed_bytes, swarm_config, write_config, write_seed_files
-
-
-def twistd() -> list[str]:
-    """twistd of this environment: beside the interpreter, else Twisted's entry point."""
-    beside = Path(sys.executable).with_name("twistd")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("twistd")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+from support import (
+    free_ports, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
+    write_seed_files,
+)
 
 
 def run_twistd(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -38,21 +30,10 @@ def test_six_twistd_processes_in_the_course_layout_finish_by_themselves(tmp_path
     write_config(tmp_path, config)  # Common.cfg and PeerInfo.cfg in the working directory
     content = seed_bytes(config.common.file_size)
     write_seed_files(tmp_path, config, content)
-    processes = [
-        subprocess.Popen(
-            twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", str(peer_id)],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        for peer_id in ids
-    ]
-    try:
-        outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for peer_id, process, output in zip(ids, processes, outputs):
+    processes = {peer_id: start_peer(tmp_path, peer_id) for peer_id in ids}
+    outputs = wait_for_peers(processes)
+    for peer_id, process in processes.items():
+        output = outputs[peer_id]
         assert process.returncode == 0, output
         assert (tmp_path / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == content
         lines = (tmp_path / f"log_peer_{peer_id}.log").read_text().splitlines()

@@ -14,8 +14,10 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import parse_line
 from twisted_p2p.storage import PieceStore, StorageError, data_path, decode_state, encode_state
 
-from support import free_ports, seed_bytes, swarm_config, write_config, write_seed_files
-from test_processes import twistd
+from support import (
+    free_ports, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
+    write_seed_files,
+)
 
 CONFIG = swarm_config([1001, 1002], [1001], 1050, 100)
 COMMON = CONFIG.common
@@ -91,13 +93,6 @@ def test_unwritable_work_dir_is_a_clear_error(tmp_path):
 # -- real processes -----------------------------------------------------------------
 
 
-def _start(tmp_path: Path, peer_id: int, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", str(peer_id), *extra],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-
-
 def _saved_count(state: Path, common) -> int:
     try:
         return decode_state(state.read_bytes(), common).count
@@ -112,9 +107,9 @@ def _slow_swarm(tmp_path: Path):
     write_config(tmp_path, config)
     content = seed_bytes(config.common.file_size)
     write_seed_files(tmp_path, config, content)
-    processes = {1001: _start(tmp_path, 1001, "--upload-rate", "400000")}
+    processes = {1001: start_peer(tmp_path, 1001, "--upload-rate", "400000")}
     for peer_id in ids[1:]:
-        processes[peer_id] = _start(tmp_path, peer_id)
+        processes[peer_id] = start_peer(tmp_path, peer_id)
     return config, content, processes
 
 
@@ -139,19 +134,6 @@ def _wait_connected(log: Path, me: int, earlier: list[int], limit: float = 30) -
     raise AssertionError(f"peer {me} never connected to all of {earlier}")
 
 
-def _finish(processes, limit: float = 60) -> dict[int, str]:
-    outputs = {}
-    try:
-        for peer_id, process in processes.items():
-            outputs[peer_id] = process.communicate(timeout=limit)[0].decode()
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return outputs
-
-
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
 def test_a_peer_stopped_mid_download_resumes_and_fetches_only_the_rest(tmp_path, how):
     config, content, processes = _slow_swarm(tmp_path)
@@ -171,8 +153,8 @@ def test_a_peer_stopped_mid_download_resumes_and_fetches_only_the_rest(tmp_path,
     restored = _saved_count(state, common)
     assert 8 <= restored < common.num_pieces
     lines_before = len(log.read_text().splitlines())
-    processes[victim] = _start(tmp_path, victim)
-    outputs = _finish(processes)
+    processes[victim] = start_peer(tmp_path, victim)
+    outputs = wait_for_peers(processes)
     for peer_id, process in processes.items():
         assert process.returncode == 0, outputs[peer_id]
         assert (tmp_path / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == content
