@@ -105,11 +105,11 @@ class PeerService(Service):
         self._optimistic_loop.clock = clock
         self.save_interval = save_interval
         self._save_loop = LoopingCall(self._guarded(self._save_in_background))
+        self._save_loop.clock = clock
         #: Runs a blocking call and returns a Deferred: a thread pool in a real peer;
         #: by default (tests) the call is made at once.
         self.run_in_thread = run_in_thread or (lambda function, *args: maybeDeferred(function, *args))
         self._saving: Optional[Deferred[None]] = None
-        self._save_loop.clock = clock
 
     def _guarded(self, tick: Callable[[], None]) -> Callable[[], None]:
         """A LoopingCall stops for good on an exception: log it and keep ticking."""
