@@ -3,17 +3,22 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor, task
 
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import parse_line
+from twisted_p2p.node import PeerNode
 from twisted_p2p.storage import PieceStore, StorageError, data_path, decode_state, encode_state
 
+from test_swarm import _run_swarm
 from support import (
     free_ports, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
     write_seed_files,
@@ -242,3 +247,55 @@ def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
     under_way.callback(None)
     assert decode_state(peer.store.state_path.read_bytes(), peer.common) == PieceSet(11, [0, 1])
     assert len(handed) == 1
+
+
+@defer.inlineCallbacks
+def _crash(node):
+    """What SIGKILL does to a peer, in-process: connections dropped without a word,
+    timers gone, files closed with nothing more saved."""
+    service = node.peer
+    service.running = 0  # a dead process reacts to nothing that follows
+    for loop in (service._unchoke_loop, service._optimistic_loop, service._save_loop):
+        if loop.running:
+            loop.stop()
+    for protocol in list(service._connections):
+        protocol.transport.abortConnection()
+    os.close(node.store._fd)
+    node.store._fd = -1
+    node.events.flush()
+    node._event_file.close()
+    yield defer.gatherResults([dialler.stopService() for dialler in list(node)[1:]] + [node.port.stopListening()])
+
+
+@pytest_twisted.inlineCallbacks
+def test_in_process_kill_and_restart_fetches_only_the_rest(tmp_path):
+    ids = [1001, 1002, 1003, 1004]
+    config = swarm_config(ids, [1001], 600_000, 16384, k=3, p=1, m=2, ports=free_ports(4))
+    content = seed_bytes(config.common.file_size)
+    write_seed_files(tmp_path, config, content)
+
+    def node(peer_id):
+        return PeerNode(config, peer_id, tmp_path, reactor, rng=random.Random(peer_id), interface="127.0.0.1",
+                        upload_rate=300_000 if peer_id == 1001 else 0)
+
+    nodes = {peer_id: node(peer_id) for peer_id in ids}
+    for each in nodes.values():
+        each.startService()
+    state = tmp_path / "peer_1003" / "TheFile.dat.state"
+    for _ in range(500):
+        if _saved_count(state, config.common) >= 5:
+            break
+        yield task.deferLater(reactor, 0.02, lambda: None)
+    yield _crash(nodes[1003])
+    restored = _saved_count(state, config.common)
+    assert 5 <= restored < config.common.num_pieces
+    log = tmp_path / "log_peer_1003.log"
+    lines_before = len(log.read_text().splitlines())
+    nodes[1003] = node(1003)
+    assert nodes[1003].store.held.count == restored  # announced in its bitfield
+    yield _run_swarm([nodes[1003]] + [nodes[i] for i in ids if i != 1003], already_running=3)
+    for peer_id in ids:
+        assert data_path(tmp_path, peer_id, config.common).read_bytes() == content
+    downloads = [parse_line(line) for line in log.read_text().splitlines()[lines_before:]]
+    downloads = [e for e in downloads if e.kind == "downloaded"]
+    assert [e.count for e in downloads] == list(range(restored + 1, config.common.num_pieces + 1))

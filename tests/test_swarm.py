@@ -64,9 +64,10 @@ def _swarm_nodes(tmp_path, seeds, file_size=3_000_000, piece_size=16384):
 
 
 @defer.inlineCallbacks
-def _run_swarm(nodes, limit=60, late=()):
-    """Start ``nodes``, and ``late`` ones half a second later; wait until all are done."""
-    for node in nodes:
+def _run_swarm(nodes, limit=60, late=(), already_running=0):
+    """Start ``nodes`` (but the last ``already_running``), and ``late`` ones half a
+    second later; wait until all are done, then stop them all."""
+    for node in nodes[: len(nodes) - already_running]:
         node.startService()
     try:
         if late:
