@@ -27,6 +27,8 @@ class PeerServerFactory(ServerFactory):
 class PeerClientFactory(ClientFactory):
     """Dials one peer listed before us; the handshake must come back with its ID."""
 
+    noisy = False  # its dialler retries until the peer is up: no log lines per attempt
+
     def __init__(self, service: PeerService, peer_id: int) -> None:
         self.service = service
         self.peer_id = peer_id
