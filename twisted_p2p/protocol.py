@@ -97,8 +97,7 @@ class PeerProtocol(Protocol):
         if self._abort_timer is not None and self._abort_timer.active():
             self._abort_timer.cancel()
         self._closing = True
-        self._uploads.clear()
-        self._queued.clear()
+        self.cancel_uploads()
         self.service.connection_lost(self)
 
     def drop(self, why: str) -> None:
@@ -107,8 +106,7 @@ class PeerProtocol(Protocol):
             return
         self.log.warn("{who} {why}; closing the connection", who=self.describe(), why=why)
         self._closing = True
-        self._uploads.clear()
-        self._queued.clear()
+        self.cancel_uploads()
         self.transport.loseConnection()
 
     def close(self, timeout: float) -> None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_p2p.config import ConfigError, load
@@ -86,9 +87,8 @@ def _exit_after_shutdown(reactor: Any, status: int) -> None:
 
 
 def makeService(options: Options) -> Any:
+    """The peer's MultiService; the imports wait until here so ``twistd --help`` is quick."""
     from twisted.internet import reactor
-
-    from twisted.logger import Logger
 
     from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, write_manifest
     from twisted_p2p.node import PeerNode
