@@ -178,6 +178,23 @@ def test_check_files_finds_a_wrong_file_and_leaves_a_remote_one_unchecked(tmp_pa
     assert expected is not None
 
 
+def test_check_files_trusts_the_digest_a_remote_peer_printed(tmp_path):
+    import hashlib
+
+    from twisted_p2p.storage import digest_report
+
+    config = swarm_config([1, 2, 3], seeds=[1], file_size=10, piece_size=4)
+    (tmp_path / "peer_1").mkdir()
+    (tmp_path / "peer_1" / "TheFile.dat").write_bytes(b"0123456789")
+    progress = {p.peer_id: PeerProgress(p.peer_id, p.host, 3, p.has_file, START) for p in config.peers}
+    good, bad = hashlib.sha256(b"0123456789").hexdigest(), hashlib.sha256(b"x").hexdigest()
+    progress[2].feed_line("2026-11-24T10:00:00+0000 [twisted_p2p.service.PeerService#info] " + digest_report(2, good))
+    progress[3].feed_line(digest_report(3, bad))
+    progress[3].feed_line(digest_report(2, good))  # another peer's line is not its own
+    results, _ = launch.check_files(config, tmp_path, {1}, {1: 0, 2: 0, 3: 0}, progress)
+    assert [result.sha256_ok for result in results] == [True, True, False]
+
+
 def test_a_peer_is_ok_only_with_status_0_a_completed_file_and_no_wrong_check():
     done = PeerProgress(2, "h", 3, False, START)
     done.completed_at = 1.0

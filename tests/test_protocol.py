@@ -517,3 +517,19 @@ def test_a_lost_optimistic_neighbour_is_replaced_no_sooner_than_m_seconds(tmp_pa
     assert peer.service.optimistic not in (None, first)
     changes = [e.time for e in peer.events() if e.kind == "optimistic"]
     assert all(later - earlier >= 15 for earlier, later in zip(changes, changes[1:]))
+
+
+def test_a_finished_peer_reports_its_files_digest_when_asked(tmp_path, warnings):
+    import hashlib
+
+    from twisted.logger import formatEvent
+
+    from twisted_p2p.storage import parse_digest_report
+
+    peer = Peer(tmp_path, 1001)
+    peer.service.report_digest = True
+    for peer_id in (1002, 1003, 1004, 1005):
+        peer.neighbour(peer_id, pieces=range(11))
+    assert peer.service.done.called
+    reports = [parse_digest_report(formatEvent(e)) for e in warnings]
+    assert (1001, hashlib.sha256(CONTENT).hexdigest()) in reports

@@ -64,6 +64,7 @@ class PeerNode(MultiService):
             config, peer_id, self.store, self.events, reactor, rng, handshake_timeout,
             upload_rate=upload_rate, piece_hashes=piece_hashes,
             run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
+            report_digest=echo is not None,
         )
         self.peer.setServiceParent(self)
         initial, maximum = retry_delays

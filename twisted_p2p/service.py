@@ -22,7 +22,7 @@ from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import EventLog
 from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.ratelimit import TokenBucket
-from twisted_p2p.storage import PieceStore
+from twisted_p2p.storage import PieceStore, digest_report
 
 
 class PeerFailed(Exception):
@@ -71,6 +71,7 @@ class PeerService(Service):
         save_interval: float = 0.5,
         piece_hashes: Optional[Sequence[bytes]] = None,
         run_in_thread: Optional[Callable[..., Deferred[None]]] = None,
+        report_digest: bool = False,
     ) -> None:
         self.config = config
         self.common = config.common
@@ -110,6 +111,8 @@ class PeerService(Service):
         #: by default (tests) the call is made at once.
         self.run_in_thread = run_in_thread or (lambda function, *args: maybeDeferred(function, *args))
         self._saving: Optional[Deferred[None]] = None
+        #: Log the file's SHA-256 when done, for a launcher that cannot read the file.
+        self.report_digest = report_digest
 
     def _guarded(self, tick: Callable[[], None]) -> Callable[[], None]:
         """A LoopingCall stops for good on an exception: log it and keep ticking."""
@@ -182,6 +185,8 @@ class PeerService(Service):
         self.save_state()
         self.store.flush()
         self.log.info("every peer has the file; peer {me} is done", me=self.peer_id)
+        if self.report_digest:
+            self.log.info("{report}", report=digest_report(self.peer_id, self.store.sha256()))
         self.done.callback(None)
 
     def fail(self, why: str) -> None:

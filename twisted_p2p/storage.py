@@ -5,6 +5,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +24,20 @@ class StorageError(Exception):
 
 def data_path(work_dir: str | os.PathLike[str], peer_id: int, common: Common) -> Path:
     return Path(work_dir) / f"peer_{peer_id}" / common.file_name
+
+
+_DIGEST_REPORT = re.compile(r"peer (?P<peer>\d+) has the file with SHA-256 (?P<digest>[0-9a-f]{64})")
+
+
+def digest_report(peer_id: int, digest: str) -> str:
+    """The diagnostic line a finished peer prints with ``--echo-events``, so that a
+    launcher can check the file of a peer on another host."""
+    return f"peer {peer_id} has the file with SHA-256 {digest}"
+
+
+def parse_digest_report(line: str) -> Optional[tuple[int, str]]:
+    found = _DIGEST_REPORT.search(line)
+    return (int(found["peer"]), found["digest"]) if found else None
 
 
 def state_path(path: Path) -> Path:
@@ -162,6 +177,17 @@ class PieceStore:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                 os.close(self._fd)
                 raise
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        offset = 0
+        while offset < self.common.file_size:
+            chunk = os.pread(self._fd, min(1 << 20, self.common.file_size - offset), offset)
+            if not chunk:
+                break
+            digest.update(chunk)
+            offset += len(chunk)
+        return digest.hexdigest()
 
     def read(self, index: int) -> bytes:
         length = self.common.piece_length(index)

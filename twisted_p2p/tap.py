@@ -37,7 +37,8 @@ class Options(usage.Options):
         ["upload-rate", None, 0, "cap on this peer's total upload, in bytes per second (0: no cap)", int],
     ]
     optFlags = [
-        ["echo-events", None, "also write every event-log line to standard output"],
+        ["echo-events", None, "also write every event-log line to standard output, and the file's "
+         "SHA-256 when done (for a launcher that follows a peer on another host)"],
         ["write-hashes", None, "write CONFIG_DIR/FileName.hashes (SHA-256 per piece) from this peer's "
          "complete file, then exit; with that file present every peer checks each piece it receives"],
     ]

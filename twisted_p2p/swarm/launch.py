@@ -456,13 +456,17 @@ def check_files(config: SwarmConfig, work_dir: Path, local_ids: set[int], status
     """Each peer's result, its file compared with the first seed file readable here.
 
     A remote peer's file is checked when it is in the work dir too (a shared
-    filesystem); otherwise its check is None ("not here"), not a failure.
+    filesystem), else by the SHA-256 it printed when it finished; with neither, its
+    check is None ("not here"), not a failure.
     """
     seeds = [data_path(work_dir, peer.peer_id, config.common) for peer in config.peers if peer.has_file]
-    expected = next((digest for digest in map(sha256_file, seeds) if digest is not None), None)
+    reported = [progress[peer.peer_id].reported_sha256 for peer in config.peers if peer.has_file]
+    expected = next((d for d in list(map(sha256_file, seeds)) + reported if d is not None), None)
     results = []
     for peer in config.peers:
         digest = sha256_file(data_path(work_dir, peer.peer_id, config.common))
+        if digest is None and peer.peer_id not in local_ids:
+            digest = progress[peer.peer_id].reported_sha256
         if digest is None:
             ok = False if peer.peer_id in local_ids else None
         else:

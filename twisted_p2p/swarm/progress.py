@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from twisted_p2p.eventlog import Event, parse_line
+from twisted_p2p.storage import parse_digest_report
 
 RATE_WINDOW = 2.0  # seconds of recent downloads that the rate and "from" look at
 
@@ -57,6 +58,8 @@ class PeerProgress:
     timeline: list[tuple[float, int]] = field(default_factory=list)
     unchoke_timeline: list[tuple[float, int]] = field(default_factory=list)
     recent: deque[tuple[float, int]] = field(default_factory=deque)
+    #: The SHA-256 a peer on another host printed when it finished (--echo-events).
+    reported_sha256: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.seed:
@@ -68,7 +71,12 @@ class PeerProgress:
     def feed_line(self, line: str) -> Optional[Event]:
         """Apply one log line; lines that are not this peer's sentences are ignored."""
         event = parse_line(line)
-        if event is None or event.me != self.peer_id:
+        if event is None:
+            report = parse_digest_report(line)
+            if report is not None and report[0] == self.peer_id:
+                self.reported_sha256 = report[1]
+            return None
+        if event.me != self.peer_id:
             return None
         self.apply(event)
         return event
