@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=["twisted_p2p", "twisted_p2p.*"]) + ["twisted.plugins"],
     install_requires=["twisted>=24.7", "zope.interface"],
     extras_require={
-        "test": ["pytest>=8.4.1", "pytest-twisted>=1.14", "hypothesis"],
+        "test": ["pytest>=8.4.1", "pytest-twisted>=1.14", "hypothesis", "matplotlib"],
         "plot": ["matplotlib"],
     },
     entry_points={"console_scripts": ["p2p-swarm = twisted_p2p.swarm.cli:main"]},
