@@ -119,3 +119,31 @@ def test_both_commands_write_the_manifest(tmp_path):
     assert result.returncode == 0, result.stderr
     assert path.read_text() == first
     assert len(load_manifest(path, config.common)) == 11
+
+
+def test_resumed_pieces_are_checked_against_the_manifest(tmp_path):
+    from twisted_p2p.storage import PieceStore
+
+    config = swarm_config([1001, 1002], [1001], 1050, 100, ports=free_ports(2))
+    common = config.common
+    store = PieceStore(data_path(tmp_path, 1002, common), common, has_file=False)
+    for index in range(6):
+        store.write(index, CONTENT[index * 100 : (index + 1) * 100])
+    store.close()
+    with open(store.path, "r+b") as data:  # piece 3 rots on disk; the state still claims it
+        data.seek(300)
+        data.write(b"rot")
+    digests = [hashlib.sha256(CONTENT[i * 100 : (i + 1) * 100]).digest() for i in range(11)]
+    node = PeerNode(config, 1002, tmp_path, reactor, piece_hashes=digests)
+    try:
+        assert sorted(node.store.held) == [0, 1, 2, 4, 5]
+        assert 3 in node.peer.missing
+    finally:
+        node.store.close()
+        node._event_file.close()
+    without = PeerNode(config, 1002, tmp_path, reactor)  # no manifest: the state is all there is
+    try:
+        assert sorted(without.store.held) == [0, 1, 2, 4, 5]  # the forgotten piece stays forgotten
+    finally:
+        without.store.close()
+        without._event_file.close()

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import EventLog
 from twisted_p2p.factory import PeerClientFactory, PeerServerFactory
+from twisted_p2p.manifest import piece_is_intact
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, StorageError, data_path
 
@@ -53,6 +54,10 @@ class PeerNode(MultiService):
         self.interface = interface
         rng = rng or random.Random()
         self.store = PieceStore(data_path(work_dir, peer_id, config.common), config.common, self.info.has_file)
+        if piece_hashes is not None and not self.info.has_file and self.store.held.count:
+            dropped = self.store.keep_verified(lambda index, data: piece_is_intact(piece_hashes, index, data))
+            if dropped:
+                self.log.warn("{count} resumed pieces failed the manifest and will be fetched again", count=dropped)
         log_path = event_log_path(work_dir, peer_id)
         try:
             self._event_file = open(log_path, "a", encoding="utf-8")

@@ -7,7 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.logger import Logger
 
@@ -177,6 +177,17 @@ class PieceStore:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                 os.close(self._fd)
                 raise
+
+    def keep_verified(self, intact: Callable[[int, bytes], bool]) -> int:
+        """Re-read every held piece and forget those ``intact`` rejects (a resumed
+        leecher with a manifest: trust the bytes, not only the state file). Returns
+        how many were forgotten."""
+        kept = PieceSet(self.common.num_pieces, (i for i in self.held if intact(i, self.read(i))))
+        dropped = self.held.count - kept.count
+        if dropped:
+            self.held = kept
+            self._unsaved = True
+        return dropped
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
