@@ -40,6 +40,15 @@ def parse_digest_report(line: str) -> Optional[tuple[int, str]]:
     return (int(found["peer"]), found["digest"]) if found else None
 
 
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256 in hex, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def state_path(path: Path) -> Path:
     """The resume state lives beside the data: ``peer_ID/FileName.state``."""
     return path.with_name(path.name + ".state")
@@ -190,15 +199,7 @@ class PieceStore:
         return dropped
 
     def sha256(self) -> str:
-        digest = hashlib.sha256()
-        offset = 0
-        while offset < self.common.file_size:
-            chunk = os.pread(self._fd, min(1 << 20, self.common.file_size - offset), offset)
-            if not chunk:
-                break
-            digest.update(chunk)
-            offset += len(chunk)
-        return digest.hexdigest()
+        return file_sha256(self.path)
 
     def read(self, index: int) -> bytes:
         length = self.common.piece_length(index)

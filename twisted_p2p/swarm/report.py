@@ -1,12 +1,12 @@
 """The end of a run: file checks, the summary table, swarm-report.json and the plot."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from twisted_p2p.storage import file_sha256
 from twisted_p2p.swarm.progress import PeerProgress
 
 REPORT_JSON = "swarm-report.json"
@@ -15,14 +15,10 @@ REPORT_PNG = "swarm-report.png"
 
 def sha256_file(path: Path) -> Optional[str]:
     """The file's SHA-256 in hex, or None when it cannot be read here."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        return file_sha256(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 @dataclass
