@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
+from twisted_p2p.swarm.launch import twistd_command
 
 
 def free_ports(count: int) -> list[int]:
@@ -73,14 +73,8 @@ def write_seed_files(work_dir: Path, config: SwarmConfig, content: bytes) -> Non
 
 
 def twistd() -> list[str]:
-    """twistd of this environment: beside the interpreter, else Twisted's entry point."""
-    beside = Path(sys.executable).with_name("twistd")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("twistd")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    """twistd of this environment, found as the launcher finds it."""
+    return twistd_command()
 
 
 def start_peer(cwd: Path, peer_id: int, *extra: str) -> subprocess.Popen:
