@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from typing import Iterator
 
 import pytest

@@ -1,8 +1,6 @@
 """Real ``twistd p2ppeer`` processes: a whole swarm, the errors a person sees, packaging."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
