@@ -182,7 +182,6 @@ class PeerService(Service):
 
     def _finish(self) -> None:
         self._finished = True
-        self.save_state()
         self.store.flush()
         self.log.info("every peer has the file; peer {me} is done", me=self.peer_id)
         if self.report_digest:
@@ -384,7 +383,7 @@ class PeerService(Service):
             neighbour.protocol.send(wire.INTERESTED if interested else wire.NOT_INTERESTED)
 
     def _request_from(self, neighbour: Neighbour) -> None:
-        if neighbour.chokes_us or neighbour.outstanding is not None or not neighbour.wanted or neighbour.lying:
+        if neighbour.chokes_us or neighbour.outstanding is not None or not neighbour.we_are_interested:
             return
         index = policy.choose_piece(self.rng, self.missing, neighbour.pieces, self.in_flight)
         if index is None:
