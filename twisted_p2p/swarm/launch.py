@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import itertools
 import os
 import random
 import re
@@ -461,7 +462,7 @@ def check_files(config: SwarmConfig, work_dir: Path, local_ids: set[int], status
     """
     seeds = [data_path(work_dir, peer.peer_id, config.common) for peer in config.peers if peer.has_file]
     reported = [progress[peer.peer_id].reported_sha256 for peer in config.peers if peer.has_file]
-    expected = next((d for d in list(map(sha256_file, seeds)) + reported if d is not None), None)
+    expected = next((d for d in itertools.chain(map(sha256_file, seeds), reported) if d is not None), None)
     results = []
     for peer in config.peers:
         digest = sha256_file(data_path(work_dir, peer.peer_id, config.common))
