@@ -43,6 +43,13 @@ def write_manifest(path: Path, common: Common, digests: Sequence[bytes]) -> None
     os.replace(temporary, path)
 
 
+def write_manifest_from(data_file: Path, config_dir: str | os.PathLike[str], common: Common) -> Path:
+    """Write ``config_dir``/FileName.hashes from a complete copy of the file; its path."""
+    target = manifest_path(config_dir, common)
+    write_manifest(target, common, piece_hashes(data_file, common))
+    return target
+
+
 def load_manifest(path: Path, common: Common) -> Optional[list[bytes]]:
     """The digests of ``path``, or None when there is no manifest; a manifest that does
     not fit Common.cfg is a ConfigError naming the file and line."""

@@ -91,7 +91,7 @@ def makeService(options: Options) -> Any:
     """The peer's MultiService; the imports wait until here so ``twistd --help`` is quick."""
     from twisted.internet import reactor
 
-    from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, write_manifest
+    from twisted_p2p.manifest import load_manifest, manifest_path, write_manifest_from
     from twisted_p2p.node import PeerNode
     from twisted_p2p.storage import StorageError, data_path
 
@@ -105,7 +105,7 @@ def makeService(options: Options) -> Any:
         hashes_path = manifest_path(config_dir, config.common)
         if options["write-hashes"]:
             source = data_path(options["work-dir"], peer_id, config.common)
-            write_manifest(hashes_path, config.common, piece_hashes(source, config.common))
+            write_manifest_from(source, config_dir, config.common)
             print(f"wrote {hashes_path} ({config.common.num_pieces} pieces of {source})")
             raise SystemExit(0)
         node = PeerNode(

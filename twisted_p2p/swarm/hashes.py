@@ -6,7 +6,7 @@ import sys
 from typing import Optional
 
 from twisted_p2p.config import ConfigError, load
-from twisted_p2p.manifest import manifest_path, piece_hashes, write_manifest
+from twisted_p2p.manifest import write_manifest_from
 from twisted_p2p.storage import data_path
 
 
@@ -28,8 +28,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if source is None:
             print(f"p2p-swarm hashes: no seed's file found ({', '.join(map(str, sources))})", file=sys.stderr)
             return 1
-        target = manifest_path(args.config_dir, config.common)
-        write_manifest(target, config.common, piece_hashes(source, config.common))
+        target = write_manifest_from(source, args.config_dir, config.common)
     except ConfigError as exc:
         print(f"p2p-swarm hashes: {exc}", file=sys.stderr)
         return 2
