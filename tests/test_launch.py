@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import sys
 
 import pytest
@@ -260,15 +261,43 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
     assert all("--pidfile=" in l.argv and "p2ppeer" in l.argv for l in launches)
 
 
-def test_the_plot_has_one_line_per_peer_when_matplotlib_is_installed(tmp_path):
+def test_the_plot_has_one_line_per_peer_in_each_panel_when_matplotlib_is_installed(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib", reason="the 'plot' extra (matplotlib) is not installed")
-    from twisted_p2p.swarm.report import write_plot
+    from twisted_p2p.swarm import report as report_module
 
     seed = PeerProgress(1, "h", 2, True, START)
     leecher = PeerProgress(2, "h", 2, False, START)
-    leecher.feed_line(line(0.5, "downloaded", me=2, index=0, other=1, count=1))
-    results = [PeerResult(seed, 0, True), PeerResult(leecher, 0, True)]
+    for text in [line(0.25, "unchoked", me=2, other=1), line(0.5, "downloaded", me=2, index=0, other=1, count=1),
+                 line(0.75, "choked", me=2, other=1)]:
+        leecher.feed_line(text)
+    stalled = PeerProgress(3, "h", 2, False, START)
+    results = [PeerResult(seed, 0, True), PeerResult(leecher, 0, True), PeerResult(stalled, 0, True)]
     report = build_report(results, "finished", 0, 1.0, {"name": "TheFile.dat", "size": 2, "pieces": 2, "sha256": "x"})
-    path = write_plot(report, tmp_path)
+    drawn = []
+    plot_figure = report_module.plot_figure
+
+    def recorded(report):
+        drawn.append(plot_figure(report))
+        return drawn[-1]
+
+    monkeypatch.setattr(report_module, "plot_figure", recorded)
+    path = report_module.write_plot(report, tmp_path)
     assert path == tmp_path / "swarm-report.png"
-    assert path.read_bytes().startswith(b"\x89PNG")
+    png = path.read_bytes()
+    (figure,) = drawn  # the figure written is the one looked at below
+    assert png.startswith(b"\x89PNG") and struct.unpack(">II", png[16:24]) == tuple(figure.bbox.size.astype(int))
+    pieces, unchoked = figure.axes
+    # Each peer's held pieces and its unchoke count, as steps held until the run's end (1.0 s).
+    expected_pieces = {"peer 1": ([0.0, 1.0], [2, 2]), "peer 2": ([0.0, 0.5, 1.0], [0, 1, 1]),
+                       "peer 3": ([0.0, 1.0], [0, 0])}
+    expected_unchoked = [([0.0, 1.0], [0, 0]), ([0.0, 0.25, 0.75, 1.0], [0, 1, 0, 0]), ([0.0, 1.0], [0, 0])]
+    assert [plotted.get_label() for plotted in pieces.lines] == list(expected_pieces)
+    assert [(list(plotted.get_xdata()), list(plotted.get_ydata())) for plotted in pieces.lines] == list(
+        expected_pieces.values()
+    )
+    assert [(list(plotted.get_xdata()), list(plotted.get_ydata())) for plotted in unchoked.lines] == expected_unchoked
+    assert all(plotted.get_drawstyle() == "steps-post" for plotted in pieces.lines + unchoked.lines)
+    # A peer has one colour in both panels, and no two peers share one.
+    colours = [plotted.get_color() for plotted in pieces.lines]
+    assert [plotted.get_color() for plotted in unchoked.lines] == colours and len(set(colours)) == 3
+    assert [text.get_text() for text in pieces.get_legend().get_texts()] == list(expected_pieces)

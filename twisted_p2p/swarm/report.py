@@ -107,19 +107,28 @@ def write_report(report: dict[str, Any], work_dir: Path) -> Path:
 
 
 def write_plot(report: dict[str, Any], work_dir: Path) -> Optional[Path]:
-    """swarm-report.png, or None when matplotlib (the ``plot`` extra) is not installed.
-
-    Top: pieces held per peer over time. Bottom, on the same time axis: how many
-    neighbours unchoke each peer, so choked periods show as drops to zero.
-    """
+    """swarm-report.png, the drawing of :func:`plot_figure`, or None when matplotlib
+    (the ``plot`` extra) is not installed."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
         return None
-    figure, (pieces, unchoked) = plt.subplots(2, 1, sharex=True, figsize=(10, 7), height_ratios=[3, 1])
+    path = work_dir / REPORT_PNG
+    plot_figure(report).savefig(path)
+    return path
+
+
+def plot_figure(report: dict[str, Any]) -> Any:
+    """The report's plot as a matplotlib Figure (needs matplotlib), one step line per peer.
+
+    Top: pieces held per peer over time. Bottom, on the same time axis: how many
+    neighbours unchoke each peer, so choked periods show as drops to zero. The figure
+    is not registered with pyplot, so nothing needs closing.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 7))
+    pieces, unchoked = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     for peer_id, points in report["timeline"].items():
         line = pieces.step(*_extend(points, report["duration"]), where="post", label=f"peer {peer_id}")
         unchoke_points = report["unchoked_timeline"][peer_id]
@@ -130,10 +139,7 @@ def write_plot(report: dict[str, Any], work_dir: Path) -> Optional[Path]:
     unchoked.set_ylabel("unchoked by")
     unchoked.set_xlabel("seconds since start")
     figure.tight_layout()
-    path = work_dir / REPORT_PNG
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return figure
 
 
 def _extend(points: list[list[float]], end: float) -> tuple[list[float], list[float]]:
