@@ -5,6 +5,7 @@ handling are all real. Every run has a --timeout and every wait a bound.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -102,7 +103,29 @@ def test_run_finishes_a_swarm_verifies_every_file_and_writes_the_report(tmp_path
         assert report["timeline"][str(peer["id"])][-1][1] == pieces
     summary = output[output.index("peer  host"):].splitlines()
     assert [row.split()[0] for row in summary[1:6]] == ["1001", "1002", "1003", "1004", "1005"]
-    assert ("plot skipped" in output) != (work / "swarm-report.png").exists()
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "plot skipped" in output and not (work / "swarm-report.png").exists()
+    else:
+        assert_png_is_the_plot_of(work / "swarm-report.png", report)
+
+
+def assert_png_is_the_plot_of(png: Path, report: dict) -> None:
+    """The PNG holds, pixel for pixel, the plot of the report: a step line per peer of
+    the pieces it held, all reaching the file's pieces (and one of its unchoke counts)."""
+    import numpy
+    from matplotlib.image import imread
+
+    from twisted_p2p.swarm.report import plot_figure
+
+    figure = plot_figure(report)
+    pieces, unchoked = figure.axes
+    peers = [f"peer {peer['id']}" for peer in report["peers"]]
+    assert [line.get_label() for line in pieces.lines] == peers
+    assert [line.get_ydata()[-1] for line in pieces.lines] == [report["file"]["pieces"]] * len(peers)
+    assert len(unchoked.lines) == len(peers)
+    redrawn = png.with_name("redrawn.png")
+    figure.savefig(redrawn)
+    assert numpy.array_equal(imread(png), imread(redrawn)), "the PNG is not the plot of the report"
 
 
 def test_a_seed_without_its_file_is_refused_before_anything_starts(tmp_path):
