@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
+import socket
 import struct
 import sys
 
@@ -103,11 +105,34 @@ def test_which_hosts_are_this_machine(host, local):
     assert launch.is_local_host(host, names, {"192.0.2.7"}) is local
 
 
-def test_this_machines_own_name_counts_as_local():
-    names, addresses = launch.local_identity()
-    import socket
+def test_local_identity_is_this_machines_names_and_only_their_addresses(monkeypatch):
+    asked = []
 
-    assert launch.is_local_host(socket.gethostname(), names, addresses)
+    def getaddrinfo(name, port):
+        asked.append(name)
+        if name == "box.example.org":
+            raise socket.gaierror("no such name")  # one name that does not resolve is skipped
+        return [(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0))
+                for address in {"localhost": ["127.0.0.1", "::1"], "box": ["192.0.2.7", "fe80::1%eth0"]}[name]]
+
+    monkeypatch.setattr(launch.socket, "gethostname", lambda: "Box")
+    monkeypatch.setattr(launch.socket, "getfqdn", lambda: "Box.Example.ORG")
+    monkeypatch.setattr(launch.socket, "getaddrinfo", getaddrinfo)
+    names, addresses = launch.local_identity()
+    assert names == {"localhost", "box", "box.example.org"}
+    assert sorted(asked) == sorted(names)  # no other lookups
+    assert addresses == {"127.0.0.1", "::1", "192.0.2.7", "fe80::1"}  # without the zone
+    local = ["BOX", "box.example.org", "[::1]", "192.0.2.7", "fe80::1", "127.0.0.9"]
+    assert [launch.is_local_host(host, names, addresses) for host in local] == [True] * len(local)
+    foreign = ["192.0.2.8", "box.example.com", "fe80::2", "10.0.0.7"]
+    assert [launch.is_local_host(host, names, addresses) for host in foreign] == [False] * len(foreign)
+
+
+def test_local_identity_on_this_machine_has_its_host_name_and_loopback():
+    names, addresses = launch.local_identity()
+    assert {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()} == names
+    assert "127.0.0.1" in addresses or "::1" in addresses  # what localhost resolves to
+    assert all(ipaddress.ip_address(address) for address in addresses)  # plain addresses, no zone
 
 
 def test_local_command_runs_twistd_without_a_pidfile(tmp_path):
