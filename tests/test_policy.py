@@ -211,12 +211,29 @@ def test_choose_preferred_ties_broken_at_random():
     assert all(40 <= count <= 95 for count in winners.values()), winners
 
 
-def test_choose_preferred_reproducible_with_one_seed_and_input_order():
-    rates = dict.fromkeys(range(1, 11), 7)
-    a = [policy.choose_preferred(random.Random(99), set(range(1, 11)), rates, 3, False) for _ in range(5)]
-    b = [policy.choose_preferred(random.Random(99), list(range(10, 0, -1)), rates, 3, False) for _ in range(5)]
-    assert len(set(a)) == 1
-    assert a == b  # the same seed gives the same choice whatever the container's order
+def _orders(peers: list[int]) -> list:
+    """The same peers in containers that iterate them in different orders."""
+    shuffled = random.Random(3).sample(peers, len(peers))
+    return [sorted(peers), sorted(peers, reverse=True), shuffled, tuple(shuffled[::-1]), set(peers),
+            dict.fromkeys(shuffled).keys()]
+
+
+@pytest.mark.parametrize("complete", [False, True])
+def test_choose_preferred_depends_on_the_seed_not_on_the_containers_order(complete):
+    peers = list(range(1, 11))
+    rates = dict.fromkeys(peers, 7) | {4: 9}  # 4 is fastest; the other nine tie for two slots
+    chosen = Counter()
+    for seed in range(300):
+        choices = {policy.choose_preferred(random.Random(seed), order, rates, 3, complete) for order in _orders(peers)}
+        assert len(choices) == 1, (seed, choices)  # one seed, one choice, whatever the order
+        (choice,) = choices
+        assert len(choice) == 3 and choice <= set(peers) and (complete or 4 in choice)
+        chosen.update(choice)
+    # Over the seeds every tied peer gets a fair share of the slots: each of the nine is
+    # expected 600/9 = 67 times (90 each, all ten, when complete and rates do not count).
+    expected = 90 if complete else 600 / 9
+    tied = peers if complete else [peer for peer in peers if peer != 4]
+    assert all(0.6 * expected <= chosen[peer] <= 1.4 * expected for peer in tied), chosen
 
 
 def test_choose_preferred_complete_ignores_rates():
@@ -342,10 +359,21 @@ def test_choose_optimistic_none(interested, unchoked):
     assert policy.choose_optimistic(random.Random(0), interested, unchoked) is None
 
 
-def test_choose_optimistic_reproducible():
-    picks = {policy.choose_optimistic(random.Random(21), {5, 9, 3, 7}, {9}) for _ in range(5)}
-    assert len(picks) == 1
-    assert picks <= {3, 5, 7}
+def test_choose_optimistic_depends_on_the_seed_not_on_the_containers_order():
+    interested = [3, 5, 7, 9, 11, 13]
+    unchoked = [9, 2, 13]
+    picks = Counter()
+    for seed in range(400):
+        choices = {
+            policy.choose_optimistic(random.Random(seed), dict.fromkeys(order).keys(), dict.fromkeys(ordered).keys())
+            for order in _orders(interested)
+            for ordered in (unchoked, unchoked[::-1])
+        }
+        assert len(choices) == 1, (seed, choices)  # one seed, one choice, whatever the order
+        picks.update(choices)
+    # Only the choked interested ones, each about a quarter of the time over the seeds.
+    assert set(picks) == {3, 5, 7, 11}
+    assert all(70 <= picks[peer] <= 130 for peer in picks), picks
 
 
 # -- unchoke_changes ---------------------------------------------------------------------------
