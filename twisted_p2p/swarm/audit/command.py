@@ -1,0 +1,97 @@
+"""``p2p-swarm audit WORK_DIR``: the command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from twisted_p2p.config import COMMON_CFG, ConfigError, load
+
+from .report import audit, report
+
+RULES_HELP = """\
+rules checked (each violation is printed as FILE:LINE: RULE: DETAIL):
+  * every line is exactly a SPEC §5 sentence with the time as
+    YYYY-MM-DD HH:MM:SS.mmm and the preferred list ascending; a line that is one
+    apart from its time format or spacing is reported and still read for the
+    rules below, any other line is reported and skipped
+  * ID1 of every sentence is the peer whose log it is; every other ID is in
+    PeerInfo.cfg and not the writer; piece indexes are below ceil(FileSize/PieceSize)
+  * each peer 'makes a connection to' every peer listed before it and 'is
+    connected from' every peer listed after it, once each
+  * never more than k (NumberOfPreferredNeighbors) preferred neighbors
+  * consecutive optimistic-neighbor lines are at least m
+    (OptimisticUnchokingInterval) seconds apart, less the slack (--slack)
+  * download counts rise by one from 1 and never pass the number of pieces;
+    no piece is downloaded twice
+  * a seed (hasFile 1) downloads nothing and logs no completion; every other peer
+    logs exactly one completion line, once it has downloaded every piece, and
+    downloads nothing after it
+  * each 'have' from X for piece i matches a 'downloaded the piece i' line in X's
+    log (when it is there; a seed never sends one), and each piece downloaded from
+    X is one X is a seed for or logged downloading
+  * there is a log for every peer of PeerInfo.cfg and for no other
+
+exit status: 0 clean, 1 violations found, 2 usage or configuration error"""
+
+
+
+def choose_config_dir(work_dir: Path, given: Optional[str]) -> tuple[Path, str]:
+    """(config dir, why): as given, else WORK_DIR if it holds Common.cfg, else ./conf if
+    it exists, else the current directory -- the places a swarm's config usually is."""
+    if given is not None:
+        return Path(given), "--config-dir"
+    if (work_dir / COMMON_CFG).is_file():
+        return work_dir, "WORK_DIR holds Common.cfg"
+    if Path("conf").is_dir():
+        return Path("conf"), "./conf exists"
+    return Path("."), "the current directory"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="p2p-swarm audit",
+        description="Check the event logs (log_peer_*.log) of a finished swarm against the "
+        "P2PFILESHARINGPROJ protocol, using its Common.cfg and PeerInfo.cfg.",
+        epilog=RULES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("work_dir", metavar="WORK_DIR", help="the directory the peers ran in (holds the logs)")
+    parser.add_argument("--config-dir", metavar="DIR",
+                        help="directory with Common.cfg and PeerInfo.cfg "
+                        "[default: WORK_DIR if it holds Common.cfg, else ./conf if it exists, else .]")
+    parser.add_argument("--slack", type=float, metavar="SECONDS",
+                        help="timing slack for the optimistic interval [default: the larger of 0.5 s and 10%% of m]")
+    parser.add_argument("--limit", type=int, default=20, metavar="N",
+                        help="print at most N findings per file and rule, 0 for all [default: 20]")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the audit; 0 when clean, 1 with violations, 2 for usage or config errors."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    work_dir = Path(args.work_dir)
+    if not work_dir.is_dir():
+        print(f"p2p-swarm audit: {work_dir}: not a directory", file=sys.stderr)
+        return 2
+    if args.limit < 0 or (args.slack is not None and args.slack < 0):
+        print("p2p-swarm audit: --limit and --slack must not be negative", file=sys.stderr)
+        return 2
+    config_dir, why = choose_config_dir(work_dir, args.config_dir)
+    try:
+        config = load(config_dir)
+    except ConfigError as exc:
+        print(f"p2p-swarm audit: {exc}", file=sys.stderr)
+        return 2
+    print(f"auditing {work_dir} with the config in {config_dir} ({why}): "
+          f"{len(config.peers)} peers, {config.common.num_pieces} pieces")
+    result = audit(work_dir, config, args.slack)
+    for line in report(result, args.limit):
+        print(line)
+    return 0 if result.clean else 1
+

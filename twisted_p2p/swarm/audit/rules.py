@@ -1,0 +1,303 @@
+"""The rules, one function each, registered with :func:`rule` and run by :func:`audit`.
+
+Each rule is a pure function of one peer's log and the :class:`Swarm` it belongs to
+(the configuration and every other log), returning its findings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from twisted_p2p.config import SwarmConfig
+
+from .reading import Finding, PeerLog, Record, own_records
+
+# The rules, as printed after ``file:line:`` -- each names what was broken.
+WRONG_WRITER = "ID1 is not the peer writing the log"
+UNKNOWN_PEER = "unknown peer"
+PIECE_OUT_OF_RANGE = "piece index out of range"
+MISSING_CONNECTION = "missing connection"
+WRONG_DIRECTION = "connection in the wrong direction"
+CONNECTION_TWICE = "connection logged twice"
+TOO_MANY_PREFERRED = "more than k preferred neighbors"
+OPTIMISTIC_TOO_SOON = "optimistic neighbor changed sooner than m seconds"
+COUNT_NOT_RISING = "download count does not rise by one"
+COUNT_TOO_HIGH = "download count above the number of pieces"
+DOWNLOADED_TWICE = "piece downloaded twice"
+SEED_DOWNLOADED = "a seed downloaded"
+NO_COMPLETION = "no completion line"
+COMPLETION_TWICE = "completion line twice"
+EARLY_COMPLETION = "completion before the last piece"
+DOWNLOAD_AFTER_COMPLETION = "download after the completion line"
+HAVE_NOT_DOWNLOADED = "'have' for a piece the sender never downloaded"
+SOURCE_LACKED_PIECE = "piece from a peer that never had it"
+
+
+@dataclass(frozen=True)
+class Swarm:
+    """What a rule may look at besides the log it checks."""
+
+    config: SwarmConfig
+    logs: dict[int, PeerLog]
+    slack: Optional[float] = None
+    downloads: dict[int, set[int]] = field(default_factory=dict)  # by peer whose log is there
+
+
+Rule = Callable[[PeerLog, Swarm], list[Finding]]
+RULES: list[Rule] = []
+
+
+def rule(check: Rule) -> Rule:
+    """Register ``check``: the audit runs every registered rule on every log that is there."""
+    RULES.append(check)
+    return check
+
+
+@rule
+def sentences_name_their_writer(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """SPEC §5: ID1 is always the peer writing the log."""
+    return [
+        Finding(log.file, record.line, WRONG_WRITER,
+                f"the sentence is about peer {record.event.me}, in the log of peer {log.peer_id}", log.peer_id)
+        for record in log.records
+        if record.event.me != log.peer_id
+    ]
+
+
+@rule
+def ids_and_pieces_exist(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """Every other ID is a peer of PeerInfo.cfg other than the writer; every index a piece."""
+    config = swarm.config
+    findings = []
+    known = config.peer_ids
+    pieces = config.common.num_pieces
+    for record in own_records(log):
+        event = record.event
+        others = event.others if event.kind == "preferred" else ((event.other,) if event.other is not None else ())
+        for other in others:
+            if other not in known or other == log.peer_id:
+                why = "itself" if other == log.peer_id else "a peer not in PeerInfo.cfg"
+                findings.append(Finding(log.file, record.line, UNKNOWN_PEER, f"{other} is {why}", log.peer_id))
+        if event.index is not None and event.index >= pieces:
+            findings.append(Finding(log.file, record.line, PIECE_OUT_OF_RANGE,
+                                    f"piece {event.index}; the file has {pieces} pieces (0-{pieces - 1})", log.peer_id))
+    return findings
+
+
+@rule
+def connections_follow_start_order(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """SPEC §3: a peer dials every peer listed before it and is dialled by every later one.
+
+    A second connection line for the same neighbour is reported too: the protocol keeps
+    one connection per pair, and a restarted peer appending to its log shows up here.
+    """
+    config = swarm.config
+    findings = []
+    order = [peer.peer_id for peer in config.peers]
+    position = order.index(log.peer_id)
+    earlier, later = set(order[:position]), set(order[position + 1:])
+    seen: dict[int, int] = {}
+    for record in own_records(log):
+        event = record.event
+        if event.kind not in ("connect_to", "connect_from") or event.other not in config.peer_ids:
+            continue
+        other = event.other
+        if event.kind == "connect_to" and other in later:
+            findings.append(Finding(log.file, record.line, WRONG_DIRECTION,
+                                    f"made a connection to {other}, which is listed after {log.peer_id} "
+                                    f"and should dial it", log.peer_id))
+        elif event.kind == "connect_from" and other in earlier:
+            findings.append(Finding(log.file, record.line, WRONG_DIRECTION,
+                                    f"connected from {other}, which is listed before {log.peer_id} "
+                                    f"and should be dialled by it", log.peer_id))
+        if other in seen:
+            findings.append(Finding(log.file, record.line, CONNECTION_TWICE,
+                                    f"with {other}, first on line {seen[other]} (a restart, or a dropped connection dialled again?)", log.peer_id))
+        else:
+            seen[other] = record.line
+    for other in order:
+        if other != log.peer_id and other not in seen:
+            expected = "makes a connection to" if other in earlier else "is connected from"
+            findings.append(Finding(log.file, None, MISSING_CONNECTION,
+                                    f"no 'Peer {log.peer_id} {expected} Peer {other}.'", log.peer_id))
+    return findings
+
+
+@rule
+def at_most_k_preferred(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """SPEC §3: k preferred neighbours are chosen each interval, never more."""
+    k = swarm.config.common.preferred_neighbors
+    return [
+        Finding(log.file, record.line, TOO_MANY_PREFERRED,
+                f"{len(record.event.others)} preferred neighbors ({','.join(map(str, record.event.others))}); "
+                f"k is {k}", log.peer_id)
+        for record in own_records(log)
+        if record.event.kind == "preferred" and len(record.event.others) > k
+    ]
+
+
+def default_slack(m: int) -> float:
+    """Timers fire late and our peer restarts its m-second timer when it picks the first
+    optimistic neighbour early, so allow the larger of half a second and 10% of m."""
+    return max(0.5, 0.1 * m)
+
+
+@rule
+def optimistic_changes_every_m_seconds(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """SPEC §3: the optimistic neighbour is chosen every m seconds, so the lines that log
+    a change are at least m seconds apart (less the slack and the stamps' precision)."""
+    m = swarm.config.common.optimistic_unchoking_interval
+    slack = default_slack(m) if swarm.slack is None else swarm.slack
+    findings = []
+    previous: Optional[Record] = None
+    for record in own_records(log):
+        if record.event.kind != "optimistic" or record.time is None:
+            continue
+        if previous is not None and previous.time is not None:
+            gap = record.time - previous.time
+            if gap < m - slack - previous.resolution - record.resolution:
+                findings.append(Finding(log.file, record.line, OPTIMISTIC_TOO_SOON,
+                                        f"{gap:.3f} s after the change on line {previous.line}; "
+                                        f"m is {m} s (slack {slack:g} s)", log.peer_id))
+        previous = record
+    return findings
+
+
+@rule
+def download_counts_rise_by_one(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """SPEC §5: 'Now the number of pieces it has is [count]' -- one more each time, from
+    nothing (hasFile 0) up to the number of pieces. A drop (a restarted peer) is reported."""
+    config = swarm.config
+    if config.peer(log.peer_id).has_file:
+        return []  # a seed has no downloads to count; seed_downloads_nothing reports any
+    findings = []
+    pieces = config.common.num_pieces
+    count = 0
+    for record in own_records(log):
+        event = record.event
+        if event.kind != "downloaded" or event.count is None:
+            continue
+        if event.count != count + 1:
+            findings.append(Finding(log.file, record.line, COUNT_NOT_RISING,
+                                    f"count {event.count} after {count}; expected {count + 1}", log.peer_id))
+        if event.count > pieces:
+            findings.append(Finding(log.file, record.line, COUNT_TOO_HIGH,
+                                    f"count {event.count}; the file has {pieces} pieces", log.peer_id))
+        count = event.count
+    return findings
+
+
+@rule
+def no_piece_downloaded_twice(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """A peer requests only pieces it lacks (SPEC §3), so each index is downloaded once."""
+    findings = []
+    first: dict[int, int] = {}
+    for record in own_records(log):
+        event = record.event
+        if event.kind != "downloaded" or event.index is None:
+            continue
+        if event.index in first:
+            findings.append(Finding(log.file, record.line, DOWNLOADED_TWICE,
+                                    f"piece {event.index}, first on line {first[event.index]}", log.peer_id))
+        else:
+            first[event.index] = record.line
+    return findings
+
+
+@rule
+def seed_downloads_nothing(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """A seed starts with the whole file: it downloads nothing and never 'completes'."""
+    if not swarm.config.peer(log.peer_id).has_file:
+        return []
+    return [
+        Finding(log.file, record.line, SEED_DOWNLOADED,
+                f"peer {log.peer_id} has hasFile 1 but logged "
+                + (f"downloading piece {record.event.index}" if record.event.kind == "downloaded" else "a completion"),
+                log.peer_id)
+        for record in own_records(log)
+        if record.event.kind in ("downloaded", "complete")
+    ]
+
+
+@rule
+def one_completion_after_last_piece(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """A peer without the file logs 'has downloaded the complete file' exactly once,
+    once it has downloaded every piece, and downloads nothing after it.
+
+    Pieces are counted as distinct indexes downloaded, not by the logged count, so a
+    wrong count is reported once (by download_counts_rise_by_one), not here as well.
+    """
+    config = swarm.config
+    if config.peer(log.peer_id).has_file:
+        return []
+    findings = []
+    pieces = config.common.num_pieces
+    have: set[int] = set()
+    completed_on: Optional[int] = None
+    for record in own_records(log):
+        event = record.event
+        if event.kind == "downloaded" and event.index is not None:
+            if completed_on is not None:
+                findings.append(Finding(log.file, record.line, DOWNLOAD_AFTER_COMPLETION,
+                                        f"piece {event.index} after the completion on line {completed_on}", log.peer_id))
+            if event.index < pieces:
+                have.add(event.index)
+        elif event.kind == "complete":
+            if completed_on is not None:
+                findings.append(Finding(log.file, record.line, COMPLETION_TWICE,
+                                        f"first on line {completed_on}", log.peer_id))
+                continue
+            completed_on = record.line
+            if len(have) != pieces:
+                findings.append(Finding(log.file, record.line, EARLY_COMPLETION,
+                                        f"{len(have)} of {pieces} pieces downloaded so far", log.peer_id))
+    if completed_on is None:
+        findings.append(Finding(log.file, None, NO_COMPLETION,
+                                f"peer {log.peer_id} has hasFile 0 and downloaded {len(have)} of {pieces} pieces",
+                                log.peer_id))
+    return findings
+
+
+def downloaded_pieces(log: PeerLog) -> set[int]:
+    return {r.event.index for r in own_records(log) if r.event.kind == "downloaded" and r.event.index is not None}
+
+
+@rule
+def haves_match_downloads(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """SPEC §3: a peer sends 'have' after each piece it completes, so a 'have' from X for
+    piece i needs X's line 'downloaded the piece i' (when X's log is there); a seed never
+    downloads, so it never sends 'have'."""
+    config, downloads = swarm.config, swarm.downloads
+    findings = []
+    for record in own_records(log):
+        event = record.event
+        if event.kind != "have" or event.other not in config.peer_ids or event.other == log.peer_id:
+            continue
+        sender = event.other
+        if config.peer(sender).has_file:
+            findings.append(Finding(log.file, record.line, HAVE_NOT_DOWNLOADED,
+                                    f"{sender} is a seed (hasFile 1) and downloads nothing, "
+                                    f"yet sent 'have' for piece {event.index}", log.peer_id))
+        elif sender in downloads and event.index not in downloads[sender]:
+            findings.append(Finding(log.file, record.line, HAVE_NOT_DOWNLOADED,
+                                    f"log_peer_{sender}.log never downloads piece {event.index}", log.peer_id))
+    return findings
+
+
+@rule
+def sources_had_the_piece(log: PeerLog, swarm: Swarm) -> list[Finding]:
+    """SPEC §3: a peer answers a request only for a piece it has, so a piece downloaded
+    from X is one X is a seed for or logged downloading (when X's log is there)."""
+    config, downloads = swarm.config, swarm.downloads
+    findings = []
+    for record in own_records(log):
+        event = record.event
+        if event.kind != "downloaded" or event.other not in config.peer_ids or event.other == log.peer_id:
+            continue
+        source = event.other
+        if not config.peer(source).has_file and source in downloads and event.index not in downloads[source]:
+            findings.append(Finding(log.file, record.line, SOURCE_LACKED_PIECE,
+                                    f"piece {event.index} from {source}, whose log never downloads it "
+                                    f"and which is not a seed", log.peer_id))
+    return findings
+
