@@ -284,9 +284,9 @@ def test_4gib_length_prefix_closes_without_buffering(tmp_path):
         hostile.transport.write(b"\xff\xff\xff\xff\x07" + junk)
         yield hostile.closed()
         yield lost
-        # The prefix was refused as soon as it was seen: nothing buffered beyond what
-        # actually arrived, nothing reserved for the announced 4 GiB.
-        assert len(server._buffer) <= 5 + len(junk)
+        # The prefix was refused as soon as it was seen: the framer took nothing more
+        # and holds nothing, let alone room for the announced 4 GiB.
+        assert server.framer.broken and server.framer.unfinished() is None
         assert h.warned("a message of length 4294967295; at most 16389 is legal here")
         assert 1002 not in h.node.peer.neighbours
         assert hostile.messages[1:] == []  # nothing but the handshake and bitfield came back
@@ -310,7 +310,7 @@ def test_request_before_interest_is_ignored_and_the_connection_stays_open(tmp_pa
         client = yield h.join(1002, pieces=())
         yield client.messages_at_least(2)
         assert client.messages[1] == wire.NotInterested()
-        assert 1002 not in h.node.peer.unchoked
+        assert 1002 not in h.node.peer.choker.unchoked
         # A request while choked (we have not even said interested), then interested:
         # the peer answers the interest with an unchoke, and nothing came before it.
         client.transport.write(wire.encode_request(3) + wire.INTERESTED)
@@ -339,8 +339,8 @@ def test_request_while_all_slots_are_taken_is_ignored(tmp_path):
             yield ignored  # the peer has processed (and ignored) the request
         finally:
             stop_watching()
-        assert h.node.peer.neighbours[1004].interested_in_us
-        assert 1004 not in h.node.peer.unchoked
+        assert 1004 in h.node.peer.choker.interested
+        assert 1004 not in h.node.peer.choker.unchoked
         assert len(choked.messages) == 2 and choked.open
         assert not h.node.peer.neighbours[1004].protocol._uploads
         # Free the slots: the waiting neighbour is unchoked, and the first thing it gets
@@ -376,7 +376,7 @@ def test_unsolicited_piece_to_a_leecher_closes_and_is_never_written(tmp_path, wh
             yield hostile.until(lambda: any(isinstance(m, wire.Request) for m in hostile.messages))
             (request,) = [m for m in hostile.messages if isinstance(m, wire.Request)]
             index = (request.index + 1) % (h.n - 1)  # a full-size piece it did not ask for
-            assert request.index in h.node.peer.in_flight
+            assert request.index in h.node.peer.requests.in_flight
         assert h.path.read_bytes()[index * PIECE : (index + 1) * PIECE] == zeros
         hostile.transport.write(wire.encode(wire.Piece(index, b"\x66" * PIECE)))
         yield hostile.closed()
@@ -384,7 +384,7 @@ def test_unsolicited_piece_to_a_leecher_closes_and_is_never_written(tmp_path, wh
         assert index not in h.node.store.held
         assert h.node.store.held.count == 0
         assert h.path.read_bytes()[index * PIECE : (index + 1) * PIECE] == zeros
-        assert h.node.peer.in_flight == set()  # an open request went back to the pool
+        assert h.node.peer.requests.in_flight == set()  # an open request went back to the pool
         # Another seed still serves the leecher, and the piece it sends is written.
         honest = yield h.join(1003, pieces=range(h.n))
         yield honest.until(lambda: wire.Interested() in honest.messages)
@@ -422,7 +422,7 @@ def test_second_connection_with_a_connected_id_is_closed_the_first_keeps_working
         assert second.handshake_id == h.me and second.messages == []  # handshake, then closed
         assert h.warned("a handshake with ID 1002, which is already connected")
         assert h.node.peer.neighbours[1002].protocol is original
-        assert not h.node.peer.neighbours[1002].interested_in_us  # the second's message was not taken
+        assert 1002 not in h.node.peer.choker.interested  # the second's message was not taken
         first.transport.write(wire.INTERESTED)
         yield first.until(lambda: wire.Unchoke() in first.messages)
         yield h.fetch(first, 12)  # the short last piece
@@ -478,7 +478,7 @@ def test_silent_neighbours_do_not_stop_the_peer_serving_others(tmp_path):
         mute = yield h.join(1004)  # handshake only: no bitfield, nothing ever after
         legit = yield h.join(1003, pieces=(), then=wire.INTERESTED)
         yield legit.until(lambda: wire.Unchoke() in legit.messages)  # the optimistic slot
-        assert h.node.peer.preferred == {1002} and h.node.peer.optimistic == 1003
+        assert h.node.peer.choker.preferred == {1002} and h.node.peer.choker.optimistic == 1003
         for index in random.Random(1).sample(range(h.n), h.n):
             yield h.fetch(legit, index)
         # Silence after a handshake is legal: past the handshake timeout, both are still up.
@@ -742,7 +742,7 @@ def test_violation_after_a_valid_message_in_memory(tmp_path):
     protocol.makeConnection(transport)
     try:
         protocol.dataReceived(_AFTER_VALID)  # must not raise
-        assert transport.disconnecting and protocol._closing
+        assert transport.disconnecting and protocol.closing
         protocol.connectionLost(None)
         assert service.neighbours == {} and service._connections == {}
     finally:
@@ -866,7 +866,7 @@ def _survives(me: int, chunks: list[bytes]) -> None:
             closing = [e for e in observer if "closing the connection" in formatEvent(e)]
             if transport.disconnecting:
                 assert len(closing) == 1, [formatEvent(e) for e in observer]
-                assert protocol._closing and not protocol._uploads
+                assert protocol.closing and not protocol._uploads
                 before = transport.value()
                 protocol.dataReceived(wire.INTERESTED + wire.encode_request(0))  # ignored now
                 assert transport.value() == before
@@ -880,7 +880,7 @@ def _survives(me: int, chunks: list[bytes]) -> None:
                 assert set(writes) == set(store.held) and len(writes) == len(set(writes))
             protocol.connectionLost(None)
             assert service.neighbours == {} and service._connections == {}
-            assert service.in_flight == set()
+            assert service.requests.in_flight == set()
             service.stopService()
             store.close()
             if me == 1001:

@@ -121,28 +121,37 @@ def test_both_commands_write_the_manifest(tmp_path):
 
 
 def test_resumed_pieces_are_checked_against_the_manifest(tmp_path):
+    from twisted_p2p.resume import Resume
     from twisted_p2p.storage import PieceStore
 
     config = swarm_config([1001, 1002], [1001], 1050, 100, ports=free_ports(2))
     common = config.common
-    store = PieceStore(data_path(tmp_path, 1002, common), common, has_file=False)
+    path = data_path(tmp_path, 1002, common)
+    resume = Resume(path, common, boot_id="this-boot")
+    restored = resume.restore()
+    store = PieceStore(path, common, has_file=False)
+    resume.start(restored)
     for index in range(6):
         store.write(index, CONTENT[index * 100 : (index + 1) * 100])
+        resume.piece_written(index)
     store.close()
-    with open(store.path, "r+b") as data:  # piece 3 rots on disk; the state still claims it
+    resume.close()
+    with open(store.path, "r+b") as data:  # piece 3 rots on disk; the journal still claims it
         data.seek(300)
         data.write(b"rot")
     digests = [hashlib.sha256(CONTENT[i * 100 : (i + 1) * 100]).digest() for i in range(11)]
-    node = PeerNode(config, 1002, tmp_path, reactor, piece_hashes=digests)
+    node = PeerNode(config, 1002, tmp_path, reactor, piece_hashes=digests, boot_id="this-boot")
     try:
         assert sorted(node.store.held) == [0, 1, 2, 4, 5]
-        assert 3 in node.peer.missing
+        assert 3 in node.peer.requests.missing
     finally:
         node.store.close()
+        node.resume.close()
         node._event_file.close()
-    without = PeerNode(config, 1002, tmp_path, reactor)  # no manifest: the state is all there is
+    without = PeerNode(config, 1002, tmp_path, reactor, boot_id="this-boot")  # no manifest: the records are all
     try:
         assert sorted(without.store.held) == [0, 1, 2, 4, 5]  # the forgotten piece stays forgotten
     finally:
         without.store.close()
+        without.resume.close()
         without._event_file.close()

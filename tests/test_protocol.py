@@ -20,6 +20,7 @@ from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.protocol import PeerProtocol
+from twisted_p2p.resume import Resume
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
@@ -33,7 +34,8 @@ CONTENT = seed_bytes(FILE_SIZE)
 class Peer:
     """One PeerService under test, and the fake neighbours connected to it."""
 
-    def __init__(self, tmp_path: Path, me: int, seeds=(1001,), k: int = 2, handshake_timeout: float = 30.0):
+    def __init__(self, tmp_path: Path, me: int, seeds=(1001,), k: int = 2, handshake_timeout: float = 30.0,
+                 resume: bool = False, **options):
         self.config = swarm_config([1001, 1002, 1003, 1004, 1005], seeds, FILE_SIZE, PIECE, k=k, p=5, m=15)
         self.common = self.config.common
         self.me = me
@@ -44,11 +46,16 @@ class Peer:
             path.parent.mkdir(parents=True)
             path.write_bytes(CONTENT)
         self.path = path
-        self.store = PieceStore(path, self.common, me in seeds)
+        self.resume = Resume(path, self.common, "test-boot") if resume else None
+        restored = self.resume.restore() if self.resume else None
+        self.store = PieceStore(path, self.common, me in seeds, restored.held if restored else None)
+        if self.resume:
+            self.resume.start(restored)
         self.log = io.StringIO()
         self.service = PeerService(
             self.config, me, self.store, EventLog(me, self.log, self.clock), self.clock, random.Random(3),
-            handshake_timeout=handshake_timeout,
+            handshake_timeout=handshake_timeout, resume=self.resume,
+            complete_peers=sorted(restored.complete_peers) if restored else (), **options,
         )
         self.service.startService()
         self.decoder = wire.Decoder(self.common)
@@ -196,7 +203,7 @@ def test_hostile_length_prefix_closes_without_buffering(tmp_path, warnings):
     protocol, transport = peer.neighbour(1002)
     protocol.dataReceived(b"\xff\xff\xff\xff\x07")
     assert transport.disconnecting
-    assert len(protocol._buffer) <= 5
+    assert protocol.framer.broken and protocol.framer.unfinished() is None
     assert any("length 4294967295; at most 105" in line for line in warning_texts(warnings))
 
 
@@ -252,7 +259,7 @@ def test_request_while_choked_is_ignored_not_fatal(tmp_path):
     _interested_neighbours(peer, [1002, 1003])  # one preferred, one optimistic
     protocol, transport = peer.neighbour(1004)
     protocol.dataReceived(wire.encode_request(2))
-    assert 1004 not in peer.service.unchoked
+    assert 1004 not in peer.service.choker.unchoked
     assert peer.sent(transport) == []
     assert not transport.disconnecting
 
@@ -351,7 +358,7 @@ def test_choke_returns_the_piece_to_the_pool_and_it_is_fetched_elsewhere(tmp_pat
     for index in range(11):
         if index != 5:
             peer.store.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
-            peer.service.missing.discard(index)
+            peer.service.requests.missing.discard(index)
     first.dataReceived(wire.UNCHOKE)
     assert wire.Request(5) in peer.sent(first_transport)
     second.dataReceived(wire.UNCHOKE)
@@ -383,7 +390,7 @@ def test_lost_connection_returns_the_piece_to_the_pool(tmp_path):
     (request,) = [m for m in peer.sent(first_transport) if isinstance(m, wire.Request)]
     first.dataReceived(b"\x00\x00\x00\x69\x07\x00")  # EOF in the middle of a piece
     first.connectionLost(None)
-    assert request.index not in peer.service.in_flight
+    assert request.index not in peer.service.requests.in_flight
     assert 1001 not in peer.service.neighbours
     second, second_transport = peer.neighbour(1002, pieces=range(11), dialled=True)
     second.dataReceived(wire.UNCHOKE)
@@ -405,9 +412,9 @@ def _interested_neighbours(peer: Peer, ids):
 def test_free_slots_are_filled_at_once_then_the_optimistic_one(tmp_path):
     peer = Peer(tmp_path, 1001, k=2)
     pairs = _interested_neighbours(peer, [1002, 1003, 1004, 1005])
-    assert len(peer.service.preferred) == 2
-    assert peer.service.optimistic is not None and peer.service.optimistic not in peer.service.preferred
-    assert peer.service.unchoked == set(peer.service.preferred) | {peer.service.optimistic}
+    assert len(peer.service.choker.preferred) == 2
+    assert peer.service.choker.optimistic is not None and peer.service.choker.optimistic not in peer.service.choker.preferred
+    assert peer.service.choker.unchoked == set(peer.service.choker.preferred) | {peer.service.choker.optimistic}
     unchokes = {pid: peer.sent(t).count(wire.Unchoke()) for pid, (_, t) in pairs.items()}
     assert sorted(unchokes.values()) == [0, 1, 1, 1]  # once each, never repeated
 
@@ -418,8 +425,8 @@ def test_seed_picks_preferred_at_random_each_interval(tmp_path):
     seen = set()
     for _ in range(12):
         peer.clock.advance(5)
-        assert len(peer.service.preferred) == 2
-        seen.add(peer.service.preferred)
+        assert len(peer.service.choker.preferred) == 2
+        seen.add(peer.service.choker.preferred)
     assert len(seen) > 1
 
 
@@ -438,7 +445,7 @@ def test_leecher_prefers_the_neighbours_that_sent_fastest(tmp_path):
             start = request.index * PIECE
             protocol.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + PIECE])))
     peer.clock.advance(5)
-    assert peer.service.preferred == {1003, 1004}
+    assert peer.service.choker.preferred == {1003, 1004}
     preferred_lines = [e.others for e in peer.events() if e.kind == "preferred"]
     assert preferred_lines[-1] == (1003, 1004)
 
@@ -447,10 +454,10 @@ def test_choked_neighbours_are_choked_except_the_optimistic_one(tmp_path):
     peer = Peer(tmp_path, 1001, k=1)
     pairs = _interested_neighbours(peer, [1002, 1003, 1004])
     for _ in range(6):
-        before = set(peer.service.unchoked)
+        before = set(peer.service.choker.unchoked)
         peer.clock.advance(5)
-        expected = set(peer.service.preferred) | {peer.service.optimistic}
-        assert peer.service.unchoked == expected
+        expected = set(peer.service.choker.preferred) | {peer.service.choker.optimistic}
+        assert peer.service.choker.unchoked == expected
         for peer_id in before - expected:
             assert wire.Choke() in peer.sent(pairs[peer_id][1])
         for _, transport in pairs.values():
@@ -463,8 +470,8 @@ def test_optimistic_is_chosen_among_choked_and_interested_only(tmp_path):
     quiet, _ = peer.neighbour(1004)  # not interested: never optimistic
     for _ in range(10):
         peer.clock.advance(15)
-        assert peer.service.optimistic in (1002, 1003)
-        assert peer.service.optimistic != 1004
+        assert peer.service.choker.optimistic in (1002, 1003)
+        assert peer.service.choker.optimistic != 1004
     lines = [e for e in peer.events() if e.kind == "optimistic"]
     assert lines and all(e.other in (1002, 1003) for e in lines)
 
@@ -491,7 +498,7 @@ def test_a_piece_asked_twice_and_answered_twice_is_kept_once_without_a_violation
     for index in range(11):
         if index != 7:  # leave one piece, so both requests are for it
             peer.store.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
-            peer.service.missing.discard(index)
+            peer.service.requests.missing.discard(index)
     seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
     seed.dataReceived(wire.UNCHOKE)
     seed.dataReceived(wire.CHOKE)
@@ -508,13 +515,13 @@ def test_a_piece_asked_twice_and_answered_twice_is_kept_once_without_a_violation
 def test_a_lost_optimistic_neighbour_is_replaced_no_sooner_than_m_seconds(tmp_path):
     peer = Peer(tmp_path, 1001, k=1)
     pairs = _interested_neighbours(peer, [1002, 1003, 1004])
-    first = peer.service.optimistic
+    first = peer.service.choker.optimistic
     assert first is not None
     peer.clock.advance(3)
     pairs[first][0].connectionLost(None)
-    assert peer.service.optimistic is None  # 3 s < m = 15 s since the last choice
+    assert peer.service.choker.optimistic is None  # 3 s < m = 15 s since the last choice
     peer.clock.advance(12)
-    assert peer.service.optimistic not in (None, first)
+    assert peer.service.choker.optimistic not in (None, first)
     changes = [e.time for e in peer.events() if e.kind == "optimistic"]
     assert all(later - earlier >= 15 for earlier, later in zip(changes, changes[1:]))
 

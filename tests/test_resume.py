@@ -1,9 +1,11 @@
-"""Crash and restart: the resume state, kill -9 and SIGTERM mid-download, disk trouble."""
+"""Crash and restart: the resume journal and state, kill -9 and SIGTERM mid-download,
+disk trouble."""
 from __future__ import annotations
 
 import errno
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -16,7 +18,8 @@ from twisted.internet import defer, reactor, task
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import parse_line
 from twisted_p2p.node import PeerNode
-from twisted_p2p.storage import PieceStore, StorageError, data_path, decode_state, encode_state
+from twisted_p2p.resume import Resume, current_boot_id, decode_state, encode_state, forget, journal_path
+from twisted_p2p.storage import PieceStore, StorageError, data_path
 
 from test_swarm import _run_swarm
 from support import (
@@ -24,42 +27,112 @@ from support import (
     write_seed_files,
 )
 
-CONFIG = swarm_config([1001, 1002], [1001], 1050, 100)
+CONFIG = swarm_config([1001, 1002, 1003], [1001], 1050, 100)
 COMMON = CONFIG.common
 CONTENT = seed_bytes(1050)
+BOOT = "boot-one"
 
 
 def piece(index: int) -> bytes:
     return CONTENT[index * 100 : index * 100 + COMMON.piece_length(index)]
 
 
-def leecher_store(tmp_path: Path) -> PieceStore:
-    return PieceStore(data_path(tmp_path, 1002, COMMON), COMMON, has_file=False)
+class Leecher:
+    """A leecher's files as PeerNode opens them: restore, then the store, then start."""
+
+    def __init__(self, tmp_path: Path, boot_id: str | None = BOOT) -> None:
+        self.resume = Resume(data_path(tmp_path, 1002, COMMON), COMMON, boot_id)
+        self.restored = self.resume.restore()
+        self.store = PieceStore(self.resume.data, COMMON, has_file=False, held=self.restored.held)
+        self.resume.start(self.restored)
+
+    def write(self, *indexes: int) -> None:
+        for index in indexes:
+            self.store.write(index, piece(index))
+            self.resume.piece_written(index)
+
+    def checkpoint(self) -> None:
+        state = self.resume.snapshot(self.store.held, [1001])
+        assert state is not None
+        self.resume.commit(state, self.store.sync)
+
+    def kill(self) -> None:
+        """What kill -9 leaves: the descriptors closed by the kernel, nothing saved."""
+        self.store.close()
+        self.resume.close()
 
 
-# -- the state file -----------------------------------------------------------------
+# -- the journal and the state ---------------------------------------------------------
 
 
-def test_saved_pieces_are_restored_and_unsaved_ones_are_not(tmp_path):
-    store = leecher_store(tmp_path)
-    for index in (0, 3, 10):
-        store.write(index, piece(index))
-    store.save_state()
-    store.write(5, piece(5))  # written, never saved: as if killed right now
-    os.close(store._fd)  # no close(): a kill saves nothing more
-    again = leecher_store(tmp_path)
-    assert list(again.held) == [0, 3, 10]
-    assert again.read(10) == piece(10)
+def test_every_written_piece_survives_a_crash_of_the_process(tmp_path):
+    leecher = Leecher(tmp_path)
+    leecher.write(0, 3, 10)
+    leecher.kill()  # never synced, never checkpointed
+    again = Leecher(tmp_path)
+    assert list(again.store.held) == [0, 3, 10]
+    assert again.store.read(10) == piece(10)
 
 
-def test_state_is_not_saved_before_a_piece_is_written(tmp_path):
-    store = leecher_store(tmp_path)
-    store.save_state()
-    assert not store.state_path.exists()
-    store.write(2, piece(2))
-    store.save_state()
-    assert decode_state(store.state_path.read_bytes(), COMMON) == PieceSet(11, [2])
-    store.close()
+def test_after_a_reboot_only_the_synced_checkpoint_is_trusted(tmp_path):
+    leecher = Leecher(tmp_path)
+    leecher.write(0, 3)
+    leecher.checkpoint()  # data synced, state written
+    leecher.write(5, 6)  # only in the page cache and the journal
+    leecher.kill()
+    rebooted = Leecher(tmp_path, boot_id="boot-two")
+    assert list(rebooted.store.held) == [0, 3]
+    assert rebooted.restored.complete_peers == {1001}
+
+
+def test_without_a_boot_id_the_journal_is_never_trusted(tmp_path):
+    leecher = Leecher(tmp_path, boot_id=None)
+    leecher.write(1, 2)
+    leecher.kill()
+    assert Leecher(tmp_path, boot_id=None).store.held.count == 0
+
+
+def test_a_restart_carries_on_the_same_records_across_several_crashes(tmp_path):
+    first = Leecher(tmp_path)
+    first.write(0, 1)
+    first.checkpoint()
+    first.write(2)
+    first.kill()
+    second = Leecher(tmp_path)
+    second.write(7)
+    second.kill()
+    third = Leecher(tmp_path)
+    assert list(third.store.held) == [0, 1, 2, 7]
+    assert list(third.restored.durable) == [0, 1]
+
+
+def test_a_torn_last_record_is_ignored_and_the_rest_kept(tmp_path):
+    leecher = Leecher(tmp_path)
+    leecher.write(4, 8)
+    leecher.kill()
+    path = journal_path(leecher.resume.data)
+    path.write_bytes(path.read_bytes()[:-2])  # killed in the middle of the last record
+    assert list(Leecher(tmp_path).store.held) == [4]
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda journal: journal.write_bytes(b"\x00\xff garbage"),
+        lambda journal: journal.write_bytes(journal.read_bytes() + b"P\x00\x00\x00\x63"),  # piece 99 of 11
+        lambda journal: journal.write_bytes(journal.read_bytes() + b"X\x00\x00\x00\x01"),
+        lambda journal: journal.write_bytes(journal.read_bytes().replace(b'"file_size": 1050', b'"file_size": 2100')),
+    ],
+    ids=["garbage", "piece-out-of-range", "unknown-record", "other-file"],
+)
+def test_a_journal_that_cannot_be_trusted_leaves_only_the_checkpoint(tmp_path, spoil):
+    leecher = Leecher(tmp_path)
+    leecher.write(0)
+    leecher.checkpoint()
+    leecher.write(1, 2)
+    leecher.kill()
+    spoil(journal_path(leecher.resume.data))
+    assert list(Leecher(tmp_path).store.held) == [0]
 
 
 @pytest.mark.parametrize(
@@ -69,74 +142,106 @@ def test_state_is_not_saved_before_a_piece_is_written(tmp_path):
         lambda state, data: state.write_bytes(state.read_bytes().replace(b'"pieces": "', b'"pieces": "ff')),
         lambda state, data: state.write_bytes(b"\x00\xff garbage"),
         lambda state, data: state.write_bytes(b"[1, 2, 3]"),
-        lambda state, data: data.unlink(),  # state without its data
-        lambda state, data: os.truncate(data, 1000),  # data of the wrong size
         lambda state, data: state.write_bytes(
             encode_state(swarm_config([1], [1], 2100, 100).common, PieceSet(21, range(21)))
         ),  # another file's state
     ],
-    ids=["torn", "altered", "garbage", "not-a-dict", "no-data", "short-data", "other-file"],
+    ids=["torn", "altered", "garbage", "not-a-dict", "other-file"],
 )
-def test_a_state_that_cannot_be_trusted_means_nothing_is_trusted(tmp_path, spoil):
-    store = leecher_store(tmp_path)
-    for index in range(6):
-        store.write(index, piece(index))
-    store.close()
-    spoil(store.state_path, store.path)
-    again = leecher_store(tmp_path)
-    assert again.held.count == 0
-    assert again.path.stat().st_size == COMMON.file_size
+def test_a_state_that_cannot_be_trusted_is_ignored(tmp_path, spoil):
+    leecher = Leecher(tmp_path)
+    leecher.write(*range(6))
+    leecher.checkpoint()
+    leecher.kill()
+    spoil(leecher.resume.state_path, leecher.resume.data)
+    rebooted = Leecher(tmp_path, boot_id="boot-two")  # so that only the state could vouch
+    assert rebooted.store.held.count == 0
+    assert rebooted.store.path.stat().st_size == COMMON.file_size
+
+
+@pytest.mark.parametrize(
+    "spoil", [lambda data: data.unlink(), lambda data: os.truncate(data, 1000)], ids=["no-data", "short-data"]
+)
+def test_records_without_their_data_mean_nothing_is_trusted(tmp_path, spoil):
+    leecher = Leecher(tmp_path)
+    leecher.write(*range(6))
+    leecher.checkpoint()
+    leecher.kill()
+    spoil(leecher.resume.data)
+    assert Leecher(tmp_path).store.held.count == 0
+
+
+def test_the_state_lists_only_pieces_written_before_its_snapshot(tmp_path):
+    leecher = Leecher(tmp_path)
+    assert leecher.resume.snapshot(leecher.store.held, []) is None  # nothing new: nothing to save
+    leecher.write(2)
+    state = leecher.resume.snapshot(leecher.store.held, [])
+    leecher.write(3)  # written while the snapshot is being committed in its thread
+    leecher.resume.commit(state, leecher.store.sync)
+    assert decode_state(leecher.resume.state_path.read_bytes(), COMMON) == (PieceSet(11, [2]), set())
+
+
+def test_peers_learned_complete_or_not_are_remembered(tmp_path):
+    leecher = Leecher(tmp_path)
+    leecher.resume.peer_learned(1001, True)
+    leecher.resume.peer_learned(1003, True)
+    leecher.resume.peer_learned(1003, False)  # it restarted with less
+    leecher.kill()
+    assert Leecher(tmp_path).restored.complete_peers == {1001}
+
+
+def test_forget_leaves_nothing_to_resume(tmp_path):
+    leecher = Leecher(tmp_path)
+    leecher.write(1)
+    leecher.kill()
+    forget(leecher.resume.data)
+    assert Leecher(tmp_path).store.held.count == 0
 
 
 def test_unwritable_work_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "peer_1002"
     blocker.write_text("a file where the directory should be")
     with pytest.raises(StorageError, match="cannot use .*peer_1002/TheFile.dat"):
-        leecher_store(tmp_path)
+        PieceStore(data_path(tmp_path, 1002, COMMON), COMMON, has_file=False)
 
 
 # -- real processes -----------------------------------------------------------------
 
 
-def _saved_count(state: Path, common) -> int:
-    try:
-        return decode_state(state.read_bytes(), common).count
-    except (OSError, ValueError):
-        return 0
-
-
-def _slow_swarm(tmp_path: Path):
-    """Four peers; the seed uploads at 400 kB/s so a 1.2 MB download takes seconds."""
+def _slow_swarm(tmp_path: Path, rate: str = "400000"):
+    """Four peers; the seed uploads at ``rate`` B/s so a 1.2 MB download takes seconds."""
     ids = [1001, 1002, 1003, 1004]
     config = swarm_config(ids, [1001], 1_200_000, 16384, k=3, p=1, m=2, ports=free_ports(4))
     write_config(tmp_path, config)
     content = seed_bytes(config.common.file_size)
     write_seed_files(tmp_path, config, content)
-    processes = {1001: start_peer(tmp_path, 1001, "--upload-rate", "400000")}
+    processes = {1001: start_peer(tmp_path, 1001, "--upload-rate", rate)}
     for peer_id in ids[1:]:
         processes[peer_id] = start_peer(tmp_path, peer_id)
     return config, content, processes
 
 
-def _wait_saved(state: Path, common, at_least: int, limit: float = 30) -> int:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        count = _saved_count(state, common)
-        if count >= at_least:
-            return count
-        time.sleep(0.02)
-    raise AssertionError(f"{state} never held {at_least} pieces")
+def _downloads(log: Path) -> list:
+    events = [parse_line(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert None not in events
+    return [e for e in events if e.kind == "downloaded"]
 
 
-def _wait_connected(log: Path, me: int, earlier: list[int], limit: float = 30) -> None:
+def _wait(condition, what: str, limit: float = 30) -> None:
     deadline = time.monotonic() + limit
-    sentences = [f"Peer {me} makes a connection to Peer {other}." for other in earlier]
     while time.monotonic() < deadline:
-        text = log.read_text() if log.exists() else ""
-        if all(sentence in text for sentence in sentences):
+        if condition():
             return
         time.sleep(0.02)
-    raise AssertionError(f"peer {me} never connected to all of {earlier}")
+    raise AssertionError(f"never {what}")
+
+
+def _connected(log: Path, me: int, earlier: list[int]) -> bool:
+    text = log.read_text() if log.exists() else ""
+    return all(f"Peer {me} makes a connection to Peer {other}." in text for other in earlier)
+
+
+_RESUMING = re.compile(r"resuming with (\d+) of (\d+) pieces")
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
@@ -144,10 +249,10 @@ def test_a_peer_stopped_mid_download_resumes_and_fetches_only_the_rest(tmp_path,
     config, content, processes = _slow_swarm(tmp_path)
     common = config.common
     victim = 1003
-    state = tmp_path / f"peer_{victim}" / "TheFile.dat.state"
-    _wait_saved(state, common, at_least=8)
     log = tmp_path / f"log_peer_{victim}.log"
-    _wait_connected(log, victim, [1001, 1002])  # so that the restart is a return to both
+    _wait(lambda: len(_downloads(log)) >= 8, "downloaded 8 pieces")
+    _wait(lambda: _connected(log, victim, [1001, 1002]), "connected to both earlier peers")
+    _wait(lambda: _connected(tmp_path / "log_peer_1004.log", 1004, [victim]), "connected from the later peer")
     processes[victim].send_signal(how)
     output = processes[victim].communicate(timeout=30)[0].decode()
     if how == signal.SIGTERM:
@@ -155,23 +260,50 @@ def test_a_peer_stopped_mid_download_resumes_and_fetches_only_the_rest(tmp_path,
         assert f"peer {victim} stopping with" in output
     else:
         assert processes[victim].returncode == -signal.SIGKILL
-    restored = _saved_count(state, common)
-    assert 8 <= restored < common.num_pieces
+    first_run = _downloads(log)
     lines_before = len(log.read_text().splitlines())
     processes[victim] = start_peer(tmp_path, victim)
     outputs = wait_for_peers(processes)
     for peer_id, process in processes.items():
         assert process.returncode == 0, outputs[peer_id]
         assert (tmp_path / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == content
-    assert f"resuming with {restored} of {common.num_pieces} pieces" in outputs[victim]
+    restored = int(_RESUMING.search(outputs[victim]).group(1))
+    assert len(first_run) <= restored < common.num_pieces  # every logged piece, maybe more
     second_run = [parse_line(line) for line in log.read_text().splitlines()[lines_before:]]
-    assert None not in second_run
     downloads = [e for e in second_run if e.kind == "downloaded"]
-    assert len(downloads) == common.num_pieces - restored  # only the rest
-    assert [e.count for e in downloads] == list(range(restored + 1, common.num_pieces + 1))
+    assert [e.count for e in downloads] == list(range(restored + 1, common.num_pieces + 1))  # only the rest
+    assert not {e.index for e in first_run} & {e.index for e in downloads}  # nothing fetched twice
     # The neighbours took it back: earlier ones accepted it again, the later one redialled.
     for peer_id, sentence in ((1001, "is connected from Peer 1003."), (1004, "makes a connection to Peer 1003.")):
         assert (tmp_path / f"log_peer_{peer_id}.log").read_text().count(sentence) == 2
+
+
+def test_kill_9_again_and_again_loses_no_written_piece(tmp_path):
+    """Killed at several moments, the first within the first second, and restarted at
+    once each time: every piece logged before a kill is held after it (the journal
+    has at least what the log shows), no piece is downloaded twice, the file is exact."""
+    config, content, processes = _slow_swarm(tmp_path, rate="300000")
+    common = config.common
+    victim = 1002
+    log = tmp_path / f"log_peer_{victim}.log"
+    rng = random.Random(8)
+    moments = [0.3 + rng.random() * 0.5, 0.2 + rng.random() * 0.3, 0.5 + rng.random()]
+    outputs = []
+    for moment in moments:
+        time.sleep(moment)
+        processes[victim].kill()
+        outputs.append(processes[victim].communicate(timeout=30)[0].decode())
+        logged = {e.index for e in _downloads(log)}
+        held = Resume(data_path(tmp_path, victim, common), common, current_boot_id()).restore().held
+        assert logged <= set(held), "a piece logged as downloaded was lost"
+        processes[victim] = start_peer(tmp_path, victim)
+    final = wait_for_peers(processes)
+    for peer_id, process in processes.items():
+        assert process.returncode == 0, final[peer_id]
+        assert data_path(tmp_path, peer_id, common).read_bytes() == content
+    indexes = [e.index for e in _downloads(log)]
+    assert len(indexes) == len(set(indexes)), "a piece was downloaded twice"
+    assert set(indexes) == set(range(common.num_pieces))
 
 
 def test_full_disk_at_start_is_a_clear_error(tmp_path):
@@ -221,12 +353,22 @@ def test_a_write_that_fails_mid_download_stops_the_peer_without_claiming_the_pie
     assert "downloaded" not in [e.kind for e in peer.events()]
 
 
+def _complete_download(peer, seed, transport, content):
+    """Answer every request of ``peer`` from ``seed`` until it holds the file."""
+    from twisted_p2p import wire
+
+    while not peer.store.held.complete:
+        (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
+        start = request.index * 100
+        seed.dataReceived(wire.encode(wire.Piece(request.index, content[start : start + peer.common.piece_length(request.index)])))
+
+
 def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
     from twisted.internet.defer import Deferred
 
     from test_protocol import CONTENT as PIECES_CONTENT, Peer
 
-    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    peer = Peer(tmp_path, 1003, seeds=(1001,), resume=True)
     handed = []
     under_way: Deferred[None] = Deferred()
 
@@ -236,17 +378,67 @@ def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
 
     peer.service.run_in_thread = run_in_thread
     peer.store.write(0, PIECES_CONTENT[:100])
-    peer.clock.advance(0.5)  # the periodic save goes to the "thread"
-    assert len(handed) == 1 and not peer.store.state_path.exists()
-    peer.store.write(1, PIECES_CONTENT[100:200])
-    peer.service.save_state()  # a final save waits for the one under way
-    assert not peer.store.state_path.exists()
-    function, args = handed[0]
-    function(*args)  # the thread's work: pieces 0 only
-    assert decode_state(peer.store.state_path.read_bytes(), peer.common) == PieceSet(11, [0])
-    under_way.callback(None)
-    assert decode_state(peer.store.state_path.read_bytes(), peer.common) == PieceSet(11, [0, 1])
+    peer.resume.piece_written(0)
+    peer.clock.advance(peer.service.save_interval)  # the periodic save goes to the "thread"
     assert len(handed) == 1
+    peer.store.write(1, PIECES_CONTENT[100:200])
+    peer.resume.piece_written(1)
+    peer.service.save_state()  # a final save waits for the one under way
+    assert len(handed) == 1
+    function, args = handed[0]
+    function(*args)  # the thread's work: piece 0 only
+    assert decode_state(peer.resume.state_path.read_bytes(), peer.common)[0] == PieceSet(11, [0])
+    under_way.callback(None)
+    assert len(handed) == 2  # then the next one, with both
+    function, args = handed[1]
+    function(*args)
+    assert decode_state(peer.resume.state_path.read_bytes(), peer.common)[0] == PieceSet(11, [0, 1])
+
+
+@pytest.mark.parametrize("resume", [True, False], ids=["leecher", "without-resume"])
+def test_completion_never_syncs_on_the_reactor_thread(tmp_path, monkeypatch, resume):
+    """The last piece arrives while neighbours still download from us: every sync is
+    handed to the worker thread, none is made in the reactor's turn."""
+    from twisted_p2p import wire
+
+    from test_protocol import CONTENT as PIECES_CONTENT, Peer
+
+    peer = Peer(tmp_path, 1003, seeds=(1001,), resume=resume)
+    handed = []
+    peer.service.run_in_thread = lambda function, *args: handed.append(function) or defer.Deferred()
+
+    def no_sync_here(*args):
+        raise AssertionError("a sync on the reactor thread")
+
+    monkeypatch.setattr(os, "fsync", no_sync_here)
+    monkeypatch.setattr(os, "fdatasync", no_sync_here)
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    seed.dataReceived(wire.UNCHOKE)
+    _complete_download(peer, seed, transport, PIECES_CONTENT)
+    for other in (1002, 1004, 1005):  # every other peer is complete: the swarm is done
+        peer.neighbour(other, pieces=range(11))
+    assert handed, "nothing was synced at all"
+    assert not peer.service.done.called  # done only once the data is on disk
+
+
+def test_a_leecher_restarted_after_its_swarm_finished_says_so_and_is_done(tmp_path):
+    from twisted_p2p import wire
+
+    from test_protocol import CONTENT as PIECES_CONTENT, Peer
+
+    first = Peer(tmp_path, 1003, seeds=(1001,), resume=True)
+    seed, transport = first.neighbour(1001, pieces=range(11), dialled=True)
+    seed.dataReceived(wire.UNCHOKE)
+    _complete_download(first, seed, transport, PIECES_CONTENT)
+    for other in (1002, 1004, 1005):
+        first.neighbour(other, pieces=range(11))
+    assert first.service.done.called
+    first.store.close()
+    first.resume.close()
+    again = Peer(tmp_path, 1003, seeds=(1001,), resume=True)  # every other peer is gone now
+    again.clock.advance(0)
+    assert again.service.done.called and again.service.done.result is None
+    assert again.store.held.complete
 
 
 @defer.inlineCallbacks
@@ -255,16 +447,16 @@ def _crash(node):
     timers gone, files closed with nothing more saved."""
     service = node.peer
     service.running = 0  # a dead process reacts to nothing that follows
-    for loop in (service._unchoke_loop, service._optimistic_loop, service._save_loop):
-        if loop.running:
-            loop.stop()
+    service.choker.stop()
+    if service._save_loop.running:
+        service._save_loop.stop()
     for protocol in list(service._connections):
         protocol.transport.abortConnection()
-    os.close(node.store._fd)
-    node.store._fd = -1
+    node.store.close()
+    node.resume.close()
     node.events.flush()
     node._event_file.close()
-    yield defer.gatherResults([dialler.stopService() for dialler in list(node)[1:]] + [node.port.stopListening()])
+    yield defer.gatherResults([defer.maybeDeferred(dialler.stopService) for dialler in list(node)[1:]] + [node.port.stopListening()])
 
 
 @pytest_twisted.inlineCallbacks
@@ -276,18 +468,17 @@ def test_in_process_kill_and_restart_fetches_only_the_rest(tmp_path):
 
     def node(peer_id):
         return PeerNode(config, peer_id, tmp_path, reactor, rng=random.Random(peer_id), interface="127.0.0.1",
-                        upload_rate=300_000 if peer_id == 1001 else 0)
+                        upload_rate=300_000 if peer_id == 1001 else 0, boot_id="this-boot")
 
     nodes = {peer_id: node(peer_id) for peer_id in ids}
     for each in nodes.values():
         each.startService()
-    state = tmp_path / "peer_1003" / "TheFile.dat.state"
     for _ in range(500):
-        if _saved_count(state, config.common) >= 5:
+        if nodes[1003].store.held.count >= 5:
             break
         yield task.deferLater(reactor, 0.02, lambda: None)
     yield _crash(nodes[1003])
-    restored = _saved_count(state, config.common)
+    restored = nodes[1003].store.held.count  # every piece written, synced or not
     assert 5 <= restored < config.common.num_pieces
     log = tmp_path / "log_peer_1003.log"
     lines_before = len(log.read_text().splitlines())

@@ -1,7 +1,7 @@
 """PeerNode: one whole peer as a MultiService.
 
-It owns the files (data and event log), the PeerService, the listening port for later
-peers and one ClientService dialler per earlier peer (SPEC §3), and closes it all in
+It owns the files (data, resume state and event log), the PeerService, the listening
+port for later peers and one Dialler per earlier peer (SPEC §3), and closes it all in
 order when stopped.
 """
 from __future__ import annotations
@@ -10,7 +10,6 @@ import random
 from pathlib import Path
 from typing import Any, Optional, Sequence, TextIO
 
-from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ServerEndpoint
@@ -18,10 +17,15 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from twisted_p2p import policy
+from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import SwarmConfig
+from twisted_p2p.dialler import Dialler
 from twisted_p2p.eventlog import EventLog
 from twisted_p2p.factory import PeerClientFactory, PeerServerFactory
 from twisted_p2p.manifest import piece_is_intact
+from twisted_p2p.requests import RequestTimeouts
+from twisted_p2p.resume import Restored, Resume, current_boot_id
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, StorageError, data_path
 
@@ -46,6 +50,9 @@ class PeerNode(MultiService):
         retry_delays: tuple[float, float] = (0.025, 2.0),
         upload_rate: float = 0,
         piece_hashes: Optional[Sequence[bytes]] = None,
+        request_timeouts: RequestTimeouts = RequestTimeouts(),
+        connect_timeout: float = 5.0,
+        boot_id: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -53,11 +60,15 @@ class PeerNode(MultiService):
         self.reactor = reactor
         self.interface = interface
         rng = rng or random.Random()
-        self.store = PieceStore(data_path(work_dir, peer_id, config.common), config.common, self.info.has_file)
-        if piece_hashes is not None and not self.info.has_file and self.store.held.count:
-            dropped = self.store.keep_verified(lambda index, data: piece_is_intact(piece_hashes, index, data))
-            if dropped:
-                self.log.warn("{count} resumed pieces failed the manifest and will be fetched again", count=dropped)
+        path = data_path(work_dir, peer_id, config.common)
+        self.resume: Optional[Resume] = None
+        restored: Optional[Restored] = None
+        if not self.info.has_file:
+            self.resume = Resume(path, config.common, current_boot_id() if boot_id is None else boot_id)
+            restored = self.resume.restore()
+        self.store = PieceStore(path, config.common, self.info.has_file, restored.held if restored else None)
+        if self.resume is not None and restored is not None:
+            self._resume(self.resume, restored, piece_hashes)
         log_path = event_log_path(work_dir, peer_id)
         try:
             self._event_file = open(log_path, "a", encoding="utf-8")
@@ -70,17 +81,36 @@ class PeerNode(MultiService):
             upload_rate=upload_rate, piece_hashes=piece_hashes,
             run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
             report_digest=echo is not None,
+            resume=self.resume,
+            complete_peers=sorted(restored.complete_peers) if restored else (),
+            request_timeouts=request_timeouts,
         )
         self.peer.setServiceParent(self)
-        initial, maximum = retry_delays
-        retry = backoffPolicy(initialDelay=initial, maxDelay=maximum, jitter=lambda: rng.random() * initial)
         for earlier in config.peers_before(peer_id):
-            endpoint = HostnameEndpoint(reactor, earlier.host, earlier.port)
-            dialler = ClientService(
-                endpoint, PeerClientFactory(self.peer, earlier.peer_id), retryPolicy=retry, clock=reactor
-            )
+            endpoint = HostnameEndpoint(reactor, earlier.host, earlier.port, timeout=connect_timeout)
+            dialler = Dialler(earlier.peer_id, endpoint, PeerClientFactory(self.peer, earlier.peer_id), reactor, rng,
+                              connect_delays=retry_delays)
             dialler.setServiceParent(self)
         self.port: Optional[IListeningPort] = None
+
+    def _resume(self, resume: Resume, restored: Restored, piece_hashes: Optional[Sequence[bytes]]) -> None:
+        """Start the resume journal from what may be trusted; with a manifest, trust the
+        bytes too, not only the records."""
+        if piece_hashes is not None and restored.held.count:
+            dropped = self.store.keep_verified(lambda index, data: piece_is_intact(piece_hashes, index, data))
+            if dropped:
+                self.log.warn("{count} resumed pieces failed the manifest and will be fetched again", count=dropped)
+                restored.held = self.store.held
+                restored.durable = PieceSet(restored.durable.total, (i for i in restored.durable if i in restored.held))
+        try:
+            resume.start(restored)
+        except OSError as exc:
+            self.store.close()
+            raise StorageError(f"cannot write the resume state beside {self.store.path}: "
+                               f"{exc.strerror or exc}") from None
+        if policy.swarm_complete(restored.held, restored.complete_peers, self.config.peer_ids, self.info.peer_id):
+            self.log.info("peer {me}: the swarm finished before this start (every peer of PeerInfo.cfg has "
+                          "the file); nothing to do", me=self.info.peer_id)
 
     def startService(self) -> None:
         endpoint = TCP4ServerEndpoint(self.reactor, self.info.port, interface=self.interface)
@@ -109,6 +139,8 @@ class PeerNode(MultiService):
 
     def _close_files(self, result: object) -> object:
         self.store.close()
+        if self.resume is not None:
+            self.resume.close()
         self.events.flush()
         self._event_file.close()
         return result

@@ -1,19 +1,27 @@
-"""PeerProtocol: one TCP connection to a neighbour.
+"""PeerProtocol: one TCP connection to a neighbour, as a small state machine.
 
-It frames the 32-byte handshake and then the length-prefixed messages, decodes them
-with :mod:`twisted_p2p.wire`, and hands each to the peer service. It owns no swarm
-state. Its upload side is a push producer, so a neighbour that stops reading makes us
-stop reading pieces from disk rather than buffer the file in memory.
+    awaiting handshake -> awaiting first message -> open -> closing -> closed
+
+The handshake must come within the handshake timeout; a bitfield is legal only as the
+first message (SPEC §3); a connection we drop is forgotten by the service at once and
+aborted if it has not closed after a short grace, since ``loseConnection`` waits for a
+neighbour that may never read. Bytes are framed by :class:`twisted_p2p.wire.Framer`.
+TCP keepalive with short intervals notices a neighbour whose host vanished. The upload
+side is a push producer, so a neighbour that stops reading makes us stop reading pieces
+from disk rather than buffer the file in memory. It owns no swarm state.
 """
 from __future__ import annotations
 
-import struct
+import enum
+import socket
 from collections import deque
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -22,11 +30,45 @@ from twisted_p2p import wire
 if TYPE_CHECKING:
     from twisted_p2p.service import Neighbour, PeerService
 
-_LENGTH = struct.Struct(">I")
+#: TCP keepalive: first probe after 3 s of silence, then every 2 s; with unanswered
+#: probes or unacknowledged data for 12 s the kernel gives up. A neighbour whose host
+#: vanished is so forgotten within about 13 s.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT, USER_TIMEOUT_MS = 3, 2, 4, 12_000
+
+
+def keep_alive(transport: Any) -> None:
+    """Turn on TCP keepalive with short intervals where the transport allows it."""
+    set_keep_alive = getattr(transport, "setTcpKeepAlive", None)
+    if set_keep_alive is None:
+        return
+    set_keep_alive(True)
+    get_handle = getattr(transport, "getHandle", None)
+    handle = get_handle() if get_handle is not None else None
+    if not hasattr(handle, "setsockopt"):
+        return
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                        ("TCP_KEEPCNT", KEEPALIVE_COUNT), ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            try:
+                handle.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                pass  # not on this platform: the system's defaults apply
+
+
+class State(enum.Enum):
+    HANDSHAKE = "awaiting handshake"
+    FIRST = "awaiting first message"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_RECEIVING = (State.HANDSHAKE, State.FIRST, State.OPEN)
 
 
 @implementer(IPushProducer)
-class PeerProtocol(Protocol):
+class PeerProtocol(Protocol, TimeoutMixin):
     log = Logger()
 
     def __init__(self, service: PeerService, expected_peer_id: Optional[int] = None) -> None:
@@ -36,10 +78,13 @@ class PeerProtocol(Protocol):
         self.peer_id: Optional[int] = None
         #: The service's record of this neighbour, once the handshake is accepted.
         self.neighbour: Optional[Neighbour] = None
-        self._buffer = bytearray()
-        self._handshaken = False
-        self._closing = False
-        self._handshake_timer: Optional[IDelayedCall] = None
+        self.state = State.HANDSHAKE
+        self.framer = wire.Framer(service.decoder)
+        self.callLater = service.clock.callLater  # TimeoutMixin's clock
+        self.handshaken_at: Optional[float] = None
+        self.last_received = service.clock.seconds()
+        #: Fires when the connection is gone, whatever the reason.
+        self.lost: Deferred[None] = Deferred()
         self._abort_timer: Optional[IDelayedCall] = None
         self._uploads: deque[int] = deque()
         self._queued: set[int] = set()
@@ -49,6 +94,10 @@ class PeerProtocol(Protocol):
     def outgoing(self) -> bool:
         return self.expected_peer_id is not None
 
+    @property
+    def closing(self) -> bool:
+        return self.state in (State.CLOSING, State.CLOSED)
+
     def describe(self) -> str:
         """Who is at the other end, for diagnostics."""
         if self.peer_id is not None:
@@ -56,12 +105,17 @@ class PeerProtocol(Protocol):
         peer = self.transport.getPeer() if self.transport else None
         return f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
 
+    def quiet_for(self) -> float:
+        """Seconds since the neighbour last sent us a byte."""
+        return self.service.clock.seconds() - self.last_received
+
     # -- connection ----------------------------------------------------------
 
     def connectionMade(self) -> None:
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)  # requests are tiny; Nagle would hold them back
+        keep_alive(self.transport)
         if getattr(self.transport, "bufferSize", 0):
             # Read a whole piece in one go where the transport reads in chunks (64 KiB).
             self.transport.bufferSize = max(self.transport.bufferSize, self.service.decoder.max_length + 4)
@@ -69,124 +123,99 @@ class PeerProtocol(Protocol):
         self.service.connection_made(self)
         # SPEC §2: send our handshake at once, never wait for theirs.
         self.transport.write(wire.encode_handshake(self.service.peer_id))
-        self._handshake_timer = self.service.clock.callLater(
-            self.service.handshake_timeout, self._handshake_timed_out
-        )
+        self.setTimeout(self.service.handshake_timeout)
 
-    def _handshake_timed_out(self) -> None:
-        self._handshake_timer = None
+    def timeoutConnection(self) -> None:
+        """TimeoutMixin: no handshake in time."""
         self.log.warn(
             "{who} sent no handshake within {seconds} s; closing",
             who=self.describe(),
             seconds=self.service.handshake_timeout,
         )
-        self._closing = True
-        self.transport.abortConnection()
+        self._close(grace=0)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        unfinished = None if self._closing else self._unfinished_input()
+        unfinished = None if self.closing else self.framer.unfinished()
         if unfinished is not None:
             self.log.warn(
                 "{who} closed the connection in the middle of a message: sent {unfinished}",
                 who=self.describe(),
                 unfinished=unfinished,
             )
-        if self._handshake_timer is not None and self._handshake_timer.active():
-            self._handshake_timer.cancel()
-        self._handshake_timer = None
+        self.setTimeout(None)
         if self._abort_timer is not None and self._abort_timer.active():
             self._abort_timer.cancel()
-        self._closing = True
+        self.state = State.CLOSED
         self.cancel_uploads()
         self.service.connection_lost(self)
+        self.lost.callback(None)
 
     def drop(self, why: str) -> None:
         """Close this connection because of what the neighbour did, and say why."""
-        if self._closing:
+        if self.closing:
             return
         self.log.warn("{who} {why}; closing the connection", who=self.describe(), why=why)
-        self._closing = True
-        self.cancel_uploads()
-        self.transport.loseConnection()
+        self._close(self.service.drop_grace)
 
     def close(self, timeout: float) -> None:
         """Close quietly once what we wrote is sent; abort if that takes ``timeout`` s
         (a neighbour that stopped reading must not hold up our shutdown)."""
-        self._closing = True
+        if not self.closing:
+            self._close(timeout)
+
+    def _close(self, grace: float) -> None:
+        """The neighbour is forgotten now; the socket goes when what we wrote is sent,
+        or after ``grace`` seconds whatever happens."""
+        self.state = State.CLOSING
+        self.setTimeout(None)
         self.cancel_uploads()
+        self.service.connection_closing(self)
         self.transport.loseConnection()
-        self._abort_timer = self.service.clock.callLater(timeout, self.transport.abortConnection)
+        if grace <= 0:
+            self.transport.abortConnection()
+        else:
+            self._abort_timer = self.service.clock.callLater(grace, self.transport.abortConnection)
 
     # -- receiving -----------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        if self._closing:
+        if self.closing:
             return
-        buffer = self._buffer
-        buffer += data
+        self.last_received = self.service.clock.seconds()
+        framer = self.framer
+        framer.feed(data)
         try:
-            if not self._handshaken:
-                if len(buffer) < wire.HANDSHAKE_LENGTH:
-                    wire.check_handshake_start(buffer)
-                    return
-                peer_id = wire.decode_handshake(bytes(buffer[: wire.HANDSHAKE_LENGTH]))
-                del buffer[: wire.HANDSHAKE_LENGTH]
-                self._handshaken = True
-                if self._handshake_timer is not None:
-                    self._handshake_timer.cancel()
-                    self._handshake_timer = None
-                self.peer_id = peer_id
-                self.service.handshake_received(self, peer_id)
-            self._read_messages()
+            while self.state in _RECEIVING:
+                frame = framer.next()
+                if frame is None:
+                    break
+                self._frame_received(frame)
         except wire.ProtocolViolation as violation:
             self.drop(f"sent {violation}")
 
-    def _read_messages(self) -> None:
-        """Decode every whole message in the buffer; keep the partial tail."""
-        buffer = self._buffer
-        decoder = self.service.decoder
-        available = len(buffer)
-        position = 0
-        view = memoryview(buffer)
-        try:
-            while available - position >= 4 and not self._closing:
-                (length,) = _LENGTH.unpack_from(buffer, position)
-                decoder.check_length(length)  # before buffering a hostile length's worth
-                end = position + 4 + length
-                if end > available:
-                    break
-                message = decoder.decode(view[position + 4 : end])
-                position = end
-                self.service.message_received(self, message)
-        except BaseException:
-            # The traceback may still hold slices of the buffer, so it cannot be
-            # trimmed; the connection is being dropped, so just let go of it.
-            self._buffer = bytearray()
-            raise
-        view.release()
-        del buffer[:position]
-
-    def _unfinished_input(self) -> Optional[str]:
-        """What the neighbour left half-sent when it closed, if anything."""
-        held = len(self._buffer)
-        if not self._handshaken:
-            return f"{held} of the {wire.HANDSHAKE_LENGTH} handshake bytes" if held else None
-        if held == 0:
-            return None
-        if held < 4:
-            return f"{held} of the 4 bytes of a message length"
-        (length,) = _LENGTH.unpack_from(self._buffer)
-        return f"{held - 4} of the {length} bytes of a message"
+    def _frame_received(self, frame: wire.Handshake | wire.Message) -> None:
+        if self.state is State.HANDSHAKE:
+            assert isinstance(frame, wire.Handshake)
+            self.setTimeout(None)
+            self.peer_id = frame.peer_id
+            self.service.handshake_received(self, frame.peer_id)
+            self.handshaken_at = self.service.clock.seconds()
+            self.state = State.FIRST
+            return
+        if isinstance(frame, wire.Bitfield) and self.state is not State.FIRST:
+            raise wire.ProtocolViolation("a bitfield after other messages; it may only come first")
+        self.state = State.OPEN
+        self.service.message_received(self, frame)  # type: ignore[arg-type]
 
     # -- sending -------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        if not self._closing:
+        if not self.closing:
             self.transport.write(data)
 
     def queue_upload(self, index: int) -> None:
         """Send piece ``index`` when the transport has room (one copy queued at most)."""
-        if self._closing or index in self._queued:
+        if self.closing or index in self._queued:
             return
         self._queued.add(index)
         self._uploads.append(index)
@@ -199,7 +228,7 @@ class PeerProtocol(Protocol):
 
     def _send_uploads(self) -> None:
         limiter = self.service.upload_limiter
-        while self._uploads and not self._paused and not self._closing:
+        while self._uploads and not self._paused and not self.closing:
             if limiter is not None and not limiter.ready():
                 limiter.wait(self._send_uploads)
                 return

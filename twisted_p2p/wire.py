@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Union
+from typing import Optional, Union
 
 from twisted_p2p.bitfield import BitfieldError, PieceSet, bitfield_length
 from twisted_p2p.config import Common
@@ -93,6 +93,11 @@ class Piece:
 
 
 Message = Union[Choke, Unchoke, Interested, NotInterested, Have, Bitfield, Request, Piece]
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    peer_id: int
 
 _NO_PAYLOAD = {
     MessageType.CHOKE: Choke(),
@@ -228,3 +233,76 @@ class Decoder:
         if size - 4 != expected:
             raise ProtocolViolation(f"piece {index} with {size - 4} bytes; {expected} expected")
         return Piece(index, bytes(body[5:]))
+
+
+class Framer:
+    """The one framer of SPEC §2: the 32-byte handshake, then length-prefixed messages.
+
+    Bytes go in with :meth:`feed`, however the network splits them; :meth:`next` gives
+    the next whole frame (a :class:`Handshake` first, then messages), or None until more
+    bytes come. It raises :class:`ProtocolViolation` as soon as the bytes cannot be
+    right (a bad handshake start or a hostile length, before its payload is buffered),
+    and takes nothing more after that.
+    """
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
+        self.handshaken = False
+        self.broken = False
+        self._buffer = bytearray()
+        self._position = 0  # bytes of the buffer already framed
+
+    def feed(self, data: bytes) -> None:
+        if self.broken:
+            return
+        if self._position:
+            del self._buffer[: self._position]
+            self._position = 0
+        self._buffer += data
+
+    def next(self) -> Optional[Union[Handshake, Message]]:
+        if self.broken:
+            return None
+        try:
+            return self._next()
+        except ProtocolViolation:
+            # The traceback may still hold views of the buffer, so it cannot be
+            # trimmed; nothing more is framed anyway, so let go of it.
+            self.broken = True
+            self._buffer = bytearray()
+            self._position = 0
+            raise
+
+    def _next(self) -> Optional[Union[Handshake, Message]]:
+        buffer, position = self._buffer, self._position
+        available = len(buffer) - position
+        if not self.handshaken:
+            if available < HANDSHAKE_LENGTH:
+                check_handshake_start(buffer[position:])
+                return None
+            self._position = position + HANDSHAKE_LENGTH
+            self.handshaken = True
+            return Handshake(decode_handshake(bytes(buffer[position : self._position])))
+        if available < 4:
+            return None
+        (length,) = _LENGTH.unpack_from(buffer, position)
+        self.decoder.check_length(length)  # before buffering a hostile length's worth
+        end = position + 4 + length
+        if end > len(buffer):
+            return None
+        with memoryview(buffer) as view:
+            message = self.decoder.decode(view[position + 4 : end])
+        self._position = end
+        return message
+
+    def unfinished(self) -> Optional[str]:
+        """What the sender left half-sent, if anything (said when it closes)."""
+        held = len(self._buffer) - self._position
+        if not self.handshaken:
+            return f"{held} of the {HANDSHAKE_LENGTH} handshake bytes" if held else None
+        if held == 0:
+            return None
+        if held < 4:
+            return f"{held} of the 4 bytes of a message length"
+        (length,) = _LENGTH.unpack_from(self._buffer, self._position)
+        return f"{held - 4} of the {length} bytes of a message"

@@ -28,7 +28,8 @@ from twisted.python.failure import Failure
 
 from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig, load
 from twisted_p2p.node import event_log_path
-from twisted_p2p.storage import data_path, state_path
+from twisted_p2p.resume import forget as forget_resume_state
+from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.progress import LineBuffer, PeerProgress
 from twisted_p2p.swarm.report import (
@@ -172,7 +173,7 @@ def prepare_work_dir(config: SwarmConfig, work_dir: Path, demo_file: bool) -> li
         event_log_path(work_dir, peer.peer_id).unlink(missing_ok=True)
         if not peer.has_file:
             path.unlink(missing_ok=True)
-            state_path(path).unlink(missing_ok=True)  # a fresh run: nothing to resume
+            forget_resume_state(path)  # a fresh run: nothing to resume
     if demo_file:
         seeds = [data_path(work_dir, peer.peer_id, config.common) for peer in config.peers if peer.has_file]
         existing = [path for path in seeds if path.is_file() and path.stat().st_size == config.common.file_size]

@@ -1,0 +1,141 @@
+"""Who we unchoke (SPEC §3, choking and optimistic unchoke).
+
+Every p seconds the k preferred neighbours are chosen afresh, every m seconds one
+optimistic neighbour, and between rounds a free preferred slot is given at once to a
+neighbour that becomes interested. The decisions are :mod:`twisted_p2p.policy`'s; this
+class keeps the state they need, runs the two LoopingCalls on the injected clock, and
+writes the preferred and optimistic lines of the event log when the choice changes.
+"""
+from __future__ import annotations
+
+import random
+from typing import Callable, Optional
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from twisted_p2p import policy
+from twisted_p2p.eventlog import EventLog
+
+
+class Choker:
+    log = Logger()
+
+    def __init__(
+        self,
+        k: int,
+        p: float,
+        m: float,
+        clock: IReactorTime,
+        rng: random.Random,
+        events: EventLog,
+        unchoke: Callable[[int], None],
+        choke: Callable[[int], None],
+        have_file: Callable[[], bool],
+    ) -> None:
+        self.k, self.p, self.m = k, p, m
+        self._clock = clock
+        self._rng = rng
+        self._events = events
+        self._unchoke = unchoke
+        self._choke = choke
+        self._have_file = have_file
+        self.interested: set[int] = set()  # neighbours interested in our data
+        self.received: dict[int, int] = {}  # piece bytes from each neighbour this interval
+        self.unchoked: set[int] = set()
+        self.preferred: frozenset[int] = frozenset()
+        self.optimistic: Optional[int] = None
+        self._optimistic_changed = float("-inf")  # an early pick waits m s after a change
+        self._preferred_loop = self._loop(self.preferred_round)
+        self._optimistic_loop = self._loop(self.optimistic_round)
+
+    def _loop(self, tick: Callable[[], None]) -> LoopingCall:
+        """A LoopingCall stops for good on an exception: log it and keep ticking."""
+
+        def guarded() -> None:
+            try:
+                tick()
+            except Exception:
+                self.log.failure("error in {tick}", tick=tick.__name__)
+
+        loop = LoopingCall(guarded)
+        loop.clock = self._clock
+        return loop
+
+    def start(self) -> None:
+        self._preferred_loop.start(self.p, now=False)
+        self._optimistic_loop.start(self.m, now=False)
+
+    def stop(self) -> None:
+        for loop in (self._preferred_loop, self._optimistic_loop):
+            if loop.running:
+                loop.stop()
+
+    # -- what neighbours do ------------------------------------------------------------
+
+    def add(self, peer: int) -> None:
+        self.received[peer] = 0
+
+    def remove(self, peer: int) -> None:
+        """A neighbour is gone: its slot is free at once."""
+        self.interested.discard(peer)
+        self.received.pop(peer, None)
+        self.unchoked.discard(peer)
+        if peer in self.preferred:
+            self.preferred = self.preferred - {peer}
+        if self.optimistic == peer:
+            self.optimistic = None
+
+    def set_interest(self, peer: int, interested: bool) -> None:
+        if interested:
+            self.interested.add(peer)
+            self.fill_free_slots()
+        else:
+            self.interested.discard(peer)
+
+    def got_bytes(self, peer: int, count: int) -> None:
+        self.received[peer] = self.received.get(peer, 0) + count
+
+    # -- rounds ------------------------------------------------------------------------
+
+    def preferred_round(self) -> None:
+        """Every p seconds: choose the k preferred neighbours afresh (SPEC §3)."""
+        rates = dict(self.received)
+        self.received = dict.fromkeys(self.received, 0)
+        preferred = policy.choose_preferred(self._rng, self.interested, rates, self.k, self._have_file())
+        self._apply(preferred, self.optimistic)
+
+    def optimistic_round(self) -> None:
+        """Every m seconds: one choked, interested neighbour at random (SPEC §3)."""
+        candidate = policy.choose_optimistic(self._rng, self.interested, self.unchoked)
+        if candidate is not None:
+            self._apply(self.preferred, candidate)
+
+    def fill_free_slots(self) -> None:
+        """Unchoke at once when a slot is free, rather than at the next interval."""
+        preferred = policy.fill_free_slots(self._rng, self.preferred, self.interested, self.k)
+        optimistic = self.optimistic
+        if optimistic is None and self._clock.seconds() - self._optimistic_changed >= self.m:
+            optimistic = policy.choose_optimistic(self._rng, self.interested, self.unchoked | preferred)
+            if optimistic is not None and self._optimistic_loop.running:
+                self._optimistic_loop.reset()  # the next change is a full m seconds away
+        self._apply(preferred, optimistic)
+
+    def _apply(self, preferred: frozenset[int], optimistic: Optional[int]) -> None:
+        if preferred != self.preferred:
+            self.preferred = preferred
+            if preferred:
+                self._events.preferred(preferred)
+        if optimistic != self.optimistic:
+            self.optimistic = optimistic
+            if optimistic is not None:
+                self._optimistic_changed = self._clock.seconds()
+                self._events.optimistic(optimistic)
+        unchoke, choke = policy.unchoke_changes(self.unchoked, preferred, optimistic)
+        for peer in sorted(unchoke):
+            self.unchoked.add(peer)
+            self._unchoke(peer)
+        for peer in sorted(choke):
+            self.unchoked.discard(peer)
+            self._choke(peer)

@@ -1,0 +1,113 @@
+"""Dialler: keeps one connection up to a peer listed before us (SPEC §3 Choice: retry
+with backoff until it succeeds or we shut down).
+
+Two kinds of failure, two backoffs. A TCP connect that fails means the peer is not up
+yet: try again soon (25 ms, doubling up to 2 s). A connection that the peer closes
+before the handshake or within ``settle`` seconds after it means the peer is up but
+will not have us (it may think we are still connected): try again after 1 s, doubling
+up to 60 s, so a peer that keeps refusing costs a few log lines a minute. A connection
+that lived longer was a real one: when it goes, dial again at once.
+
+Twisted's ``ClientService`` counts every TCP connect as a success, which is why this
+small service exists.
+"""
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_p2p.protocol import PeerProtocol
+
+
+def backoff(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """The delay before retry ``attempt`` (1, 2, ...): doubling from ``initial`` up to
+    ``maximum``, with up to ``initial`` of jitter so that peers do not retry in step."""
+    return min(maximum, initial * 2 ** (attempt - 1)) + rng.random() * initial
+
+
+class Dialler(Service):
+    log = Logger()
+
+    def __init__(
+        self,
+        peer_id: int,
+        endpoint: IStreamClientEndpoint,
+        factory: Factory,
+        clock: IReactorTime,
+        rng: random.Random,
+        connect_delays: tuple[float, float] = (0.025, 2.0),
+        refused_delays: tuple[float, float] = (1.0, 60.0),
+        settle: float = 10.0,
+    ) -> None:
+        self.peer_id = peer_id
+        self.endpoint = endpoint
+        self.factory = factory
+        self.clock = clock
+        self.rng = rng
+        self.connect_delays = connect_delays
+        self.refused_delays = refused_delays
+        self.settle = settle
+        self.failed_connects = 0
+        self.refusals = 0
+        self.protocol: Optional[PeerProtocol] = None
+        self._attempt: Optional[Deferred[PeerProtocol]] = None
+        self._retry: Optional[IDelayedCall] = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._dial()
+
+    def stopService(self) -> None:
+        """Stop dialling; the open connection, if any, is the peer service's to close."""
+        super().stopService()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        if self._attempt is not None:
+            self._attempt.cancel()
+
+    def _dial(self) -> None:
+        self._retry = None
+        self._attempt = self.endpoint.connect(self.factory)
+        self._attempt.addCallbacks(self._connected, self._connect_failed)
+
+    def _connected(self, protocol: PeerProtocol) -> None:
+        self._attempt = None
+        self.failed_connects = 0
+        self.protocol = protocol
+        protocol.lost.addCallback(lambda _: self._lost(protocol))
+
+    def _connect_failed(self, failure: Failure) -> None:
+        self._attempt = None
+        if failure.check(CancelledError) or not self.running:
+            return
+        self.failed_connects += 1
+        self._again(backoff(self.failed_connects, *self.connect_delays, self.rng))
+
+    def _lost(self, protocol: PeerProtocol) -> None:
+        self.protocol = None
+        if not self.running:
+            return
+        began = protocol.handshaken_at
+        if began is not None and self.clock.seconds() - began >= self.settle:
+            self.refusals = 0
+            self._again(0)
+            return
+        self.refusals += 1
+        delay = backoff(self.refusals, *self.refused_delays, self.rng)
+        self.log.info(
+            "peer {peer} closed our connection {when} ({count} in a row); dialling again in {delay:.1f} s",
+            peer=self.peer_id, when="right after the handshake" if began is not None else "before the handshake",
+            count=self.refusals, delay=delay,
+        )
+        self._again(delay)
+
+    def _again(self, delay: float) -> None:
+        self._retry = self.clock.callLater(delay, self._dial)

@@ -1,0 +1,185 @@
+"""What we ask whom (SPEC §3, request and piece, and the Choice on abandoned requests).
+
+One request at most is outstanding to each neighbour. A request unanswered for its
+neighbour's timeout is abandoned: the piece goes back to the pool, to be asked of
+someone else, and the neighbour is *snubbed* (asked nothing new) until its late piece
+arrives or it chokes us. Each neighbour's timeout follows how fast it has answered,
+within fixed bounds, so a slow but honest neighbour is not abandoned for ever, and a
+trickle of bytes does not count: only a whole piece answers a request.
+"""
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from twisted_p2p import policy
+from twisted_p2p.bitfield import PieceSet
+
+
+@dataclass(frozen=True)
+class RequestTimeouts:
+    """How long a neighbour may take to answer a request.
+
+    Before its first answer a neighbour gets ``initial`` seconds; after that,
+    ``factor`` times its smoothed response time, never less than ``minimum`` nor more
+    than ``maximum``. Each abandoned request doubles its timeout (up to ``maximum``),
+    so a neighbour that is merely slow soon gets the time it needs.
+    """
+
+    initial: float = 5.0
+    minimum: float = 1.0
+    maximum: float = 30.0
+    factor: float = 4.0
+    smoothing: float = 0.25  # weight of the newest response time in the average
+
+    def after_answer(self, smoothed: float) -> float:
+        return min(self.maximum, max(self.minimum, self.factor * smoothed))
+
+    def after_abandon(self, timeout: float) -> float:
+        return min(self.maximum, 2 * timeout)
+
+
+class Answer(enum.Enum):
+    """What a piece that arrived from a neighbour is."""
+
+    NEW = "new"  # asked of it, and we still lack it: keep it
+    SURPLUS = "surplus"  # asked of it, but we have it meanwhile: drop it quietly
+    UNSOLICITED = "unsolicited"  # never asked of it: a protocol violation
+
+
+class _Asking:
+    """Our requests to one neighbour."""
+
+    __slots__ = ("outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.outstanding: Optional[int] = None  # the one request it is expected to answer
+        self.timer: Optional[IDelayedCall] = None
+        self.snubbed = False
+        #: When we last asked it for each piece it has not answered; how many times
+        #: (we may ask again after a choke, and it may answer both: SPEC §3 Choice).
+        self.sent: dict[int, float] = {}
+        self.unanswered: dict[int, int] = {}
+        self.smoothed: Optional[float] = None
+        self.timeout = timeout
+
+
+class RequestBook:
+    """The pieces we lack, which of them are in flight, and to whom each request went.
+
+    ``on_abandoned(peer)`` is called when a request to ``peer`` times out, after its
+    piece went back to the pool, so that the caller can ask other neighbours for it.
+    """
+
+    def __init__(
+        self,
+        missing: Iterable[int],
+        clock: IReactorTime,
+        rng: random.Random,
+        on_abandoned: Callable[[int], None],
+        timeouts: RequestTimeouts = RequestTimeouts(),
+    ) -> None:
+        self.missing = policy.MissingPieces(missing)
+        self.in_flight: set[int] = set()
+        self.timeouts = timeouts
+        self._clock = clock
+        self._rng = rng
+        self._on_abandoned = on_abandoned
+        self._asking: dict[int, _Asking] = {}
+
+    # -- neighbours ------------------------------------------------------------------
+
+    def add(self, peer: int) -> None:
+        self._asking[peer] = _Asking(self.timeouts.initial)
+
+    def remove(self, peer: int) -> None:
+        """The neighbour is gone: its request goes back to the pool."""
+        asking = self._asking.pop(peer, None)
+        if asking is not None:
+            self._release(asking)
+
+    def choked(self, peer: int) -> None:
+        """It choked us: its request goes back to the pool (SPEC §3). It has dropped
+        what we asked, so a snub ends here: after its next unchoke it is asked afresh."""
+        asking = self._asking[peer]
+        self._release(asking)
+        asking.snubbed = False
+
+    # -- asking ----------------------------------------------------------------------
+
+    def outstanding(self, peer: int) -> Optional[int]:
+        return self._asking[peer].outstanding
+
+    def snubbed(self, peer: int) -> bool:
+        return self._asking[peer].snubbed
+
+    def timeout(self, peer: int) -> float:
+        """How long the next request to ``peer`` may go unanswered."""
+        return self._asking[peer].timeout
+
+    def next_request(self, peer: int, theirs: PieceSet) -> Optional[int]:
+        """Choose and record the next piece to ask ``peer`` for, or None: it still owes
+        us one, it is snubbed, or it has nothing we lack that nobody else is asked for."""
+        asking = self._asking[peer]
+        if asking.outstanding is not None or asking.snubbed:
+            return None
+        index = policy.choose_piece(self._rng, self.missing, theirs, self.in_flight)
+        if index is None:
+            return None
+        self.in_flight.add(index)
+        asking.outstanding = index
+        asking.sent[index] = self._clock.seconds()
+        asking.unanswered[index] = asking.unanswered.get(index, 0) + 1
+        asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
+        return index
+
+    def received(self, peer: int, index: int) -> Answer:
+        """A piece arrived from ``peer``: was it asked of it, and do we still lack it?"""
+        asking = self._asking[peer]
+        count = asking.unanswered.pop(index, 0)
+        if not count:
+            return Answer.UNSOLICITED
+        if count > 1:
+            asking.unanswered[index] = count - 1
+        sent = asking.sent.pop(index) if count == 1 else asking.sent[index]
+        self._learn_response_time(asking, self._clock.seconds() - sent)
+        asking.snubbed = False  # it delivers after all: trusted again
+        if asking.outstanding == index:
+            self._release(asking)
+        return Answer.NEW if index in self.missing else Answer.SURPLUS
+
+    def held(self, index: int) -> None:
+        """We hold ``index`` now: it is asked of nobody again."""
+        self.missing.discard(index)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _learn_response_time(self, asking: _Asking, seconds: float) -> None:
+        if asking.smoothed is None:
+            asking.smoothed = seconds
+        else:
+            weight = self.timeouts.smoothing
+            asking.smoothed = (1 - weight) * asking.smoothed + weight * seconds
+        asking.timeout = self.timeouts.after_answer(asking.smoothed)
+
+    def _timed_out(self, peer: int, asking: _Asking) -> None:
+        asking.timer = None
+        asking.snubbed = True
+        asking.timeout = self.timeouts.after_abandon(asking.timeout)
+        self._release(asking)
+        self._on_abandoned(peer)
+
+    def _release(self, asking: _Asking) -> None:
+        """Put the outstanding piece back into the pool; what was asked stays
+        recorded, so that a late answer is still recognised as one."""
+        if asking.timer is not None:
+            if asking.timer.active():
+                asking.timer.cancel()
+            asking.timer = None
+        if asking.outstanding is not None:
+            self.in_flight.discard(asking.outstanding)
+            asking.outstanding = None
