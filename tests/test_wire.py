@@ -42,45 +42,40 @@ def frame(length_type: int, payload: bytes = b"", length: int | None = None) -> 
     return be32(len(body) if length is None else length) + body
 
 
-# -- a test-only framer over the codec ------------------------------------------
+# -- the framer, fed the way a connection feeds it ---------------------------------
 
 
-class Framer:
-    """Feeds a byte stream chunk by chunk the way a connection does: optionally the
-    32-byte handshake first (checked early with check_handshake_start), then
-    length-prefixed messages (check_length on the prefix, decode when whole)."""
+class Framed:
+    """What :class:`wire.Framer` made of a stream fed chunk by chunk: the handshake's
+    peer ID, the messages, and the bytes not framed yet. Without ``handshake`` the
+    stream is messages only, and a valid handshake is fed first."""
 
     def __init__(self, common: Common, handshake: bool = False) -> None:
-        self.decoder = Decoder(common)
-        self.buffer = bytearray()
-        self.need_handshake = handshake
+        self.framer = wire.Framer(Decoder(common))
         self.peer_id: int | None = None
         self.messages: list[wire.Message] = []
+        if not handshake:
+            self.feed(wire.encode_handshake(1))
+            self.peer_id = None
 
     def feed(self, chunk: bytes) -> None:
-        buffer = self.buffer
-        buffer += chunk
-        if self.need_handshake:
-            if len(buffer) < wire.HANDSHAKE_LENGTH:
-                wire.check_handshake_start(buffer)
-                return
-            self.peer_id = wire.decode_handshake(bytes(buffer[: wire.HANDSHAKE_LENGTH]))
-            del buffer[: wire.HANDSHAKE_LENGTH]
-            self.need_handshake = False
-        while len(buffer) >= 4:
-            (length,) = struct.unpack_from(">I", buffer)
-            self.decoder.check_length(length)
-            if len(buffer) < 4 + length:
-                return
-            self.messages.append(self.decoder.decode(bytes(buffer[4 : 4 + length])))
-            del buffer[: 4 + length]
+        self.framer.feed(chunk)
+        while (frame := self.framer.next()) is not None:
+            if isinstance(frame, wire.Handshake):
+                self.peer_id = frame.peer_id
+            else:
+                self.messages.append(frame)
+
+    @property
+    def buffer(self) -> bytes:
+        return self.framer.pending
 
 
-def run(common: Common, chunks, handshake: bool = False) -> Framer:
-    framer = Framer(common, handshake)
+def run(common: Common, chunks, handshake: bool = False) -> Framed:
+    framed = Framed(common, handshake)
     for chunk in chunks:
-        framer.feed(chunk)
-    return framer
+        framed.feed(chunk)
+    return framed
 
 
 def splits(stream: bytes):
@@ -92,13 +87,14 @@ def splits(stream: bytes):
 
 def outcome(common: Common, chunks, handshake: bool = False):
     """(messages decoded, violation text or None, leftover bytes)."""
-    framer = Framer(common, handshake)
+    framed = Framed(common, handshake)
     try:
         for chunk in chunks:
-            framer.feed(chunk)
+            framed.feed(chunk)
     except ProtocolViolation as violation:
-        return framer.messages, str(violation), None
-    return framer.messages, None, bytes(framer.buffer)
+        assert framed.framer.broken and framed.framer.next() is None  # it takes nothing more
+        return framed.messages, str(violation), None
+    return framed.messages, None, framed.buffer
 
 
 # -- handshake -------------------------------------------------------------------
@@ -180,10 +176,10 @@ def test_check_handshake_start_fails_early(data, shown):
 
 
 def test_bad_handshake_fails_on_the_first_wrong_byte():
-    framer = Framer(SMALL, handshake=True)
-    framer.feed(b"P2P")
+    framed = Framed(SMALL, handshake=True)
+    framed.feed(b"P2P")
     with pytest.raises(ProtocolViolation):
-        framer.feed(b"x")  # the 4th byte is wrong: no need to wait for 32
+        framed.feed(b"x")  # the 4th byte is wrong: no need to wait for 32
 
 
 # -- message bytes ---------------------------------------------------------------
@@ -517,3 +513,22 @@ def test_any_stream_yields_messages_or_violation(stream_and_chunks, handshake):
     for message in got:  # whatever decoded re-encodes to a legal message
         data = wire.encode(message)
         assert Decoder(SMALL).decode(data[4:]) == message
+
+
+def test_a_hostile_length_is_refused_on_its_prefix_before_its_payload_comes():
+    framed = Framed(SMALL)
+    with pytest.raises(ProtocolViolation, match="a message of length 4294967295; at most 13 is legal here"):
+        framed.feed(b"\xff\xff\xff\xff")
+    assert framed.framer.broken and framed.buffer == b""  # nothing kept, nothing reserved
+
+
+def test_what_a_closing_sender_left_half_sent_is_described():
+    framer = wire.Framer(Decoder(SMALL))
+    assert framer.unfinished() is None
+    framer.feed(wire.encode_handshake(1)[:10])
+    assert framer.next() is None and framer.unfinished() == "10 of the 32 handshake bytes"
+    framer.feed(wire.encode_handshake(1)[10:] + b"\x00\x00")
+    assert framer.next() == wire.Handshake(1) and framer.next() is None
+    assert framer.unfinished() == "2 of the 4 bytes of a message length"
+    framer.feed(b"\x00\x09\x07\x00\x00")
+    assert framer.unfinished() == "3 of the 9 bytes of a message"

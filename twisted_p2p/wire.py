@@ -295,6 +295,11 @@ class Framer:
         self._position = end
         return message
 
+    @property
+    def pending(self) -> bytes:
+        """What has arrived but is not a whole frame yet."""
+        return bytes(self._buffer[self._position :])
+
     def unfinished(self) -> Optional[str]:
         """What the sender left half-sent, if anything (said when it closes)."""
         held = len(self._buffer) - self._position
