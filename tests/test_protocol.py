@@ -177,6 +177,96 @@ def test_second_connection_with_a_connected_id_is_closed(tmp_path, warnings):
     assert any("already connected" in line for line in warning_texts(warnings))
 
 
+def test_a_new_connection_replaces_a_connected_id_that_has_been_silent(tmp_path, warnings):
+    """A host that crashed and came back: its old connection says nothing any more."""
+    peer = Peer(tmp_path, 1001)
+    first, first_transport = peer.neighbour(1002, pieces=[1])
+    peer.clock.advance(peer.service.stale_after - 0.1)
+    early, early_transport = peer.connect()
+    early.dataReceived(wire.encode_handshake(1002))
+    assert early_transport.disconnecting and peer.service.neighbours[1002].protocol is first  # too soon
+    peer.clock.advance(0.1)
+    second, second_transport = peer.connect()
+    second.dataReceived(wire.encode_handshake(1002))
+    assert not second_transport.disconnecting and first_transport.disconnecting
+    assert peer.service.neighbours[1002].protocol is second
+    first.connectionLost(None)  # the old socket going later changes nothing
+    assert peer.service.neighbours[1002].protocol is second
+    assert any("has a new connection; this one was silent for 5 s" in line for line in warning_texts(warnings))
+
+
+def test_a_dropped_neighbour_is_forgotten_at_once_and_aborted_after_the_grace(tmp_path, warnings):
+    """loseConnection waits for a neighbour that may never read: the slot and the
+    request are freed at once, and the socket is aborted after the grace."""
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    hostile, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    hostile.dataReceived(wire.INTERESTED + wire.UNCHOKE)
+    (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
+    assert 1001 in peer.service.choker.unchoked
+    hostile.dataReceived(wire.encode(wire.Have(99 % 11)) + b"\x00\x00\x00\x00")  # a length of 0
+    assert transport.disconnecting and not transport.disconnected
+    assert peer.service.neighbours == {}
+    assert 1001 not in peer.service.choker.unchoked and 1001 not in peer.service.choker.interested
+    assert request.index not in peer.service.requests.in_flight
+    peer.clock.advance(peer.service.drop_grace - 0.01)
+    assert not transport.disconnected
+    peer.clock.advance(0.01)
+    assert transport.disconnected  # aborted
+    hostile.connectionLost(None)
+    assert peer.service._connections == {}
+
+
+def test_a_neighbour_that_never_answers_loses_the_piece_to_one_that_does(tmp_path):
+    peer = Peer(tmp_path, 1003, seeds=(1001, 1002))
+    silent, silent_transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    honest, honest_transport = peer.neighbour(1002, pieces=range(11), dialled=True)
+    silent.dataReceived(wire.UNCHOKE)
+    (held_back,) = [m.index for m in peer.sent(silent_transport) if isinstance(m, wire.Request)]
+    honest.dataReceived(wire.UNCHOKE)
+    while True:  # the honest one answers everything it is asked
+        requests = [m.index for m in peer.sent(honest_transport) if isinstance(m, wire.Request)]
+        if not requests:
+            break
+        for index in requests:
+            honest.dataReceived(wire.encode(wire.Piece(index, CONTENT[index * 100 : index * 100 + 100])))
+    assert peer.store.held.count == 10 and held_back not in peer.store.held  # held hostage, for now
+    peer.clock.advance(peer.service.requests.timeouts.initial)
+    assert not [m for m in peer.sent(silent_transport) if isinstance(m, wire.Request)]  # snubbed
+    (request,) = [m for m in peer.sent(honest_transport) if isinstance(m, wire.Request)]
+    assert request.index == held_back
+    honest.dataReceived(wire.encode(wire.Piece(held_back, CONTENT[held_back * 100 : held_back * 100 + 100])))
+    assert peer.store.held.complete
+    late = CONTENT[held_back * 100 : held_back * 100 + 100]
+    silent.dataReceived(wire.encode(wire.Piece(held_back, late)))  # its late answer: dropped quietly
+    assert not silent_transport.disconnecting
+    downloaded = [e.index for e in peer.events() if e.kind == "downloaded"]
+    assert sorted(downloaded) == list(range(11))  # each piece once
+
+
+def test_keepalive_is_on_with_short_intervals_on_a_real_socket():
+    import socket
+
+    from twisted_p2p.protocol import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, keep_alive
+
+    class Transport:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def setTcpKeepAlive(self, enabled):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
+
+        def getHandle(self):
+            return self.sock
+
+    with socket.socket() as sock:
+        keep_alive(Transport(sock))
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == KEEPALIVE_INTERVAL
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == KEEPALIVE_COUNT
+
+
 def test_connection_that_never_handshakes_is_closed_after_the_timeout(tmp_path, warnings):
     peer = Peer(tmp_path, 1001, handshake_timeout=10)
     protocol, transport = peer.connect()

@@ -1,0 +1,114 @@
+"""The Dialler under a task.Clock: quick retries while the peer is not up, a real backoff
+when it accepts and then drops us, an immediate redial after a connection that lived."""
+from __future__ import annotations
+
+import random
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.task import Clock
+
+from twisted_p2p.dialler import Dialler, backoff
+
+
+class FakeConnection:
+    """What the dialler sees of a PeerProtocol: when it handshook, and when it is lost."""
+
+    def __init__(self) -> None:
+        self.handshaken_at: float | None = None
+        self.lost: Deferred[None] = Deferred()
+
+
+class Endpoint:
+    """Answers each connect with the next outcome: "refused" or "accept"."""
+
+    def __init__(self, outcomes) -> None:
+        self.outcomes = iter(outcomes)
+        self.attempts: list[float] = []
+        self.connections: list[FakeConnection] = []
+        self.clock: Clock | None = None
+
+    def connect(self, factory):
+        self.attempts.append(self.clock.seconds())
+        if next(self.outcomes, "refused") == "refused":
+            return fail(ConnectionRefusedError())
+        self.connections.append(FakeConnection())
+        return succeed(self.connections[-1])
+
+
+def dialler(outcomes, **options):
+    clock = Clock()
+    endpoint = Endpoint(outcomes)
+    endpoint.clock = clock
+    service = Dialler(1001, endpoint, factory=None, clock=clock, rng=random.Random(1), **options)
+    service.startService()
+    return service, endpoint, clock
+
+
+def test_backoff_doubles_up_to_its_maximum_with_bounded_jitter():
+    rng = random.Random(0)
+    delays = [backoff(attempt, 1.0, 60.0, rng) for attempt in range(1, 10)]
+    floors = [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert all(floor <= delay < floor + 1.0 for floor, delay in zip(floors, delays)), delays
+
+
+def test_a_peer_that_is_not_up_yet_is_retried_soon():
+    service, endpoint, clock = dialler(["refused"] * 6 + ["accept"])
+    clock.pump([0.01] * 600)  # 6 s
+    gaps = [b - a for a, b in zip(endpoint.attempts, endpoint.attempts[1:])]
+    assert len(endpoint.attempts) == 7 and service.protocol is endpoint.connections[0]
+    assert gaps[0] < 0.06 and max(gaps) < 2.1  # 25 ms doubling, never more than 2 s
+
+
+def test_a_peer_that_drops_us_right_after_the_handshake_is_retried_with_a_growing_delay():
+    service, endpoint, clock = dialler(["accept"] * 100)
+    for _ in range(8):
+        connection = endpoint.connections[-1]
+        connection.handshaken_at = clock.seconds()
+        clock.advance(0.05)
+        connection.lost.callback(None)  # "already connected", or a peer that just hangs up
+        count = len(endpoint.connections)
+        while len(endpoint.connections) == count:
+            clock.advance(0.1)
+    gaps = [b - a for a, b in zip(endpoint.attempts, endpoint.attempts[1:])]
+    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:5])), gaps  # growing
+    assert 60 <= gaps[-1] <= 61.2  # up to a minute
+    assert service.refusals == 8
+    # Over ten minutes that is a handful of connections, not thousands.
+    clock.pump([1] * 600)
+    assert len(endpoint.attempts) < 20
+
+
+def test_a_peer_that_closes_before_the_handshake_counts_as_refusing_too():
+    service, endpoint, clock = dialler(["accept"] * 10)
+    endpoint.connections[-1].lost.callback(None)
+    clock.advance(0.5)
+    assert len(endpoint.attempts) == 1  # not at the connect backoff's 25 ms
+    clock.advance(1.5)
+    assert len(endpoint.attempts) == 2
+
+
+def test_a_connection_that_lived_is_redialled_at_once_and_the_count_starts_over():
+    service, endpoint, clock = dialler(["accept"] * 10)
+    for _ in range(3):  # three refusals first
+        connection = endpoint.connections[-1]
+        connection.handshaken_at = clock.seconds()
+        connection.lost.callback(None)
+        count = len(endpoint.connections)
+        while len(endpoint.connections) == count:
+            clock.advance(0.1)
+    connection = endpoint.connections[-1]
+    connection.handshaken_at = clock.seconds()
+    clock.advance(service.settle)
+    connection.lost.callback(None)  # a real connection that went
+    clock.advance(0)
+    assert len(endpoint.connections) == 5 and service.refusals == 0
+
+
+def test_stopping_stops_dialling():
+    service, endpoint, clock = dialler(["refused"] * 100)
+    clock.advance(0.1)
+    service.stopService()
+    attempts = len(endpoint.attempts)
+    clock.pump([1] * 100)
+    assert len(endpoint.attempts) == attempts

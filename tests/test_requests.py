@@ -1,0 +1,151 @@
+"""RequestBook under a task.Clock: one request per neighbour, timeouts that follow the
+neighbour's response time, snubbing and recovery, late and surplus pieces."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from twisted.internet.task import Clock
+
+from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.requests import Answer, RequestBook, RequestTimeouts
+
+TOTAL = 20
+EVERYTHING = PieceSet.full(TOTAL)
+TIMEOUTS = RequestTimeouts(initial=5.0, minimum=1.0, maximum=30.0, factor=4.0, smoothing=0.25)
+
+
+class Book:
+    def __init__(self, missing=range(TOTAL), peers=(1, 2)) -> None:
+        self.clock = Clock()
+        self.abandoned: list[int] = []
+        self.book = RequestBook(missing, self.clock, random.Random(5), self.abandoned.append, TIMEOUTS)
+        for peer in peers:
+            self.book.add(peer)
+
+    def ask(self, peer: int, theirs: PieceSet = EVERYTHING):
+        return self.book.next_request(peer, theirs)
+
+
+def test_one_outstanding_request_per_neighbour_never_the_same_piece_twice():
+    b = Book()
+    first = b.ask(1)
+    assert first is not None and b.ask(1) is None  # it owes us one
+    second = b.ask(2)
+    assert second is not None and second != first
+    assert b.book.in_flight == {first, second}
+
+
+def test_a_request_unanswered_for_the_initial_timeout_is_abandoned_and_its_neighbour_snubbed():
+    b = Book()
+    index = b.ask(1)
+    b.clock.advance(TIMEOUTS.initial - 0.01)
+    assert b.abandoned == [] and index in b.book.in_flight
+    b.clock.advance(0.01)
+    assert b.abandoned == [1]
+    assert index not in b.book.in_flight and b.book.outstanding(1) is None  # back in the pool
+    assert b.book.snubbed(1) and b.ask(1) is None  # asked nothing new
+    only = PieceSet(TOTAL, [index])
+    assert b.ask(2, only) == index  # another neighbour may be asked for it
+    assert b.book.timeout(1) == 2 * TIMEOUTS.initial  # and the next timeout is longer
+
+
+def test_a_trickle_is_no_answer_only_the_whole_piece_is():
+    """The clock runs from the request to the piece: nothing in between resets it."""
+    b = Book()
+    b.ask(1)
+    for _ in range(6):
+        b.clock.advance(0.9)  # bytes may be arriving meanwhile: the book does not hear of them
+    assert b.abandoned == [1]
+
+
+def test_a_late_piece_is_kept_if_still_lacking_and_trust_comes_back():
+    b = Book()
+    index = b.ask(1)
+    b.clock.advance(TIMEOUTS.initial)
+    assert b.book.snubbed(1)
+    b.clock.advance(3)
+    assert b.book.received(1, index) is Answer.NEW  # 8 s late, but we still lack it
+    assert not b.book.snubbed(1)
+    assert b.book.timeout(1) == TIMEOUTS.maximum  # 4 x 8 s is above the ceiling
+    assert b.ask(1) is not None  # asked again
+
+
+def test_a_late_piece_fetched_elsewhere_meanwhile_is_surplus():
+    b = Book()
+    index = b.ask(1)
+    b.clock.advance(TIMEOUTS.initial)
+    assert b.ask(2, PieceSet(TOTAL, [index])) == index
+    assert b.book.received(2, index) is Answer.NEW
+    b.book.held(index)
+    assert b.book.received(1, index) is Answer.SURPLUS  # dropped quietly, not a violation
+    assert not b.book.snubbed(1)
+
+
+def test_a_piece_never_asked_of_that_neighbour_is_unsolicited():
+    b = Book()
+    index = b.ask(1)
+    assert b.book.received(2, index) is Answer.UNSOLICITED
+    assert b.book.received(1, (index + 1) % TOTAL) is Answer.UNSOLICITED
+    assert b.book.received(1, index) is Answer.NEW
+    assert b.book.received(1, index) is Answer.UNSOLICITED  # answered once already
+
+
+def test_the_timeout_follows_the_response_time_within_its_bounds():
+    b = Book()
+    for _ in range(12):  # a fast neighbour: 10 ms answers
+        index = b.ask(1)
+        b.clock.advance(0.01)
+        assert b.book.received(1, index) is Answer.NEW
+        b.book.held(index)
+    assert b.book.timeout(1) == TIMEOUTS.minimum  # 4 x 10 ms is below the floor
+    index = b.ask(1)
+    b.clock.advance(TIMEOUTS.minimum)
+    assert b.abandoned == [1]  # a fast neighbour that stalls is noticed in a second
+
+
+def test_a_slow_honest_neighbour_is_not_starved():
+    """It answers every request in 12 s: abandoned at first, then given the time it needs."""
+    b = Book(peers=(1,))
+    delivered = 0
+    for _ in range(40):
+        index = b.ask(1)
+        if index is None:
+            continue
+        b.clock.advance(12)
+        if b.book.received(1, index) is Answer.NEW:
+            b.book.held(index)
+            delivered += 1
+    assert delivered == 20  # every piece came from it in the end
+    assert b.book.timeout(1) == TIMEOUTS.maximum
+    assert len(b.abandoned) <= 2  # only its first requests timed out
+
+
+def test_a_choke_returns_the_piece_and_ends_the_snub():
+    b = Book()
+    index = b.ask(1)
+    b.book.choked(1)
+    assert index not in b.book.in_flight and b.book.outstanding(1) is None
+    b.clock.advance(60)
+    assert b.abandoned == []  # its timer went with the request
+    assert b.book.received(1, index) is Answer.NEW  # answered before it acted on its choke
+    b.ask(1)
+    b.clock.advance(b.book.timeout(1))
+    assert b.book.snubbed(1)
+    b.book.choked(1)  # it dropped what we asked: after its next unchoke it is asked afresh
+    assert not b.book.snubbed(1) and b.ask(1) is not None
+
+
+def test_a_neighbour_that_goes_returns_its_piece_and_its_timer_stops():
+    b = Book()
+    index = b.ask(1)
+    b.book.remove(1)
+    assert index not in b.book.in_flight
+    b.clock.advance(60)
+    assert b.abandoned == []
+
+
+@pytest.mark.parametrize("smoothed, expected", [(0.01, 1.0), (2.0, 8.0), (100.0, 30.0)])
+def test_timeout_bounds(smoothed, expected):
+    assert TIMEOUTS.after_answer(smoothed) == expected
+    assert TIMEOUTS.after_abandon(20.0) == 30.0
