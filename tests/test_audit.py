@@ -82,7 +82,7 @@ def test_a_real_log_without_a_connection_and_a_completion(real_copy, capsys):
     assert A.main([str(real_copy)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert "log_peer_1004.log: missing connection: no 'Peer 1004 makes a connection to Peer 1002.'" in out
-    assert "log_peer_1004.log: no completion line: peer 1004 has hasFile 0 and downloaded 64 of 64 pieces" in out
+    assert "log_peer_1004.log: no completion line: peer 1004 has hasFile 0 and ends with 64 of 64 pieces" in out
     assert "peer 1004: 2 violations (64 of 64 pieces, incomplete)" in out
     assert out[-1] == "audit: 2 violations (1 of 6 peers)"
 
@@ -354,7 +354,7 @@ def test_the_optimistic_interval_allows_the_slack(tmp_path):
     assert findings(tmp_path) == set()
     config = load(tmp_path)
     log = A.read_log(tmp_path / L1, 1001)
-    assert [f.line for f in optimistic_changes_every_m_seconds(log, Swarm(config, {1001: log}, slack=0.2))] == [7]
+    assert [f.line for f in optimistic_changes_every_m_seconds(log, Swarm.of(config, {1001: log}, slack=0.2))] == [7]
 
 
 def test_a_finding_is_printed_as_file_line_rule_detail(tmp_path, capsys):
@@ -371,19 +371,24 @@ def test_a_finding_is_printed_as_file_line_rule_detail(tmp_path, capsys):
     ]
 
 
-def test_a_restarted_peer_appending_to_its_log_is_reported_not_a_crash(tmp_path):
+def test_a_restart_is_told_and_what_does_not_fit_it_is_still_reported(tmp_path, capsys):
     logs = clean_logs()
     logs[1002] += [  # a second run: it dials again and starts counting from one
         say(5.0, "connect_to", 1002, other=1001),
         say(5.2, "downloaded", 1002, index=0, other=1001, count=1),
     ]
     write_swarm(tmp_path, logs)
-    assert findings(tmp_path) == {
-        (L2, 12, A.CONNECTION_TWICE),
-        (L2, 13, A.COUNT_NOT_RISING),
-        (L2, 13, A.DOWNLOADED_TWICE),
-        (L2, 13, A.DOWNLOAD_AFTER_COMPLETION),
-    }
+    # 1001's log shows no second connection with 1002, and the second run never completes
+    assert findings(tmp_path) == {(L2, 12, A.CONNECTION_TWICE), (L2, None, A.NO_COMPLETION)}
+    assert A.main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:4] == [
+        "log_peer_1002.log:12: peer 1002 restarted (new session) with 0 pieces (count 1 after 2)",
+        "log_peer_1002.log:12: connection logged twice: with 1001, first on line 1; "
+        "log_peer_1001.log shows 1 connection with 1002, this log 2",
+        "log_peer_1002.log: no completion line: peer 1002 has hasFile 0 and ends with 1 of 2 pieces",
+    ]
+    assert "peer 1002: 2 violations (1 of 2 pieces, incomplete; restarted once)" in out
 
 
 def test_a_have_from_a_peer_without_a_log_is_not_judged(tmp_path, capsys):
@@ -450,7 +455,7 @@ def test_a_lenient_log_wraps_at_midnight_and_its_timing_is_still_checked(tmp_pat
         "[00:00:04] Peer 1001 has the optimistically unchoked neighbor 1002.\n"  # 1 s later: too soon
     )
     log = A.read_log(tmp_path / L1, 1001)
-    assert [f.line for f in optimistic_changes_every_m_seconds(log, Swarm(load(tmp_path), {1001: log}))] == [5]
+    assert [f.line for f in optimistic_changes_every_m_seconds(log, Swarm.of(load(tmp_path), {1001: log}))] == [5]
 
 
 # -- the command line --------------------------------------------------------------------------
@@ -461,7 +466,7 @@ def test_help_lists_the_rules(capsys):
     out = capsys.readouterr().out
     assert "usage: p2p-swarm audit" in out
     for words in ("SPEC §5 sentence", "makes a connection", "k (NumberOfPreferredNeighbors)",
-                  "m\n    (OptimisticUnchokingInterval)", "rise by one", "exactly one completion",
+                  "m\n    (OptimisticUnchokingInterval)", "rise by one", "one completion line", "peer N restarted (new\nsession)",
                   "'have' from X", "exit status: 0 clean, 1 violations found, 2"):
         assert words in out
 

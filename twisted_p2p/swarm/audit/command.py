@@ -19,19 +19,28 @@ rules checked (each violation is printed as FILE:LINE: RULE: DETAIL):
   * ID1 of every sentence is the peer whose log it is; every other ID is in
     PeerInfo.cfg and not the writer; piece indexes are below ceil(FileSize/PieceSize)
   * each peer 'makes a connection to' every peer listed before it and 'is
-    connected from' every peer listed after it, once each
+    connected from' every peer listed after it; a connection made again (after a
+    restart, or a dropped one dialled again) shows in the neighbour's log too
   * never more than k (NumberOfPreferredNeighbors) preferred neighbors
   * consecutive optimistic-neighbor lines are at least m
     (OptimisticUnchokingInterval) seconds apart, less the slack (--slack)
   * download counts rise by one from 1 and never pass the number of pieces;
     no piece is downloaded twice
   * a seed (hasFile 1) downloads nothing and logs no completion; every other peer
-    logs exactly one completion line, once it has downloaded every piece, and
-    downloads nothing after it
+    logs one completion line, once it has every piece, and downloads nothing after it
   * each 'have' from X for piece i matches a 'downloaded the piece i' line in X's
     log (when it is there; a seed never sends one), and each piece downloaded from
-    X is one X is a seed for or logged downloading
+    X is one X is a seed for or logged downloading -- or one of as many pieces as
+    X's restarts resumed beyond the count it had logged (lines a kill lost)
   * there is a log for every peer of PeerInfo.cfg and for no other
+
+a peer started again appends a new session to its log; the audit recognises one
+where a neighbour it was connected to connects again and every later line fits a
+fresh start, with two or more neighbours connecting at once or a download count
+that does not follow the last one. It prints 'FILE:LINE: peer N restarted (new
+session) with C pieces' and checks counts, completion and timing per session: a
+session counts on from the pieces it resumed, and pieces from before it may come
+again only as many as the count went down by.
 
 exit status: 0 clean, 1 violations found, 2 usage or configuration error"""
 

@@ -53,6 +53,19 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Note:
+    """Something the audit recognised and tells, not a violation (a restart)."""
+
+    file: str
+    line: int
+    text: str
+    peer: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.text}"
+
+
+@dataclass(frozen=True)
 class Record:
     """A line that could be read: its number, its event, and how far to trust its time.
 

@@ -10,22 +10,25 @@ from typing import Optional
 
 from twisted_p2p.config import SwarmConfig
 
-from .reading import Finding, PeerLog, missing_log, own_records, read_log
-from .rules import RULES, Swarm, downloaded_pieces
+from .reading import Finding, Note, PeerLog, missing_log, read_log
+from .rules import RULES, Swarm, ends_complete
+from .sessions import Session, pieces_held
 
 STRAY_LOG = "log for a peer not in PeerInfo.cfg"
 LOG_GLOB = "log_peer_*.log"
 _LOG_NAME = re.compile(r"log_peer_(\d+)\.log")
 
 
-
 @dataclass
 class AuditResult:
-    """Everything :func:`main` prints: findings in file order and the logs they are about."""
+    """Everything :func:`main` prints: findings in file order, the logs they are about,
+    the sessions of each log that is there, and a note for each restart."""
 
     config: SwarmConfig
     logs: dict[int, PeerLog]
     findings: list[Finding]
+    sessions: dict[int, list[Session]]
+    notes: list[Note]
 
     def for_peer(self, peer_id: Optional[int]) -> list[Finding]:
         return [finding for finding in self.findings if finding.peer == peer_id]
@@ -55,8 +58,7 @@ def audit(work_dir: Path, config: SwarmConfig, slack: Optional[float] = None) ->
     for peer in config.peers:
         path = paths.get(peer.peer_id)
         logs[peer.peer_id] = read_log(path, peer.peer_id) if path is not None else missing_log(peer.peer_id)
-    downloads = {peer_id: downloaded_pieces(log) for peer_id, log in logs.items() if log.present}
-    swarm = Swarm(config, logs, slack, downloads)
+    swarm = Swarm.of(config, logs, slack)
     findings: list[Finding] = []
     for log in logs.values():
         found = list(log.findings)
@@ -68,15 +70,29 @@ def audit(work_dir: Path, config: SwarmConfig, slack: Optional[float] = None) ->
     stray = [path for peer_id, path in paths.items() if peer_id not in config.peer_ids] + odd
     for path in stray:
         findings.append(Finding(path.name, None, STRAY_LOG, "the audit does not read it", None))
-    return AuditResult(config, logs, findings)
+    notes = [restart_note(logs[peer_id], session, config)
+             for peer_id, sessions in swarm.sessions.items() for session in sessions[1:]]
+    return AuditResult(config, logs, findings, swarm.sessions, notes)
+
+
+def restart_note(log: PeerLog, session: Session, config: SwarmConfig) -> Note:
+    """'peer N restarted (new session) with C pieces (why)' at the session's first line."""
+    if config.peer(log.peer_id).has_file:
+        held = " as a seed"
+    elif session.resumed is None:
+        held = " and logged no download"
+    else:
+        held = f" with {session.resumed} pieces"
+    return Note(log.file, session.records[0].line,
+                f"peer {log.peer_id} restarted (new session){held} ({session.evidence})", log.peer_id)
 
 
 def verdict(result: AuditResult, peer_id: int) -> str:
     """One line for one peer: OK with what it achieved, or how many violations."""
-    log = result.logs[peer_id]
     pieces = result.config.common.num_pieces
-    count = len({index for index in downloaded_pieces(log) if index < pieces})
-    complete = any(record.event.kind == "complete" for record in own_records(log))
+    sessions = result.sessions.get(peer_id, [])
+    count = pieces_held(sessions, pieces)
+    complete = ends_complete(sessions)
     if result.config.peer(peer_id).has_file:
         state = f"seed, {pieces} pieces"
     elif complete and count == pieces:
@@ -85,25 +101,35 @@ def verdict(result: AuditResult, peer_id: int) -> str:
         state = f"{count} of {pieces} pieces, logged complete"
     else:
         state = f"{count} of {pieces} pieces, incomplete"
+    if len(sessions) > 1:
+        state += f"; restarted {'once' if len(sessions) == 2 else f'{len(sessions) - 1} times'}"
     found = len(result.for_peer(peer_id))
     if not found:
         return f"peer {peer_id}: OK ({state})"
     return f"peer {peer_id}: {found} violation{'s' if found != 1 else ''} ({state})"
 
 
+def _place(item: Finding | Note) -> tuple[float, bool]:
+    """Line order, the restart note first on its line, findings without a line last."""
+    return (math.inf if item.line is None else item.line, isinstance(item, Finding))
+
+
 def report(result: AuditResult, limit: int) -> list[str]:
-    """The printed lines: findings (at most ``limit`` per file and rule, 0 for all), then
-    a verdict per peer, then one final line."""
+    """The printed lines: findings (at most ``limit`` per file and rule, 0 for all) and
+    restart notes in file and line order, then a verdict per peer, then one final line."""
     lines: list[str] = []
-    by_file: dict[str, list[Finding]] = defaultdict(list)
-    for finding in result.findings:  # already in file order
-        by_file[finding.file].append(finding)
-    for file, findings in by_file.items():
+    by_file: dict[str, list[Finding | Note]] = defaultdict(list)
+    for item in result.findings + result.notes:
+        by_file[item.file].append(item)
+    for file, items in by_file.items():
         shown: dict[str, int] = defaultdict(int)
-        for finding in findings:
-            shown[finding.rule] += 1
-            if not limit or shown[finding.rule] <= limit:
-                lines.append(str(finding))
+        for item in sorted(items, key=_place):
+            if isinstance(item, Note):
+                lines.append(str(item))
+                continue
+            shown[item.rule] += 1
+            if not limit or shown[item.rule] <= limit:
+                lines.append(str(item))
         for rule, total in shown.items():
             if limit and total > limit:
                 lines.append(f"{file}: {rule}: {total - limit} more not shown (--limit 0 shows all)")
