@@ -33,6 +33,8 @@ class Options(usage.Options):
         ["work-dir", None, ".", "directory for peer_ID/ and log_peer_ID.log"],
         ["interface", None, None, "address to listen on [default: all IPv4 addresses]"],
         ["handshake-timeout", None, 30.0, "seconds a new connection may take to send its handshake", float],
+        ["request-timeout", None, 5.0, "seconds a neighbour may take to answer its first request; after "
+         "that, 4 times its average answer time, from 1 s up to 30 s (or this, if longer)", float],
         ["random-seed", None, None, "seed for the peer's random choices, to make a run reproducible", int],
         ["upload-rate", None, 0, "cap on this peer's total upload, in bytes per second (0: no cap)", int],
     ]
@@ -60,8 +62,9 @@ class Options(usage.Options):
             self["config-dir"] = "conf" if Path("conf").is_dir() else "."
         if self["upload-rate"] < 0:
             raise usage.UsageError("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
-        if self["handshake-timeout"] <= 0:
-            raise usage.UsageError("--handshake-timeout must be positive")
+        for name in ("handshake-timeout", "request-timeout"):
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be a positive number of seconds")
 
 
 def _keep_piece_buffers() -> None:
@@ -93,6 +96,8 @@ def makeService(options: Options) -> Any:
 
     from twisted_p2p.manifest import load_manifest, manifest_path, write_manifest_from
     from twisted_p2p.node import PeerNode
+    from twisted_p2p.outlet import Outlet
+    from twisted_p2p.requests import RequestTimeouts
     from twisted_p2p.storage import StorageError, data_path
 
     _keep_piece_buffers()
@@ -108,6 +113,12 @@ def makeService(options: Options) -> Any:
             write_manifest_from(source, config_dir, config.common)
             print(f"wrote {hashes_path} ({config.common.num_pieces} pieces of {source})")
             raise SystemExit(0)
+        echo = None
+        if options["echo-events"]:
+            # twistd's own log goes to standard output too, once this returns: through
+            # the outlet as well, so that a stalled reader blocks neither.
+            echo = sys.stdout = Outlet(sys.stdout)
+            reactor.addSystemEventTrigger("after", "shutdown", echo.drain, 5.0)
         node = PeerNode(
             config,
             peer_id,
@@ -115,10 +126,12 @@ def makeService(options: Options) -> Any:
             reactor,
             rng=random.Random(options["random-seed"]),
             interface=options["interface"] or "",
-            echo=sys.stdout if options["echo-events"] else None,
+            echo=echo,
             handshake_timeout=options["handshake-timeout"],
             upload_rate=options["upload-rate"],
             piece_hashes=load_manifest(hashes_path, config.common),
+            request_timeouts=RequestTimeouts(initial=options["request-timeout"],
+                                             maximum=max(RequestTimeouts.maximum, options["request-timeout"])),
         )
     except (ConfigError, StorageError) as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None
