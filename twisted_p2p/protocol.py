@@ -142,6 +142,9 @@ class PeerProtocol(Protocol, TimeoutMixin):
                 who=self.describe(),
                 unfinished=unfinished,
             )
+        elif self.state is State.OPEN or self.state is State.FIRST:
+            self.log.info("lost the connection to {who}: {why}", who=self.describe(),
+                          why=reason.getErrorMessage() if reason is not None else "closed")
         self.setTimeout(None)
         if self._abort_timer is not None and self._abort_timer.active():
             self._abort_timer.cancel()
