@@ -1,0 +1,131 @@
+"""``python -m bench.crash``: how many written pieces a leecher loses to ``kill -9``.
+
+One seed and one leecher on 127.0.0.1 (k=1), a 250 MB file of 16 KiB pieces (15,259
+pieces). The leecher is killed with SIGKILL at given moments after its first
+connection, and started again at once each time, until it completes. At each kill:
+the pieces its event log shows as downloaded (a lower bound of what it had written:
+the log is flushed once per reactor turn), and the pieces it resumed with (its
+"resuming with N of M pieces" line). Lost = logged - resumed, when positive. At the
+end: pieces downloaded more than once over all its sessions, and the file checked.
+
+``--twistd`` runs another installation's peer (to measure an older version).
+"""
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Optional
+
+from twisted_p2p.eventlog import parse_line
+
+from bench.procs import LOOPBACK, free_ports, twistd_path
+
+PIECE = 16384
+_RESUMING = re.compile(r"resuming with (\d+) of (\d+) pieces")
+
+
+def _events(path: str) -> list:
+    try:
+        with open(path, encoding="utf-8") as log:
+            return [event for event in map(parse_line, log) if event is not None]
+    except OSError:
+        return []
+
+
+def _start(twistd: str, work: str, peer_id: int, out: str) -> subprocess.Popen:
+    with open(out, "ab") as log:
+        return subprocess.Popen([twistd, "-n", "--pidfile=", "p2ppeer", "--id", str(peer_id), "--config-dir", work,
+                                 "--work-dir", work], cwd=work, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+
+
+def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, timeout: float = 120) -> dict:
+    twistd = twistd or twistd_path()
+    work = tempfile.mkdtemp(prefix="p2pbench-crash-")
+    seed_dir = os.path.join(work, "peer_1001")
+    os.makedirs(seed_dir)
+    with open(os.path.join(seed_dir, "TheFile.dat"), "wb") as out:
+        for _ in range(size // (1 << 20)):
+            out.write(os.urandom(1 << 20))
+        out.write(os.urandom(size % (1 << 20)))
+    ports = free_ports(2)
+    with open(os.path.join(work, "Common.cfg"), "w") as cfg:
+        cfg.write(f"NumberOfPreferredNeighbors 1\nUnchokingInterval 1\nOptimisticUnchokingInterval 1\n"
+                  f"FileName TheFile.dat\nFileSize {size}\nPieceSize {PIECE}\n")
+    with open(os.path.join(work, "PeerInfo.cfg"), "w") as cfg:
+        cfg.write(f"1001 {LOOPBACK} {ports[0]} 1\n1002 {LOOPBACK} {ports[1]} 0\n")
+    log = os.path.join(work, "log_peer_1002.log")
+    out = os.path.join(work, "leecher.out")
+    seed = _start(twistd, work, 1001, os.path.join(work, "seed.out"))
+    kills = []
+    try:
+        leecher = _start(twistd, work, 1002, out)
+        sessions = 0
+        for moment in kill_after:
+            sessions += 1
+            deadline = time.monotonic() + 30
+            while (sum(e.kind == "connect_to" for e in _events(log)) < sessions
+                   and time.monotonic() < deadline):  # this session's connection to the seed
+                time.sleep(0.005)
+            time.sleep(moment)
+            leecher.send_signal(signal.SIGKILL)
+            leecher.wait()
+            logged = len({e.index for e in _events(log) if e.kind == "downloaded"})
+            seen = len(open(out, errors="replace").read())
+            leecher = _start(twistd, work, 1002, out)
+            resumed = None
+            deadline = time.monotonic() + 30
+            while resumed is None and time.monotonic() < deadline and leecher.poll() is None:
+                text = open(out, errors="replace").read()[seen:]
+                found = _RESUMING.search(text)
+                if found:
+                    resumed = int(found.group(1))
+                elif "listening on port" in text:
+                    resumed = 0
+                time.sleep(0.005)
+            kills.append({"after_s": moment, "logged": logged, "resumed": resumed,
+                          "lost": max(0, logged - (resumed or 0))})
+        status = leecher.wait(timeout=timeout)
+        seed.wait(timeout=30)
+        downloads = Counter(e.index for e in _events(log) if e.kind == "downloaded")
+        return {
+            "pieces": -(-size // PIECE),
+            "kills": kills,
+            "leecher_status": status,
+            "downloaded_twice": sum(1 for count in downloads.values() if count > 1),
+            "file_ok": filecmp.cmp(os.path.join(seed_dir, "TheFile.dat"),
+                                   os.path.join(work, "peer_1002", "TheFile.dat"), shallow=False),
+        }
+    finally:
+        for process in (seed, leecher):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.crash", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=250_000_000, help="file size in bytes [250,000,000]")
+    parser.add_argument("--kill-after", type=float, action="append",
+                        help="seconds after the leecher's connection to kill it (repeatable) [0.35, 1.5]")
+    parser.add_argument("--twistd", help="the twistd to run the peers with [the one beside this Python]")
+    options = parser.parse_args(argv)
+    result = measure(options.size, options.kill_after or [0.35, 1.5], options.twistd)
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0 if result["file_ok"] and result["leecher_status"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
