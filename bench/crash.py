@@ -26,20 +26,11 @@ import time
 from collections import Counter
 from typing import Optional
 
-from twisted_p2p.eventlog import parse_line
-
 from bench.procs import LOOPBACK, free_ports, twistd_path
+from bench.swarm import events
 
 PIECE = 16384
 _RESUMING = re.compile(r"resuming with (\d+) of (\d+) pieces")
-
-
-def _events(path: str) -> list:
-    try:
-        with open(path, encoding="utf-8") as log:
-            return [event for event in map(parse_line, log) if event is not None]
-    except OSError:
-        return []
 
 
 def _start(twistd: str, work: str, peer_id: int, out: str) -> subprocess.Popen:
@@ -74,13 +65,13 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
         for moment in kill_after:
             sessions += 1
             deadline = time.monotonic() + 30
-            while (sum(e.kind == "connect_to" for e in _events(log)) < sessions
+            while (sum(e.kind == "connect_to" for e in events(log)) < sessions
                    and time.monotonic() < deadline):  # this session's connection to the seed
                 time.sleep(0.005)
             time.sleep(moment)
             leecher.send_signal(signal.SIGKILL)
             leecher.wait()
-            logged = len({e.index for e in _events(log) if e.kind == "downloaded"})
+            logged = len({e.index for e in events(log) if e.kind == "downloaded"})
             seen = len(open(out, errors="replace").read())
             leecher = _start(twistd, work, 1002, out)
             resumed = None
@@ -97,7 +88,7 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
                           "lost": max(0, logged - (resumed or 0))})
         status = leecher.wait(timeout=timeout)
         seed.wait(timeout=30)
-        downloads = Counter(e.index for e in _events(log) if e.kind == "downloaded")
+        downloads = Counter(e.index for e in events(log) if e.kind == "downloaded")
         return {
             "pieces": -(-size // PIECE),
             "kills": kills,

@@ -46,7 +46,7 @@ def _place(source: str, target: str) -> None:
         shutil.copyfile(source, target)
 
 
-def _events(path: str) -> list:
+def events(path: str) -> list:
     try:
         with open(path, encoding="utf-8") as log:
             return [event for event in map(parse_line, log) if event is not None]
@@ -90,7 +90,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         complete: dict[int, float] = {}
         first_contact: dict[int, float] = {}
         for peer in ids[1:]:
-            for event in _events(os.path.join(work, f"log_peer_{peer}.log")):
+            for event in events(os.path.join(work, f"log_peer_{peer}.log")):
                 if event.kind == "complete":
                     complete[peer] = event.time
                 elif event.kind in ("connect_to", "connect_from") and peer not in first_contact:

@@ -376,10 +376,10 @@ def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
         handed.append((function, args))
         return under_way
 
-    peer.service.run_in_thread = run_in_thread
+    peer.service.checkpoints.run_in_thread = run_in_thread
     peer.store.write(0, PIECES_CONTENT[:100])
     peer.resume.piece_written(0)
-    peer.clock.advance(peer.service.save_interval)  # the periodic save goes to the "thread"
+    peer.clock.advance(peer.service.checkpoints.interval)  # the periodic save goes to the "thread"
     assert len(handed) == 1
     peer.store.write(1, PIECES_CONTENT[100:200])
     peer.resume.piece_written(1)
@@ -395,17 +395,16 @@ def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
     assert decode_state(peer.resume.state_path.read_bytes(), peer.common)[0] == PieceSet(11, [0, 1])
 
 
-@pytest.mark.parametrize("resume", [True, False], ids=["leecher", "without-resume"])
-def test_completion_never_syncs_on_the_reactor_thread(tmp_path, monkeypatch, resume):
+def test_completion_never_syncs_on_the_reactor_thread(tmp_path, monkeypatch):
     """The last piece arrives while neighbours still download from us: every sync is
     handed to the worker thread, none is made in the reactor's turn."""
     from twisted_p2p import wire
 
     from test_protocol import CONTENT as PIECES_CONTENT, Peer
 
-    peer = Peer(tmp_path, 1003, seeds=(1001,), resume=resume)
+    peer = Peer(tmp_path, 1003, seeds=(1001,), resume=True)
     handed = []
-    peer.service.run_in_thread = lambda function, *args: handed.append(function) or defer.Deferred()
+    peer.service.checkpoints.run_in_thread = lambda function, *args: handed.append(function) or defer.Deferred()
 
     def no_sync_here(*args):
         raise AssertionError("a sync on the reactor thread")
@@ -448,8 +447,7 @@ def _crash(node):
     service = node.peer
     service.running = 0  # a dead process reacts to nothing that follows
     service.choker.stop()
-    if service._save_loop.running:
-        service._save_loop.stop()
+    service.checkpoints.stop()
     for protocol in list(service._connections):
         protocol.transport.abortConnection()
     node.store.close()

@@ -24,10 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twisted_p2p.bitfield import BitfieldError, PieceSet
 from twisted_p2p.config import Common
+from twisted_p2p.storage import PieceStore
 
 STATE_FORMAT = "twisted_p2p resume state 1"
 JOURNAL_FORMAT = "twisted_p2p resume journal 1"
@@ -250,3 +254,66 @@ class Resume:
         if self._journal >= 0:
             os.close(self._journal)
             self._journal = -1
+
+
+class Checkpoints:
+    """Commits the resume state every ``interval`` seconds in a worker thread, and on
+    demand (at completion, at stop), never two at once. ``run_in_thread`` runs a
+    blocking call and returns a Deferred (a thread pool in a real peer; by default the
+    call is made at once, for tests); ``on_error`` gets a one-line reason."""
+
+    def __init__(
+        self,
+        resume: Resume,
+        store: PieceStore,
+        complete_peers: Iterable[int],
+        clock: IReactorTime,
+        on_error: Callable[[str], None],
+        interval: float = 2.0,
+        run_in_thread: Optional[Callable[..., Deferred[None]]] = None,
+    ) -> None:
+        self.resume = resume
+        self.store = store
+        self.complete_peers = complete_peers
+        self.on_error = on_error
+        self.interval = interval
+        self.run_in_thread = run_in_thread or (lambda function, *args: maybeDeferred(function, *args))
+        self._saving: Optional[Deferred[None]] = None
+        self._loop = LoopingCall(self._save_in_background)
+        self._loop.clock = clock
+
+    def start(self) -> None:
+        self._loop.start(self.interval, now=False)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def save(self) -> Deferred[None]:
+        """Save now (or right after the save under way); fires when it is on disk."""
+        if self._saving is not None:
+            following: Deferred[None] = Deferred()
+
+            def again(_: object) -> None:
+                self.save().chainDeferred(following)
+
+            self._saving.addBoth(again)
+            return following
+        self._save_in_background()
+        return self._saving if self._saving is not None else succeed(None)
+
+    def _save_in_background(self) -> None:
+        if self._saving is not None:
+            return  # the last one is still syncing
+        state = self.resume.snapshot(self.store.held, self.complete_peers)
+        if state is None:
+            return
+        saving = self.run_in_thread(self.resume.commit, state, self.store.sync)
+        saving.addErrback(lambda failure: self.on_error(
+            f"cannot save the resume state {self.resume.state_path}: {failure.getErrorMessage()}"))
+        saving.addBoth(self._saved)
+        if not saving.called:
+            self._saving = saving
+
+    def _saved(self, _: object) -> None:
+        self._saving = None

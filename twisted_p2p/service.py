@@ -13,9 +13,8 @@ import random
 from typing import Callable, Optional, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twisted_p2p import manifest, policy, wire
@@ -26,7 +25,7 @@ from twisted_p2p.eventlog import EventLog
 from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.ratelimit import TokenBucket
 from twisted_p2p.requests import Answer, RequestBook, RequestTimeouts
-from twisted_p2p.resume import Resume
+from twisted_p2p.resume import Checkpoints, Resume
 from twisted_p2p.storage import PieceStore, digest_report
 
 
@@ -106,13 +105,8 @@ class PeerService(Service):
         #: Fires when every peer of PeerInfo.cfg holds the file; errbacks with PeerFailed.
         self.done: Deferred[None] = Deferred()
         self._finished = False
-        self._save_loop = LoopingCall(self._save_in_background)
-        self._save_loop.clock = clock
-        self.save_interval = save_interval
-        #: Runs a blocking call and returns a Deferred: a thread pool in a real peer;
-        #: by default (tests) the call is made at once.
-        self.run_in_thread = run_in_thread or (lambda function, *args: maybeDeferred(function, *args))
-        self._saving: Optional[Deferred[None]] = None
+        self.checkpoints = None if resume is None else Checkpoints(
+            resume, store, self.complete_peers, clock, self.fail, save_interval, run_in_thread)
         #: Log the file's SHA-256 when done, for a launcher that cannot read the file.
         self.report_digest = report_digest
 
@@ -121,8 +115,8 @@ class PeerService(Service):
     def startService(self) -> None:
         super().startService()
         self.choker.start()
-        if self.resume is not None:
-            self._save_loop.start(self.save_interval, now=False)
+        if self.checkpoints is not None:
+            self.checkpoints.start()
         self.clock.callLater(0, self._check_finished)  # a swarm of seeds is done at once
 
     def stopService(self) -> Deferred[object]:
@@ -130,8 +124,8 @@ class PeerService(Service):
         when all is closed and saved."""
         super().stopService()
         self.choker.stop()
-        if self._save_loop.running:
-            self._save_loop.stop()
+        if self.checkpoints is not None:
+            self.checkpoints.stop()
         if self.upload_limiter is not None:
             self.upload_limiter.stop()
         closing = [self.save_state()]
@@ -142,42 +136,9 @@ class PeerService(Service):
             protocol.close(self.close_timeout)
         return DeferredList(closing)
 
-    # -- resume state ------------------------------------------------------------
-
     def save_state(self) -> Deferred[None]:
-        """Save the resume state in the background now (or after the save under way:
-        two must never write it at once); fires when it is on disk."""
-        if self._saving is not None:
-            following: Deferred[None] = Deferred()
-
-            def again(_: object) -> None:
-                self.save_state().chainDeferred(following)
-
-            self._saving.addBoth(again)
-            return following
-        self._save_in_background()
-        return self._saving if self._saving is not None else succeed(None)
-
-    def _save_in_background(self) -> None:
-        """Every ``save_interval`` s: the data and state syncs run off the reactor's
-        thread; the journal already covers a crash of the process meanwhile."""
-        if self._saving is not None or self.resume is None:
-            return
-        resume = self.resume
-        state = resume.snapshot(self.store.held, self.complete_peers)
-        if state is None:
-            return
-        saving = self.run_in_thread(resume.commit, state, self.store.sync)
-        saving.addErrback(
-            lambda failure: self.fail(f"cannot save the resume state {resume.state_path}: "
-                                      f"{failure.getErrorMessage()}")
-        )
-        saving.addBoth(self._saved)
-        if not saving.called:
-            self._saving = saving
-
-    def _saved(self, _: object) -> None:
-        self._saving = None
+        """Make what is held durable, in the background (a seed has nothing to save)."""
+        return self.checkpoints.save() if self.checkpoints is not None else succeed(None)
 
     # -- the end -------------------------------------------------------------------
 
@@ -186,8 +147,7 @@ class PeerService(Service):
         self.log.info("every peer has the file; peer {me} is done", me=self.peer_id)
         if self.report_digest:
             self.log.info("{report}", report=digest_report(self.peer_id, self.store.sha256()))
-        syncing = self.save_state() if self.resume is not None else self.run_in_thread(self.store.sync)
-        syncing.addBoth(lambda _: self.done.callback(None))
+        self.save_state().addBoth(lambda _: self.done.callback(None))
 
     def fail(self, why: str) -> None:
         """Stop for good with an error: the process exits non-zero."""
