@@ -488,3 +488,17 @@ def test_in_process_kill_and_restart_fetches_only_the_rest(tmp_path):
     downloads = [parse_line(line) for line in log.read_text().splitlines()[lines_before:]]
     downloads = [e for e in downloads if e.kind == "downloaded"]
     assert [e.count for e in downloads] == list(range(restored + 1, config.common.num_pieces + 1))
+
+
+def test_a_leecher_started_again_after_its_swarm_finished_exits_at_once(tmp_path):
+    config = swarm_config([1001, 1002], [1001], 300_000, 16384, ports=free_ports(2))
+    write_config(tmp_path, config)
+    content = seed_bytes(config.common.file_size)
+    write_seed_files(tmp_path, config, content)
+    first = wait_for_peers({1001: start_peer(tmp_path, 1001), 1002: start_peer(tmp_path, 1002)})
+    assert "every peer has the file" in first[1002]
+    again = start_peer(tmp_path, 1002)  # alone: the seed is gone
+    output = wait_for_peers({1002: again}, limit=30)[1002]
+    assert again.returncode == 0, output
+    assert "the swarm finished before this start" in output
+    assert data_path(tmp_path, 1002, config.common).read_bytes() == content
