@@ -54,6 +54,13 @@ class Hosts:
     def link_up(self, address: str) -> None:
         ip("link", "set", self.link(address), "up")
 
+    def forget_connections(self, address: str) -> None:
+        """The host drops every TCP connection it still has, as a host that restarts
+        does: with its link down, the others hear nothing of it. (A killed process's
+        connections linger in the kernel and would say goodbye when the link is back.)"""
+        subprocess.run([*self.run_in(address), "ss", "-K", "-t", "-n", "state", "connected"],
+                       capture_output=True, text=True, timeout=20, check=True)
+
 
 def skip_unless_possible() -> None:
     import pytest

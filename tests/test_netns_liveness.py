@@ -1,12 +1,19 @@
-"""Real peers on real hosts that die and come back: one network namespace per peer.
+"""Real peers on real hosts that vanish, die and come back: one network namespace per peer.
 
 Four peers, one per host made by :mod:`netns` in 10.213.8.0/24: a seed whose upload is
 capped so that the swarm lasts long enough to hurt it, and three leechers. One leecher,
-the victim, is hurt mid-swarm once it holds some pieces and is connected to all: its
-process is killed (SIGKILL) and started again at once on the same host; it must be
-connected again to every other peer within 30 s.
+the victim, is hurt mid-swarm once it holds some pieces and is connected to all:
 
-The swarm must then complete: every peer exits 0 by itself and every file is
+* its process is killed (SIGKILL) and started again at once on the same host: it must be
+  connected again to every other peer within 30 s;
+* its host vanishes (the link goes down, the process is killed and the host forgets its
+  connections, as a restart would, without a word on the wire) and comes back after 7 s
+  with the peer started again, while the others still hold the old connections: a peer
+  it dials replaces the old connection, silent for over 5 s, with the new one; a peer
+  that dials it notices the old one gone at its next packet (or by the user timeout) and
+  dials again; it must be connected again to every other peer within 30 s.
+
+Each time the swarm must then complete: every peer exits 0 by itself and every file is
 the seed's. Times are taken when a peer's output line arrives (the peers run with
 --echo-events, so the event-log lines come on standard output with twistd's log), and
 the measured figures are printed (``pytest -s`` shows them); every process's output is
@@ -251,4 +258,33 @@ def test_a_host_whose_peer_is_killed_and_started_again_completes(swarm):
     forgotten = {other: swarm.peers[other].first(lost(VICTIM), kill) for other in OTHERS}
     print(f"\nkilled peer {VICTIM} with {victim_pieces} pieces; forgotten after {since(kill, forgotten)};"
           f" started again after {again - kill:.1f} s; connected again after {since(again, swarm.reconnections(again))}")
+    print(f"swarm {swarm.finish():.1f} s")
+
+
+def test_a_vanished_host_whose_peer_is_started_again_rejoins_while_the_others_hold_the_old_connections(swarm):
+    swarm.start_all()
+    swarm.wait_for_harm()
+    victim = swarm.peers[VICTIM]
+    victim_pieces = victim.pieces()
+    swarm.hosts.link_down(swarm.address(VICTIM))
+    down = time.monotonic()
+    time.sleep(1)
+    victim.kill()
+    swarm.hosts.forget_connections(swarm.address(VICTIM))  # the host restarts: nothing of the old ones is left
+    time.sleep(max(0.0, down + 7 - time.monotonic()))  # silent for longer than the stale bound (5 s)
+    still_held = [other for other in OTHERS if swarm.peers[other].first(lost(VICTIM), down) is None]
+    assert still_held == OTHERS, f"the old connections were lost before the host came back\n{swarm.describe()}"
+    swarm.hosts.link_up(swarm.address(VICTIM))
+    up = time.monotonic()
+    swarm.start(VICTIM)
+
+    swarm.wait_until(lambda: len(swarm.reconnections(up)) == len(OTHERS), REJOIN_WITHIN,
+                     f"peer {VICTIM} is connected again to every other peer after its host came back")
+    # How each old connection ended: replaced by the new one, or lost.
+    replaced = {other: swarm.peers[other].first(lambda line: f"peer {VICTIM} has a new connection;" in line, up)
+                for other in OTHERS}
+    forgotten = {other: swarm.peers[other].first(lost(VICTIM), down) for other in OTHERS}
+    print(f"\nhost of peer {VICTIM} ({victim_pieces} pieces) down for {up - down:.1f} s, peer started again;"
+          f" after the link came back: old connection replaced after {since(up, replaced)},"
+          f" lost after {since(up, forgotten)}; connected again after {since(up, swarm.reconnections(up))}")
     print(f"swarm {swarm.finish():.1f} s")
