@@ -417,21 +417,23 @@ def test_unchoke_changes_properties():
 
 
 @pytest.mark.parametrize(
-    ("ours", "complete_peers", "done"),
+    ("ours", "complete_peers", "told", "done"),
     [
-        ([0, 1, 2], {1002, 1003}, True),
-        ([0, 1, 2], {1001, 1002, 1003}, True),  # ourselves in the set does not matter
-        ([0, 1, 2], {1002}, False),  # 1003 not known complete
-        ([0, 1], {1002, 1003}, False),  # we lack a piece
-        ([], {1002, 1003}, False),
-        ([0, 1, 2], {1002, 1003, 9999}, True),
+        ([0, 1, 2], {1002, 1003}, {1002, 1003}, True),
+        ([0, 1, 2], {1001, 1002, 1003}, {1002, 1003}, True),  # ourselves in the set does not matter
+        ([0, 1, 2], {1002}, {1002, 1003}, False),  # 1003 not known complete
+        ([0, 1], {1002, 1003}, {1002, 1003}, False),  # we lack a piece
+        ([], {1002, 1003}, {1002, 1003}, False),
+        ([0, 1, 2], {1002, 1003, 9999}, {1002, 1003}, True),
+        ([0, 1, 2], {1002, 1003}, {1002}, False),  # 1003 has not heard that we are complete
+        ([0, 1, 2], {1002, 1003}, set(), False),
     ],
 )
-def test_swarm_complete(ours, complete_peers, done):
+def test_swarm_complete(ours, complete_peers, told, done):
     all_peers = {1001, 1002, 1003}
-    assert policy.swarm_complete(PieceSet(3, ours), complete_peers, all_peers, 1001) is done
+    assert policy.swarm_complete(PieceSet(3, ours), complete_peers, told, all_peers, 1001) is done
 
 
 def test_swarm_complete_alone():
-    assert policy.swarm_complete(PieceSet.full(4), set(), {1001}, 1001) is True
-    assert policy.swarm_complete(PieceSet(4, [0]), set(), {1001}, 1001) is False
+    assert policy.swarm_complete(PieceSet.full(4), set(), set(), {1001}, 1001) is True
+    assert policy.swarm_complete(PieceSet(4, [0]), set(), set(), {1001}, 1001) is False

@@ -55,7 +55,7 @@ class Peer:
         self.service = PeerService(
             self.config, me, self.store, EventLog(me, self.log, self.clock), self.clock, random.Random(3),
             handshake_timeout=handshake_timeout, resume=self.resume,
-            complete_peers=sorted(restored.complete_peers) if restored else (), **options,
+            restored=restored, **options,
         )
         self.service.startService()
         self.decoder = wire.Decoder(self.common)
@@ -578,6 +578,29 @@ def test_done_fires_when_every_peer_is_known_complete(tmp_path):
     protocol, _ = peer.neighbour(1005)
     for index in full:
         protocol.dataReceived(wire.encode_have(index))
+    assert fired == [None]
+
+
+def test_a_peer_does_not_leave_before_every_peer_was_told_it_is_complete(tmp_path):
+    """1005 was known complete, but its connection was lost before our last piece: it
+    never heard that we are complete, and would wait for us for ever if we left."""
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    fired = []
+    peer.service.done.addCallback(fired.append)
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    for other in (1002, 1004, 1005):
+        peer.neighbour(other, pieces=range(11), dialled=other < 1003)
+    gone = [n.protocol for n in peer.service.neighbours.values() if n.peer_id == 1005][0]
+    gone.connectionLost(None)
+    seed.dataReceived(wire.UNCHOKE)
+    while not peer.store.held.complete:
+        (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
+        start = request.index * 100
+        seed.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + 100])))
+    peer.clock.advance(0)
+    assert 1005 in peer.service.complete_peers and fired == []  # everyone has the file, but 1005 was not told
+    _, again = peer.neighbour(1005, pieces=range(11))  # it comes back: our bitfield tells it
+    peer.clock.advance(0)
     assert fired == [None]
 
 

@@ -178,7 +178,7 @@ def test_the_state_lists_only_pieces_written_before_its_snapshot(tmp_path):
     state = leecher.resume.snapshot(leecher.store.held, [])
     leecher.write(3)  # written while the snapshot is being committed in its thread
     leecher.resume.commit(state, leecher.store.sync)
-    assert decode_state(leecher.resume.state_path.read_bytes(), COMMON) == (PieceSet(11, [2]), set())
+    assert decode_state(leecher.resume.state_path.read_bytes(), COMMON) == (PieceSet(11, [2]), set(), set())
 
 
 def test_peers_learned_complete_or_not_are_remembered(tmp_path):

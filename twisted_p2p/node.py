@@ -82,7 +82,7 @@ class PeerNode(MultiService):
             run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
             report_digest=echo is not None,
             resume=self.resume,
-            complete_peers=sorted(restored.complete_peers) if restored else (),
+            restored=restored,
             request_timeouts=request_timeouts,
         )
         self.peer.setServiceParent(self)
@@ -108,7 +108,8 @@ class PeerNode(MultiService):
             self.store.close()
             raise StorageError(f"cannot write the resume state beside {self.store.path}: "
                                f"{exc.strerror or exc}") from None
-        if policy.swarm_complete(restored.held, restored.complete_peers, self.config.peer_ids, self.info.peer_id):
+        if policy.swarm_complete(restored.held, restored.complete_peers, restored.told_peers,
+                                 self.config.peer_ids, self.info.peer_id):
             self.log.info("peer {me}: the swarm finished before this start (every peer of PeerInfo.cfg has "
                           "the file); nothing to do", me=self.info.peer_id)
 

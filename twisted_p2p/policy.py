@@ -138,6 +138,16 @@ def unchoke_changes(
     return frozenset(chosen - set(unchoked)), frozenset(set(unchoked) - chosen)
 
 
-def swarm_complete(our_pieces: PieceSet, complete_peers: AbstractSet[int], all_peers: AbstractSet[int], me: int) -> bool:
-    """Termination (SPEC §3): we hold the whole file and know every other peer does."""
-    return our_pieces.complete and all(peer in complete_peers for peer in all_peers if peer != me)
+def swarm_complete(
+    our_pieces: PieceSet,
+    complete_peers: AbstractSet[int],
+    told_peers: AbstractSet[int],
+    all_peers: AbstractSet[int],
+    me: int,
+) -> bool:
+    """Termination (SPEC §3, and our Choice): we hold the whole file, know every other
+    peer does, and have told every other peer that we do. The last part matters when a
+    connection was lost: a peer that left before telling a neighbour it was complete
+    would leave that neighbour waiting for it for ever."""
+    others = [peer for peer in all_peers if peer != me]
+    return our_pieces.complete and all(peer in complete_peers and peer in told_peers for peer in others)

@@ -3,7 +3,7 @@
 Two files beside the data, ``FileName.state`` and ``FileName.journal``:
 
 - the *journal* gets one 5-byte record right after each piece's ``pwrite`` returns (and
-  when a neighbour is learned complete). It is never synced: the kernel's page cache
+  when a neighbour is learned complete, or told that we are). It is never synced: the kernel's page cache
   keeps both it and the data through a crash of the process (even ``kill -9``), but not
   through a crash of the machine. Its header names the boot it was written in
   (``/proc/sys/kernel/random/boot_id``), and it is trusted only in that same boot.
@@ -37,7 +37,7 @@ STATE_FORMAT = "twisted_p2p resume state 1"
 JOURNAL_FORMAT = "twisted_p2p resume journal 1"
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 _RECORD = struct.Struct(">cI")
-_PIECE, _COMPLETE, _INCOMPLETE = b"P", b"C", b"I"
+_PIECE, _COMPLETE, _INCOMPLETE, _TOLD = b"P", b"C", b"I", b"T"
 log = Logger()
 
 
@@ -79,20 +79,22 @@ class Restored:
     held: PieceSet
     durable: PieceSet  # the part of ``held`` that was synced (the state's)
     complete_peers: set[int] = field(default_factory=set)
+    told_peers: set[int] = field(default_factory=set)  # peers we told that we hold the file
 
 
-def encode_state(common: Common, held: PieceSet, complete_peers: Iterable[int] = ()) -> bytes:
+def encode_state(common: Common, held: PieceSet, complete_peers: Iterable[int] = (),
+                 told_peers: Iterable[int] = ()) -> bytes:
     fields: dict[str, object] = {"format": STATE_FORMAT, **_geometry(common), "pieces": held.to_bitfield().hex()}
-    peers = sorted(complete_peers)
-    if peers:
-        fields["complete_peers"] = peers
+    for key, peers in (("complete_peers", sorted(complete_peers)), ("told_peers", sorted(told_peers))):
+        if peers:
+            fields[key] = peers
     fields["sha256"] = _checksum(fields)
     return (json.dumps(fields, sort_keys=True) + "\n").encode()
 
 
-def decode_state(data: bytes, common: Common) -> tuple[PieceSet, set[int]]:
-    """The pieces and complete peers a state vouches for; ValueError if it is torn,
-    altered or describes another file."""
+def decode_state(data: bytes, common: Common) -> tuple[PieceSet, set[int], set[int]]:
+    """The pieces, complete peers and told peers a state vouches for; ValueError if it
+    is torn, altered or describes another file."""
     try:
         fields = json.loads(data)
         claimed = fields.pop("sha256")
@@ -106,9 +108,10 @@ def decode_state(data: bytes, common: Common) -> tuple[PieceSet, set[int]]:
     try:
         held = PieceSet.from_bitfield(bytes.fromhex(fields["pieces"]), common.num_pieces)
         peers = {int(peer) for peer in fields.get("complete_peers", [])}
+        told = {int(peer) for peer in fields.get("told_peers", [])}
     except (KeyError, ValueError, TypeError, BitfieldError) as exc:
         raise ValueError(f"its piece list is wrong: {exc}") from None
-    return held, peers
+    return held, peers, told
 
 
 def encode_journal_header(common: Common, boot_id: str) -> bytes:
@@ -124,10 +127,16 @@ def peer_record(peer: int, complete: bool) -> bytes:
     return _RECORD.pack(_COMPLETE if complete else _INCOMPLETE, peer)
 
 
-def decode_journal(data: bytes, common: Common, boot_id: Optional[str]) -> tuple[list[int], dict[int, bool]]:
-    """The pieces a journal records, and what it learned of other peers (last word
-    wins); ValueError if it is not from this boot or not for this file. A torn last
-    record (the process died writing it) is ignored."""
+def told_record(peer: int) -> bytes:
+    return _RECORD.pack(_TOLD, peer)
+
+
+def decode_journal(
+    data: bytes, common: Common, boot_id: Optional[str]
+) -> tuple[list[int], dict[int, bool], set[int]]:
+    """The pieces a journal records, what it learned of other peers (last word wins)
+    and whom it told that we hold the file; ValueError if it is not from this boot or
+    not for this file. A torn last record (the process died writing it) is ignored."""
     header, newline, records = data.partition(b"\n")
     try:
         fields = json.loads(header)
@@ -142,15 +151,18 @@ def decode_journal(data: bytes, common: Common, boot_id: Optional[str]) -> tuple
         raise ValueError("it was written before the machine restarted, so its pieces may not be on disk")
     pieces: list[int] = []
     peers: dict[int, bool] = {}
+    told: set[int] = set()
     whole = len(records) - len(records) % _RECORD.size
     for kind, value in _RECORD.iter_unpack(records[:whole]):
         if kind == _PIECE and value < common.num_pieces:
             pieces.append(value)
         elif kind in (_COMPLETE, _INCOMPLETE):
             peers[value] = kind == _COMPLETE
+        elif kind == _TOLD:
+            told.add(value)
         else:
             raise ValueError(f"it holds a record {kind!r} {value} that cannot be")
-    return pieces, peers
+    return pieces, peers, told
 
 
 def _replace(path: Path, data: bytes, sync: bool) -> None:
@@ -192,10 +204,11 @@ class Resume:
                 log.warn("ignoring the resume state of {data}: it has {size} bytes, not {expected}",
                          data=self.data, size=size, expected=self.common.file_size)
             return nothing
-        durable, peers = self._read("state", self.state_path, lambda data: decode_state(data, self.common),
-                                    (PieceSet(total), set()))
-        journalled, learned = self._read(
-            "journal", self.journal_path, lambda data: decode_journal(data, self.common, self.boot_id), ([], {})
+        durable, peers, told = self._read("state", self.state_path, lambda data: decode_state(data, self.common),
+                                          (PieceSet(total), set(), set()))
+        journalled, learned, told_since = self._read(
+            "journal", self.journal_path, lambda data: decode_journal(data, self.common, self.boot_id),
+            ([], {}, set())
         )
         held = PieceSet(total, durable)
         for index in journalled:
@@ -206,7 +219,7 @@ class Resume:
             log.info("resuming with {count} of {total} pieces ({durable} synced to disk, the rest "
                      "written before the last stop in this boot)", count=held.count, total=total,
                      durable=durable.count)
-        return Restored(held, durable, peers)
+        return Restored(held, durable, peers, told | told_since)
 
     def _read(self, what: str, path: Path, decode: Callable[[bytes], object], empty: object) -> object:
         try:
@@ -220,9 +233,11 @@ class Resume:
     def start(self, restored: Restored) -> None:
         """Begin this run: the state says what is synced, a fresh journal what else is
         held (and which peers are complete), then records go on being appended to it."""
-        _replace(self.state_path, encode_state(self.common, restored.durable, restored.complete_peers), sync=True)
+        _replace(self.state_path, encode_state(self.common, restored.durable, restored.complete_peers,
+                                               restored.told_peers), sync=True)
         records = b"".join(piece_record(index) for index in restored.held if index not in restored.durable)
         records += b"".join(peer_record(peer, True) for peer in sorted(restored.complete_peers))
+        records += b"".join(told_record(peer) for peer in sorted(restored.told_peers))
         _replace(self.journal_path, encode_journal_header(self.common, self.boot_id or "") + records, sync=False)
         self._journal = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
 
@@ -235,14 +250,19 @@ class Resume:
         os.write(self._journal, peer_record(peer, complete))
         self._dirty = True
 
-    def snapshot(self, held: PieceSet, complete_peers: Iterable[int]) -> Optional[bytes]:
+    def peer_told(self, peer: int) -> None:
+        """We sent ``peer`` our complete bitfield, or the have of our last piece."""
+        os.write(self._journal, told_record(peer))
+        self._dirty = True
+
+    def snapshot(self, held: PieceSet, complete_peers: Iterable[int], told_peers: Iterable[int] = ()) -> Optional[bytes]:
         """The state to commit for what is held now, or None if nothing changed since
         the last snapshot. Taken on the reactor's thread, so it lists only pieces
         written before it."""
         if not self._dirty or self._journal < 0:
             return None
         self._dirty = False
-        return encode_state(self.common, held, complete_peers)
+        return encode_state(self.common, held, complete_peers, told_peers)
 
     def commit(self, state: bytes, sync_data: Callable[[], None]) -> None:
         """Sync the data, then replace the state: it never claims a piece that is not
@@ -267,6 +287,7 @@ class Checkpoints:
         resume: Resume,
         store: PieceStore,
         complete_peers: Iterable[int],
+        told_peers: Iterable[int],
         clock: IReactorTime,
         on_error: Callable[[str], None],
         interval: float = 2.0,
@@ -275,6 +296,7 @@ class Checkpoints:
         self.resume = resume
         self.store = store
         self.complete_peers = complete_peers
+        self.told_peers = told_peers
         self.on_error = on_error
         self.interval = interval
         self.run_in_thread = run_in_thread or (lambda function, *args: maybeDeferred(function, *args))
@@ -305,7 +327,7 @@ class Checkpoints:
     def _save_in_background(self) -> None:
         if self._saving is not None:
             return  # the last one is still syncing
-        state = self.resume.snapshot(self.store.held, self.complete_peers)
+        state = self.resume.snapshot(self.store.held, self.complete_peers, self.told_peers)
         if state is None:
             return
         saving = self.run_in_thread(self.resume.commit, state, self.store.sync)

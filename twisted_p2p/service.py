@@ -25,7 +25,7 @@ from twisted_p2p.eventlog import EventLog
 from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.ratelimit import TokenBucket
 from twisted_p2p.requests import Answer, RequestBook, RequestTimeouts
-from twisted_p2p.resume import Checkpoints, Resume
+from twisted_p2p.resume import Checkpoints, Restored, Resume
 from twisted_p2p.storage import PieceStore, digest_report
 
 
@@ -67,7 +67,7 @@ class PeerService(Service):
         run_in_thread: Optional[Callable[..., Deferred[None]]] = None,
         report_digest: bool = False,
         resume: Optional[Resume] = None,
-        complete_peers: Sequence[int] = (),
+        restored: Optional[Restored] = None,
         request_timeouts: RequestTimeouts = RequestTimeouts(),
         drop_grace: float = 2.0,
         stale_after: float = 5.0,
@@ -101,12 +101,16 @@ class PeerService(Service):
             unchoke=self._unchoke, choke=self._choke, have_file=lambda: self.store.held.complete,
         )
         self.resume = resume
-        self.complete_peers: set[int] = set(complete_peers)
+        #: What we know from before a restart, if anything (see :mod:`twisted_p2p.resume`).
+        self.complete_peers: set[int] = set(restored.complete_peers) if restored else set()
+        #: The peers we told that we hold the whole file (a complete bitfield, or the
+        #: have of our last piece): we leave only once every peer has been told.
+        self.told_peers: set[int] = set(restored.told_peers) if restored else set()
         #: Fires when every peer of PeerInfo.cfg holds the file; errbacks with PeerFailed.
         self.done: Deferred[None] = Deferred()
         self._finished = False
         self.checkpoints = None if resume is None else Checkpoints(
-            resume, store, self.complete_peers, clock, self.fail, save_interval, run_in_thread)
+            resume, store, self.complete_peers, self.told_peers, clock, self.fail, save_interval, run_in_thread)
         #: Log the file's SHA-256 when done, for a launcher that cannot read the file.
         self.report_digest = report_digest
 
@@ -159,7 +163,7 @@ class PeerService(Service):
 
     def _check_finished(self) -> None:
         if not self._finished and policy.swarm_complete(
-            self.store.held, self.complete_peers, self.config.peer_ids, self.peer_id
+            self.store.held, self.complete_peers, self.told_peers, self.config.peer_ids, self.peer_id
         ):
             self._finish()
 
@@ -173,6 +177,13 @@ class PeerService(Service):
         if self.resume is not None:
             self.resume.peer_learned(peer_id, complete)
         self._check_finished()
+
+    def _told(self, peer_id: int) -> None:
+        """``peer_id`` was sent our complete bitfield or the have of our last piece."""
+        if peer_id not in self.told_peers:
+            self.told_peers.add(peer_id)
+            if self.resume is not None:
+                self.resume.peer_told(peer_id)
 
     # -- connections -------------------------------------------------------------
 
@@ -202,6 +213,9 @@ class PeerService(Service):
         else:
             self.events.connected_from(peer_id)
         protocol.send(wire.encode_bitfield(self.store.held))  # always, even all zeros
+        if self.store.held.complete:
+            self._told(peer_id)
+            self._check_finished()
 
     def connection_made(self, protocol: PeerProtocol) -> None:
         self._connections[protocol] = None
@@ -327,8 +341,10 @@ class PeerService(Service):
         held = self.store.held
         self.events.downloaded(index, source.peer_id, held.count)
         have = wire.encode_have(index)
-        for neighbour in self.neighbours.values():
+        for neighbour in list(self.neighbours.values()):
             neighbour.protocol.send(have)
+            if held.complete:
+                self._told(neighbour.peer_id)
             if index in neighbour.pieces:
                 neighbour.wanted -= 1
                 self._update_interest(neighbour)
