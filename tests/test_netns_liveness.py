@@ -4,6 +4,9 @@ Four peers, one per host made by :mod:`netns` in 10.213.8.0/24: a seed whose upl
 capped so that the swarm lasts long enough to hurt it, and three leechers. One leecher,
 the victim, is hurt mid-swarm once it holds some pieces and is connected to all:
 
+* its host's link goes down for longer than the bound and comes back: every other peer
+  must forget it within 20 s (TCP keepalive and the user timeout), and it must be
+  connected again within 30 s of the link's return;
 * its process is killed (SIGKILL) and started again at once on the same host: it must be
   connected again to every other peer within 30 s;
 * its host vanishes (the link goes down, the process is killed and the host forgets its
@@ -48,6 +51,8 @@ PORT = 6008
 FILE_SIZE, PIECE_SIZE = 2_000_000, 16384  # 123 pieces
 UPLOAD_RATE = 128_000  # the seed's cap, bytes/s: one copy of the file leaves it in about 16 s
 PIECES_BEFORE_HARM = 8
+LOST_WITHIN = 20.0  # a vanished neighbour is forgotten within this many seconds
+DOWN_FOR = 25.0  # longer than LOST_WITHIN: every connection to the victim is gone
 REJOIN_WITHIN = 30.0
 SWARM_LIMIT = 90.0  # the whole run, from the first start to the last exit
 ALONE_LIMIT = 10.0  # a peer still running this long after all the others exited never will
@@ -241,6 +246,34 @@ def swarm(tmp_path) -> Iterator[Swarm]:
 
 def since(start: float, times: dict[int, Optional[float]]) -> str:
     return ", ".join(f"{peer}: {'-' if at is None else f'{at - start:.1f} s'}" for peer, at in sorted(times.items()))
+
+
+def test_a_host_whose_link_goes_down_mid_swarm_is_forgotten_and_rejoins(swarm):
+    swarm.start_all()
+    swarm.wait_for_harm()
+    victim_pieces = swarm.peers[VICTIM].pieces()
+    swarm.hosts.link_down(swarm.address(VICTIM))
+    down = time.monotonic()
+
+    def forgotten_by_all() -> Optional[dict[int, float]]:
+        times = {other: swarm.peers[other].first(lost(VICTIM), down) for other in OTHERS}
+        return times if all(at is not None for at in times.values()) else None
+
+    forgotten = swarm.wait_until(forgotten_by_all, LOST_WITHIN,
+                                 f"every other peer lost the connection to peer {VICTIM}")
+    assert all(at - down <= LOST_WITHIN for at in forgotten.values())
+    time.sleep(max(0.0, down + DOWN_FOR - time.monotonic()))
+    victim_lost = {other: swarm.peers[VICTIM].first(lost(other), down) for other in OTHERS}
+    swarm.hosts.link_up(swarm.address(VICTIM))
+    up = time.monotonic()
+
+    swarm.wait_until(lambda: swarm.reconnections(up), REJOIN_WITHIN,
+                     f"peer {VICTIM} is connected again after its link came back")
+    time.sleep(1)  # the other reconnections, if they come at about the same time
+    print(f"\nlink down with {victim_pieces} pieces at peer {VICTIM}; forgotten after {since(down, forgotten)};"
+          f" peer {VICTIM} lost its neighbours after {since(down, victim_lost)};"
+          f" link up after {up - down:.1f} s; connected again after {since(up, swarm.reconnections(up))}")
+    print(f"swarm {swarm.finish():.1f} s; connected again after {since(up, swarm.reconnections(up))}")
 
 
 def test_a_host_whose_peer_is_killed_and_started_again_completes(swarm):
