@@ -102,10 +102,11 @@ class Dialler(Service):
             return
         self.refusals += 1
         delay = backoff(self.refusals, *self.refused_delays, self.rng)
+        when = "before the handshake" if began is None else f"{self.clock.seconds() - began:.1f} s after the handshake"
         self.log.info(
-            "peer {peer} closed our connection {when} ({count} in a row); dialling again in {delay:.1f} s",
-            peer=self.peer_id, when="right after the handshake" if began is not None else "before the handshake",
-            count=self.refusals, delay=delay,
+            "the connection to peer {peer} closed {when} ({count} in a row under {settle:.0f} s); "
+            "dialling again in {delay:.1f} s",
+            peer=self.peer_id, when=when, count=self.refusals, settle=self.settle, delay=delay,
         )
         self._again(delay)
 
