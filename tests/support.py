@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
-from twisted_p2p.swarm.launch import twistd_command
+from twisted_p2p.swarm.plan import twistd_command
 
 
 def free_ports(count: int) -> list[int]:

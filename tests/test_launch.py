@@ -12,7 +12,8 @@ import pytest
 
 from twisted_p2p.config import ConfigError, PeerInfo, load
 from twisted_p2p.eventlog import SENTENCES, format_time
-from twisted_p2p.swarm import launch
+from twisted_p2p.swarm import plan
+from twisted_p2p.swarm.run import check_files
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
 from twisted_p2p.swarm.report import PeerResult, build_report, summary_table, write_report
@@ -102,7 +103,7 @@ def test_a_seed_holds_everything_from_the_start():
 )
 def test_which_hosts_are_this_machine(host, local):
     names = {"localhost", "box", "box.example.org"}
-    assert launch.is_local_host(host, names, {"192.0.2.7"}) is local
+    assert plan.is_local_host(host, names, {"192.0.2.7"}) is local
 
 
 def test_local_identity_is_this_machines_names_and_only_their_addresses(monkeypatch):
@@ -115,35 +116,35 @@ def test_local_identity_is_this_machines_names_and_only_their_addresses(monkeypa
         return [(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0))
                 for address in {"localhost": ["127.0.0.1", "::1"], "box": ["192.0.2.7", "fe80::1%eth0"]}[name]]
 
-    monkeypatch.setattr(launch.socket, "gethostname", lambda: "Box")
-    monkeypatch.setattr(launch.socket, "getfqdn", lambda: "Box.Example.ORG")
-    monkeypatch.setattr(launch.socket, "getaddrinfo", getaddrinfo)
-    names, addresses = launch.local_identity()
+    monkeypatch.setattr(plan.socket, "gethostname", lambda: "Box")
+    monkeypatch.setattr(plan.socket, "getfqdn", lambda: "Box.Example.ORG")
+    monkeypatch.setattr(plan.socket, "getaddrinfo", getaddrinfo)
+    names, addresses = plan.local_identity()
     assert names == {"localhost", "box", "box.example.org"}
     assert sorted(asked) == sorted(names)  # no other lookups
     assert addresses == {"127.0.0.1", "::1", "192.0.2.7", "fe80::1"}  # without the zone
     local = ["BOX", "box.example.org", "[::1]", "192.0.2.7", "fe80::1", "127.0.0.9"]
-    assert [launch.is_local_host(host, names, addresses) for host in local] == [True] * len(local)
+    assert [plan.is_local_host(host, names, addresses) for host in local] == [True] * len(local)
     foreign = ["192.0.2.8", "box.example.com", "fe80::2", "10.0.0.7"]
-    assert [launch.is_local_host(host, names, addresses) for host in foreign] == [False] * len(foreign)
+    assert [plan.is_local_host(host, names, addresses) for host in foreign] == [False] * len(foreign)
 
 
 def test_local_identity_on_this_machine_has_its_host_name_and_loopback():
-    names, addresses = launch.local_identity()
+    names, addresses = plan.local_identity()
     assert {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()} == names
     assert "127.0.0.1" in addresses or "::1" in addresses  # what localhost resolves to
     assert all(ipaddress.ip_address(address) for address in addresses)  # plain addresses, no zone
 
 
 def test_local_command_runs_twistd_without_a_pidfile(tmp_path):
-    argv = launch.local_command(["twistd"], 1003, tmp_path / "conf", tmp_path)
+    argv = plan.local_command(["twistd"], 1003, tmp_path / "conf", tmp_path)
     assert argv == ["twistd", "-n", "--pidfile=", "p2ppeer", "--id", "1003",
                     "--config-dir", str(tmp_path / "conf"), "--work-dir", str(tmp_path)]
 
 
 def test_default_remote_shell_is_ssh_with_one_remote_command():
     peer = PeerInfo(1004, "10.0.0.4", 6011, False)
-    argv = launch.remote_command(launch.DEFAULT_REMOTE_SHELL, ["twistd"], peer, "/srv/p2p", "/srv/p2p/conf")
+    argv = plan.remote_command(plan.DEFAULT_REMOTE_SHELL, ["twistd"], peer, "/srv/p2p", "/srv/p2p/conf")
     assert argv == ["ssh", "-o", "BatchMode=yes", "10.0.0.4",
                     "cd /srv/p2p && twistd -n --pidfile= p2ppeer --id 1004 --echo-events"]
 
@@ -152,17 +153,17 @@ def test_twistd_placeholder_alone_becomes_its_words_and_inside_a_word_is_quoted(
     peer = PeerInfo(1002, "ns1", 6009, False)
     twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
     template = "ip netns exec {host} {twistd} -n p2ppeer --id {id} --config-dir {config_dir}"
-    argv = launch.remote_command(template, twistd, peer, "/w", "/c")
+    argv = plan.remote_command(template, twistd, peer, "/w", "/c")
     assert argv == ["ip", "netns", "exec", "ns1", *twistd, "-n", "p2ppeer", "--id", "1002", "--config-dir", "/c"]
-    argv = launch.remote_command("ssh {host} '{twistd} --id {id}'", twistd, peer, "/w", "/c")
+    argv = plan.remote_command("ssh {host} '{twistd} --id {id}'", twistd, peer, "/w", "/c")
     assert argv[-1] == f"{sys.executable} -c 'from twisted.scripts.twistd import run; run()' --id 1002"
 
 
 def test_a_host_that_could_inject_shell_words_or_a_bad_placeholder_is_refused():
     with pytest.raises(ConfigError, match="not a plain host name"):
-        launch.remote_command(launch.DEFAULT_REMOTE_SHELL, ["twistd"], PeerInfo(1, "a;rm", 1, False), "/w", "/c")
+        plan.remote_command(plan.DEFAULT_REMOTE_SHELL, ["twistd"], PeerInfo(1, "a;rm", 1, False), "/w", "/c")
     with pytest.raises(ConfigError, match="bad placeholder"):
-        launch.remote_command("ssh {hots}", ["twistd"], PeerInfo(1, "a", 1, False), "/w", "/c")
+        plan.remote_command("ssh {hots}", ["twistd"], PeerInfo(1, "a", 1, False), "/w", "/c")
 
 
 def test_prepare_makes_one_demo_file_for_all_seeds_and_clears_an_earlier_run(tmp_path):
@@ -172,10 +173,10 @@ def test_prepare_makes_one_demo_file_for_all_seeds_and_clears_an_earlier_run(tmp
     stale_leecher.parent.mkdir()
     stale_leecher.write_bytes(b"old")
     stale_log.write_text("old run\n")
-    messages = launch.prepare_work_dir(config, tmp_path, demo_file=True)
+    messages = plan.prepare_work_dir(config, tmp_path, demo_file=True)
     assert len(messages) == 2
     first, third = (tmp_path / f"peer_{i}" / "TheFile.dat" for i in (1, 3))
-    assert first.read_bytes() == third.read_bytes() == launch.demo_bytes(1000)
+    assert first.read_bytes() == third.read_bytes() == plan.demo_bytes(1000)
     assert not stale_log.exists() and not stale_leecher.exists() and stale_leecher.parent.is_dir()
 
 
@@ -183,13 +184,13 @@ def test_prepare_copies_an_existing_seed_file_to_the_seeds_without_one(tmp_path)
     config = swarm_config([1, 2, 3], seeds=[1, 3], file_size=10, piece_size=4)
     (tmp_path / "peer_3").mkdir()
     (tmp_path / "peer_3" / "TheFile.dat").write_bytes(b"0123456789")
-    launch.prepare_work_dir(config, tmp_path, demo_file=True)
+    plan.prepare_work_dir(config, tmp_path, demo_file=True)
     assert (tmp_path / "peer_1" / "TheFile.dat").read_bytes() == b"0123456789"
 
 
 def test_without_demo_file_no_seed_file_is_made(tmp_path):
     config = swarm_config([1, 2], seeds=[1], file_size=10, piece_size=4)
-    assert launch.prepare_work_dir(config, tmp_path, demo_file=False) == []
+    assert plan.prepare_work_dir(config, tmp_path, demo_file=False) == []
     assert not (tmp_path / "peer_1" / "TheFile.dat").exists()
 
 
@@ -199,7 +200,7 @@ def test_check_files_finds_a_wrong_file_and_leaves_a_remote_one_unchecked(tmp_pa
         (tmp_path / f"peer_{peer_id}").mkdir()
         (tmp_path / f"peer_{peer_id}" / "TheFile.dat").write_bytes(content)
     progress = {p.peer_id: PeerProgress(p.peer_id, p.host, 3, p.has_file, START) for p in config.peers}
-    results, expected = launch.check_files(config, tmp_path, {1, 2, 3}, {1: 0, 2: 0, 3: 0, 4: 0}, progress)
+    results, expected = check_files(config, tmp_path, {1, 2, 3}, {1: 0, 2: 0, 3: 0, 4: 0}, progress)
     assert [result.sha256_ok for result in results] == [True, True, False, None]
     assert expected is not None
 
@@ -217,7 +218,7 @@ def test_check_files_trusts_the_digest_a_remote_peer_printed(tmp_path):
     progress[2].feed_line("2026-11-24T10:00:00+0000 [twisted_p2p.service.PeerService#info] " + digest_report(2, good))
     progress[3].feed_line(digest_report(3, bad))
     progress[3].feed_line(digest_report(2, good))  # another peer's line is not its own
-    results, _ = launch.check_files(config, tmp_path, {1}, {1: 0, 2: 0, 3: 0}, progress)
+    results, _ = check_files(config, tmp_path, {1}, {1: 0, 2: 0, 3: 0}, progress)
     assert [result.sha256_ok for result in results] == [True, True, False]
 
 
@@ -281,7 +282,7 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
     config = swarm_config([1, 2], seeds=[1], file_size=10, piece_size=4)
     write_config(tmp_path / "conf", config)
     loaded = load(tmp_path / "conf")
-    launches = launch.plan(loaded, tmp_path / "conf", tmp_path, launch.DEFAULT_REMOTE_SHELL, str(tmp_path))
+    launches = plan.plan(loaded, tmp_path / "conf", tmp_path, plan.DEFAULT_REMOTE_SHELL, str(tmp_path))
     assert [l.tail for l in launches] == [tmp_path / "log_peer_1.log", tmp_path / "log_peer_2.log"]
     assert all("--pidfile=" in l.argv and "p2ppeer" in l.argv for l in launches)
 

@@ -21,7 +21,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "run":
-        from twisted_p2p.swarm.launch import main as run_main
+        from twisted_p2p.swarm.run import main as run_main
 
         return run_main(rest)
     if command == "audit":

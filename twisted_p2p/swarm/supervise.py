@@ -1,0 +1,258 @@
+"""Process supervision: the peers' child processes, followed while they run and stopped
+all together when the run must end."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from twisted_p2p.swarm.display import Display
+from twisted_p2p.swarm.plan import Launch
+from twisted_p2p.swarm.progress import LineBuffer, PeerProgress
+
+# Runs the command in a session of its own, so one killpg stops it and its children.
+_NEW_SESSION = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
+TICK = 0.2  # seconds between reading the logs and redrawing
+GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping
+
+
+def in_new_session(argv: list[str]) -> list[str]:
+    return [sys.executable, "-c", _NEW_SESSION, *argv]
+
+
+class LogTail:
+    """Reads what was added to a growing file since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.lines = LineBuffer()
+
+    def read(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        return self.lines.feed(data)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process group has a member that is not a zombie.
+
+    A child left by a peer is reparented to init when the peer dies and stays a
+    zombie until init reaps it, which may take a while: it is gone for our purpose.
+    Where there is no /proc, any member counts.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # it ended while we looked
+            state, _parent, group = stat[stat.rindex(")") + 2:].split()[:3]
+            if int(group) == pgid and state != "Z":
+                return True
+    return False
+
+
+class PeerProcess(protocol.ProcessProtocol):
+    """One child: keeps its output, feeds printed event lines to the progress of a remote peer."""
+
+    def __init__(self, launch: Launch, progress: PeerProgress, ended: Callable[["PeerProcess"], None]) -> None:
+        self.launch = launch
+        self.progress = progress
+        self.ended = ended
+        self.status: Optional[int] = None
+        self.running = False
+        self.pid: Optional[int] = None
+        self._output = open(launch.output, "wb")
+        self._lines = LineBuffer()
+        self._tail = LogTail(launch.tail) if launch.tail else None
+
+    def connectionMade(self) -> None:
+        self.running = True
+        self.pid = self.transport.pid
+        self.transport.closeStdin()
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        self._output.write(data)
+        if self._tail is None and childFD == 1:
+            for line in self._lines.feed(data):
+                self.progress.feed_line(line)
+
+    def poll(self) -> None:
+        """Read the new lines of a local peer's event log."""
+        if self._tail is not None:
+            for line in self._tail.read():
+                self.progress.feed_line(line)
+
+    def processEnded(self, reason: Failure) -> None:
+        self.poll()
+        for line in self._lines.flush():
+            self.progress.feed_line(line)
+        self._output.close()
+        self.running = False
+        code, sig = reason.value.exitCode, reason.value.signal
+        self.status = -sig if sig is not None else code
+        self.progress.state = f"exit {self.status}" if sig is None else f"killed (signal {sig})"
+        self.ended(self)
+
+    def group_alive(self) -> bool:
+        """Whether anything of its session (the peer or a child it left) still runs."""
+        return self.pid is not None and group_alive(self.pid)
+
+    def signal_group(self, signum: int) -> None:
+        """Signal its session; right after the spawn, before setsid, only the process exists."""
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, signum)
+        except ProcessLookupError:
+            if self.running:
+                try:
+                    os.kill(self.pid, signum)
+                except ProcessLookupError:
+                    pass
+        except PermissionError:
+            pass
+
+
+class Swarm:
+    """Starts the peers in order, watches them, and stops them all when it must.
+
+    :meth:`run` returns a Deferred that fires with the outcome (a key of EXIT_CODES)
+    once every started peer has exited and no process of their sessions is left.
+    """
+
+    def __init__(self, reactor: Any, launches: list[Launch], progress: dict[int, PeerProgress], display: Display,
+                 grace: float = GRACE) -> None:
+        self.reactor = reactor
+        self.launches = launches
+        self.progress = progress
+        self.display = display
+        self.grace = grace
+        self.processes: list[PeerProcess] = []
+        self.outcome: Optional[str] = None
+        self.done: Deferred[str] = Deferred()
+        self._pending: list[Any] = []
+        self._killer: Any = None  # the next step of stopping: SIGKILL, then giving up
+        self._gave_up = False
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = reactor
+        self._start = reactor.seconds()
+
+    def run(self, stagger: float, timeout: Optional[float]) -> Deferred[str]:
+        for position, launch in enumerate(self.launches):
+            self._pending.append(self.reactor.callLater(position * stagger, self._spawn, launch))
+        if timeout is not None:
+            self._pending.append(self.reactor.callLater(timeout, self.stop, "timeout", f"timeout after {timeout:g} s"))
+        self._ticker.start(TICK, now=False)
+        return self.done
+
+    def _spawn(self, launch: Launch) -> None:
+        progress = self.progress[launch.peer.peer_id]
+        process = PeerProcess(launch, progress, self._ended)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        argv = in_new_session(launch.argv)
+        try:
+            self.reactor.spawnProcess(process, argv[0], argv, env=env, path=str(launch.cwd), usePTY=False)
+        except OSError as exc:
+            self.stop("failed", f"cannot start peer {launch.peer.peer_id}: {exc}")
+            return
+        self.processes.append(process)
+        progress.state = "running"
+        where = "" if launch.tail else f" on {launch.peer.host}"
+        self.display.say(f"started peer {launch.peer.peer_id}{where} (pid {process.pid})")
+
+    def _ended(self, process: PeerProcess) -> None:
+        if process.status != 0 and self.outcome is None:
+            self.stop("failed", f"peer {process.launch.peer.peer_id} ended with {process.progress.state}")
+        self._check_done()
+
+    def stop(self, outcome: str, why: str) -> None:
+        """Stop every started peer (SIGTERM to its session, SIGKILL after the grace time)."""
+        if self.outcome is not None:
+            if outcome in ("interrupted", "terminated"):
+                self.display.say("asked again: killing every peer now")
+                self._kill()
+            return
+        self.outcome = outcome
+        for call in self._pending:
+            if call.active():
+                call.cancel()
+        alive = [process for process in self.processes if process.running or process.group_alive()]
+        self.display.say(f"{why}: stopping {len(alive)} peer{'s' if len(alive) != 1 else ''} ...")
+        for process in alive:
+            process.signal_group(signal.SIGTERM)
+        self._killer = self.reactor.callLater(self.grace, self._kill)
+        self._check_done()
+
+    def _give_up(self) -> None:
+        """Processes that outlive SIGKILL (stuck in the kernel) must not hang the launcher."""
+        left = [process.launch.peer.peer_id for process in self.processes if process.group_alive()]
+        self.display.say(f"processes of peers {', '.join(map(str, left))} survived SIGKILL; not waiting for them")
+        self._gave_up = True
+        self._check_done()
+
+    def interrupt(self, signum: int) -> None:
+        """SIGINT or SIGTERM to the launcher."""
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        self.stop("interrupted" if signum == signal.SIGINT else "terminated", name)
+
+    def _kill(self) -> None:
+        if self._killer is not None and self._killer.active():
+            self._killer.cancel()
+        for process in self.processes:
+            if process.running or process.group_alive():
+                process.signal_group(signal.SIGKILL)
+        self._killer = self.reactor.callLater(self.grace, self._give_up)
+
+    def _tick(self) -> None:
+        for process in self.processes:
+            process.poll()
+        self.display.update(self.progress.values(), self.reactor.seconds() - self._start)
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self.done.called:
+            return
+        if self.outcome is None and len(self.processes) < len(self.launches):
+            return  # still starting peers
+        if not self._gave_up:
+            if any(process.running for process in self.processes):
+                return
+            leftovers = [process for process in self.processes if process.group_alive()]
+            if leftovers:
+                if self.outcome is None:
+                    for process in leftovers:  # the peers finished but left something behind
+                        process.signal_group(signal.SIGKILL)
+                return  # checked again on the next tick
+            if self.outcome is not None:
+                self.display.say(f"all {len(self.processes)} started peers are gone")
+        if self._killer is not None and self._killer.active():
+            self._killer.cancel()
+        if self._ticker.running:
+            self._ticker.stop()
+        self.display.update(self.progress.values(), self.reactor.seconds() - self._start, final=True)
+        self.done.callback(self.outcome or "finished")
+
+
