@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -107,3 +108,27 @@ def test_installed_tree_holds_the_plugin_pointing_at_a_real_tap(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["True", "True", "True"], result.stderr
+
+
+def test_a_peer_with_a_lifeline_stops_cleanly_when_its_standard_input_closes(tmp_path):
+    """What ssh does to a remote peer when the launcher goes, however it goes."""
+    config = swarm_config([1001, 1002], [1001], 100_000, 16384, ports=free_ports(2))
+    write_config(tmp_path, config)
+    peer = subprocess.Popen(
+        twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", "1002", "--exit-on-stdin-close"],
+        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "peer_1002" / "TheFile.dat.journal").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert peer.poll() is None  # waiting for its seed, lifeline held
+        output = peer.communicate(timeout=15)[0].decode()  # closes its standard input
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+            peer.wait()
+    assert peer.returncode == 0, output
+    assert "standard input closed (the launcher is gone): stopping" in output
+    assert "peer 1002 stopping with 0 of 7 pieces" in output

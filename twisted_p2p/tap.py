@@ -9,6 +9,7 @@ import ctypes
 import os
 import random
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,6 +42,8 @@ class Options(usage.Options):
     optFlags = [
         ["echo-events", None, "also write every event-log line to standard output, and the file's "
          "SHA-256 when done (for a launcher that follows a peer on another host)"],
+        ["exit-on-stdin-close", None, "stop cleanly (state saved, exit 0) when standard input closes: "
+         "a lifeline for a launcher that runs the peer over ssh, so the peer never outlives it"],
         ["write-hashes", None, "write CONFIG_DIR/FileName.hashes (SHA-256 per piece) from this peer's "
          "complete file, then exit; with that file present every peer checks each piece it receives"],
     ]
@@ -77,6 +80,26 @@ def _keep_piece_buffers() -> None:
         libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD: keep up to 128 MiB of free heap
     except (OSError, AttributeError):
         pass
+
+
+def _stop_when_stdin_closes(reactor: Any) -> None:
+    """Read standard input in a thread until it ends, then stop the reactor: whatever
+    holds the other end (ssh, a launcher) going away is the signal to stop."""
+
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        reactor.callFromThread(stop)
+
+    def stop() -> None:
+        if reactor.running:
+            Logger().info("standard input closed (the launcher is gone): stopping")
+            reactor.stop()
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def _exit_after_shutdown(reactor: Any, status: int) -> None:
@@ -156,5 +179,7 @@ def makeService(options: Options) -> Any:
             reactor._exitSignal = None
 
     reactor.addSystemEventTrigger("after", "shutdown", signal_is_a_clean_stop)
+    if options["exit-on-stdin-close"]:
+        reactor.callWhenRunning(_stop_when_stdin_closes, reactor)
     node.peer.done.addCallbacks(stop, failed)
     return node
