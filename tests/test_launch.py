@@ -18,7 +18,18 @@ from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
 from twisted_p2p.swarm.report import PeerResult, build_report, summary_table, write_report
 
+from twisted_p2p.swarm.remote import Ssh
+
 from support import swarm_config, write_config
+
+
+def load_written(tmp_path, config, hosts):
+    """``config`` with its peers on ``hosts``, written to tmp_path/conf and loaded back."""
+    import dataclasses
+
+    peers = tuple(dataclasses.replace(peer, host=host) for peer, host in zip(config.peers, hosts))
+    write_config(tmp_path / "conf", dataclasses.replace(config, peers=peers))
+    return load(tmp_path / "conf")
 
 START = 1_700_000_000.0
 
@@ -139,14 +150,23 @@ def test_local_identity_on_this_machine_has_its_host_name_and_loopback():
 def test_local_command_runs_twistd_without_a_pidfile(tmp_path):
     argv = plan.local_command(["twistd"], 1003, tmp_path / "conf", tmp_path)
     assert argv == ["twistd", "-n", "--pidfile=", "p2ppeer", "--id", "1003",
-                    "--config-dir", str(tmp_path / "conf"), "--work-dir", str(tmp_path)]
+                    "--config-dir", str(tmp_path / "conf"), "--work-dir", str(tmp_path), "--exit-on-stdin-close"]
 
 
-def test_default_remote_shell_is_ssh_with_one_remote_command():
-    peer = PeerInfo(1004, "10.0.0.4", 6011, False)
-    argv = plan.remote_command(plan.DEFAULT_REMOTE_SHELL, ["twistd"], peer, "/srv/p2p", "/srv/p2p/conf")
-    assert argv == ["ssh", "-o", "BatchMode=yes", "10.0.0.4",
-                    "cd /srv/p2p && twistd -n --pidfile= p2ppeer --id 1004 --echo-events"]
+def test_a_remote_peer_runs_over_its_hosts_ssh_connection_with_a_lifeline(tmp_path):
+    config = load_written(tmp_path, swarm_config([1, 2, 3], seeds=[1], file_size=10, piece_size=4),
+                          hosts=["localhost", "10.0.0.4", "10.0.0.4"])
+    ssh = Ssh(tmp_path / "control", "ssh.cfg", connect_timeout=7)
+    launches, hosts = plan.plan(config, tmp_path / "conf", tmp_path, ssh, "/srv/p2p/{host}", ["/opt/venv/bin/twistd"])
+    assert launches[0].tail == tmp_path / "log_peer_1.log"  # this machine's peer
+    assert [(h.name, h.directory, [p.peer_id for p in h.peers]) for h in hosts] == [("10.0.0.4", "/srv/p2p/10.0.0.4", [2, 3])]
+    argv = launches[1].argv
+    assert argv[:3] == ["ssh", "-F", "ssh.cfg"] and "ConnectTimeout=7" in argv and "ControlMaster=no" in argv
+    assert f"ControlPath={tmp_path / 'control'}/%C" in argv
+    assert argv[-2:] == ["10.0.0.4", (
+        'cd /srv/p2p/10.0.0.4 && echo "p2p-swarm: remote pid $$" && exec /opt/venv/bin/twistd -n --pidfile= '
+        "p2ppeer --id 2 --config-dir /srv/p2p/10.0.0.4 --work-dir /srv/p2p/10.0.0.4 --echo-events "
+        "--exit-on-stdin-close")]
 
 
 def test_twistd_placeholder_alone_becomes_its_words_and_inside_a_word_is_quoted():
@@ -161,7 +181,7 @@ def test_twistd_placeholder_alone_becomes_its_words_and_inside_a_word_is_quoted(
 
 def test_a_host_that_could_inject_shell_words_or_a_bad_placeholder_is_refused():
     with pytest.raises(ConfigError, match="not a plain host name"):
-        plan.remote_command(plan.DEFAULT_REMOTE_SHELL, ["twistd"], PeerInfo(1, "a;rm", 1, False), "/w", "/c")
+        plan.remote_command("ssh {host}", ["twistd"], PeerInfo(1, "a;rm", 1, False), "/w", "/c")
     with pytest.raises(ConfigError, match="bad placeholder"):
         plan.remote_command("ssh {hots}", ["twistd"], PeerInfo(1, "a", 1, False), "/w", "/c")
 
@@ -282,7 +302,8 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
     config = swarm_config([1, 2], seeds=[1], file_size=10, piece_size=4)
     write_config(tmp_path / "conf", config)
     loaded = load(tmp_path / "conf")
-    launches = plan.plan(loaded, tmp_path / "conf", tmp_path, plan.DEFAULT_REMOTE_SHELL, str(tmp_path))
+    launches, hosts = plan.plan(loaded, tmp_path / "conf", tmp_path, Ssh(tmp_path), str(tmp_path))
+    assert hosts == []
     assert [l.tail for l in launches] == [tmp_path / "log_peer_1.log", tmp_path / "log_peer_2.log"]
     assert all("--pidfile=" in l.argv and "p2ppeer" in l.argv for l in launches)
 

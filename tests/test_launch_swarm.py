@@ -194,5 +194,5 @@ def test_a_peer_that_fails_stops_the_rest(tmp_path):
     output, _ = launcher.communicate(timeout=60)
     pids = {int(match[1]) for match in STARTED.findall(output)}
     assert launcher.returncode == 1, output
-    assert "peer 1099 ended with exit 3: stopping 5 peers ..." in output
+    assert "peer 1099 on never.invalid ended with exit 3: stopping 5 peers ..." in output
     assert len(pids) == len(config.peers) and sessions_alive(pids) == []

@@ -18,10 +18,8 @@ from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig
 from twisted_p2p.node import event_log_path
 from twisted_p2p.resume import forget as forget_resume_state
 from twisted_p2p.storage import data_path
+from twisted_p2p.swarm.remote import Host, Ssh, peer_command, remote_dir_for
 
-DEFAULT_REMOTE_SHELL = (
-    "ssh -o BatchMode=yes {host} 'cd {dir} && twistd -n --pidfile= p2ppeer --id {id} --echo-events'"
-)
 _SAFE_HOST = re.compile(r"[A-Za-z0-9._:%-]+")
 DEMO_SEED = 20240101  # every seed's demo file is the same bytes
 
@@ -65,8 +63,10 @@ def twistd_command() -> list[str]:
 
 
 def local_command(twistd: list[str], peer_id: int, config_dir: Path, work_dir: Path) -> list[str]:
+    """The peer stops when the launcher goes, however it goes (its standard input is a
+    pipe from the launcher)."""
     return [*twistd, "-n", "--pidfile=", "p2ppeer", "--id", str(peer_id),
-            "--config-dir", str(config_dir), "--work-dir", str(work_dir)]
+            "--config-dir", str(config_dir), "--work-dir", str(work_dir), "--exit-on-stdin-close"]
 
 
 def remote_command(template: str, twistd: list[str], peer: PeerInfo, remote_dir: str, config_dir: Path) -> list[str]:
@@ -141,20 +141,39 @@ class Launch:
     cwd: Path
     output: Path
     tail: Optional[Path]
+    over_ssh: bool = False  # on its host's ssh connection: the launcher checks it is gone
 
 
-def plan(config: SwarmConfig, config_dir: Path, work_dir: Path, template: str, remote_dir: str) -> list[Launch]:
+def plan(
+    config: SwarmConfig,
+    config_dir: Path,
+    work_dir: Path,
+    ssh: Ssh,
+    remote_dir: str,
+    remote_twistd: Optional[list[str]] = None,
+    template: Optional[str] = None,
+) -> tuple[list[Launch], list[Host]]:
+    """Each peer's launch, and the remote hosts to prepare. A peer on another host runs
+    over that host's ssh connection in ``remote_dir`` (``{host}`` replaced), with the
+    same twistd as here unless ``remote_twistd`` says otherwise; with a ``template``,
+    the template's own command instead, and no host is prepared."""
     names, addresses = local_identity()
     twistd = twistd_command()
     launches = []
+    hosts: dict[str, Host] = {}
     for peer in config.peers:
         output = work_dir / f"twistd_peer_{peer.peer_id}.log"
         if is_local_host(peer.host, names, addresses):
             argv = local_command(twistd, peer.peer_id, config_dir, work_dir)
             launches.append(Launch(peer, argv, work_dir, output, event_log_path(work_dir, peer.peer_id)))
+            continue
+        if not _SAFE_HOST.fullmatch(peer.host) or peer.host.startswith("-"):
+            raise ConfigError("PeerInfo.cfg", None, f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
+        if template is not None:
+            argv = remote_command(template, twistd, peer, remote_dir_for(remote_dir, peer.host), config_dir)
         else:
-            argv = remote_command(template, twistd, peer, remote_dir, config_dir)
-            launches.append(Launch(peer, argv, work_dir, output, None))
-    return launches
-
-
+            host = hosts.setdefault(peer.host, Host(peer.host, remote_dir_for(remote_dir, peer.host)))
+            host.peers.append(peer)
+            argv = ssh.command(peer.host, peer_command(remote_twistd or twistd, peer.peer_id, host.directory))
+        launches.append(Launch(peer, argv, work_dir, output, None, over_ssh=template is None))
+    return launches, list(hosts.values())

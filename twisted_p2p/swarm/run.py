@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shlex
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Optional, TextIO
 
@@ -18,7 +21,8 @@ from twisted.python.failure import Failure
 from twisted_p2p.config import ConfigError, SwarmConfig, load
 from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.plan import DEFAULT_REMOTE_SHELL, plan, prepare_work_dir
+from twisted_p2p.swarm.plan import Launch, plan, prepare_work_dir, twistd_command
+from twisted_p2p.swarm.remote import Host, Hosts, RemoteError, Ssh, prepare_script
 from twisted_p2p.swarm.progress import PeerProgress
 from twisted_p2p.swarm.report import (
     PeerResult,
@@ -46,19 +50,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--demo-file", action="store_true", help="create each seed's missing file (pseudo-random)")
     parser.add_argument("--stagger", type=float, default=0.2, help="seconds between peer starts [%(default)s]")
     parser.add_argument("--timeout", type=float, default=None, help="stop everything after this many seconds")
-    parser.add_argument(
-        "--remote-shell",
-        default=DEFAULT_REMOTE_SHELL,
-        metavar="TEMPLATE",
-        help="command for a peer on another host; placeholders {host} {id} {dir} {config_dir} {twistd}; "
-        "the peer must print its events (--echo-events) [%(default)s]",
+    remote = parser.add_argument_group(
+        "peers on other hosts",
+        "A peer whose host in PeerInfo.cfg is not this machine runs over ssh (key login, no password): one "
+        "connection per host, on which the launcher clears the earlier run's files, puts the config and, where "
+        "the host lacks it, the seed's file, starts the peers, and at the end checks that none is left running.")
+    remote.add_argument("--remote-dir", default=None, metavar="DIR",
+                        help="the work dir on the other hosts; {host} is replaced by the host's name "
+                        "[the work dir's absolute path, as on machines that share a home directory]")
+    remote.add_argument("--remote-twistd", default=None, metavar="PATH",
+                        help="twistd on the other hosts [the same absolute path as here]")
+    remote.add_argument("--ssh-config", default=None, metavar="FILE", help="ssh's configuration file (ssh -F)")
+    remote.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                        help="seconds ssh may take to connect to a host [%(default)s]")
+    remote.add_argument("--dry-run", action="store_true", help="print what would run on each host, and run nothing")
+    remote.add_argument(
+        "--remote-shell", default=None, metavar="TEMPLATE",
+        help="instead: your own command for a peer on another host, with {host} {id} {dir} {config_dir} "
+        "{twistd}; the peer must print its events (--echo-events); nothing is prepared or checked there",
     )
-    parser.add_argument("--remote-dir", default=None, help="{dir} of the template [the work dir's absolute path]")
     args = parser.parse_args(argv)
     if args.stagger < 0:
         parser.error("--stagger must not be negative")
     if args.timeout is not None and args.timeout <= 0:
         parser.error("--timeout must be positive")
+    if args.connect_timeout <= 0:
+        parser.error("--connect-timeout must be positive")
     return args
 
 
@@ -86,14 +103,44 @@ def check_files(config: SwarmConfig, work_dir: Path, local_ids: set[int], status
     return results, expected
 
 
+def dry_run(launches: list[Launch], hosts: list[Host], config: SwarmConfig, twistd: list[str],
+            stdout: TextIO) -> None:
+    """What would run, host by host, without running anything."""
+    for launch in launches:
+        if launch.tail:
+            print(f"here: peer {launch.peer.peer_id}: {shlex.join(launch.argv)}", file=stdout)
+    for host in hosts:
+        print(f"{host.name}: one ssh connection; in {host.directory}: clear the earlier run's files, "
+              f"put Common.cfg and PeerInfo.cfg (and each seed's file if missing there):", file=stdout)
+        for line in prepare_script(config, host, twistd).splitlines():
+            print(f"    {line}", file=stdout)
+    for launch in launches:
+        if not launch.tail:
+            print(f"{launch.peer.host}: peer {launch.peer.peer_id}: {shlex.join(launch.argv)}", file=stdout)
+
+
 def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     args = parse_args(argv)
     config_dir = Path(args.config_dir).resolve()
     work_dir = Path(args.work_dir).resolve()
+    control_dir = Path(tempfile.mkdtemp(prefix="p2p-swarm-ssh-"))
+    try:
+        return _main(args, config_dir, work_dir, control_dir, stdout)
+    finally:
+        shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_dir: Path, stdout: TextIO) -> int:
+    ssh = Ssh(control_dir, args.ssh_config, args.connect_timeout)
+    remote_twistd = [args.remote_twistd] if args.remote_twistd else twistd_command()
     try:
         config = load(config_dir)
+        launches, hosts = plan(config, config_dir, work_dir, ssh, args.remote_dir or str(work_dir),
+                               remote_twistd, args.remote_shell)
+        if args.dry_run:
+            dry_run(launches, hosts, config, remote_twistd, stdout)
+            return 0
         work_dir.mkdir(parents=True, exist_ok=True)
-        launches = plan(config, config_dir, work_dir, args.remote_shell, args.remote_dir or str(work_dir))
         for message in prepare_work_dir(config, work_dir, args.demo_file):
             print(message, file=stdout)
     except (ConfigError, OSError) as exc:
@@ -106,7 +153,30 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
         print(f"p2p-swarm run: seed {missing[0].peer_id} has no file {path} (add --demo-file to create one)",
               file=sys.stderr)
         return 2
+    remote = Hosts(ssh, hosts)
+    try:
+        if hosts:
+            print(f"preparing {len(hosts)} host{'s' if len(hosts) != 1 else ''} over ssh ...", file=stdout)
+            for message in remote.prepare(config, remote_twistd, config_dir, lambda n: local_seed(config, work_dir, n)):
+                print(message, file=stdout)
+        code = _run(args, config, work_dir, launches, remote, stdout)
+    except RemoteError as exc:
+        print(f"p2p-swarm run: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        remote.close()
+    return code
 
+
+def local_seed(config: SwarmConfig, work_dir: Path, peer_id: int) -> Optional[Path]:
+    """The file to send to a remote seed that lacks it: its own here, else any seed's."""
+    paths = [data_path(work_dir, peer_id, config.common)]
+    paths += [data_path(work_dir, peer.peer_id, config.common) for peer in config.peers if peer.has_file]
+    return next((path for path in paths if path.is_file() and path.stat().st_size == config.common.file_size), None)
+
+
+def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches: list[Launch], remote: Hosts,
+         stdout: TextIO) -> int:
     from twisted.internet import reactor
 
     start = reactor.seconds()
@@ -138,10 +208,23 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     reactor.run()
     duration = reactor.seconds() - start
 
+    result_outcome = outcome[0] if outcome else "failed"
+    if remote.hosts:
+        for process in swarm.processes:
+            if process.remote_pid is not None:
+                remote.hosts[process.launch.peer.host].pids[process.launch.peer.peer_id] = process.remote_pid
+        left = remote.make_sure_stopped()
+        if left:
+            for host, pids in left.items():
+                display.say(f"still running on {host}: pid {', '.join(map(str, pids))}; stop them by hand")
+            result_outcome = "failed"
+        else:
+            count = sum(len(host.pids) for host in remote.hosts.values())
+            display.say(f"checked over ssh: none of the {count} peers started on "
+                        f"{len(remote.hosts)} other host{'s' if len(remote.hosts) != 1 else ''} is running")
     statuses = {process.launch.peer.peer_id: process.status for process in swarm.processes}
     local_ids = {launch.peer.peer_id for launch in launches if launch.tail}
     results, expected = check_files(config, work_dir, local_ids, statuses, progress)
-    result_outcome = outcome[0] if outcome else "failed"
     if result_outcome == "finished" and not all(result.ok for result in results):
         result_outcome = "failed"
     code = EXIT_CODES[result_outcome]

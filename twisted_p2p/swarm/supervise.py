@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.plan import Launch
 from twisted_p2p.swarm.progress import LineBuffer, PeerProgress
+from twisted_p2p.swarm.remote import PID_LINE
 
 # Runs the command in a session of its own, so one killpg stops it and its children.
 _NEW_SESSION = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
@@ -84,19 +85,30 @@ class PeerProcess(protocol.ProcessProtocol):
         self.status: Optional[int] = None
         self.running = False
         self.pid: Optional[int] = None
+        self.remote_pid: Optional[int] = None  # its pid on its host, for a peer run over ssh
+        self.last_line = ""  # the last thing it said: the cause, when it fails
         self._output = open(launch.output, "wb")
         self._lines = LineBuffer()
+        self._errors = LineBuffer()
         self._tail = LogTail(launch.tail) if launch.tail else None
 
     def connectionMade(self) -> None:
+        # Its standard input stays open: the peer's lifeline (--exit-on-stdin-close).
         self.running = True
         self.pid = self.transport.pid
-        self.transport.closeStdin()
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         self._output.write(data)
-        if self._tail is None and childFD == 1:
-            for line in self._lines.feed(data):
+        lines = self._lines.feed(data) if childFD == 1 else self._errors.feed(data)
+        self._heard(lines, childFD)
+
+    def _heard(self, lines: list[str], childFD: int) -> None:
+        for line in lines:
+            if line.strip():
+                self.last_line = line.strip()
+            if line.startswith(PID_LINE):
+                self.remote_pid = int(line[len(PID_LINE):].strip() or 0) or None
+            elif self._tail is None and childFD == 1:
                 self.progress.feed_line(line)
 
     def poll(self) -> None:
@@ -107,8 +119,8 @@ class PeerProcess(protocol.ProcessProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         self.poll()
-        for line in self._lines.flush():
-            self.progress.feed_line(line)
+        self._heard(self._lines.flush(), 1)
+        self._heard(self._errors.flush(), 2)
         self._output.close()
         self.running = False
         code, sig = reason.value.exitCode, reason.value.signal
@@ -185,7 +197,10 @@ class Swarm:
 
     def _ended(self, process: PeerProcess) -> None:
         if process.status != 0 and self.outcome is None:
-            self.stop("failed", f"peer {process.launch.peer.peer_id} ended with {process.progress.state}")
+            peer = process.launch.peer
+            where = "" if process.launch.tail else f" on {peer.host}"
+            said = f": {process.last_line}" if process.last_line else ""
+            self.stop("failed", f"peer {peer.peer_id}{where} ended with {process.progress.state}{said}")
         self._check_done()
 
     def stop(self, outcome: str, why: str) -> None:
@@ -247,7 +262,12 @@ class Swarm:
                         process.signal_group(signal.SIGKILL)
                 return  # checked again on the next tick
             if self.outcome is not None:
-                self.display.say(f"all {len(self.processes)} started peers are gone")
+                remote = sum(1 for process in self.processes if process.launch.over_ssh)
+                if remote:
+                    self.display.say(f"all {len(self.processes)} local processes have ended; "
+                                     f"checking the {remote} peers on other hosts ...")
+                else:
+                    self.display.say(f"all {len(self.processes)} started peers are gone")
         if self._killer is not None and self._killer.active():
             self._killer.cancel()
         if self._ticker.running:

@@ -1,0 +1,223 @@
+"""Peers on other hosts, over ssh: one multiplexed connection per host.
+
+For each host the launcher opens one ssh connection (a ControlMaster; every peer on that
+host is a session on it, so a lab that caps logins per account still runs six peers on
+four hosts), prepares the remote work dir over it (the earlier run's files cleared, the
+config and, where the host lacks it, the seed's file put in place), starts each peer
+with ``--exit-on-stdin-close`` so that the peer stops when its ssh session goes, and in
+the end checks, by pid, that nothing it started is still running there.
+"""
+from __future__ import annotations
+
+import io
+import shlex
+import subprocess
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from twisted_p2p.config import PeerInfo, SwarmConfig
+
+PID_LINE = "p2p-swarm: remote pid "
+
+
+class RemoteError(Exception):
+    """A host cannot be used; ``str()`` is one line with the cause."""
+
+
+@dataclass(frozen=True)
+class Ssh:
+    """How to reach hosts: the ssh command, its config file, timeouts, and where the
+    control sockets of the per-host connections live."""
+
+    control_dir: Path
+    config_file: Optional[str] = None
+    connect_timeout: float = 10.0
+    program: str = "ssh"
+
+    def options(self) -> list[str]:
+        argv = [self.program]
+        if self.config_file:
+            argv += ["-F", self.config_file]
+        return argv + [
+            "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout:g}",
+            "-o", f"ControlPath={self.control_dir}/%C", "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR",
+        ]
+
+    def command(self, host: str, remote: str) -> list[str]:
+        """``remote`` (a shell command line) run on ``host`` over its connection."""
+        return [*self.options(), "-o", "ControlMaster=no", "-T", host, remote]
+
+    def open(self, host: str) -> list[str]:
+        return [*self.options(), "-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-f", "-N", host]
+
+    def close(self, host: str) -> list[str]:
+        return [*self.options(), "-O", "exit", host]
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@dataclass
+class Host:
+    """One remote host and the peers the launcher runs there."""
+
+    name: str
+    directory: str
+    peers: list[PeerInfo] = field(default_factory=list)
+    pids: dict[int, int] = field(default_factory=dict)  # peer ID -> its pid there
+
+
+def remote_dir_for(template: str, host: str) -> str:
+    return template.replace("{host}", host)
+
+
+def peer_command(twistd: Sequence[str], peer_id: int, directory: str) -> str:
+    """The shell command line that starts one peer in ``directory`` on its host; it
+    prints its pid first, so that the launcher can check later that it is gone."""
+    d = shlex.quote(directory)
+    return (f"cd {d} && echo \"{PID_LINE}$$\" && exec {shlex.join(twistd)} -n --pidfile= p2ppeer "
+            f"--id {peer_id} --config-dir {d} --work-dir {d} --echo-events --exit-on-stdin-close")
+
+
+def prepare_script(config: SwarmConfig, host: Host, twistd: Sequence[str]) -> str:
+    """Make the work dir, check twistd, clear what an earlier run left, and print
+    ``missing-seed N`` for each seed here whose file is absent or the wrong size."""
+    common = config.common
+    d = shlex.quote(host.directory)
+    name = shlex.quote(common.file_name)
+    lines = [f"mkdir -p {d} && cd {d} || exit 1"]
+    program = shlex.quote(twistd[0])
+    lines.append(f"command -v {program} >/dev/null 2>&1 || "
+                 f"{{ echo \"twistd not found at {twistd[0]} on this host: install the project there, "
+                 f"or give --remote-twistd\" >&2; exit 127; }}")
+    for peer in host.peers:
+        n = peer.peer_id
+        lines.append(f"mkdir -p peer_{n} && rm -f log_peer_{n}.log")
+        if peer.has_file:
+            lines.append(f"[ \"$(wc -c < peer_{n}/{name} 2>/dev/null)\" = \"{common.file_size}\" ] "
+                         f"|| echo missing-seed {n}")
+        else:
+            lines.append(f"rm -f peer_{n}/{name} peer_{n}/{name}.state peer_{n}/{name}.journal "
+                         f"peer_{n}/{name}.state.tmp peer_{n}/{name}.journal.tmp")
+    return "\n".join(lines)
+
+
+def bundle(files: dict[str, Path]) -> bytes:
+    """A tar stream of ``{name in the remote dir: local file}``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, path in files.items():
+            tar.add(str(path), arcname=name)
+    return buffer.getvalue()
+
+
+class Hosts:
+    """The remote hosts of one run: opened, prepared, checked and closed together."""
+
+    def __init__(self, ssh: Ssh, hosts: list[Host], run: Callable[..., subprocess.CompletedProcess] = subprocess.run):
+        self.ssh = ssh
+        self.hosts = {host.name: host for host in hosts}
+        self._run = run
+        self._opened: list[str] = []
+
+    def _ssh(self, host: str, remote: str, data: Optional[bytes] = None, timeout: float = 600) -> str:
+        result = self._run(self.ssh.command(host, remote), input=data, capture_output=True, timeout=timeout)
+        if result.returncode != 0:
+            why = last_line(result.stderr.decode(errors="replace")) or f"exit {result.returncode}"
+            raise RemoteError(f"host {host}: {why}")
+        return result.stdout.decode(errors="replace")
+
+    def _open(self, host: str) -> None:
+        try:
+            result = self._run(self.ssh.open(host), capture_output=True, timeout=self.ssh.connect_timeout + 20)
+        except subprocess.TimeoutExpired:
+            raise RemoteError(f"host {host}: ssh did not connect within {self.ssh.connect_timeout + 20:g} s") from None
+        if result.returncode != 0:
+            why = last_line(result.stderr.decode(errors="replace")) or f"ssh exit {result.returncode}"
+            raise RemoteError(f"host {host}: {why}")
+        self._opened.append(host)
+
+    def _prepare(self, config: SwarmConfig, host: Host, twistd: Sequence[str], config_dir: Path,
+                 seed_file: Callable[[int], Optional[Path]]) -> list[str]:
+        self._open(host.name)
+        output = self._ssh(host.name, prepare_script(config, host, twistd))
+        files = {"Common.cfg": config_dir / "Common.cfg", "PeerInfo.cfg": config_dir / "PeerInfo.cfg"}
+        messages = []
+        for line in output.splitlines():
+            if line.startswith("missing-seed "):
+                peer_id = int(line.split()[1])
+                source = seed_file(peer_id)
+                if source is None:
+                    raise RemoteError(f"host {host.name}: seed {peer_id} has no {config.common.file_name} there, "
+                                      f"and there is none here to send")
+                files[f"peer_{peer_id}/{config.common.file_name}"] = source
+                messages.append(f"sending the seed's file to peer {peer_id} on {host.name}")
+        self._ssh(host.name, f"tar -C {shlex.quote(host.directory)} -xf -", data=bundle(files))
+        return messages
+
+    def prepare(self, config: SwarmConfig, twistd: Sequence[str], config_dir: Path,
+                seed_file: Callable[[int], Optional[Path]]) -> list[str]:
+        """Open and prepare every host at once; RemoteError names the first that failed."""
+        with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:
+            futures = [pool.submit(self._prepare, config, host, twistd, config_dir, seed_file)
+                       for host in self.hosts.values()]
+            errors, messages = [], []
+            for future in futures:
+                try:
+                    messages.extend(future.result())
+                except (RemoteError, OSError, subprocess.TimeoutExpired) as exc:
+                    errors.append(str(exc) if isinstance(exc, RemoteError) else f"ssh: {exc}")
+        if errors:
+            raise RemoteError("; ".join(errors))
+        return messages
+
+    def still_running(self) -> dict[str, list[int]]:
+        """Pids started on each host that are still alive there (ssh asked, by pid)."""
+        alive = {}
+        for host in self.hosts.values():
+            pids = sorted(host.pids.values())
+            if not pids or host.name not in self._opened:
+                continue
+            check = "; ".join(f"kill -0 {pid} 2>/dev/null && echo {pid}" for pid in pids) + "; true"
+            try:
+                left = [int(word) for word in self._ssh(host.name, check, timeout=30).split()]
+            except (RemoteError, subprocess.TimeoutExpired, ValueError):
+                left = pids  # cannot tell: assume the worst
+            if left:
+                alive[host.name] = left
+        return alive
+
+    def make_sure_stopped(self, grace: float = 5.0) -> dict[str, list[int]]:
+        """Wait up to ``grace`` s for the remote peers to go (their lifeline closed);
+        then SIGTERM, then SIGKILL what is left. Returns what still runs after that."""
+        deadline = time.monotonic() + grace
+        alive = self.still_running()
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.5)
+            alive = self.still_running()
+        for signal_name in ("TERM", "KILL"):
+            if not alive:
+                break
+            for host, pids in alive.items():
+                try:
+                    self._ssh(host, f"kill -{signal_name} {' '.join(map(str, pids))} 2>/dev/null; true", timeout=30)
+                except (RemoteError, subprocess.TimeoutExpired):
+                    pass
+            time.sleep(1.0)
+            alive = self.still_running()
+        return alive
+
+    def close(self) -> None:
+        for host in self._opened:
+            try:
+                self._run(self.ssh.close(host), capture_output=True, timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._opened.clear()
