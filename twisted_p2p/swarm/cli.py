@@ -8,6 +8,7 @@ USAGE = """usage: p2p-swarm COMMAND [options]
 
 commands:
   run [CONFIG_DIR]   start every peer of PeerInfo.cfg, show progress, verify the files
+  push FILE HOST...  send one file to hosts over ssh as a swarm, each copy verified
   audit WORK_DIR     check the event logs of a finished swarm against the protocol
   hashes [CONFIG_DIR] write FileName.hashes so that every peer checks every piece
 
@@ -24,6 +25,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from twisted_p2p.swarm.run import main as run_main
 
         return run_main(rest)
+    if command == "push":
+        from twisted_p2p.swarm.push import main as push_main
+
+        return push_main(rest)
     if command == "audit":
         from twisted_p2p.swarm.audit import main as audit_main
 

@@ -48,7 +48,18 @@ def is_local_host(host: str, names: set[str], addresses: set[str]) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
-    return address.is_loopback or str(address) in addresses
+    return address.is_loopback or str(address) in addresses or _bindable(address)
+
+
+def _bindable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """An address of one of this machine's interfaces (a socket can be bound to it)."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(address), 0))
+        return True
+    except OSError:
+        return False
 
 
 # -- commands ----------------------------------------------------------------------

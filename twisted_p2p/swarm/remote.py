@@ -127,7 +127,7 @@ class Hosts:
         self._run = run
         self._opened: list[str] = []
 
-    def _ssh(self, host: str, remote: str, data: Optional[bytes] = None, timeout: float = 600) -> str:
+    def execute(self, host: str, remote: str, data: Optional[bytes] = None, timeout: float = 600) -> str:
         result = self._run(self.ssh.command(host, remote), input=data, capture_output=True, timeout=timeout)
         if result.returncode != 0:
             why = last_line(result.stderr.decode(errors="replace")) or f"exit {result.returncode}"
@@ -147,7 +147,7 @@ class Hosts:
     def _prepare(self, config: SwarmConfig, host: Host, twistd: Sequence[str], config_dir: Path,
                  seed_file: Callable[[int], Optional[Path]]) -> list[str]:
         self._open(host.name)
-        output = self._ssh(host.name, prepare_script(config, host, twistd))
+        output = self.execute(host.name, prepare_script(config, host, twistd))
         files = {"Common.cfg": config_dir / "Common.cfg", "PeerInfo.cfg": config_dir / "PeerInfo.cfg"}
         messages = []
         for line in output.splitlines():
@@ -159,7 +159,7 @@ class Hosts:
                                       f"and there is none here to send")
                 files[f"peer_{peer_id}/{config.common.file_name}"] = source
                 messages.append(f"sending the seed's file to peer {peer_id} on {host.name}")
-        self._ssh(host.name, f"tar -C {shlex.quote(host.directory)} -xf -", data=bundle(files))
+        self.execute(host.name, f"tar -C {shlex.quote(host.directory)} -xf -", data=bundle(files))
         return messages
 
     def prepare(self, config: SwarmConfig, twistd: Sequence[str], config_dir: Path,
@@ -187,7 +187,7 @@ class Hosts:
                 continue
             check = "; ".join(f"kill -0 {pid} 2>/dev/null && echo {pid}" for pid in pids) + "; true"
             try:
-                left = [int(word) for word in self._ssh(host.name, check, timeout=30).split()]
+                left = [int(word) for word in self.execute(host.name, check, timeout=30).split()]
             except (RemoteError, subprocess.TimeoutExpired, ValueError):
                 left = pids  # cannot tell: assume the worst
             if left:
@@ -207,7 +207,7 @@ class Hosts:
                 break
             for host, pids in alive.items():
                 try:
-                    self._ssh(host, f"kill -{signal_name} {' '.join(map(str, pids))} 2>/dev/null; true", timeout=30)
+                    self.execute(host, f"kill -{signal_name} {' '.join(map(str, pids))} 2>/dev/null; true", timeout=30)
                 except (RemoteError, subprocess.TimeoutExpired):
                     pass
             time.sleep(1.0)

@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 from twisted.python.failure import Failure
 
@@ -130,7 +130,10 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
         shutil.rmtree(control_dir, ignore_errors=True)
 
 
-def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_dir: Path, stdout: TextIO) -> int:
+def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_dir: Path, stdout: TextIO,
+          finish: Optional[Callable[[Hosts], list[str]]] = None) -> int:
+    """Plan, prepare, run and check; ``finish`` (for push) runs over the hosts'
+    connections after a run that succeeded, and its messages are printed."""
     ssh = Ssh(control_dir, args.ssh_config, args.connect_timeout)
     remote_twistd = [args.remote_twistd] if args.remote_twistd else twistd_command()
     try:
@@ -160,6 +163,9 @@ def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_di
             for message in remote.prepare(config, remote_twistd, config_dir, lambda n: local_seed(config, work_dir, n)):
                 print(message, file=stdout)
         code = _run(args, config, work_dir, launches, remote, stdout)
+        if code == 0 and finish is not None:
+            for message in finish(remote):
+                print(message, file=stdout)
     except RemoteError as exc:
         print(f"p2p-swarm run: {exc}", file=sys.stderr)
         return 2
