@@ -5,7 +5,7 @@ host is a session on it, so a lab that caps logins per account still runs six pe
 four hosts), prepares the remote work dir over it (the earlier run's files cleared, the
 config and, where the host lacks it, the seed's file put in place), starts each peer
 with ``--exit-on-stdin-close`` so that the peer stops when its ssh session goes, and in
-the end checks, by pid, that nothing it started is still running there.
+the end checks, by command line, that none of the peers it started still runs there.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from typing import Callable, Optional, Sequence
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
 
-PID_LINE = "p2p-swarm: remote pid "
 
 
 class RemoteError(Exception):
@@ -71,7 +70,6 @@ class Host:
     name: str
     directory: str
     peers: list[PeerInfo] = field(default_factory=list)
-    pids: dict[int, int] = field(default_factory=dict)  # peer ID -> its pid there
 
 
 def remote_dir_for(template: str, host: str) -> str:
@@ -79,10 +77,9 @@ def remote_dir_for(template: str, host: str) -> str:
 
 
 def peer_command(twistd: Sequence[str], peer_id: int, directory: str) -> str:
-    """The shell command line that starts one peer in ``directory`` on its host; it
-    prints its pid first, so that the launcher can check later that it is gone."""
+    """The shell command line that starts one peer in ``directory`` on its host."""
     d = shlex.quote(directory)
-    return (f"cd {d} && echo \"{PID_LINE}$$\" && exec {shlex.join(twistd)} -n --pidfile= p2ppeer "
+    return (f"cd {d} && exec {shlex.join(twistd)} -n --pidfile= p2ppeer "
             f"--id {peer_id} --config-dir {d} --work-dir {d} --echo-events --exit-on-stdin-close")
 
 
@@ -178,25 +175,31 @@ class Hosts:
             raise RemoteError("; ".join(errors))
         return messages
 
+    def _pattern(self, host: Host, peer_id: int) -> str:
+        """A pgrep pattern for that peer's process; ``[p]`` keeps it from matching the
+        shell that runs pgrep, whose command line holds the pattern itself."""
+        return shlex.quote(f"[p]2ppeer --id {peer_id} --config-dir {host.directory} ")
+
     def still_running(self) -> dict[str, list[int]]:
-        """Pids started on each host that are still alive there (ssh asked, by pid)."""
+        """The peers started on each host whose process is still there. They are found by
+        their command line, since a peer stopped early may never have said its pid."""
         alive = {}
         for host in self.hosts.values():
-            pids = sorted(host.pids.values())
-            if not pids or host.name not in self._opened:
+            if host.name not in self._opened:
                 continue
-            check = "; ".join(f"kill -0 {pid} 2>/dev/null && echo {pid}" for pid in pids) + "; true"
+            check = "; ".join(f"pgrep -f -- {self._pattern(host, peer.peer_id)} >/dev/null && echo {peer.peer_id}"
+                              for peer in host.peers) + "; true"
             try:
                 left = [int(word) for word in self.execute(host.name, check, timeout=30).split()]
             except (RemoteError, subprocess.TimeoutExpired, ValueError):
-                left = pids  # cannot tell: assume the worst
+                left = [peer.peer_id for peer in host.peers]  # cannot tell: assume the worst
             if left:
                 alive[host.name] = left
         return alive
 
     def make_sure_stopped(self, grace: float = 5.0) -> dict[str, list[int]]:
         """Wait up to ``grace`` s for the remote peers to go (their lifeline closed);
-        then SIGTERM, then SIGKILL what is left. Returns what still runs after that."""
+        then SIGTERM, then SIGKILL what is left. Returns the peer IDs still running."""
         deadline = time.monotonic() + grace
         alive = self.still_running()
         while alive and time.monotonic() < deadline:
@@ -205,9 +208,11 @@ class Hosts:
         for signal_name in ("TERM", "KILL"):
             if not alive:
                 break
-            for host, pids in alive.items():
+            for name, peer_ids in alive.items():
+                host = self.hosts[name]
+                kill = "; ".join(f"pkill -{signal_name} -f -- {self._pattern(host, peer_id)}" for peer_id in peer_ids)
                 try:
-                    self.execute(host, f"kill -{signal_name} {' '.join(map(str, pids))} 2>/dev/null; true", timeout=30)
+                    self.execute(name, kill + "; true", timeout=30)
                 except (RemoteError, subprocess.TimeoutExpired):
                     pass
             time.sleep(1.0)

@@ -216,16 +216,13 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
 
     result_outcome = outcome[0] if outcome else "failed"
     if remote.hosts:
-        for process in swarm.processes:
-            if process.remote_pid is not None:
-                remote.hosts[process.launch.peer.host].pids[process.launch.peer.peer_id] = process.remote_pid
         left = remote.make_sure_stopped()
         if left:
-            for host, pids in left.items():
-                display.say(f"still running on {host}: pid {', '.join(map(str, pids))}; stop them by hand")
+            for host, peer_ids in left.items():
+                display.say(f"still running on {host}: peer {', '.join(map(str, peer_ids))}; stop it by hand")
             result_outcome = "failed"
         else:
-            count = sum(len(host.pids) for host in remote.hosts.values())
+            count = sum(len(host.peers) for host in remote.hosts.values())
             display.say(f"checked over ssh: none of the {count} peers started on "
                         f"{len(remote.hosts)} other host{'s' if len(remote.hosts) != 1 else ''} is running")
     statuses = {process.launch.peer.peer_id: process.status for process in swarm.processes}

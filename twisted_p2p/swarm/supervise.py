@@ -16,7 +16,6 @@ from twisted.python.failure import Failure
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.plan import Launch
 from twisted_p2p.swarm.progress import LineBuffer, PeerProgress
-from twisted_p2p.swarm.remote import PID_LINE
 
 # Runs the command in a session of its own, so one killpg stops it and its children.
 _NEW_SESSION = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
@@ -85,7 +84,6 @@ class PeerProcess(protocol.ProcessProtocol):
         self.status: Optional[int] = None
         self.running = False
         self.pid: Optional[int] = None
-        self.remote_pid: Optional[int] = None  # its pid on its host, for a peer run over ssh
         self.last_line = ""  # the last thing it said: the cause, when it fails
         self._output = open(launch.output, "wb")
         self._lines = LineBuffer()
@@ -106,9 +104,7 @@ class PeerProcess(protocol.ProcessProtocol):
         for line in lines:
             if line.strip():
                 self.last_line = line.strip()
-            if line.startswith(PID_LINE):
-                self.remote_pid = int(line[len(PID_LINE):].strip() or 0) or None
-            elif self._tail is None and childFD == 1:
+            if self._tail is None and childFD == 1:
                 self.progress.feed_line(line)
 
     def poll(self) -> None:
