@@ -52,7 +52,9 @@ class Ssh:
         return [*self.options(), "-o", "ControlMaster=no", "-T", host, remote]
 
     def open(self, host: str) -> list[str]:
-        return [*self.options(), "-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-f", "-N", host]
+        """The connection in the background; it ends 30 s after its last session even if
+        the launcher is killed before it can close it."""
+        return [*self.options(), "-o", "ControlMaster=yes", "-o", "ControlPersist=30", "-f", "-N", host]
 
     def close(self, host: str) -> list[str]:
         return [*self.options(), "-O", "exit", host]
