@@ -39,6 +39,15 @@ class Hosts:
         """The namespace of the host with ``address``: ``TAG-ADDRESS``."""
         return f"{self.tag}-{address}"
 
+    @property
+    def bridge(self) -> str:
+        """The bridge every host's link is on: ``TAGbr``."""
+        return f"{self.tag}br"
+
+    def inside(self, address: str) -> str:
+        """The host's own end of its veth pair, inside its namespace."""
+        return f"{self.tag}n{self.addresses.index(address)}"
+
     def link(self, address: str) -> str:
         """The outside end of the host's veth pair, on the bridge: with it down the host
         is cut off, its processes and sockets untouched, its own end without carrier."""
@@ -82,7 +91,7 @@ def private_hosts(count: int, subnet: str, tag: str) -> Iterator[Hosts]:
     if len(tag) > 11:
         raise ValueError(f"tag {tag!r} would make interface names longer than 15 characters")
     hosts = Hosts(tag, [f"{subnet}.{index + 2}" for index in range(count)])
-    bridge = f"{tag}br"
+    bridge = hosts.bridge
     made = hosts.namespaces
     try:
         first = hosts.namespace(hosts.addresses[0])
