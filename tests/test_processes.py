@@ -132,3 +132,16 @@ def test_a_peer_with_a_lifeline_stops_cleanly_when_its_standard_input_closes(tmp
     assert peer.returncode == 0, output
     assert "standard input closed (the launcher is gone): stopping" in output
     assert "peer 1002 stopping with 0 of 7 pieces" in output
+
+
+def test_a_peer_whose_port_is_taken_says_so_and_exits_non_zero(tmp_path):
+    import socket
+
+    config = swarm_config([1001, 1002], [1001], 100_000, 16384, ports=free_ports(2))
+    write_config(tmp_path, config)
+    with socket.socket() as taken:
+        taken.bind(("", config.peers[1].port))
+        taken.listen()
+        result = run_twistd(["-n", "--pidfile=", "p2ppeer", "--id", "1002"], tmp_path, timeout=30)
+    assert result.returncode == 1
+    assert f"cannot listen on port {config.peers[1].port}" in result.stdout

@@ -164,8 +164,12 @@ def makeService(options: Options) -> Any:
         Logger().info("checking every piece against {path}", path=hashes_path)
 
     def stop(_: object) -> None:
+        # The peer may fail before the reactor runs (its port is taken: twistd starts
+        # the services first); stopping must wait for the reactor then, or never happen.
         if reactor.running:
             reactor.stop()
+        else:
+            reactor.callWhenRunning(reactor.stop)
 
     def failed(failure: Any) -> None:
         _exit_after_shutdown(reactor, 1)
