@@ -348,3 +348,22 @@ def test_the_plot_has_one_line_per_peer_in_each_panel_when_matplotlib_is_install
     colours = [plotted.get_color() for plotted in pieces.lines]
     assert [plotted.get_color() for plotted in unchoked.lines] == colours and len(set(colours)) == 3
     assert [text.get_text() for text in pieces.get_legend().get_texts()] == list(expected_pieces)
+
+
+def test_dry_run_prints_what_would_run_on_each_host_and_runs_nothing(tmp_path, capsys):
+    import io
+
+    from twisted_p2p.swarm import run
+
+    load_written(tmp_path, swarm_config([1, 2, 3], seeds=[1], file_size=10, piece_size=4),
+                 hosts=["localhost", "10.0.0.4", "10.0.0.4"])
+    out = io.StringIO()
+    code = run.main([str(tmp_path / "conf"), "--work-dir", str(tmp_path / "work"), "--dry-run", "--remote-dir", "/srv/{host}"],
+                    stdout=out)
+    text = out.getvalue()
+    assert code == 0
+    assert "here: peer 1: " in text
+    assert "10.0.0.4: one ssh connection; in /srv/10.0.0.4: clear the earlier run's files" in text
+    assert "rm -f peer_2/TheFile.dat" in text and "rm -f peer_3/TheFile.dat" in text
+    assert [line.split(":")[0] for line in text.splitlines() if ": peer " in line] == ["here", "10.0.0.4", "10.0.0.4"]
+    assert not (tmp_path / "work").exists()  # nothing made, nothing started
