@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
-from twisted_p2p.config import Common, PeerInfo, SwarmConfig
+from twisted_p2p.config import Common, PeerInfo, SwarmConfig, write
 from twisted_p2p.swarm.plan import twistd_command
 
 
@@ -44,19 +44,7 @@ def swarm_config(
 
 def write_config(config_dir: Path, config: SwarmConfig) -> None:
     """Write ``config`` as Common.cfg and PeerInfo.cfg in ``config_dir``."""
-    common = config.common
-    config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "Common.cfg").write_text(
-        f"NumberOfPreferredNeighbors {common.preferred_neighbors}\n"
-        f"UnchokingInterval {common.unchoking_interval}\n"
-        f"OptimisticUnchokingInterval {common.optimistic_unchoking_interval}\n"
-        f"FileName {common.file_name}\n"
-        f"FileSize {common.file_size}\n"
-        f"PieceSize {common.piece_size}\n"
-    )
-    (config_dir / "PeerInfo.cfg").write_text(
-        "".join(f"{p.peer_id} {p.host} {p.port} {int(p.has_file)}\n" for p in config.peers)
-    )
+    write(config_dir, config)
 
 
 def seed_bytes(size: int, seed: int = 7) -> bytes:

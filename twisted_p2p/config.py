@@ -23,6 +23,18 @@ _COMMON_KEYS = {
 }
 
 
+def write(config_dir: str | os.PathLike[str], config: SwarmConfig) -> None:
+    """Write ``config`` as Common.cfg and PeerInfo.cfg in ``config_dir`` (made if need
+    be): the keys are the ones :func:`load` reads, in its order."""
+    directory = Path(config_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    common = config.common
+    (directory / "Common.cfg").write_text(
+        "".join(f"{key} {getattr(common, field)}\n" for key, field in _COMMON_KEYS.items()))
+    (directory / "PeerInfo.cfg").write_text(
+        "".join(f"{p.peer_id} {p.host} {p.port} {int(p.has_file)}\n" for p in config.peers))
+
+
 class ConfigError(Exception):
     """A configuration file is wrong; ``str()`` is one line naming file and line."""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
+from twisted_p2p.config import write as write_config
 from twisted_p2p.swarm.remote import Hosts, remote_dir_for
 
 SEED_ID = 1001
@@ -46,17 +47,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("", 0))
         return sock.getsockname()[1]
-
-
-def write_config(directory: Path, config: SwarmConfig) -> None:
-    c = config.common
-    (directory / "Common.cfg").write_text(
-        f"NumberOfPreferredNeighbors {c.preferred_neighbors}\nUnchokingInterval {c.unchoking_interval}\n"
-        f"OptimisticUnchokingInterval {c.optimistic_unchoking_interval}\nFileName {c.file_name}\n"
-        f"FileSize {c.file_size}\nPieceSize {c.piece_size}\n")
-    (directory / "PeerInfo.cfg").write_text(
-        "# written by p2p-swarm push\n"
-        + "".join(f"{p.peer_id} {p.host} {p.port} {int(p.has_file)}\n" for p in config.peers))
 
 
 def swarm_for(file: Path, hosts: list[str], seed_address: str, seed_port: int, rng: random.Random,
