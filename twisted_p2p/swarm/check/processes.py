@@ -1,0 +1,121 @@
+"""The kit's child processes: started in a session of their own, followed, always stopped.
+
+Whatever the program under test does -- hang, ignore SIGTERM, fork, flood its output --
+:meth:`Child.stop` ends the whole session (SIGTERM, then SIGKILL), and its output is
+kept up to a cap.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from twisted_p2p.swarm.progress import LineBuffer
+from twisted_p2p.swarm.supervise import group_alive, in_new_session
+
+OUTPUT_CAP = 4 << 20  # bytes of a child's output kept on disk
+GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+
+
+class Child(protocol.ProcessProtocol):
+    """One process: its output in ``output``, its lines to ``on_line``, its end in ``status``."""
+
+    def __init__(self, reactor: Any, argv: list[str], cwd: Path, output: Path,
+                 on_line: Optional[Callable[[str], None]] = None) -> None:
+        self.reactor = reactor
+        self.argv = argv
+        self.cwd = cwd
+        self.on_line = on_line
+        self.started: Optional[float] = None
+        self.ended: Optional[float] = None
+        self.status: Optional[int] = None  # exit status, or -signal
+        self.stopped_by_kit = False
+        self.last_line = ""
+        self.pid: Optional[int] = None
+        self.done: Deferred[None] = Deferred()
+        self._output = open(output, "wb")
+        self._kept = 0
+        self._lines = {1: LineBuffer(), 2: LineBuffer()}
+
+    def spawn(self) -> None:
+        self.started = self.reactor.seconds()
+        try:
+            self.reactor.spawnProcess(self, in_new_session(self.argv)[0], in_new_session(self.argv),
+                                      env=os.environ.copy(), path=str(self.cwd), childFDs={0: "w", 1: "r", 2: "r"})
+        except OSError as exc:  # the kit's own Python cannot start: nothing of theirs ran
+            self._finish(127, f"could not start: {exc}")
+
+    @property
+    def running(self) -> bool:
+        return self.started is not None and self.ended is None
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid  # its standard input stays open, unused
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if self._kept < OUTPUT_CAP:
+            self._output.write(data[: OUTPUT_CAP - self._kept])
+            self._kept += len(data)
+        for line in self._lines[childFD if childFD in self._lines else 2].feed(data[:65536]):
+            self._heard(line)
+
+    def _heard(self, line: str) -> None:
+        if line.strip():
+            self.last_line = line.strip()[:200]
+        if self.on_line is not None:
+            self.on_line(line)
+
+    def processEnded(self, reason: Failure) -> None:
+        for buffer in self._lines.values():
+            for line in buffer.flush():
+                self._heard(line)
+        code, sig = reason.value.exitCode, reason.value.signal
+        self._finish(-sig if sig is not None else code, None)
+
+    def _finish(self, status: int, why: Optional[str]) -> None:
+        self.ended = self.reactor.seconds()
+        self.status = status
+        if why:
+            self.last_line = why
+        self._output.close()
+        self.done.callback(None)
+
+    def leftovers(self) -> bool:
+        """Whether anything it started still runs in its session."""
+        return self.pid is not None and group_alive(self.pid)
+
+    def signal(self, signum: int) -> None:
+        if self.pid is None:
+            return
+        for send in (os.killpg, os.kill):  # right after the spawn, before setsid, only the process exists
+            try:
+                send(self.pid, signum)
+                return
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                return
+
+    def stop(self) -> Deferred[None]:
+        """End its whole session: SIGTERM, then SIGKILL after GRACE; fires once it has ended."""
+        if self.running:
+            self.stopped_by_kit = True
+        self.signal(signal.SIGTERM)
+        self.reactor.callLater(GRACE, self._kill)
+        return self._when_done()
+
+    def _kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def _when_done(self) -> Deferred[None]:
+        finished: Deferred[None] = Deferred()
+        if self.ended is not None or self.started is None:
+            finished.callback(None)
+        else:
+            self.done.addBoth(lambda _: finished.callback(None))
+        return finished

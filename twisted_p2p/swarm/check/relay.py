@@ -1,0 +1,288 @@
+"""The recording relay: every connection that touches a peer under test passes through it.
+
+Each peer of a check swarm has a public port (the one the peers under test find in
+their PeerInfo.cfg, and ours for a peer under test) where the relay listens and from
+which it dials the peer's real port. It keeps every byte with the time it arrived and
+the time it was handed on, so that the checks can read the conversation after the run
+exactly as each side saw it. Three things it does on purpose:
+
+* it holds each side's bytes until the other side's handshake has arrived (or
+  ``hold`` seconds have passed), which shows a peer that waits to read before it
+  writes its own handshake -- a real bug, since two such peers wait for ever;
+* it can pace one direction (``rate`` bytes/s), so that a swarm lasts long enough to
+  see choking rounds;
+* it records at most ``cap`` bytes a direction and cuts a connection that floods.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from twisted.internet import protocol
+from twisted.internet.interfaces import IListeningPort
+from twisted.python.failure import Failure
+
+from twisted_p2p.config import Common
+from twisted_p2p.wire import HANDSHAKE_LENGTH, Decoder, Framer, Piece, ProtocolViolation
+
+from .frames import Chunk
+
+TICK = 0.05  # seconds between paced deliveries
+HIGH_WATER = 1 << 20  # bytes waiting in a direction before its sender is paused
+LOW_WATER = 1 << 18
+
+
+@dataclass
+class Direction:
+    """One direction of one connection, as recorded."""
+
+    sender: Optional[int]
+    receiver: Optional[int]
+    chunks: list[Chunk] = field(default_factory=list)
+    released: Optional[float] = None  # when the hold ended
+    released_by: str = ""  # 'handshake' (the receiver's came first) or 'timeout'
+    recorded: int = 0
+    flooded: bool = False
+
+
+@dataclass
+class Recording:
+    """One relayed connection: who dialled whom, when, and both directions."""
+
+    dialler: Optional[int]
+    acceptor: int
+    opened: float
+    up: Direction  # dialler -> acceptor
+    down: Direction  # acceptor -> dialler
+    closed: Optional[float] = None
+    refused: bool = False  # the acceptor's real port did not take the connection
+
+    def direction_from(self, peer_id: int) -> Direction:
+        return self.up if self.up.sender == peer_id else self.down
+
+
+class _Pipe:
+    """Moves one direction's bytes on, holding, pacing and recording them."""
+
+    def __init__(self, link: "_Link", direction: Direction, rate: Optional[float]) -> None:
+        self.link = link
+        self.direction = direction
+        self.rate = rate
+        self.source: Any = None
+        self.sink: Any = None
+        self.pending: list[tuple[float, bytes]] = []
+        self.pending_bytes = 0
+        self.paused = False
+        self.scheduled: Any = None
+        self.framer = Framer(Decoder(link.relay.common))
+        self.framer_broken = False
+        self.head = b""  # the sender's first bytes: its handshake
+
+    @property
+    def held(self) -> bool:
+        return self.direction.released is None
+
+    def push(self, data: bytes) -> None:
+        now = self.link.relay.clock.seconds()
+        direction = self.direction
+        if direction.recorded + len(data) > self.link.relay.cap:
+            direction.flooded = True
+            self.link.abort()
+            return
+        direction.recorded += len(data)
+        if len(self.head) < HANDSHAKE_LENGTH:
+            self.head += data[: HANDSHAKE_LENGTH - len(self.head)]
+        self.pending.append((now, data))
+        self.pending_bytes += len(data)
+        if self.pending_bytes > HIGH_WATER and self.source is not None and not self.paused:
+            self.paused = True
+            self.source.pauseProducing()
+        self.pump()
+
+    def release(self, why: str) -> None:
+        if self.held:
+            self.direction.released = self.link.relay.clock.seconds()
+            self.direction.released_by = why
+            self.pump()
+
+    def pump(self) -> None:
+        if self.held or self.sink is None or self.scheduled is not None:
+            return
+        budget = float("inf") if self.rate is None else self.rate * TICK
+        now = self.link.relay.clock.seconds()
+        while self.pending and budget > 0:
+            received, data = self.pending[0]
+            if len(data) > budget:
+                part, rest = data[: int(budget) or 1], data[int(budget) or 1:]
+                self.pending[0] = (received, rest)
+                data = part
+            else:
+                self.pending.pop(0)
+            budget -= len(data)
+            self.pending_bytes -= len(data)
+            self.direction.chunks.append(Chunk(received, now, data))
+            self.sink.write(data)
+            self._watch(data)
+        if self.paused and self.pending_bytes < LOW_WATER:
+            self.paused = False
+            self.source.resumeProducing()
+        if self.pending and self.rate is not None:
+            self.scheduled = self.link.relay.clock.callLater(TICK, self._tick)
+
+    def _tick(self) -> None:
+        self.scheduled = None
+        self.pump()
+
+    def _watch(self, data: bytes) -> None:
+        """Count the whole pieces handed to the receiver: the swarm's progress, live."""
+        if self.framer_broken or self.direction.receiver is None:
+            return
+        self.framer.feed(data)
+        try:
+            while (frame := self.framer.next()) is not None:
+                if isinstance(frame, Piece):
+                    self.link.relay.delivered(self.direction.receiver, frame.index)
+        except ProtocolViolation:
+            self.framer_broken = True
+
+    def stop(self) -> None:
+        if self.scheduled is not None and self.scheduled.active():
+            self.scheduled.cancel()
+        self.scheduled = None
+
+
+class _Link:
+    """Both halves of one relayed connection."""
+
+    def __init__(self, relay: "Relay", acceptor: int, dialler: Optional[int]) -> None:
+        self.relay = relay
+        now = relay.clock.seconds()
+        self.recording = Recording(dialler, acceptor, now, Direction(dialler, acceptor), Direction(acceptor, dialler))
+        rate_up = relay.rates.get(dialler) if dialler is not None else None
+        self.up = _Pipe(self, self.recording.up, rate_up)
+        self.down = _Pipe(self, self.recording.down, relay.rates.get(acceptor))
+        self.hold = relay.clock.callLater(relay.hold, self._hold_over)
+        self.ended = False
+
+    def _hold_over(self) -> None:
+        self.up.release("timeout")
+        self.down.release("timeout")
+
+    def learn_dialler(self, peer_id: Optional[int]) -> None:
+        if self.recording.dialler is None and peer_id is not None:
+            self.recording.dialler = peer_id
+            self.recording.up.sender = self.recording.down.receiver = peer_id
+            self.up.rate = self.relay.rates.get(peer_id)
+
+    def heard(self, pipe: _Pipe) -> None:
+        """After new bytes from one side: once its handshake is whole, release the other."""
+        if len(pipe.head) == HANDSHAKE_LENGTH:
+            other = self.down if pipe is self.up else self.up
+            if pipe is self.up:
+                self.learn_dialler(self.relay.identify(pipe.head))
+            other.release("handshake")
+        if not self.up.held and not self.down.held and self.hold.active():
+            self.hold.cancel()
+
+    def abort(self) -> None:
+        for pipe in (self.up, self.down):
+            if pipe.source is not None:
+                pipe.source.abortConnection()
+
+    def half_closed(self, pipe: _Pipe) -> None:
+        """One side has gone: hand on what it said, then close the other."""
+        if self.ended:
+            return
+        self.ended = True
+        self.recording.closed = self.relay.clock.seconds()
+        pipe.release("closed")
+        pipe.pump()
+        if self.hold.active():
+            self.hold.cancel()
+        for each in (self.up, self.down):
+            each.stop()
+            if each.pending and each.sink is not None:  # flush what the pacing still holds
+                for received, data in each.pending:
+                    each.direction.chunks.append(Chunk(received, self.relay.clock.seconds(), data))
+                    each.sink.write(data)
+                each.pending.clear()
+        other = self.down if pipe is self.up else self.up
+        if other.sink is not None:
+            other.sink.loseConnection()
+        if pipe.sink is not None:
+            pipe.sink.loseConnection()
+
+
+class _Side(protocol.Protocol):
+    """One TCP connection of a link: what it receives goes into ``pipe``."""
+
+    def __init__(self, link: _Link, pipe: _Pipe, out: _Pipe) -> None:
+        self.link, self.pipe, self.out = link, pipe, out
+
+    def connectionMade(self) -> None:
+        self.pipe.source = self.transport
+        self.out.sink = self.transport
+        self.out.pump()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.pipe.push(data)
+        self.link.heard(self.pipe)
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self.out.sink = None
+        self.link.half_closed(self.pipe)
+
+
+class _Upstream(protocol.ClientFactory):
+    def __init__(self, link: _Link, inbound: _Side) -> None:
+        self.link, self.inbound = link, inbound
+
+    def buildProtocol(self, addr: Any) -> _Side:
+        return _Side(self.link, self.link.down, self.link.up)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.link.recording.refused = True
+        self.inbound.transport.abortConnection()
+
+
+class _Public(protocol.ServerFactory):
+    """A peer's public port: every connection is relayed to its real port."""
+
+    def __init__(self, relay: "Relay", acceptor: int, real_port: int, dialler: Optional[int]) -> None:
+        self.relay, self.acceptor, self.real_port, self.dialler = relay, acceptor, real_port, dialler
+
+    def buildProtocol(self, addr: Any) -> _Side:
+        link = _Link(self.relay, self.acceptor, self.dialler)
+        self.relay.recordings.append(link.recording)
+        side = _Side(link, link.up, link.down)
+        self.relay.reactor.connectTCP("127.0.0.1", self.real_port, _Upstream(link, side), timeout=5)
+        return side
+
+
+class Relay:
+    """Public ports for the peers of one check swarm, and everything said through them."""
+
+    def __init__(self, reactor: Any, common: Common, identify: Callable[[bytes], Optional[int]],
+                 hold: float = 1.0, cap: int = 16 << 20, rates: Optional[dict[int, float]] = None) -> None:
+        self.reactor = self.clock = reactor
+        self.common = common
+        self.identify = identify
+        self.hold = hold
+        self.cap = cap
+        self.rates = rates or {}
+        self.recordings: list[Recording] = []
+        self.pieces: dict[int, set[int]] = {}
+        self.ports: list[IListeningPort] = []
+
+    def listen(self, peer_id: int, public_port: int, real_port: int, dialler: Optional[int] = None) -> None:
+        """Relay ``public_port`` to ``real_port``; ``dialler`` when only one peer can dial it."""
+        self.ports.append(self.reactor.listenTCP(public_port, _Public(self, peer_id, real_port, dialler),
+                                                 interface="127.0.0.1"))
+
+    def delivered(self, receiver: int, index: int) -> None:
+        self.pieces.setdefault(receiver, set()).add(index)
+
+    def stop(self) -> None:
+        for port in self.ports:
+            port.stopListening()
+        self.ports.clear()

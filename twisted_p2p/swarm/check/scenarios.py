@@ -1,0 +1,151 @@
+"""The small swarms the kit runs, and their directories in the course layout.
+
+Each scenario mixes peers under test ("theirs") with ours. Every peer under test gets
+a directory of its own, as the course has it: Common.cfg, PeerInfo.cfg, ``peer_ID/``
+(with the file for a seed) and its ``log_peer_ID.log``. In its PeerInfo.cfg every
+other peer has its public port, where the recording relay listens; ours run together
+in ``ours/`` and reach a peer under test through its public port too.
+"""
+from __future__ import annotations
+
+import socket
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from twisted_p2p.config import Common, PeerInfo, SwarmConfig, write
+from twisted_p2p.swarm.plan import demo_bytes
+
+FILE_NAME = "TheFile.dat"
+FIRST_ID = 1001
+
+
+@dataclass(frozen=True)
+class Role:
+    theirs: bool
+    seed: bool
+
+
+THEIR_SEED, THEIR_LEECHER = Role(True, True), Role(True, False)
+OUR_SEED, OUR_LEECHER = Role(False, True), Role(False, False)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One swarm: the peers in PeerInfo.cfg order, the file and Common.cfg's intervals.
+
+    ``late`` delays the start of the peers under test; ``their_rate`` paces what they
+    upload (bytes/s per connection, at the relay) and ``our_rate`` what ours upload, so
+    that the swarm lasts several choking rounds. ``robust`` swarms are not run but
+    probed by scripted misbehaving neighbours.
+    """
+
+    name: str
+    about: str
+    roles: tuple[Role, ...]
+    file_size: int
+    piece_size: int = 16384
+    k: int = 2
+    p: int = 1
+    m: int = 2
+    late: float = 0.0
+    their_rate: Optional[float] = None
+    our_rate: Optional[int] = None
+    quick: bool = False
+    robust: bool = False
+
+    @property
+    def common(self) -> Common:
+        return Common(self.k, self.p, self.m, FILE_NAME, self.file_size, self.piece_size)
+
+    @property
+    def ids(self) -> list[int]:
+        return [FIRST_ID + position for position in range(len(self.roles))]
+
+    def role(self, peer_id: int) -> Role:
+        return self.roles[peer_id - FIRST_ID]
+
+    @property
+    def theirs(self) -> list[int]:
+        return [peer_id for peer_id in self.ids if self.role(peer_id).theirs]
+
+    @property
+    def ours(self) -> list[int]:
+        return [peer_id for peer_id in self.ids if not self.role(peer_id).theirs]
+
+
+# Piece counts are not multiples of 8 (a bitfield's spare bits show) and every file
+# ends with a short piece.
+SCENARIOS = (
+    Scenario("seed", "their peer is the only seed, started first; three of ours download from it",
+             (THEIR_SEED, OUR_LEECHER, OUR_LEECHER, OUR_LEECHER), file_size=600_000, k=1, p=1, m=2,
+             their_rate=60_000, our_rate=30_000, quick=True),
+    Scenario("leecher", "their peer downloads from our seed, between two of ours; 32 KiB pieces",
+             (OUR_SEED, THEIR_LEECHER, OUR_LEECHER), file_size=700_001, piece_size=32768, quick=True),
+    Scenario("robust", "their seed, probed by misbehaving neighbours",
+             (THEIR_SEED,) + (OUR_LEECHER,) * 12, file_size=300_000, quick=True, robust=True),
+    Scenario("two-theirs", "two of their peers among ours, theirs started last",
+             (OUR_SEED, THEIR_LEECHER, OUR_LEECHER, THEIR_LEECHER), file_size=500_000, our_rate=150_000),
+    Scenario("late", "their peer started 3 s after ours; 32 KiB pieces",
+             (OUR_SEED, OUR_LEECHER, THEIR_LEECHER, OUR_LEECHER), file_size=450_000, piece_size=32768, late=3.0),
+    Scenario("two-seeds", "two seeds, one of them theirs",
+             (OUR_SEED, THEIR_SEED, OUR_LEECHER, OUR_LEECHER), file_size=450_000, k=1,
+             our_rate=60_000, their_rate=60_000),
+)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (held open together, so they are distinct)."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one scenario runs: ports and directories, and the file's bytes."""
+
+    scenario: Scenario
+    root: Path
+    real: dict[int, int]  # where each peer listens
+    public: dict[int, int]  # where the relay listens for it
+    content: bytes
+
+    @property
+    def ours_dir(self) -> Path:
+        return self.root / "ours"
+
+    def their_dir(self, peer_id: int) -> Path:
+        return self.root / f"theirs-{peer_id}"
+
+    def config_for(self, peer_id: Optional[int]) -> SwarmConfig:
+        """The swarm as ``peer_id`` under test sees it (None: as ours see it)."""
+        peers = []
+        for other in self.scenario.ids:
+            role = self.scenario.role(other)
+            direct = other == peer_id or (peer_id is None and not role.theirs)
+            port = self.real[other] if direct else self.public[other]
+            peers.append(PeerInfo(other, "127.0.0.1", port, role.seed))
+        return SwarmConfig(self.scenario.common, tuple(peers))
+
+
+def prepare(scenario: Scenario, root: Path) -> Layout:
+    """Make the directories, both files for everyone, and each seed's file."""
+    ids = scenario.ids
+    ports = free_ports(2 * len(ids))
+    layout = Layout(scenario, root, dict(zip(ids, ports[: len(ids)])), dict(zip(ids, ports[len(ids):])),
+                    demo_bytes(scenario.file_size))
+    write(layout.ours_dir, layout.config_for(None))
+    for peer_id in ids:
+        home = layout.their_dir(peer_id) if scenario.role(peer_id).theirs else layout.ours_dir
+        if scenario.role(peer_id).theirs:
+            write(home, layout.config_for(peer_id))
+        (home / f"peer_{peer_id}").mkdir(parents=True, exist_ok=True)
+        if scenario.role(peer_id).seed:
+            (home / f"peer_{peer_id}" / FILE_NAME).write_bytes(layout.content)
+    return layout
