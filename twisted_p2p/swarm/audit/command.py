@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 from twisted_p2p.config import COMMON_CFG, ConfigError, load
 
 from .report import audit, report
+from .rubric import rubric
 
 RULES_HELP = """\
 rules checked (each violation is printed as FILE:LINE: RULE: DETAIL):
@@ -74,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="timing slack for the optimistic interval [default: the larger of 0.5 s and 10%% of m]")
     parser.add_argument("--limit", type=int, default=20, metavar="N",
                         help="print at most N findings per file and rule, 0 for all [default: 20]")
+    parser.add_argument("--rubric", action="store_true",
+                        help="first print, for each item a grader scores (start-up, after connection, file "
+                        "exchange, stop), a few log lines that show it as FILE:LINE and the line, each with "
+                        "what it shows, and say which items the logs cannot show -- to show and explain "
+                        "one by one in a demo; then audit as usual")
     return parser
 
 
@@ -100,7 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"auditing {work_dir} with the config in {config_dir} ({why}): "
           f"{len(config.peers)} peers, {config.common.num_pieces} pieces")
     result = audit(work_dir, config, args.slack)
-    for line in report(result, args.limit):
+    for line in (rubric(result) if args.rubric else []) + report(result, args.limit):
         print(line)
     return 0 if result.clean else 1
 
