@@ -11,6 +11,7 @@ commands:
   push FILE HOST...  send one file to hosts over ssh as a swarm, each copy verified
   audit WORK_DIR     check the event logs of a finished swarm against the protocol
   hashes [CONFIG_DIR] write FileName.hashes so that every peer checks every piece
+  check -- COMMAND   run another implementation's peer with ours, score it by the rubric
 
 'p2p-swarm COMMAND --help' explains each command."""
 
@@ -33,6 +34,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from twisted_p2p.swarm.audit import main as audit_main
 
         return audit_main(rest)
+    if command == "check":
+        from twisted_p2p.swarm.check import main as check_main
+
+        return check_main(rest)
     if command == "hashes":
         from twisted_p2p.swarm.hashes import main as hashes_main
 

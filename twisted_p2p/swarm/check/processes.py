@@ -25,6 +25,8 @@ GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 class Child(protocol.ProcessProtocol):
     """One process: its output in ``output``, its lines to ``on_line``, its end in ``status``."""
 
+    running_ones: set["Child"] = set()  # every child not yet ended, to stop them all on the way out
+
     def __init__(self, reactor: Any, argv: list[str], cwd: Path, output: Path,
                  on_line: Optional[Callable[[str], None]] = None) -> None:
         self.reactor = reactor
@@ -44,6 +46,7 @@ class Child(protocol.ProcessProtocol):
 
     def spawn(self) -> None:
         self.started = self.reactor.seconds()
+        Child.running_ones.add(self)
         try:
             self.reactor.spawnProcess(self, in_new_session(self.argv)[0], in_new_session(self.argv),
                                       env=os.environ.copy(), path=str(self.cwd), childFDs={0: "w", 1: "r", 2: "r"})
@@ -79,6 +82,7 @@ class Child(protocol.ProcessProtocol):
 
     def _finish(self, status: int, why: Optional[str]) -> None:
         self.ended = self.reactor.seconds()
+        Child.running_ones.discard(self)
         self.status = status
         if why:
             self.last_line = why

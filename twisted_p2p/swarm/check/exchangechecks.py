@@ -1,0 +1,134 @@
+"""The checks of the file exchange on the wire: requests, pieces and haves (SPEC §3)."""
+from __future__ import annotations
+
+from .observed import Observed, View
+from .scorecard import Verdict, check, judged
+from .wirechecks import RACE, WIRE, _offered, _sent
+
+HAVE_WITHIN = 3.0  # seconds from a piece to its 'have'
+
+
+def _requests(view: View) -> list[str]:
+    """What is wrong with the requests the peer under test sent on one connection."""
+    bad: list[str] = []
+    choked, choked_at, unchoked_ever = True, None, False
+    outstanding: list[int] = []
+    for moment, mine, frame in view.timeline():
+        if not mine:
+            if frame.kind == "choke":
+                choked, choked_at = True, moment
+                outstanding.clear()  # a choke returns the request
+            elif frame.kind == "unchoke":
+                choked, unchoked_ever = False, True
+            elif frame.kind == "piece" and frame.index in outstanding:
+                outstanding.remove(frame.index)
+            continue
+        if frame.kind != "request":
+            continue
+        if not unchoked_ever:
+            bad.append(f"{view.where(moment)}: request for piece {frame.index} before {view.other} ever unchoked it")
+        elif choked and choked_at is not None and moment - choked_at > RACE:
+            bad.append(f"{view.where(moment)}: request for piece {frame.index} while choked "
+                       f"(since {choked_at - view.run.started:.2f} s)")
+        if outstanding:
+            bad.append(f"{view.where(moment)}: request for piece {frame.index} while piece {outstanding[0]} "
+                       f"was still outstanding ({len(outstanding) + 1} at once)")
+        outstanding.append(frame.index)  # type: ignore[arg-type]
+    return bad
+
+
+@check("requests-when-unchoked", "exchange", "requests only while unchoked by that neighbour",
+       "requesting on 'interested' or on a have without looking at the choke state", needs=WIRE)
+def requests_when_unchoked(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for view in _sent(observed):
+        count += sum(1 for f in view.out.frames if f.kind == "request")
+        bad += [line for line in _requests(view) if "outstanding" not in line]
+    return judged(bad, f"{count} requests, each while unchoked", None if count or bad else "it requested nothing")
+
+
+@check("one-request-at-a-time", "exchange", "one request outstanding per neighbour: the next after the piece (or a choke)",
+       "pipelining several requests, as BitTorrent does; this protocol has one whole piece per request",
+       needs=WIRE)
+def one_request_at_a_time(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for view in _sent(observed):
+        count += sum(1 for f in view.out.frames if f.kind == "request")
+        bad += [line for line in _requests(view) if "outstanding" in line]
+    return judged(bad, f"{count} requests, never two outstanding to one neighbour",
+                  None if count or bad else "it requested nothing")
+
+
+@check("requests-wanted-pieces", "exchange", "requests only pieces the neighbour has and it lacks",
+       "choosing among all pieces instead of those the neighbour announced (bitfield and haves)", needs=WIRE)
+def requests_wanted_pieces(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for view in _sent(observed):
+        holding = observed.holding(view)
+        for frame in view.out.frames:
+            if frame.kind != "request":
+                continue
+            count += 1
+            if frame.index in holding.announced(frame.sent):
+                bad.append(f"{view.where(frame.sent)}: request for piece {frame.index}, which it had announced having")
+            elif frame.index not in _offered(view, frame.sent):
+                bad.append(f"{view.where(frame.sent)}: request for piece {frame.index}, which {view.other} never offered")
+    return judged(bad, f"{count} requests, each for a piece offered and lacking", None if count else "it requested nothing")
+
+
+@check("have-after-piece", "exchange", f"a 'have' to every neighbour within {HAVE_WITHIN:.0f} s of each piece it gets",
+       "sending 'have' only to the neighbour the piece came from, or not at all", needs=WIRE)
+def have_after_piece(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for run, me in observed.theirs():
+        views = observed.views_of(run, me)
+        holding = observed.holdings[(id(run), me)]
+        firsts = {index: holding.first_arrival(index) for _, index in holding.arrivals}
+        for index, arrived in firsts.items():
+            assert arrived is not None
+            for view in views:
+                end = view.recording.closed or run.ended_at
+                if view.out.bad is not None or view.recording.opened > arrived or end < arrived + 1.0:
+                    continue  # a connection that ended with the piece cannot show its have
+                count += 1
+                told = [f.sent for f in view.out.frames if f.kind == "have" and f.index == index]
+                if not told or told[0] > min(end, arrived + HAVE_WITHIN):
+                    late = "never" if not told else f"only {told[0] - arrived:.1f} s later"
+                    bad.append(f"{view.where(arrived)}: piece {index} arrived; 'have' to {view.other} {late}")
+    return judged(bad, f"{count} haves, each in time", None if count else "it received no piece")
+
+
+@check("serves-requests", "exchange", "answers each request of a neighbour it unchoked, with that piece's exact bytes, "
+       "and nothing else", "answering requests from choked neighbours, a wrong offset into the file, or a piece twice",
+       needs=WIRE)
+def serves_requests(observed: Observed) -> Verdict:
+    bad, served = [], 0
+    for view in _sent(observed):
+        layout = view.run.layout
+        common = layout.scenario.common
+        unchoked, asked = False, []
+        for moment, mine, frame in view.timeline():
+            if mine and frame.kind in ("choke", "unchoke"):
+                unchoked = frame.kind == "unchoke"  # what was asked before a choke may still be answered
+            elif not mine and frame.kind == "request":
+                if unchoked:
+                    asked.append((moment, frame.index))
+            elif mine and frame.kind == "piece":
+                served += 1
+                index = frame.index
+                assert index is not None
+                start = common.piece_offset(index)
+                if frame.payload != layout.content[start:start + common.piece_length(index)]:
+                    bad.append(f"{view.where(moment)}: piece {index} with the wrong bytes")
+                waiting = [each for each in asked if each[1] == index]
+                if waiting:
+                    asked.remove(waiting[0])
+                else:
+                    bad.append(f"{view.where(moment)}: piece {index}, not asked for while {view.other} was unchoked")
+        end = view.recording.closed or view.run.ended_at
+        for moment, index in asked:
+            if end - moment > 5.0 and view.out.bad is None:
+                bad.append(f"{view.where(moment, mine=False)}: request for piece {index} never answered "
+                           f"(the connection stayed open {end - moment:.1f} s more)")
+    return judged(bad, f"{served} pieces sent, each asked for by an unchoked neighbour, bytes exact",
+                  None if served or bad else "it was asked for nothing")

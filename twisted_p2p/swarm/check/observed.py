@@ -1,0 +1,131 @@
+"""The recordings read back: each connection as the peer under test saw it.
+
+A :class:`View` is one connection from one peer under test's side: what it sent
+(parsed, with times it sent them) and what it was handed (with the times the relay
+handed them on). What a peer can have known when it sent something is what it was
+handed before; the checks reason only with that.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterator, Optional
+
+from .frames import Frame, Parsed, parse
+from .relay import Recording
+from .runner import ScenarioRun
+
+
+@dataclass
+class View:
+    run: ScenarioRun
+    me: int
+    other: Optional[int]
+    recording: Recording
+    out: Parsed  # what the peer under test sent
+    into: Parsed  # what it was handed
+
+    @property
+    def dialled(self) -> bool:
+        return self.recording.dialler == self.me
+
+    def where(self, moment: Optional[float] = None, mine: bool = True) -> str:
+        """'[scenario] 1002 -> 1001 at 1.23 s' for evidence lines: who sent, and when."""
+        who = f"{self.me} -> {self.other}" if mine else f"{self.other} -> {self.me}"
+        at = "" if moment is None else f" at {moment - self.run.started:.2f} s"
+        return f"[{self.run.layout.scenario.name}] {who}{at}"
+
+    def timeline(self) -> Iterator[tuple[float, bool, Frame]]:
+        """(time, sent by the peer under test, frame), in time order: its frames when it
+        sent them, the other side's when they were handed to it."""
+        events = [(frame.sent, True, frame) for frame in self.out.frames]
+        events += [(frame.delivered, False, frame) for frame in self.into.frames]
+        events.sort(key=lambda event: (event[0], not event[1]))
+        return iter(events)
+
+
+@dataclass
+class Holdings:
+    """One peer under test's pieces over time: handed to it, and announced by it."""
+
+    total: int
+    seed: bool
+    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (handed over, index), sorted
+    announcements: list[tuple[float, frozenset[int]]] = field(default_factory=list)
+
+    def held(self, moment: float) -> set[int]:
+        """Every piece it could have had at ``moment`` (all it was handed by then)."""
+        if self.seed:
+            return set(range(self.total))
+        upto = bisect.bisect_right(self.arrivals, (moment, self.total))
+        return {index for _, index in self.arrivals[:upto]}
+
+    def announced(self, moment: float) -> set[int]:
+        """The pieces it had said it has (bitfields, haves) by ``moment``: it has them."""
+        pieces: set[int] = set()
+        for when, said in self.announcements:
+            if when > moment:
+                break
+            pieces |= said
+        return pieces
+
+    def first_arrival(self, index: int) -> Optional[float]:
+        for when, each in self.arrivals:
+            if each == index:
+                return when
+        return None
+
+
+class Observed:
+    """Every scenario run, with the views and holdings of each peer under test."""
+
+    def __init__(self, runs: list[ScenarioRun]) -> None:
+        self.runs = runs
+
+    @cached_property
+    def views(self) -> list[View]:
+        views = []
+        for run in self.runs:
+            common = run.layout.scenario.common
+            theirs = set(run.layout.scenario.theirs)
+            for recording in run.recordings:
+                for me, other in ((recording.acceptor, recording.dialler), (recording.dialler, recording.acceptor)):
+                    if me in theirs:
+                        out = recording.direction_from(me)
+                        into = recording.down if out is recording.up else recording.up
+                        views.append(View(run, me, other, recording, parse(out.chunks, common, me),
+                                          parse(into.chunks, common, other)))
+        return views
+
+    def views_of(self, run: ScenarioRun, me: int) -> list[View]:
+        return [view for view in self.views if view.run is run and view.me == me]
+
+    @cached_property
+    def holdings(self) -> dict[tuple[int, int], Holdings]:
+        """By (id of the run, peer under test)."""
+        result = {}
+        for run in self.runs:
+            scenario = run.layout.scenario
+            for me in scenario.theirs:
+                holding = Holdings(scenario.common.num_pieces, scenario.role(me).seed)
+                for view in self.views_of(run, me):
+                    holding.arrivals += [(f.delivered, f.index) for f in view.into.frames
+                                         if f.kind == "piece" and f.index is not None]
+                    for frame in view.out.frames:
+                        if frame.kind == "have" and frame.index is not None:
+                            holding.announcements.append((frame.sent, frozenset({frame.index})))
+                        elif frame.kind == "bitfield" and frame.pieces is not None:
+                            holding.announcements.append((frame.sent, frozenset(frame.pieces)))
+                holding.arrivals.sort()
+                holding.announcements.sort(key=lambda pair: pair[0])
+                result[(id(run), me)] = holding
+        return result
+
+    def holding(self, view: View) -> Holdings:
+        return self.holdings[(id(view.run), view.me)]
+
+    def theirs(self) -> Iterator[tuple[ScenarioRun, int]]:
+        for run in self.runs:
+            for me in run.layout.scenario.theirs:
+                yield run, me

@@ -1,0 +1,279 @@
+"""The checks read from the processes, the files and the event logs of the peers under test."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterator
+
+from twisted_p2p.swarm.audit import rules as audit_rules
+from twisted_p2p.swarm.audit.reading import Finding, PeerLog, missing_log, read_log
+
+from .observed import Observed
+from .robust import Probe
+from .runner import PeerRun, ScenarioRun
+from .scenarios import FILE_NAME
+from .scorecard import Verdict, check, judged
+from .wirechecks import WIRE
+
+LOG_LIMIT = 8 << 20  # bytes of an event log the kit reads
+CONNECTION_RULES = {audit_rules.MISSING_CONNECTION, audit_rules.WRONG_DIRECTION, audit_rules.CONNECTION_TWICE}
+CHOKING_RULES = {audit_rules.TOO_MANY_PREFERRED, audit_rules.OPTIMISTIC_TOO_SOON}
+DOWNLOAD_RULES = {
+    audit_rules.COUNT_NOT_RISING, audit_rules.COUNT_TOO_HIGH, audit_rules.DOWNLOADED_TWICE,
+    audit_rules.SEED_DOWNLOADED, audit_rules.NO_COMPLETION, audit_rules.COMPLETION_TWICE,
+    audit_rules.EARLY_COMPLETION, audit_rules.DOWNLOAD_AFTER_COMPLETION, audit_rules.HAVE_NOT_DOWNLOADED,
+    audit_rules.SOURCE_LACKED_PIECE,
+}
+
+
+def _swarms(observed: Observed) -> Iterator[ScenarioRun]:
+    return (run for run in observed.runs if not run.layout.scenario.robust)
+
+
+def _theirs(observed: Observed) -> Iterator[tuple[ScenarioRun, PeerRun]]:
+    for run in observed.runs:
+        for peer in run.theirs():
+            yield run, peer
+
+
+def _where(run: ScenarioRun, peer_id: int) -> str:
+    return f"[{run.layout.scenario.name}] {peer_id}"
+
+
+def _read(path: Path, peer_id: int) -> PeerLog:
+    if not path.is_file():
+        return missing_log(peer_id)
+    if path.stat().st_size > LOG_LIMIT:
+        log = PeerLog(peer_id, path.name, present=False)
+        log.findings.append(Finding(path.name, None, "log too large", f"{path.stat().st_size:,} bytes; not read", peer_id))
+        return log
+    return read_log(path, peer_id)
+
+
+def log_findings(run: ScenarioRun) -> dict[int, list[Finding]]:
+    """The audit's findings about each peer under test's log, with the whole swarm's logs."""
+    layout = run.layout
+    logs = {}
+    for peer_id in layout.scenario.ids:
+        home = layout.their_dir(peer_id) if layout.scenario.role(peer_id).theirs else layout.ours_dir
+        logs[peer_id] = _read(home / f"log_peer_{peer_id}.log", peer_id)
+    swarm = audit_rules.Swarm.of(layout.config_for(None), logs)
+    found = {}
+    for peer_id in layout.scenario.theirs:
+        log = logs[peer_id]
+        found[peer_id] = list(log.findings) + ([f for rule in audit_rules.RULES for f in rule(log, swarm)]
+                                               if log.present else [])
+    return found
+
+
+def _audit(observed: Observed, wanted: set[str], other: bool = False) -> list[str]:
+    known = CONNECTION_RULES | CHOKING_RULES | DOWNLOAD_RULES
+    bad = []
+    for run in _swarms(observed):
+        for peer_id, findings in log_findings(run).items():
+            complete = run.peers[peer_id].complete_at is not None
+            for finding in findings:
+                if finding.rule == audit_rules.NO_COMPLETION and not complete:
+                    continue  # the swarm did not give it every piece
+                if (finding.rule in wanted) or (other and finding.rule not in known):
+                    bad.append(f"[{run.layout.scenario.name}] theirs-{peer_id}/{finding}")
+    return bad
+
+
+@check("starts", "startup", "it starts in the course layout (Common.cfg and PeerInfo.cfg in its working directory) "
+       "and listens on its port", "reading the config from another directory, or a port other than PeerInfo.cfg's")
+def starts(observed: Observed) -> Verdict:
+    bad, good = [], ""
+    for run, peer in _theirs(observed):
+        child, where = peer.child, _where(run, peer.peer_id)
+        if child.started is None:
+            continue
+        if peer.listening_at is not None:
+            good = good or f"{where}: listening on port {run.layout.real[peer.peer_id]} {peer.listening_at - child.started:.2f} s after start"
+        elif child.ended is not None and not child.stopped_by_kit:
+            bad.append(f"{where}: exited with status {child.status} after {child.ended - child.started:.2f} s, "
+                       f"never listening: {child.last_line or '(no output)'}")
+        else:
+            bad.append(f"{where}: not listening on port {run.layout.real[peer.peer_id]} ({run.ended_why}); "
+                       f"last output: {child.last_line or '(none)'}")
+    return judged(bad, good, None if good or bad else "nothing was started")
+
+
+@check("connects", "startup", "it connects to every peer listed before it and takes connections from every later one",
+       "dialling only the peer listed just before, not retrying a peer that is not up yet, or not accepting",
+       needs=("starts",))
+def connects(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for run in _swarms(observed):
+        ids = run.layout.scenario.ids
+        for me in run.layout.scenario.theirs:
+            views = observed.views_of(run, me)
+            for other in ids:
+                if other == me:
+                    continue
+                dials = ids.index(other) < ids.index(me)
+                ok = [v for v in views if v.other == other and v.dialled == dials and v.out.frames]
+                count += 1
+                if not ok:
+                    verb = "never connected to" if dials else "never answered a connection from"
+                    bad.append(f"{_where(run, me)}: {verb} {other} (listed {'before' if dials else 'after'} it)")
+    return judged(bad, f"{count} connections, each dialled by the later peer and answered", None if count else "no swarm ran")
+
+
+@check("log-connections", "startup", "its log has 'makes a connection to' each earlier peer, 'is connected from' each later one",
+       "logging connections on the wrong side, or once per message instead of once per connection",
+       needs=("starts",) + WIRE)
+def log_connections(observed: Observed) -> Verdict:
+    return judged(_audit(observed, CONNECTION_RULES), "every connection logged once, in the right direction")
+
+
+@check("waits-for-all", "startup", "it does not stop before every peer has the whole file",
+       "stopping when its own file is complete, or when its neighbours say 'not interested'", needs=("starts",))
+def waits_for_all(observed: Observed) -> Verdict:
+    bad, good = [], ""
+    for run, peer in _theirs(observed):
+        child = peer.child
+        if run.layout.scenario.robust or child.ended is None or child.stopped_by_kit:
+            continue
+        if run.all_complete_at is None or child.ended < run.all_complete_at:
+            waiting = [str(p.peer_id) for p in run.peers.values() if p.complete_at is None or p.complete_at > child.ended]
+            bad.append(f"{_where(run, peer.peer_id)}: exited (status {child.status}) at {child.ended - run.started:.2f} s, "
+                       f"before {', '.join(waiting)} had the whole file")
+        else:
+            good = good or f"{_where(run, peer.peer_id)}: exited {child.ended - run.all_complete_at:.2f} s after the last peer completed"
+    return judged(bad, good, None if good or bad else "it never exited on its own")
+
+
+@check("log-format", "connection", "every event-log line is exactly a SPEC §5 sentence, dated 'YYYY-MM-DD HH:MM:SS.mmm'",
+       "a time without the date, other sentences (debug output) in the event log, or a missing log_peer_ID.log",
+       needs=("starts",))
+def log_format(observed: Observed) -> Verdict:
+    return judged(_audit(observed, set(), other=True), "every line is a SPEC §5 sentence")
+
+
+@check("log-choking", "connection", "its log shows at most k preferred neighbours and optimistic changes m s apart",
+       "logging the preferred list each round even when unchanged is fine; more than k or a faster timer is not",
+       needs=("starts",) + WIRE)
+def log_choking(observed: Observed) -> Verdict:
+    return judged(_audit(observed, CHOKING_RULES), "preferred and optimistic lines within k and m")
+
+
+@check("log-downloads", "exchange", "a 'downloaded the piece' line per piece with the count rising by one, then one completion line",
+       "counting pieces per neighbour, logging a piece twice, or no 'has downloaded the complete file' line",
+       needs=("starts",) + WIRE)
+def log_downloads(observed: Observed) -> Verdict:
+    return judged(_audit(observed, DOWNLOAD_RULES), "counts, pieces and completion lines right")
+
+
+@check("file-exact", "exchange", "its file is byte for byte the seed's at the end (a seed's is unchanged)",
+       "writing pieces at the wrong offset, or a short last piece padded to PieceSize", needs=("starts",) + WIRE)
+def file_exact(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for run, peer in _theirs(observed):
+        scenario = run.layout.scenario
+        if scenario.robust or (peer.complete_at is None and not scenario.role(peer.peer_id).seed):
+            continue
+        count += 1
+        path = run.layout.their_dir(peer.peer_id) / f"peer_{peer.peer_id}" / FILE_NAME
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            bad.append(f"{_where(run, peer.peer_id)}: peer_{peer.peer_id}/{FILE_NAME}: {exc.strerror}")
+            continue
+        if data != run.layout.content:
+            bad.append(f"{_where(run, peer.peer_id)}: peer_{peer.peer_id}/{FILE_NAME} differs: {_difference(data, run)}")
+    return judged(bad, f"{count} files exact (SHA-256 {hashlib.sha256(observed.runs[0].layout.content).hexdigest()[:16]}...)"
+                  if count else "", None if count else "no peer under test got the whole file")
+
+
+def _difference(data: bytes, run: ScenarioRun) -> str:
+    content, common = run.layout.content, run.layout.scenario.common
+    if len(data) != len(content):
+        return f"{len(data):,} bytes; {len(content):,} expected"
+    first = next(i for i in range(len(data)) if data[i] != content[i])
+    return f"first at byte {first:,} (piece {first // common.piece_size})"
+
+
+@check("exits", "stop", "it exits by itself with status 0 soon after the last peer completes, and leaves no process",
+       "no termination check, a thread that is not a daemon, or a server socket still accepting", needs=("starts",))
+def exits(observed: Observed) -> Verdict:
+    bad, good = [], ""
+    for run, peer in _theirs(observed):
+        child, where = peer.child, _where(run, peer.peer_id)
+        if run.layout.scenario.robust or run.all_complete_at is None:
+            continue
+        if child.stopped_by_kit:
+            bad.append(f"{where}: still running {run.ended_at - run.all_complete_at:.1f} s after the last peer completed; stopped by the kit")
+        elif child.status != 0:
+            bad.append(f"{where}: exit status {child.status}: {child.last_line or '(no output)'}")
+        elif peer.leftovers:
+            bad.append(f"{where}: exited, but left processes running in its session (killed by the kit)")
+        elif child.ended is not None and not good:
+            good = f"{where}: exit status 0, {child.ended - run.all_complete_at:.2f} s after the last peer completed"
+    return judged(bad, good, None if good or bad else "no swarm with it completed")
+
+
+def _probes(observed: Observed, names: tuple[str, ...]) -> list[tuple[ScenarioRun, Probe]]:
+    return [(run, each) for run in observed.runs for each in run.probes if each.name in names]
+
+
+def _survived(observed: Observed, names: tuple[str, ...]) -> Verdict:
+    bad, good = [], []
+    for run, each in _probes(observed, names):
+        where = f"[{run.layout.scenario.name}] {each.name} ({each.sent})"
+        if not each.alive:
+            bad.append(f"{where}: it crashed (exit status {each.status})")
+        elif not each.responsive:
+            bad.append(f"{where}: it hung: a new neighbour got no handshake within 3 s")
+        else:
+            closed = "kept the connection" if each.closed_after is None else f"closed it after {each.closed_after:.2f} s"
+            good.append(f"{where}: {closed}, still serving")
+    return judged(bad, "; ".join(good), None if good or bad else "not probed (it did not start)")
+
+
+@check("unsolicited-piece", "exchange", "a piece it never requested does not change its file",
+       "writing every 'piece' message to disk without checking it was requested", needs=("starts",),
+       scenarios=("robust",))
+def unsolicited_piece(observed: Observed) -> Verdict:
+    bad, good = [], ""
+    for run, each in _probes(observed, ("unsolicited piece",)):
+        if not each.file_intact:
+            bad.append(f"[{run.layout.scenario.name}] piece 0 of bytes 0xaa, never requested: its file changed")
+        else:
+            good = f"[{run.layout.scenario.name}] piece 0 of bytes 0xaa, never requested: its file is unchanged"
+    return judged(bad, good, None if good or bad else "not probed (it did not start)")
+
+
+@check("bad-messages", "robustness", "a length of 0 or an unknown type: it closes that connection and carries on",
+       "reading the type without checking the length, or an unchecked enum", required=False,
+       needs=("starts",), scenarios=("robust",))
+def bad_messages(observed: Observed) -> Verdict:
+    return _survived(observed, ("length 0", "unknown type"))
+
+
+@check("huge-length", "robustness", "a 4 GiB length prefix: it neither allocates it nor waits for it",
+       "allocating a buffer of the announced length before checking it against PieceSize + 5", required=False,
+       needs=("starts",), scenarios=("robust",))
+def huge_length(observed: Observed) -> Verdict:
+    return _survived(observed, ("4 GiB length",))
+
+
+@check("garbage-and-silence", "robustness", "random bytes, or a connection that never says anything: others are still served",
+       "one blocking read per peer on the main thread, or no handshake timeout", required=False,
+       needs=("starts",), scenarios=("robust",))
+def garbage_and_silence(observed: Observed) -> Verdict:
+    return _survived(observed, ("garbage", "silence"))
+
+
+@check("file-survives", "robustness", "its file is unchanged after every other bad input",
+       "a write on any 'piece' message", required=False, needs=("starts",), scenarios=("robust",))
+def file_survives(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for run in observed.runs:
+        intact_before = True
+        for each in run.probes:
+            count += 1
+            if intact_before and not each.file_intact and each.name != "unsolicited piece":
+                bad.append(f"[{run.layout.scenario.name}] after '{each.name}' ({each.sent}): its file changed")
+            intact_before = each.file_intact
+    return judged(bad, f"unchanged after {count} bad inputs", None if count else "not probed (it did not start)")
