@@ -88,8 +88,8 @@ def have_after_piece(observed: Observed) -> Verdict:
             assert arrived is not None
             for view in views:
                 end = view.recording.closed or run.ended_at
-                if view.out.bad is not None or view.recording.opened > arrived or end < arrived + 1.0:
-                    continue  # a connection that ended with the piece cannot show its have
+                if view.out.bad is not None or view.recording.opened > arrived or end < arrived + 0.5:
+                    continue  # a connection that ended with the piece may not show its have
                 count += 1
                 told = [f.sent for f in view.out.frames if f.kind == "have" and f.index == index]
                 if not told or told[0] > min(end, arrived + HAVE_WITHIN):
@@ -106,13 +106,16 @@ def serves_requests(observed: Observed) -> Verdict:
     for view in _sent(observed):
         layout = view.run.layout
         common = layout.scenario.common
-        unchoked, asked = False, []
+        unchoked, asked, owed = False, [], []
         for moment, mine, frame in view.timeline():
             if mine and frame.kind in ("choke", "unchoke"):
                 unchoked = frame.kind == "unchoke"  # what was asked before a choke may still be answered
+                if not unchoked:
+                    owed.clear()  # but need not be
             elif not mine and frame.kind == "request":
                 if unchoked:
                     asked.append((moment, frame.index))
+                    owed.append((moment, frame.index))
             elif mine and frame.kind == "piece":
                 served += 1
                 index = frame.index
@@ -121,12 +124,13 @@ def serves_requests(observed: Observed) -> Verdict:
                 if frame.payload != layout.content[start:start + common.piece_length(index)]:
                     bad.append(f"{view.where(moment)}: piece {index} with the wrong bytes")
                 waiting = [each for each in asked if each[1] == index]
+                owed = [each for each in owed if each[1] != index]
                 if waiting:
                     asked.remove(waiting[0])
                 else:
                     bad.append(f"{view.where(moment)}: piece {index}, not asked for while {view.other} was unchoked")
         end = view.recording.closed or view.run.ended_at
-        for moment, index in asked:
+        for moment, index in owed:
             if end - moment > 5.0 and view.out.bad is None:
                 bad.append(f"{view.where(moment, mine=False)}: request for piece {index} never answered "
                            f"(the connection stayed open {end - moment:.1f} s more)")

@@ -138,7 +138,10 @@ def diagnose_length(data: bytes, position: int, common: Common) -> str:
         short = f"a bitfield of {length - 1} bytes; {legal - 1} expected for {common.num_pieces} pieces"
         if legal != length + 1:
             return short
-        following = _well_framed(data, position + 4 + length, common)  # what a short bitfield implies
+        after = len(data) - (position + 4 + length)  # bytes after it, if it is a short bitfield
+        if after in (0, 1):  # all it sent: a short bitfield, or one byte over: its length is one short
+            return short if after == 0 else off_by_one
+        following = _well_framed(data, position + 4 + length, common)
         if following is None:
             return f"{short} (or a length that leaves out the type byte)"
         return short if following else off_by_one

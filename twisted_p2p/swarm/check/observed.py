@@ -98,6 +98,11 @@ class Observed:
                                           parse(into.chunks, common, other)))
         return views
 
+    @property
+    def completed(self) -> bool:
+        """Whether every swarm (not the bad-input probes) ended with every peer complete."""
+        return all(run.all_complete_at is not None for run in self.runs if not run.layout.scenario.robust)
+
     def views_of(self, run: ScenarioRun, me: int) -> list[View]:
         return [view for view in self.views if view.run is run and view.me == me]
 

@@ -9,8 +9,8 @@ exactly as each side saw it. Three things it does on purpose:
 * it holds each side's bytes until the other side's handshake has arrived (or
   ``hold`` seconds have passed), which shows a peer that waits to read before it
   writes its own handshake -- a real bug, since two such peers wait for ever;
-* it can pace one direction (``rate`` bytes/s), so that a swarm lasts long enough to
-  see choking rounds;
+* it can pace what a peer sends or is sent (bytes/s per connection), so that a swarm
+  lasts long enough to see choking rounds and interest change;
 * it records at most ``cap`` bytes a direction and cuts a connection that floods.
 """
 from __future__ import annotations
@@ -158,9 +158,8 @@ class _Link:
         self.relay = relay
         now = relay.clock.seconds()
         self.recording = Recording(dialler, acceptor, now, Direction(dialler, acceptor), Direction(acceptor, dialler))
-        rate_up = relay.rates.get(dialler) if dialler is not None else None
-        self.up = _Pipe(self, self.recording.up, rate_up)
-        self.down = _Pipe(self, self.recording.down, relay.rates.get(acceptor))
+        self.up = _Pipe(self, self.recording.up, relay.rate(dialler, acceptor))
+        self.down = _Pipe(self, self.recording.down, relay.rate(acceptor, dialler))
         self.hold = relay.clock.callLater(relay.hold, self._hold_over)
         self.ended = False
 
@@ -172,7 +171,8 @@ class _Link:
         if self.recording.dialler is None and peer_id is not None:
             self.recording.dialler = peer_id
             self.recording.up.sender = self.recording.down.receiver = peer_id
-            self.up.rate = self.relay.rates.get(peer_id)
+            self.up.rate = self.relay.rate(peer_id, self.recording.acceptor)
+            self.down.rate = self.relay.rate(self.recording.acceptor, peer_id)
 
     def heard(self, pipe: _Pipe) -> None:
         """After new bytes from one side: once its handshake is whole, release the other."""
@@ -263,15 +263,18 @@ class Relay:
     """Public ports for the peers of one check swarm, and everything said through them."""
 
     def __init__(self, reactor: Any, common: Common, identify: Callable[[bytes], Optional[int]],
-                 hold: float = 1.0, cap: int = 16 << 20, rates: Optional[dict[int, float]] = None) -> None:
+                 hold: float = 1.0, cap: int = 16 << 20, rates_from: Optional[dict[int, float]] = None,
+                 rates_to: Optional[dict[int, float]] = None) -> None:
         self.reactor = self.clock = reactor
         self.common = common
         self.identify = identify
         self.hold = hold
         self.cap = cap
-        self.rates = rates or {}
+        self.rates_from = rates_from or {}
+        self.rates_to = rates_to or {}
         self.recordings: list[Recording] = []
         self.pieces: dict[int, set[int]] = {}
+        self.last_piece = 0.0  # when a piece was last handed to anyone
         self.ports: list[IListeningPort] = []
 
     def listen(self, peer_id: int, public_port: int, real_port: int, dialler: Optional[int] = None) -> None:
@@ -279,8 +282,13 @@ class Relay:
         self.ports.append(self.reactor.listenTCP(public_port, _Public(self, peer_id, real_port, dialler),
                                                  interface="127.0.0.1"))
 
+    def rate(self, sender: Optional[int], receiver: Optional[int]) -> Optional[float]:
+        """The pace of what ``sender`` says to ``receiver`` (None: as fast as it goes)."""
+        return self.rates_from.get(sender) or self.rates_to.get(receiver)  # type: ignore[arg-type]
+
     def delivered(self, receiver: int, index: int) -> None:
         self.pieces.setdefault(receiver, set()).add(index)
+        self.last_piece = self.clock.seconds()
 
     def stop(self) -> None:
         for port in self.ports:

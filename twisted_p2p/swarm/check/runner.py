@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.error import CannotListenError
 from twisted.internet.task import deferLater
 
 from twisted_p2p.swarm.plan import local_command, twistd_command
@@ -100,7 +101,8 @@ def their_argv(command: list[str], peer_id: int) -> list[str]:
 def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limits) -> Generator[Deferred[Any], Any, ScenarioRun]:
     scenario = layout.scenario
     relay = Relay(reactor, scenario.common, identify_by(set(scenario.ids)), hold=limits.hold,
-                  rates={peer_id: scenario.their_rate for peer_id in scenario.theirs if scenario.their_rate})
+                  rates_from={peer_id: scenario.their_rate for peer_id in scenario.theirs if scenario.their_rate},
+                  rates_to={peer_id: scenario.their_download for peer_id in scenario.theirs if scenario.their_download})
     run = ScenarioRun(layout, reactor.seconds(), {})
     progress = [run.started]
     twistd = twistd_command()
@@ -137,6 +139,7 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
         reactor.callLater(delay, start, peer)
 
     relayed: set[int] = set()
+    refused: Optional[str] = None
     while True:
         yield deferLater(reactor, TICK, lambda: None)
         now = reactor.seconds()
@@ -147,13 +150,16 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
                 progress.append(now)
             if peer.listening_at is not None and peer.peer_id not in relayed and not scenario.robust:
                 relayed.add(peer.peer_id)
-                relay.listen(peer.peer_id, layout.public[peer.peer_id], layout.real[peer.peer_id],
-                             dialler=None if peer.theirs or len(scenario.theirs) > 1 else scenario.theirs[0])
+                try:
+                    relay.listen(peer.peer_id, layout.public[peer.peer_id], layout.real[peer.peer_id],
+                                 dialler=None if peer.theirs or len(scenario.theirs) > 1 else scenario.theirs[0])
+                except CannotListenError as exc:
+                    refused = f"the relay could not listen on port {layout.public[peer.peer_id]}: {exc.socketError}"
             if peer.theirs and peer.complete_at is None and not scenario.role(peer.peer_id).seed:
                 if len(relay.pieces.get(peer.peer_id, ())) == scenario.common.num_pieces:
                     peer.complete_at = now
-        progress.append(max(progress[-1], _latest_delivery(relay)))
-        why = _over(run, scenario.robust, now, progress[-1], limits)
+        progress.append(max(progress[-1], relay.last_piece))
+        why = refused or _over(run, scenario.robust, now, progress[-1], limits)
         if scenario.robust and why is None and all(p.listening_at for p in run.theirs()):
             run.probes = yield probe(reactor, layout, scenario.theirs[0], run.peers[scenario.theirs[0]].child)
             why = "the probes are done"
@@ -167,16 +173,8 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
             peer.leftovers = peer.child.leftovers()
     yield DeferredList([peer.child.stop() for peer in run.peers.values()])
     relay.stop()
+    layout.release()
     return run
-
-
-def _latest_delivery(relay: Relay) -> float:
-    latest = 0.0
-    for recording in relay.recordings:
-        for direction in (recording.up, recording.down):
-            if direction.chunks:
-                latest = max(latest, direction.chunks[-1].delivered)
-    return latest
 
 
 def _over(run: ScenarioRun, robust: bool, now: float, last_progress: float, limits: Limits) -> Optional[str]:

@@ -8,7 +8,9 @@ in ``ours/`` and reach a peer under test through its public port too.
 """
 from __future__ import annotations
 
+import random
 import socket
+import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +37,10 @@ OUR_SEED, OUR_LEECHER = Role(False, True), Role(False, False)
 class Scenario:
     """One swarm: the peers in PeerInfo.cfg order, the file and Common.cfg's intervals.
 
-    ``late`` delays the start of the peers under test; ``their_rate`` paces what they
-    upload (bytes/s per connection, at the relay) and ``our_rate`` what ours upload, so
-    that the swarm lasts several choking rounds. ``robust`` swarms are not run but
+    ``late`` delays the start of the peers under test; ``their_rate`` and
+    ``their_download`` pace what they upload and download (bytes/s per connection, at
+    the relay) and ``our_rate`` what ours upload, so that the swarm lasts several
+    choking rounds and the neighbours of a slow peer under test have news for it. ``robust`` swarms are not run but
     probed by scripted misbehaving neighbours.
     """
 
@@ -51,6 +54,7 @@ class Scenario:
     m: int = 2
     late: float = 0.0
     their_rate: Optional[float] = None
+    their_download: Optional[float] = None
     our_rate: Optional[int] = None
     quick: bool = False
     robust: bool = False
@@ -82,7 +86,8 @@ SCENARIOS = (
              (THEIR_SEED, OUR_LEECHER, OUR_LEECHER, OUR_LEECHER), file_size=600_000, k=1, p=1, m=2,
              their_rate=60_000, our_rate=30_000, quick=True),
     Scenario("leecher", "their peer downloads from our seed, between two of ours; 32 KiB pieces",
-             (OUR_SEED, THEIR_LEECHER, OUR_LEECHER), file_size=700_001, piece_size=32768, quick=True),
+             (OUR_SEED, THEIR_LEECHER, OUR_LEECHER), file_size=700_001, piece_size=32768, our_rate=200_000,
+             their_download=100_000, quick=True),
     Scenario("robust", "their seed, probed by misbehaving neighbours",
              (THEIR_SEED,) + (OUR_LEECHER,) * 12, file_size=300_000, quick=True, robust=True),
     Scenario("two-theirs", "two of their peers among ours, theirs started last",
@@ -95,15 +100,38 @@ SCENARIOS = (
 )
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (held open together, so they are distinct)."""
-    with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
+BLOCK = 32  # ports a scenario takes, in one block below the usual ephemeral range (32768 up)
+
+
+def reserve_ports(count: int, chance: Optional[random.Random] = None) -> tuple[list[int], Optional[socket.socket]]:
+    """``count`` free ports from one block no other kit on this machine holds, and the
+    claim on that block (an abstract Unix socket, gone with the process; close it to
+    let go). Below the ephemeral range, no outgoing connection takes one of them
+    before its peer or relay listens there."""
+    chance = chance or random.Random()
+    while True:
+        base = chance.randrange(20000, 32768 - BLOCK, BLOCK)
+        claim: Optional[socket.socket] = None
+        if hasattr(socket, "AF_UNIX") and sys.platform.startswith("linux"):
+            claim = socket.socket(socket.AF_UNIX)
+            try:
+                claim.bind(f"\0p2p-swarm-check-ports-{base}")
+            except OSError:
+                claim.close()
+                continue
+        with ExitStack() as stack:
+            ports: list[int] = []
+            for port in range(base, base + BLOCK):
+                sock = stack.enter_context(socket.socket())
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                ports.append(port)
+        if len(ports) >= count:
+            return ports[:count], claim
+        if claim is not None:
+            claim.close()
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,11 @@ class Layout:
     real: dict[int, int]  # where each peer listens
     public: dict[int, int]  # where the relay listens for it
     content: bytes
+    claim: Optional[socket.socket] = None  # the ports' block, held while the scenario runs
+
+    def release(self) -> None:
+        if self.claim is not None:
+            self.claim.close()
 
     @property
     def ours_dir(self) -> Path:
@@ -137,9 +170,9 @@ class Layout:
 def prepare(scenario: Scenario, root: Path) -> Layout:
     """Make the directories, both files for everyone, and each seed's file."""
     ids = scenario.ids
-    ports = free_ports(2 * len(ids))
+    ports, claim = reserve_ports(2 * len(ids))
     layout = Layout(scenario, root, dict(zip(ids, ports[: len(ids)])), dict(zip(ids, ports[len(ids):])),
-                    demo_bytes(scenario.file_size))
+                    demo_bytes(scenario.file_size), claim)
     write(layout.ours_dir, layout.config_for(None))
     for peer_id in ids:
         home = layout.their_dir(peer_id) if scenario.role(peer_id).theirs else layout.ours_dir

@@ -2,8 +2,9 @@
 
 Each check belongs to one rubric item, says in one line what the grader wants, and
 carries the usual cause of failing it. A check whose evidence depends on another
-(nothing after a broken handshake can be observed) is ``n/a`` when that one failed,
-so that one bug is blamed once.
+(nothing after a broken handshake can be observed) is ``n/a`` when that one failed
+and the swarms did not complete, so that one bug is blamed once; where our peers let
+it pass and the swarms completed, the rest is judged as usual.
 """
 from __future__ import annotations
 
@@ -89,8 +90,8 @@ def evaluate(observed: Observed, items: Optional[set[str]] = None) -> list[Resul
     ran = {run.layout.scenario.name for run in observed.runs}
     for each in CHECKS:
         failed_need = next((need for need in each.needs if verdicts.get(need, passed()).status == FAIL), None)
-        if failed_need is not None:
-            verdict = not_seen(f"not observable: {failed_need} failed")
+        if failed_need is not None and not observed.completed:
+            verdict = not_seen(f"not observable: {failed_need} failed, and the swarms did not complete")
         elif each.scenarios and not ran.intersection(each.scenarios):
             verdict = not_seen(f"needs the {' or '.join(each.scenarios)} scenario (not run)")
         else:

@@ -81,6 +81,8 @@ def bitfield(observed: Observed) -> Verdict:
         if first.kind == "bad" and first.problem.startswith("a bitfield"):
             bad.append(f"{view.where(first.sent)}: {first.problem}: bytes {hexdump(first.head, 16)}")
             continue
+        if first.kind == "bad":
+            continue  # message-framing says what
         later = next((f for f in frames[1:] if f.kind == "bitfield"), None)
         if later is not None:
             bad.append(f"{view.where(later.sent)}: a bitfield after its first message ('{first.kind}')")
