@@ -11,13 +11,15 @@ from typing import Any, Generator, Optional, Sequence
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 
 from . import exchangechecks, runchecks, wirechecks  # noqa: F401  (they register the checks)
-from .observed import Observed
+from .observed import Observed, transcript
 from .processes import Child
 from .runner import Limits, ScenarioRun, run_scenario
 from .scenarios import SCENARIOS, Scenario, prepare
 from .scorecard import CHECKS, ITEMS, as_json, evaluate, ok, render
 
 MARK = ".p2p-swarm-check"  # a work dir the kit made, and may clear
+WIRE_HEADER = ("# seconds since the scenario began, sender -> receiver, frame. A peer under test's frames\n"
+               "# are timed when the relay got them from it, the others' when the relay handed them to it.\n")
 EPILOG = """\
 The command starts one peer of the implementation under test; {id} is replaced by its
 peer ID. It runs in a scratch directory in the course layout: Common.cfg, PeerInfo.cfg
@@ -141,7 +143,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "runs" not in outcome:
         print("p2p-swarm check: interrupted; every process it started is stopped", file=sys.stderr)
         return 130
-    results = evaluate(Observed(outcome["runs"]), {args.only} if args.only else None)
+    observed = Observed(outcome["runs"])
+    for run in observed.runs:
+        (run.layout.root / "wire.txt").write_text(WIRE_HEADER + "".join(f"{line}\n" for line in transcript(observed, run)))
+    results = evaluate(observed, {args.only} if args.only else None)
     print(f"\np2p-swarm check: {' '.join(command)}")
     print(f"{len(scenarios)} scenarios in {time.monotonic() - began:.0f} s; work dir {work_dir}")
     for line in render(results, args.verbose):

@@ -106,16 +106,21 @@ def serves_requests(observed: Observed) -> Verdict:
     for view in _sent(observed):
         layout = view.run.layout
         common = layout.scenario.common
-        unchoked, asked, owed = False, [], []
+        unchoked, asked, owed, early = False, [], [], []
         for moment, mine, frame in view.timeline():
             if mine and frame.kind in ("choke", "unchoke"):
                 unchoked = frame.kind == "unchoke"  # what was asked before a choke may still be answered
                 if not unchoked:
                     owed.clear()  # but need not be
+                else:  # the relay gets an unchoke after the peer decided it, once what it sent before is through
+                    asked += [each for each in early if moment - each[0] <= RACE]
+                    early.clear()
             elif not mine and frame.kind == "request":
                 if unchoked:
                     asked.append((moment, frame.index))
                     owed.append((moment, frame.index))
+                else:
+                    early.append((moment, frame.index))
             elif mine and frame.kind == "piece":
                 served += 1
                 index = frame.index

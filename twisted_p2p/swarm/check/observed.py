@@ -134,3 +134,21 @@ class Observed:
         for run in self.runs:
             for me in run.layout.scenario.theirs:
                 yield run, me
+
+
+def transcript(observed: Observed, run: ScenarioRun) -> list[str]:
+    """Every frame to and from the peers under test of one run, in time order: what a
+    person reads to see what happened on the wire (``WORK_DIR/SCENARIO/wire.txt``)."""
+    lines = []
+    for view in observed.views:
+        if view.run is not run:
+            continue
+        for moment, mine, frame in view.timeline():
+            sender, receiver = (view.me, view.other) if mine else (view.other, view.me)
+            what = frame.kind if frame.index is None else f"{frame.kind} {frame.index}"
+            if frame.kind == "bitfield" and frame.pieces is not None:
+                what += f" ({len(frame.pieces)} pieces)"
+            if frame.problem:
+                what += f": {frame.problem}: {frame.head[:16].hex(' ')}"
+            lines.append((moment, f"{moment - run.started:9.3f}  {sender} -> {receiver}  {what}"))
+    return [line for _, line in sorted(lines)]

@@ -275,6 +275,7 @@ class Relay:
         self.recordings: list[Recording] = []
         self.pieces: dict[int, set[int]] = {}
         self.last_piece = 0.0  # when a piece was last handed to anyone
+        self.completed: dict[int, float] = {}  # when each peer had been handed every piece
         self.ports: list[IListeningPort] = []
 
     def listen(self, peer_id: int, public_port: int, real_port: int, dialler: Optional[int] = None) -> None:
@@ -287,8 +288,11 @@ class Relay:
         return self.rates_from.get(sender) or self.rates_to.get(receiver)  # type: ignore[arg-type]
 
     def delivered(self, receiver: int, index: int) -> None:
-        self.pieces.setdefault(receiver, set()).add(index)
+        pieces = self.pieces.setdefault(receiver, set())
+        pieces.add(index)
         self.last_piece = self.clock.seconds()
+        if len(pieces) == self.common.num_pieces:
+            self.completed.setdefault(receiver, self.last_piece)
 
     def stop(self) -> None:
         for port in self.ports:

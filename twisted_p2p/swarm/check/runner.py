@@ -155,9 +155,8 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
                                  dialler=None if peer.theirs or len(scenario.theirs) > 1 else scenario.theirs[0])
                 except CannotListenError as exc:
                     refused = f"the relay could not listen on port {layout.public[peer.peer_id]}: {exc.socketError}"
-            if peer.theirs and peer.complete_at is None and not scenario.role(peer.peer_id).seed:
-                if len(relay.pieces.get(peer.peer_id, ())) == scenario.common.num_pieces:
-                    peer.complete_at = now
+            if peer.theirs and peer.complete_at is None:
+                peer.complete_at = relay.completed.get(peer.peer_id)
         progress.append(max(progress[-1], relay.last_piece))
         why = refused or _over(run, scenario.robust, now, progress[-1], limits)
         if scenario.robust and why is None and all(p.listening_at for p in run.theirs()):
