@@ -151,4 +151,5 @@ def transcript(observed: Observed, run: ScenarioRun) -> list[str]:
             if frame.problem:
                 what += f": {frame.problem}: {frame.head[:16].hex(' ')}"
             lines.append((moment, f"{moment - run.started:9.3f}  {sender} -> {receiver}  {what}"))
-    return [line for _, line in sorted(lines)]
+    lines.sort(key=lambda pair: pair[0])  # stable: frames sent together stay in their order
+    return [line for _, line in lines]
