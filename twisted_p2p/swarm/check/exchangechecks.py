@@ -8,9 +8,12 @@ from .wirechecks import RACE, WIRE, _offered, _sent
 HAVE_WITHIN = 3.0  # seconds from a piece to its 'have'
 
 
-def _requests(view: View) -> list[str]:
-    """What is wrong with the requests the peer under test sent on one connection."""
-    bad: list[str] = []
+def _requests(view: View) -> tuple[int, list[str], list[str]]:
+    """The requests the peer under test sent on one connection: how many, those sent
+    while choked, and those sent while another was outstanding."""
+    choked_ones: list[str] = []
+    piled: list[str] = []
+    count = 0
     choked, choked_at, unchoked_ever = True, None, False
     outstanding: list[int] = []
     for moment, mine, frame in view.timeline():
@@ -25,38 +28,39 @@ def _requests(view: View) -> list[str]:
             continue
         if frame.kind != "request":
             continue
+        count += 1
         if not unchoked_ever:
-            bad.append(f"{view.where(moment)}: request for piece {frame.index} before {view.other} ever unchoked it")
+            choked_ones.append(f"{view.where(moment)}: request for piece {frame.index} before {view.other} ever unchoked it")
         elif choked and choked_at is not None and moment - choked_at > RACE:
-            bad.append(f"{view.where(moment)}: request for piece {frame.index} while choked "
+            choked_ones.append(f"{view.where(moment)}: request for piece {frame.index} while choked "
                        f"(since {choked_at - view.run.started:.2f} s)")
         if outstanding:
-            bad.append(f"{view.where(moment)}: request for piece {frame.index} while piece {outstanding[0]} "
+            piled.append(f"{view.where(moment)}: request for piece {frame.index} while piece {outstanding[0]} "
                        f"was still outstanding ({len(outstanding) + 1} at once)")
         outstanding.append(frame.index)  # type: ignore[arg-type]
-    return bad
+    return count, choked_ones, piled
+
+
+def _judge_requests(observed: Observed, which: int, good: str) -> Verdict:
+    bad, count = [], 0
+    for view in _sent(observed):
+        found = _requests(view)
+        count += found[0]
+        bad += found[which]
+    return judged(bad, f"{count} requests, {good}", None if count or bad else "it requested nothing")
 
 
 @check("requests-when-unchoked", "exchange", "requests only while unchoked by that neighbour",
        "requesting on 'interested' or on a have without looking at the choke state", needs=WIRE)
 def requests_when_unchoked(observed: Observed) -> Verdict:
-    bad, count = [], 0
-    for view in _sent(observed):
-        count += sum(1 for f in view.out.frames if f.kind == "request")
-        bad += [line for line in _requests(view) if "outstanding" not in line]
-    return judged(bad, f"{count} requests, each while unchoked", None if count or bad else "it requested nothing")
+    return _judge_requests(observed, 1, "each while unchoked")
 
 
 @check("one-request-at-a-time", "exchange", "one request outstanding per neighbour: the next after the piece (or a choke)",
        "pipelining several requests, as BitTorrent does; this protocol has one whole piece per request",
        needs=WIRE)
 def one_request_at_a_time(observed: Observed) -> Verdict:
-    bad, count = [], 0
-    for view in _sent(observed):
-        count += sum(1 for f in view.out.frames if f.kind == "request")
-        bad += [line for line in _requests(view) if "outstanding" in line]
-    return judged(bad, f"{count} requests, never two outstanding to one neighbour",
-                  None if count or bad else "it requested nothing")
+    return _judge_requests(observed, 2, "never two outstanding to one neighbour")
 
 
 @check("requests-wanted-pieces", "exchange", "requests only pieces the neighbour has and it lacks",
