@@ -3,6 +3,7 @@ chooses, and one short real run (``--only robustness``) of our own peer."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,15 @@ def test_only_robustness_runs_the_bad_input_probes_against_our_peer(tmp_path):
     assert (tmp_path / "w" / "check-report.json").exists()
     probe = next(check for check in data["checks"] if check["key"] == "huge-length")
     assert "closed it after" in probe["evidence"][0] and "still serving" in probe["evidence"][0]
+
+
+def test_a_listening_port_is_seen_and_a_closed_one_is_not():
+    from twisted_p2p.swarm.check.runner import _accepts, listening_ports
+
+    with socket.socket() as server, socket.socket() as idle:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        idle.bind(("127.0.0.1", 0))  # bound, not listening
+        ports = {server.getsockname()[1], idle.getsockname()[1]}
+        assert listening_ports(ports) == {server.getsockname()[1]}
+        assert _accepts(server.getsockname()[1]) and not _accepts(idle.getsockname()[1])

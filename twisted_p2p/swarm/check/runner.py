@@ -7,6 +7,8 @@ and whatever a peer under test left in its session is noted and killed.
 """
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generator, Optional
@@ -66,10 +68,14 @@ class ScenarioRun:
         return None if moment is None else moment - self.started
 
 
-def listening_ports() -> set[int]:
-    """Local TCP ports in LISTEN state, from /proc (empty where there is none)."""
+def listening_ports(candidates: set[int]) -> set[int]:
+    """Which of ``candidates`` are listening on this machine. Linux's /proc tells without
+    touching the peer; elsewhere a connection is tried (and closed at once)."""
+    tables = [name for name in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(name)]
+    if not tables:
+        return {port for port in candidates if _accepts(port)}
     ports: set[int] = set()
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for name in tables:
         try:
             with open(name) as table:
                 next(table, None)
@@ -79,7 +85,13 @@ def listening_ports() -> set[int]:
                         ports.add(int(fields[1].rsplit(":", 1)[1], 16))
         except OSError:
             continue
-    return ports
+    return ports & candidates
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def identify_by(ids: set[int]) -> Callable[[bytes], Optional[int]]:
@@ -143,7 +155,8 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
     while True:
         yield deferLater(reactor, TICK, lambda: None)
         now = reactor.seconds()
-        up = listening_ports()
+        up = listening_ports({layout.real[peer.peer_id] for peer in run.peers.values()
+                              if peer.listening_at is None and peer.child.running})
         for peer in run.peers.values():
             if peer.listening_at is None and peer.child.running and layout.real[peer.peer_id] in up:
                 peer.listening_at = now
