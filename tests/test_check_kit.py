@@ -133,7 +133,7 @@ EVIDENCE = {
     "no-optimistic": "no optimistic unchoke", "log-no-date": "not 'YYYY-MM-DD HH:MM:SS.mmm'",
     "log-other-sentences": "not a SPEC §5 sentence", "never-exits": "stopped by the kit",
     "accept-unsolicited": "its file changed", "hang": "not listening", "crash": "deliberate crash",
-    "garbage": "a handshake starting",
+    "garbage": "expected b'P2PFILESHARINGPROJ'",
 }
 
 
