@@ -31,6 +31,12 @@ def test_the_command_is_required_and_must_carry_the_id(capsys, tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+def test_a_program_that_does_not_exist_is_a_usage_error(capsys, tmp_path):
+    assert main(["--work-dir", str(tmp_path / "w"), "--", "no-such-peer-program", "{id}"]) == 2
+    assert "no-such-peer-program: no such program" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
 def test_an_unknown_rubric_item_is_a_usage_error(capsys):
     assert main(["--only", "speed", "--", "x", "{id}"]) == 2
     assert "invalid choice" in capsys.readouterr().err
@@ -47,7 +53,7 @@ def test_a_work_dir_it_did_not_make_is_never_cleared(tmp_path, capsys):
     precious = tmp_path / "mine"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
-    assert main(["--work-dir", str(precious), "--", "x", "{id}"]) == 2
+    assert main(["--work-dir", str(precious), "--", sys.executable, "{id}"]) == 2
     assert "was not made by p2p-swarm check" in capsys.readouterr().err
     assert (precious / "thesis.tex").read_text() == "years of work"
     made = tmp_path / "made"

@@ -113,6 +113,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not any("{id}" in word for word in command):
         print(f"p2p-swarm check: the command has no {{id}}: {' '.join(command)}", file=sys.stderr)
         return 2
+    if shutil.which(command[0]) is None:
+        print(f"p2p-swarm check: {command[0]}: no such program (not a file, not on PATH)", file=sys.stderr)
+        return 2
     if args.deadline <= 0:
         print("p2p-swarm check: --deadline must be positive", file=sys.stderr)
         return 2
