@@ -75,6 +75,19 @@ def test_progress_follows_downloads_chokes_and_completion():
     later = 1.6 + RATE_WINDOW
     assert peer.sources(now=later) == [1001]  # the downloads at 1.0 and 1.5 left the window
     assert peer.rate(now=later) == pytest.approx(1 / RATE_WINDOW)
+    assert peer.pieces == {2: 1001, 0: 1003, 1: 1001}
+    assert [text for _, text in peer.lines] == [text for text in lines[:9]]
+    assert peer.lines[0][0] == pytest.approx(0.5, abs=0.002)
+
+
+def test_progress_follows_its_own_choice_of_neighbours():
+    peer = PeerProgress(1001, "localhost", total=3, seed=True, start=START)
+    peer.feed_line(line(1.0, "preferred", me=1001, others="1002,1004"))
+    peer.feed_line(line(1.5, "optimistic", me=1001, other=1003))
+    peer.feed_line(line(2.0, "preferred", me=1003, others="1001"))  # another peer's choice
+    assert (peer.preferred, peer.optimistic) == ((1002, 1004), 1003)
+    peer.feed_line(line(3.0, "preferred", me=1001, others="1003"))
+    assert peer.preferred == (1003,)
 
 
 def test_a_display_line_shows_progress_rate_chokes_state_and_sources():

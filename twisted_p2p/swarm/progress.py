@@ -14,6 +14,7 @@ from twisted_p2p.eventlog import Event, parse_line
 from twisted_p2p.storage import parse_digest_report
 
 RATE_WINDOW = 2.0  # seconds of recent downloads that the rate and "from" look at
+LINES_KEPT = 50  # event-log lines kept per peer for the dashboard
 
 
 class LineBuffer:
@@ -58,6 +59,13 @@ class PeerProgress:
     timeline: list[tuple[float, int]] = field(default_factory=list)
     unchoke_timeline: list[tuple[float, int]] = field(default_factory=list)
     recent: deque[tuple[float, int]] = field(default_factory=deque)
+    #: piece index -> the neighbour it came from (the pieces a seed starts with are not here)
+    pieces: dict[int, int] = field(default_factory=dict)
+    #: its own choice, as its log last said: preferred neighbours and the optimistic one
+    preferred: tuple[int, ...] = ()
+    optimistic: Optional[int] = None
+    #: its last event-log lines, (seconds since start, line)
+    lines: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=LINES_KEPT))
     #: The SHA-256 a peer on another host printed when it finished (--echo-events).
     reported_sha256: Optional[str] = None
 
@@ -79,6 +87,7 @@ class PeerProgress:
         if event.me != self.peer_id:
             return None
         self.apply(event)
+        self.lines.append((max(0.0, event.time - self.start), line.strip()))
         return event
 
     def apply(self, event: Event) -> None:
@@ -88,8 +97,14 @@ class PeerProgress:
         elif event.kind in ("choked", "unchoked") and event.other is not None:
             self.unchoked_by[event.other] = event.kind == "unchoked"
             self.unchoke_timeline.append((when, self.unchoked_count))
+        elif event.kind == "preferred":
+            self.preferred = event.others
+        elif event.kind == "optimistic":
+            self.optimistic = event.other
         elif event.kind == "downloaded" and event.other is not None and event.count is not None:
             self.received_from[event.other] += 1
+            if event.index is not None:
+                self.pieces.setdefault(event.index, event.other)
             self.recent.append((when, event.other))
             if event.count > self.held:
                 self.held = event.count
