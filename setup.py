@@ -10,6 +10,7 @@ setup(
     # package_dir keeps twisted/plugins visible to twistd in editable installs.
     package_dir={"": "."},
     packages=find_packages(include=["twisted_p2p", "twisted_p2p.*"]) + ["twisted.plugins"],
+    package_data={"twisted_p2p.swarm.web": ["static/*"]},
     install_requires=["twisted>=24.7", "zope.interface"],
     extras_require={
         "test": ["pytest>=8.4.1", "pytest-twisted>=1.14", "hypothesis", "matplotlib"],

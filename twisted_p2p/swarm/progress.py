@@ -66,6 +66,7 @@ class PeerProgress:
     optimistic: Optional[int] = None
     #: its last event-log lines, (seconds since start, line)
     lines: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=LINES_KEPT))
+    lines_seen: int = 0  # all its lines so far, kept or not: tells a reader which are new
     #: The SHA-256 a peer on another host printed when it finished (--echo-events).
     reported_sha256: Optional[str] = None
 
@@ -88,6 +89,7 @@ class PeerProgress:
             return None
         self.apply(event)
         self.lines.append((max(0.0, event.time - self.start), line.strip()))
+        self.lines_seen += 1
         return event
 
     def apply(self, event: Event) -> None:

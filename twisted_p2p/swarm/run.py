@@ -33,6 +33,8 @@ from twisted_p2p.swarm.report import (
     write_report,
 )
 from twisted_p2p.swarm.supervise import Swarm
+from twisted_p2p.swarm.web.server import Dashboard, parse_address
+from twisted_p2p.swarm.web.feed import Feed
 
 EXIT_CODES = {"finished": 0, "failed": 1, "timeout": 124, "interrupted": 130, "terminated": 143}
 
@@ -50,6 +52,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--demo-file", action="store_true", help="create each seed's missing file (pseudo-random)")
     parser.add_argument("--stagger", type=float, default=0.2, help="seconds between peer starts [%(default)s]")
     parser.add_argument("--timeout", type=float, default=None, help="stop everything after this many seconds")
+    parser.add_argument("--upload-rate", type=int, default=0, metavar="BYTES_PER_S",
+                        help="cap each peer's upload (twistd p2ppeer --upload-rate), to watch a swarm at a pace a "
+                        "person can follow [no cap]")
+    parser.add_argument("--web", metavar="[HOST:]PORT", default=None,
+                        help="serve a live dashboard of the swarm at http://HOST:PORT/ (HOST defaults to "
+                        "127.0.0.1, this machine only; 0.0.0.0 for every interface; PORT 0 picks a free one); "
+                        "it stays up after the run until Ctrl-C")
+    parser.add_argument("--web-linger", type=float, default=None, metavar="S",
+                        help="with --web: keep the dashboard S seconds after the run, then exit [until Ctrl-C]")
     remote = parser.add_argument_group(
         "peers on other hosts",
         "A peer whose host in PeerInfo.cfg is not this machine runs over ssh (key login, no password): one "
@@ -76,6 +87,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--timeout must be positive")
     if args.connect_timeout <= 0:
         parser.error("--connect-timeout must be positive")
+    if args.upload_rate < 0:
+        parser.error("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
+    if args.web is not None:
+        try:
+            args.web = parse_address(args.web)
+        except ValueError as exc:
+            parser.error(f"--web {exc}")
+    if args.web_linger is not None and (args.web is None or args.web_linger < 0):
+        parser.error("--web-linger needs --web and a number of seconds, 0 or more")
     return args
 
 
@@ -140,6 +160,10 @@ def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_di
         config = load(config_dir)
         launches, hosts = plan(config, config_dir, work_dir, ssh, args.remote_dir or str(work_dir),
                                remote_twistd, args.remote_shell)
+        if args.upload_rate:
+            for launch in launches:
+                if launch.tail or launch.over_ssh:  # our peers; a --remote-shell command is the user's own
+                    launch.argv += ["--upload-rate", str(args.upload_rate)]
         if args.dry_run:
             dry_run(launches, hosts, config, remote_twistd, stdout)
             return 0
@@ -184,6 +208,7 @@ def local_seed(config: SwarmConfig, work_dir: Path, peer_id: int) -> Optional[Pa
 def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches: list[Launch], remote: Hosts,
          stdout: TextIO) -> int:
     from twisted.internet import reactor
+    from twisted.internet.error import CannotListenError
 
     start = reactor.seconds()
     progress = {
@@ -192,7 +217,18 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
     }
     display = Display(stdout, config.common.piece_size, tty=stdout.isatty())
     swarm = Swarm(reactor, launches, progress, display)
+    dashboard: Optional[Dashboard] = None
+    if args.web is not None:
+        try:
+            dashboard = Dashboard(reactor, Feed(config, progress, lambda: reactor.seconds() - start), *args.web)
+        except CannotListenError as exc:
+            print(f"p2p-swarm run: --web: cannot listen on {args.web[0]}:{args.web[1]}: {exc.socketError}",
+                  file=sys.stderr)
+            return 2
+        print(f"dashboard: {dashboard.url}", file=stdout)
     outcome: list[str] = []
+    codes: list[int] = []
+    lingering: list[bool] = []
 
     def finished(result: object) -> None:
         if isinstance(result, Failure):
@@ -200,11 +236,25 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
             outcome.append("failed")
         else:
             outcome.append(str(result))
-        reactor.stop()
+        if dashboard is None:
+            reactor.stop()
+            return
+        # The summary first, then the page stays up with the final state.
+        codes.append(conclude(config, work_dir, swarm, progress, remote, outcome[0], reactor.seconds() - start,
+                              display, stdout))
+        dashboard.finish(outcome[0])
+        lingering.append(True)
+        until = "Ctrl-C" if args.web_linger is None else f"{args.web_linger:g} s have passed (or Ctrl-C)"
+        print(f"the dashboard stays at {dashboard.url} until {until}", file=stdout, flush=True)
+        if args.web_linger is not None:
+            reactor.callLater(args.web_linger, reactor.stop)
 
     def handle_signals() -> None:
         def handler(signum: int, frame: object) -> None:
-            reactor.callFromThread(swarm.interrupt, signum)
+            if lingering:
+                reactor.callFromThread(reactor.stop)
+            else:
+                reactor.callFromThread(swarm.interrupt, signum)
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
@@ -212,9 +262,18 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
     reactor.callWhenRunning(handle_signals)
     reactor.callWhenRunning(lambda: swarm.run(args.stagger, args.timeout).addBoth(finished))
     reactor.run()
-    duration = reactor.seconds() - start
+    if dashboard is not None:
+        dashboard.stop()
+    if codes:
+        return codes[0]
+    return conclude(config, work_dir, swarm, progress, remote, outcome[0] if outcome else "failed",
+                    reactor.seconds() - start, display, stdout)
 
-    result_outcome = outcome[0] if outcome else "failed"
+
+def conclude(config: SwarmConfig, work_dir: Path, swarm: Swarm, progress: dict[int, PeerProgress], remote: Hosts,
+             result_outcome: str, duration: float, display: Display, stdout: TextIO) -> int:
+    """After the run: no peer left on other hosts, every file checked, the summary and the
+    reports written; the exit status."""
     if remote.hosts:
         left = remote.make_sure_stopped()
         if left:
@@ -226,7 +285,7 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
             display.say(f"checked over ssh: none of the {count} peers started on "
                         f"{len(remote.hosts)} other host{'s' if len(remote.hosts) != 1 else ''} is running")
     statuses = {process.launch.peer.peer_id: process.status for process in swarm.processes}
-    local_ids = {launch.peer.peer_id for launch in launches if launch.tail}
+    local_ids = {launch.peer.peer_id for launch in swarm.launches if launch.tail}
     results, expected = check_files(config, work_dir, local_ids, statuses, progress)
     if result_outcome == "finished" and not all(result.ok for result in results):
         result_outcome = "failed"
