@@ -50,6 +50,7 @@ class Feed:
         self.line_seq = 0
         self.lines: list[tuple[int, float, int, str]] = []  # (seq, time, peer, line), the last LINES
         self.finished: Optional[str] = None  # the run's outcome, once it is over
+        self._finished_sent: Optional[str] = None
 
     # -- the parts ----------------------------------------------------------------
 
@@ -134,6 +135,7 @@ class Feed:
             if change:
                 changes[str(peer_id)] = change
         lines = self._collect_lines()
-        if not changes and not lines:
+        if not changes and not lines and self.finished == self._finished_sent:
             return None
+        self._finished_sent = self.finished
         return {"kind": "delta", "time": round(now, 2), "state": changes, "lines": lines, "finished": self.finished}
