@@ -161,8 +161,10 @@ function drawGraph() {
       if (!place[to]) continue;
       const [x1, y1] = place[peer.id], [x2, y2] = place[to];
       const length = Math.hypot(x2 - x1, y2 - y1) || 1, shrink = 16 / length;
-      parts.push(`<line x1="${x1 + (x2 - x1) * shrink}" y1="${y1 + (y2 - y1) * shrink}" x2="${x2 - (x2 - x1) * shrink}" ` +
-        `y2="${y2 - (y2 - y1) * shrink}" stroke="${colourOfPeer[peer.id]}" stroke-width="3" ` +
+      // a little to the right of the line between the two, so that A->B and B->A both show
+      const dx = (-(y2 - y1) / length) * 3.5, dy = ((x2 - x1) / length) * 3.5;
+      parts.push(`<line x1="${x1 + (x2 - x1) * shrink + dx}" y1="${y1 + (y2 - y1) * shrink + dy}" ` +
+        `x2="${x2 - (x2 - x1) * shrink + dx}" y2="${y2 - (y2 - y1) * shrink + dy}" stroke="${colourOfPeer[peer.id]}" stroke-width="3" ` +
         `${optimistic ? 'stroke-dasharray="6 4"' : ""} marker-end="url(#arrow)"/>`);
     }
   }
