@@ -80,6 +80,15 @@ def test_progress_follows_downloads_chokes_and_completion():
     assert peer.lines[0][0] == pytest.approx(0.5, abs=0.002)
 
 
+def test_received_messages_are_skipped_unread():
+    peer = PeerProgress(1002, "localhost", total=3, seed=False, start=START)
+    for kind in ("have", "interested", "not_interested"):
+        assert peer.feed_line(line(0.5, kind, me=1002, other=1001, index=1)) is None
+    assert peer.lines_seen == 0 and not peer.lines
+    assert peer.feed_line(line(0.6, "choked", me=1002, other=1001)) is not None
+    assert peer.lines_seen == 1
+
+
 def test_progress_follows_its_own_choice_of_neighbours():
     peer = PeerProgress(1001, "localhost", total=3, seed=True, start=START)
     peer.feed_line(line(1.0, "preferred", me=1001, others="1002,1004"))

@@ -61,30 +61,53 @@ class Event:
     count: Optional[int] = None
 
 
+def _opening(template: str) -> str:
+    """The words after 'Peer {me} ' up to the next placeholder: they tell the sentences apart."""
+    return template.split("{me} ", 1)[1].split("{", 1)[0]
+
+
+# Checked in this order, longest first, so that a line is tried against one pattern only.
+_OPENINGS = sorted(((_opening(template), kind) for kind, template in SENTENCES.items()),
+                   key=lambda pair: -len(pair[0]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(text: str) -> Optional[float]:
+    """'YYYY-MM-DD HH:MM:SS' as local epoch seconds; a log has few distinct seconds, and
+    strptime is most of the cost of reading a line."""
+    try:
+        return time.mktime(time.strptime(text, TIME_FORMAT))
+    except (ValueError, OverflowError):
+        return None
+
+
 def parse_line(line: str) -> Optional[Event]:
     """The event on ``line``, or None if it is not exactly a SPEC §5 sentence."""
     match = _LINE.fullmatch(line.rstrip("\r\n"))
     if not match:
         return None
-    try:
-        stamp = time.mktime(time.strptime(match["time"][:19], TIME_FORMAT)) + int(match["time"][20:]) / 1000
-    except ValueError:
+    second = _second(match["time"][:19])
+    if second is None:
         return None
+    stamp = second + int(match["time"][20:]) / 1000
     sentence = match["sentence"]
-    for kind, pattern in _PATTERNS.items():
-        found = pattern.fullmatch(sentence)
-        if found:
-            fields = found.groupdict()
-            return Event(
-                time=stamp,
-                kind=kind,
-                me=int(fields["me"]),
-                other=int(fields["other"]) if fields.get("other") else None,
-                others=tuple(int(p) for p in fields["others"].split(",")) if fields.get("others") else (),
-                index=int(fields["index"]) if fields.get("index") else None,
-                count=int(fields["count"]) if fields.get("count") else None,
-            )
-    return None
+    words = sentence.split(" ", 2)
+    if len(words) < 3:
+        return None
+    kind = next((kind for opening, kind in _OPENINGS if words[2].startswith(opening)), None)
+    found = _PATTERNS[kind].fullmatch(sentence) if kind is not None else None
+    if not found:
+        return None
+    fields = found.groupdict()
+    return Event(
+        time=stamp,
+        kind=kind,  # type: ignore[arg-type]
+        me=int(fields["me"]),
+        other=int(fields["other"]) if fields.get("other") else None,
+        others=tuple(int(p) for p in fields["others"].split(",")) if fields.get("others") else (),
+        index=int(fields["index"]) if fields.get("index") else None,
+        count=int(fields["count"]) if fields.get("count") else None,
+    )
 
 
 def format_time(seconds: float) -> str:

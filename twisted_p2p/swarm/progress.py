@@ -15,6 +15,7 @@ from twisted_p2p.storage import parse_digest_report
 
 RATE_WINDOW = 2.0  # seconds of recent downloads that the rate and "from" look at
 LINES_KEPT = 50  # event-log lines kept per peer for the dashboard
+RECEIVED = "' message from "  # in the sentences of a received have, interested, not interested
 
 
 class LineBuffer:
@@ -78,7 +79,12 @@ class PeerProgress:
         self.unchoke_timeline.append((0.0, 0))
 
     def feed_line(self, line: str) -> Optional[Event]:
-        """Apply one log line; lines that are not this peer's sentences are ignored."""
+        """Apply one log line; lines that are not this peer's sentences are ignored, and so
+        are the received 'have' / 'interested' / 'not interested' lines: they change
+        nothing here and are most of a log (a 'have' from every neighbour for every piece),
+        so the launcher does not spend its time reading them."""
+        if RECEIVED in line:
+            return None
         event = parse_line(line)
         if event is None:
             report = parse_digest_report(line)
