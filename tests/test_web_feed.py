@@ -140,3 +140,16 @@ def test_addresses(text, expected):
 def test_bad_addresses(text):
     with pytest.raises(ValueError, match="expected \\[HOST:\\]PORT"):
         parse_address(text)
+
+
+def test_a_big_swarm_is_thinned_for_the_page(swarm):
+    progress, feed, _ = swarm
+    peer = progress[1002]
+    peer.timeline += [(i / 1000, 1) for i in range(1, 1000)]
+    for i in range(300):
+        peer.feed_line(line(0.001 * i, "choked", me=1002, other=1001))
+    timeline = feed.snapshot()["state"]["1002"]["timeline"]
+    assert len(timeline) == 200 and timeline[-1] == [1.0, 1] and timeline[0] == [0.0, 0]
+    delta = feed.delta()
+    assert delta["state"]["1002"]["timeline"] == [[1.0, 1]]  # the newest point only
+    assert len(delta["lines"]) == 100 and delta["lines"][-1][0] == 100  # the newest lines only

@@ -25,13 +25,15 @@ class LineBuffer:
     parsed until its newline arrives.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, skip: Optional[bytes] = None) -> None:
         self._partial = b""
+        self.skip = skip  # lines holding these bytes are dropped undecoded
 
     def feed(self, data: bytes) -> list[str]:
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
-        return [line.decode("utf-8", "replace") for line in lines]
+        skip = self.skip
+        return [line.decode("utf-8", "replace") for line in lines if skip is None or skip not in line]
 
     def flush(self) -> list[str]:
         """The partial line, if any, once the stream has ended."""

@@ -15,31 +15,51 @@ from twisted.python.failure import Failure
 
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.plan import Launch
-from twisted_p2p.swarm.progress import LineBuffer, PeerProgress
+from twisted_p2p.swarm.progress import RECEIVED, LineBuffer, PeerProgress
 
-# Runs the command in a session of its own, so one killpg stops it and its children.
-_NEW_SESSION = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
+# Runs the command in a session of its own, so one killpg stops it and its children,
+# at a lower priority when asked (argv[1]: the nice increment). Linux gives each session
+# its own scheduling group ("autogroup") and shares the CPU between groups, whatever
+# the nice values inside them, so the group's own nice is set too where there is one.
+_NEW_SESSION = """import os, sys
+os.setsid()
+if int(sys.argv[1]):
+    os.nice(int(sys.argv[1]))
+    try:
+        with open("/proc/self/autogroup", "w") as group:
+            group.write(sys.argv[1])
+    except OSError:
+        pass
+os.execvp(sys.argv[2], sys.argv[2:])"""
+# Local peers yield the CPU to the launcher: with more busy peers than cores, an equal
+# share left it a few per cent of a core, and its display and dashboard froze for seconds.
+PEER_NICE = 5
 TICK = 0.2  # seconds between reading the logs and redrawing
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping
+TAIL_CHUNK = 128 * 1024  # bytes of one peer's log read per tick
+SKIPPED = RECEIVED.encode()  # received-message lines: most of a log, and nothing to show
 
 
-def in_new_session(argv: list[str]) -> list[str]:
-    return [sys.executable, "-c", _NEW_SESSION, *argv]
+def in_new_session(argv: list[str], nice: int = 0) -> list[str]:
+    return [sys.executable, "-c", _NEW_SESSION, str(nice), *argv]
 
 
 class LogTail:
-    """Reads what was added to a growing file since the last call."""
+    """Reads what was added to a growing file since the last call, at most ``chunk``
+    bytes at a time: a launcher starved of CPU by many busy peers must not spend one
+    long turn of its reactor on a backlog (its display and dashboard would freeze)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, skip: Optional[bytes] = None, chunk: int = TAIL_CHUNK) -> None:
         self.path = path
         self.offset = 0
-        self.lines = LineBuffer()
+        self.chunk = chunk
+        self.lines = LineBuffer(skip)
 
-    def read(self) -> list[str]:
+    def read(self, everything: bool = False) -> list[str]:
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
-                data = handle.read()
+                data = handle.read() if everything else handle.read(self.chunk)
         except FileNotFoundError:
             return []
         self.offset += len(data)
@@ -86,9 +106,9 @@ class PeerProcess(protocol.ProcessProtocol):
         self.pid: Optional[int] = None
         self.last_line = ""  # the last thing it said: the cause, when it fails
         self._output = open(launch.output, "wb")
-        self._lines = LineBuffer()
+        self._lines = LineBuffer(SKIPPED)
         self._errors = LineBuffer()
-        self._tail = LogTail(launch.tail) if launch.tail else None
+        self._tail = LogTail(launch.tail, SKIPPED) if launch.tail else None
 
     def connectionMade(self) -> None:
         # Its standard input stays open: the peer's lifeline (--exit-on-stdin-close).
@@ -107,14 +127,14 @@ class PeerProcess(protocol.ProcessProtocol):
             if self._tail is None and childFD == 1:
                 self.progress.feed_line(line)
 
-    def poll(self) -> None:
-        """Read the new lines of a local peer's event log."""
+    def poll(self, everything: bool = False) -> None:
+        """Read the new lines of a local peer's event log (a chunk, or all once it ended)."""
         if self._tail is not None:
-            for line in self._tail.read():
+            for line in self._tail.read(everything):
                 self.progress.feed_line(line)
 
     def processEnded(self, reason: Failure) -> None:
-        self.poll()
+        self.poll(everything=True)
         self._heard(self._lines.flush(), 1)
         self._heard(self._errors.flush(), 2)
         self._output.close()
@@ -180,7 +200,7 @@ class Swarm:
         progress = self.progress[launch.peer.peer_id]
         process = PeerProcess(launch, progress, self._ended)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        argv = in_new_session(launch.argv)
+        argv = in_new_session(launch.argv, PEER_NICE if launch.tail else 0)
         try:
             self.reactor.spawnProcess(process, argv[0], argv, env=env, path=str(launch.cwd), usePTY=False)
         except OSError as exc:

@@ -5,7 +5,9 @@ another host) into :class:`PeerProgress`; this turns that into what the page nee
 A snapshot is everything; a delta is what changed since the previous delta. Both are
 idempotent (fields are absolute values, pieces and points carry their index or time,
 log lines a sequence number), so a page that got a snapshot between two deltas can
-apply the next delta as it comes.
+apply the next delta as it comes. A delta carries only the newest timeline point and
+the newest log lines: the page draws a line and shows the last lines, and a big swarm
+makes thousands of each a second.
 
 Piece maps are compact: one character per piece, ``.`` for missing, ``*`` for a
 piece a seed started with, else the neighbour's slot as a letter (slots follow
@@ -21,7 +23,16 @@ from twisted_p2p.swarm.progress import PeerProgress
 
 MISSING, OWN = ".", "*"
 SLOTS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"  # peers beyond 62 share '~'
-LINES = 200  # log lines the page keeps
+LINES = 100  # log lines a snapshot or a delta carries at most (the newest)
+POINTS = 200  # timeline points per peer in a snapshot at most; a delta carries the newest
+
+
+def thin(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """At most POINTS of them, evenly picked, the last always kept: enough for a line."""
+    if len(points) <= POINTS:
+        return points
+    step = len(points) / (POINTS - 1)
+    return [points[int(i * step)] for i in range(POINTS - 1)] + [points[-1]]
 
 
 def slot(position: int) -> str:
@@ -91,7 +102,7 @@ class Feed:
                 fresh += [(when, peer_id, text) for when, text in list(peer.lines)[-min(new, len(peer.lines)):]]
                 sent.lines = peer.lines_seen
         numbered = []
-        for when, peer_id, text in sorted(fresh):
+        for when, peer_id, text in sorted(fresh)[-LINES:]:
             self.line_seq += 1
             numbered.append((self.line_seq, when, peer_id, text))
         self.lines = (self.lines + numbered)[-LINES:]
@@ -112,7 +123,7 @@ class Feed:
             "peers": [{"id": peer.peer_id, "host": peer.host, "seed": peer.has_file, "slot": self.slots[peer.peer_id]}
                       for peer in self.config.peers],
             "state": {str(peer_id): {**self._fields(peer, now), "map": self._piece_map(peer),
-                                     "timeline": [[round(t, 2), held] for t, held in peer.timeline]}
+                                     "timeline": [[round(t, 2), held] for t, held in thin(peer.timeline)]}
                       for peer_id, peer in self.progress.items()},
             "lines": [[seq, round(when, 3), peer_id, text] for seq, when, peer_id, text in self.lines],
             "finished": self.finished,
@@ -130,7 +141,8 @@ class Feed:
             if pieces > sent.pieces:
                 change["pieces"] = self._new_pieces(peer, sent.pieces)
             if len(peer.timeline) > sent.points:
-                change["timeline"] = [[round(t, 2), held] for t, held in peer.timeline[sent.points:]]
+                t, held = peer.timeline[-1]
+                change["timeline"] = [[round(t, 2), held]]
             sent.fields, sent.pieces, sent.points = fields, pieces, len(peer.timeline)
             if change:
                 changes[str(peer_id)] = change
