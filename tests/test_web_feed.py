@@ -146,8 +146,9 @@ def test_a_big_swarm_is_thinned_for_the_page(swarm):
     progress, feed, _ = swarm
     peer = progress[1002]
     peer.timeline += [(i / 1000, 1) for i in range(1, 1000)]
-    for i in range(300):
-        peer.feed_line(line(0.001 * i, "choked", me=1002, other=1001))
+    for other in (1001, 1002, 1003):  # each keeps its last 50 lines: 150 new ones
+        for i in range(60):
+            progress[other].feed_line(line(0.001 * i, "choked", me=other, other=1001 + (other == 1001)))
     timeline = feed.snapshot()["state"]["1002"]["timeline"]
     assert len(timeline) == 200 and timeline[-1] == [1.0, 1] and timeline[0] == [0.0, 0]
     delta = feed.delta()
