@@ -103,6 +103,11 @@ def test_run_finishes_a_swarm_verifies_every_file_and_writes_the_report(tmp_path
         assert report["timeline"][str(peer["id"])][-1][1] == pieces
     summary = output[output.index("peer  host"):].splitlines()
     assert [row.split()[0] for row in summary[1:6]] == ["1001", "1002", "1003", "1004", "1005"]
+    page = (work / "swarm-report.html").read_text()  # written by every run, with no extra install
+    assert "html report: " in output and "<h2>Audit of the event logs</h2>" in page
+    assert "clean: 5 peers followed the protocol" in page  # the audit ran on the logs
+    assert all(f"peer {peer_id}: " in page for peer_id in range(1001, 1006))
+    assert "http://" not in page and "https://" not in page
     if importlib.util.find_spec("matplotlib") is None:
         assert "plot skipped" in output and not (work / "swarm-report.png").exists()
     else:

@@ -9,6 +9,7 @@ import pytest
 from twisted.web.test.requesthelper import DummyRequest
 
 from twisted_p2p.eventlog import SENTENCES, format_time
+from twisted_p2p.swarm.htmlreport import PALETTE
 from twisted_p2p.swarm.progress import PeerProgress
 from twisted_p2p.swarm.web.feed import Feed
 from twisted_p2p.swarm.web.server import EventStream, parse_address, sse
@@ -46,6 +47,7 @@ def test_a_snapshot_has_every_peer_its_piece_map_and_the_file(swarm):
     snapshot = feed.snapshot()
     assert [peer["id"] for peer in snapshot["peers"]] == [1001, 1002, 1003]
     assert [peer["slot"] for peer in snapshot["peers"]] == ["A", "B", "C"]
+    assert [peer["colour"] for peer in snapshot["peers"]] == list(PALETTE[:3])  # as in swarm-report.html
     assert snapshot["file"] == {"name": "TheFile.dat", "size": 5000, "pieces": 5, "piece_size": 1000,
                                 "k": 2, "p": 5, "m": 15}
     assert snapshot["state"]["1001"]["map"] == "*****"  # a seed's own

@@ -20,7 +20,9 @@ from twisted.python.failure import Failure
 
 from twisted_p2p.config import ConfigError, SwarmConfig, load
 from twisted_p2p.storage import data_path
+from twisted_p2p.swarm.audit import audit
 from twisted_p2p.swarm.display import Display
+from twisted_p2p.swarm.htmlreport import write_html_report
 from twisted_p2p.swarm.plan import Launch, plan, prepare_work_dir, twistd_command
 from twisted_p2p.swarm.remote import Host, Hosts, RemoteError, Ssh, prepare_script
 from twisted_p2p.swarm.progress import PeerProgress
@@ -297,9 +299,12 @@ def conclude(config: SwarmConfig, work_dir: Path, swarm: Swarm, progress: dict[i
                  "pieces": config.common.num_pieces, "sha256": expected}
     report = build_report(results, result_outcome, code, duration, file_info)
     print(f"report: {write_report(report, work_dir)}", file=stdout)
+    checked = audit(work_dir, config) if local_ids == set(config.peer_ids) else None  # every log is here
+    print(f"html report: {write_html_report(work_dir, report, progress, config, checked)}", file=stdout)
     plot = write_plot(report, work_dir)
     if plot is None:
-        print("plot skipped: matplotlib is not installed (pip install .[plot])", file=stdout)
+        print("png plot skipped: matplotlib is not installed (pip install .[plot]); the html report has the plot",
+              file=stdout)
     else:
         print(f"plot: {plot}", file=stdout)
     verdict = "every peer has the seed's file" if code == 0 else f"not verified ({result_outcome})"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from twisted_p2p.config import SwarmConfig
+from twisted_p2p.swarm.htmlreport import PALETTE, SEED_COLOUR
 from twisted_p2p.swarm.progress import PeerProgress
 
 MISSING, OWN = ".", "*"
@@ -120,8 +121,10 @@ class Feed:
             "file": {"name": common.file_name, "size": common.file_size, "pieces": common.num_pieces,
                      "piece_size": common.piece_size, "k": common.preferred_neighbors,
                      "p": common.unchoking_interval, "m": common.optimistic_unchoking_interval},
-            "peers": [{"id": peer.peer_id, "host": peer.host, "seed": peer.has_file, "slot": self.slots[peer.peer_id]}
-                      for peer in self.config.peers],
+            "peers": [{"id": peer.peer_id, "host": peer.host, "seed": peer.has_file, "slot": self.slots[peer.peer_id],
+                       "colour": PALETTE[position % len(PALETTE)]}  # as in swarm-report.html
+                      for position, peer in enumerate(self.config.peers)],
+            "seed_colour": SEED_COLOUR,
             "state": {str(peer_id): {**self._fields(peer, now), "map": self._piece_map(peer),
                                      "timeline": [[round(t, 2), held] for t, held in thin(peer.timeline)]}
                       for peer_id, peer in self.progress.items()},

@@ -1,9 +1,9 @@
 // The dashboard: one snapshot from /events, then deltas; redrawn at most once a frame.
 "use strict";
 
-// Okabe-Ito: safe for the colour-blind. More peers than colours reuse them.
-const PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000"];
-const MISSING = "#e4e4e4", OWN = "#444444";
+// Each peer's colour comes with the snapshot (Okabe-Ito, as in swarm-report.html).
+const MISSING = "#e4e4e4";
+let OWN = "#8C8C8C";
 const LOG_LINES = 60;
 
 let swarm = null;          // the snapshot, with deltas applied
@@ -15,8 +15,6 @@ const $ = (id) => document.getElementById(id);
 const colourOfSlot = {};
 const colourOfPeer = {};
 
-function colour(index) { return PALETTE[index % PALETTE.length]; }
-
 function megabytes(bytes) { return (bytes / 1e6).toFixed(1); }
 
 function status(text, kind) {
@@ -27,7 +25,8 @@ function status(text, kind) {
 
 function onSnapshot(data) {
   swarm = data;
-  swarm.peers.forEach((peer, i) => { colourOfSlot[peer.slot] = colour(i); colourOfPeer[peer.id] = colour(i); });
+  OWN = swarm.seed_colour;
+  swarm.peers.forEach((peer) => { colourOfSlot[peer.slot] = peer.colour; colourOfPeer[peer.id] = peer.colour; });
   for (const id in swarm.state) {
     const cells = swarm.state[id].map;
     swarm.state[id].cells = cells.split("");
