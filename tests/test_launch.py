@@ -389,3 +389,18 @@ def test_dry_run_prints_what_would_run_on_each_host_and_runs_nothing(tmp_path, c
     assert "rm -f peer_2/TheFile.dat" in text and "rm -f peer_3/TheFile.dat" in text
     assert [line.split(":")[0] for line in text.splitlines() if ": peer " in line] == ["here", "10.0.0.4", "10.0.0.4"]
     assert not (tmp_path / "work").exists()  # nothing made, nothing started
+
+
+def test_the_report_audits_the_logs_only_when_all_are_here_and_not_too_big(tmp_path, monkeypatch):
+    from twisted_p2p.swarm import run
+
+    config = swarm_config([1001, 1002], seeds=[1001], file_size=1000, piece_size=100)
+    for peer_id in (1001, 1002):
+        (tmp_path / f"log_peer_{peer_id}.log").write_text("x" * 600)
+    assert run.auditable(tmp_path, config, {1001, 1002})
+    assert not run.auditable(tmp_path, config, {1001})  # 1002 ran on another host
+    monkeypatch.setattr(run, "AUDIT_LIMIT", 1000)
+    assert not run.auditable(tmp_path, config, {1001, 1002})
+    (tmp_path / "log_peer_1002.log").unlink()
+    monkeypatch.setattr(run, "AUDIT_LIMIT", 10_000)
+    assert not run.auditable(tmp_path, config, {1001, 1002})

@@ -38,6 +38,7 @@ from twisted_p2p.swarm.supervise import Swarm
 from twisted_p2p.swarm.web.server import Dashboard, parse_address
 from twisted_p2p.swarm.web.feed import Feed
 
+CHECKING = "checking"  # the dashboard's outcome while the files are checked
 EXIT_CODES = {"finished": 0, "failed": 1, "timeout": 124, "interrupted": 130, "terminated": 143}
 
 
@@ -241,9 +242,14 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
         if dashboard is None:
             reactor.stop()
             return
-        # The summary first, then the page stays up with the final state.
-        codes.append(conclude(config, work_dir, swarm, progress, remote, outcome[0], reactor.seconds() - start,
-                              display, stdout))
+        # The page hears that the files are being checked (the check holds the reactor
+        # for a while), then the summary is printed, then the page stays up.
+        dashboard.finish(CHECKING)
+        reactor.callLater(0.2, linger, reactor.seconds() - start)
+
+    def linger(duration: float) -> None:
+        assert dashboard is not None
+        codes.append(conclude(config, work_dir, swarm, progress, remote, outcome[0], duration, display, stdout))
         dashboard.finish(outcome[0])
         lingering.append(True)
         until = "Ctrl-C" if args.web_linger is None else f"{args.web_linger:g} s have passed (or Ctrl-C)"
@@ -270,6 +276,23 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
         return codes[0]
     return conclude(config, work_dir, swarm, progress, remote, outcome[0] if outcome else "failed",
                     reactor.seconds() - start, display, stdout)
+
+
+AUDIT_LIMIT = 20_000_000  # bytes of logs the end of a run audits for the report (about 1.5 s)
+
+
+def auditable(work_dir: Path, config: SwarmConfig, local_ids: set[int]) -> bool:
+    """Whether the report includes the audit: every log is here, and they are small
+    enough to read at once (32 peers on 20 MB write 100 MB of logs: 13 s of reading)."""
+    if local_ids != set(config.peer_ids):
+        return False
+    total = 0
+    for peer_id in local_ids:
+        try:
+            total += (work_dir / f"log_peer_{peer_id}.log").stat().st_size
+        except OSError:
+            return False
+    return total <= AUDIT_LIMIT
 
 
 def conclude(config: SwarmConfig, work_dir: Path, swarm: Swarm, progress: dict[int, PeerProgress], remote: Hosts,
@@ -299,7 +322,7 @@ def conclude(config: SwarmConfig, work_dir: Path, swarm: Swarm, progress: dict[i
                  "pieces": config.common.num_pieces, "sha256": expected}
     report = build_report(results, result_outcome, code, duration, file_info)
     print(f"report: {write_report(report, work_dir)}", file=stdout)
-    checked = audit(work_dir, config) if local_ids == set(config.peer_ids) else None  # every log is here
+    checked = audit(work_dir, config) if auditable(work_dir, config, local_ids) else None
     print(f"html report: {write_html_report(work_dir, report, progress, config, checked)}", file=stdout)
     plot = write_plot(report, work_dir)
     if plot is None:

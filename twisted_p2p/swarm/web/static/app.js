@@ -197,8 +197,11 @@ function drawTimeline() {
 }
 
 function outcomeText(outcome) {
+  if (outcome === "checking") return "peers done · checking files";
   return outcome === "finished" ? "swarm finished in " + swarm.time.toFixed(1) + " s" : "swarm stopped: " + outcome;
 }
+
+function outcomeKind(outcome) { return outcome === "finished" || outcome === "checking" ? "done" : "failed"; }
 
 let scheduled = false;
 function schedule() {
@@ -211,7 +214,7 @@ function schedule() {
     drawAll = false;
     drawGraph();
     drawTimeline();
-    if (swarm.finished) status(outcomeText(swarm.finished), swarm.finished === "finished" ? "done" : "failed");
+    if (swarm.finished) status(outcomeText(swarm.finished), outcomeKind(swarm.finished));
     else status("live · " + swarm.time.toFixed(1) + " s", "live");
   });
 }
@@ -221,7 +224,7 @@ function connect() {
   source.addEventListener("snapshot", (event) => onSnapshot(JSON.parse(event.data)));
   source.addEventListener("delta", (event) => onDelta(JSON.parse(event.data)));
   source.onerror = () => {
-    if (swarm && swarm.finished) { status(outcomeText(swarm.finished) + " · launcher gone", swarm.finished === "finished" ? "done" : "failed"); source.close(); }
+    if (swarm && swarm.finished) { status(outcomeText(swarm.finished) + " · launcher gone", outcomeKind(swarm.finished)); source.close(); }
     else status("connection lost, retrying…", "lost");
   };
 }
