@@ -145,6 +145,8 @@ function drawMap(canvas, cells) {
 
 function drawGraph() {
   const svg = $("graph"), peers = swarm.peers, radius = 95;
+  // nodes shrink with their number, so that 32 still sit apart on the circle
+  const node = Math.min(15, (Math.PI * radius) / peers.length * 0.85), label = Math.max(7, Math.min(13, node * 0.9));
   const place = {};
   peers.forEach((peer, i) => {
     const angle = (2 * Math.PI * i) / peers.length - Math.PI / 2;
@@ -159,7 +161,7 @@ function drawGraph() {
     for (const [to, optimistic] of edges) {
       if (!place[to]) continue;
       const [x1, y1] = place[peer.id], [x2, y2] = place[to];
-      const length = Math.hypot(x2 - x1, y2 - y1) || 1, shrink = 16 / length;
+      const length = Math.hypot(x2 - x1, y2 - y1) || 1, shrink = (node + 1) / length;
       // a little to the right of the line between the two, so that A->B and B->A both show
       const dx = (-(y2 - y1) / length) * 3.5, dy = ((x2 - x1) / length) * 3.5;
       parts.push(`<line x1="${x1 + (x2 - x1) * shrink + dx}" y1="${y1 + (y2 - y1) * shrink + dy}" ` +
@@ -169,8 +171,8 @@ function drawGraph() {
   }
   for (const peer of peers) {
     const [x, y] = place[peer.id];
-    parts.push(`<circle cx="${x}" cy="${y}" r="15" fill="#fff" stroke="${colourOfPeer[peer.id]}" stroke-width="4"/>` +
-      `<text x="${x}" y="${y + 4}" text-anchor="middle">${peer.id % 1000}</text>`);
+    parts.push(`<circle cx="${x}" cy="${y}" r="${node}" fill="#fff" stroke="${colourOfPeer[peer.id]}" stroke-width="${node > 10 ? 4 : 2.5}"/>` +
+      `<text x="${x}" y="${y + label / 3}" text-anchor="middle" style="font-size:${label}px">${peer.id % 1000}</text>`);
   }
   svg.innerHTML = parts.join("");
 }
