@@ -404,3 +404,18 @@ def test_the_report_audits_the_logs_only_when_all_are_here_and_not_too_big(tmp_p
     (tmp_path / "log_peer_1002.log").unlink()
     monkeypatch.setattr(run, "AUDIT_LIMIT", 10_000)
     assert not run.auditable(tmp_path, config, {1001, 1002})
+
+
+def test_the_launcher_turns_pipelining_on_only_when_every_peer_is_its_own():
+    from twisted_p2p.swarm import run
+
+    args = run.parse_args(["conf"])
+    assert args.pipeline == run.DEFAULT_PIPELINE
+    assert run.peer_options(args, all_ours=True) == ["--pipeline", str(run.DEFAULT_PIPELINE)]
+    assert run.peer_options(args, all_ours=False) == []  # a peer it does not start may be anyone's
+    shell = run.parse_args(["conf", "--remote-shell", "ssh {host} run-peer {id}"])
+    assert shell.pipeline == 0 and run.peer_options(shell, all_ours=True) == []
+    plain = run.parse_args(["conf", "--pipeline", "0", "--upload-rate", "5000"])
+    assert run.peer_options(plain, all_ours=True) == ["--upload-rate", "5000"]
+    with pytest.raises(SystemExit):
+        run.parse_args(["conf", "--pipeline", "65"])

@@ -149,3 +149,78 @@ def test_a_neighbour_that_goes_returns_its_piece_and_its_timer_stops():
 def test_timeout_bounds(smoothed, expected):
     assert TIMEOUTS.after_answer(smoothed) == expected
     assert TIMEOUTS.after_abandon(20.0) == 30.0
+
+
+# -- the pipelining extension: up to a neighbour's depth outstanding ---------------------
+
+
+def pipelined(depth: int = 4) -> Book:
+    b = Book(peers=())
+    b.book.add(1, depth)
+    b.book.add(2)  # a plain neighbour
+    return b
+
+
+def fill(b: Book, peer: int) -> list[int]:
+    asked = []
+    while (index := b.ask(peer)) is not None:
+        asked.append(index)
+    return asked
+
+
+def test_a_pipelined_neighbour_is_asked_up_to_its_depth_never_a_piece_twice():
+    b = pipelined(4)
+    asked = fill(b, 1)
+    assert len(asked) == 4 and b.book.asked(1) == asked and b.book.outstanding(1) == asked[0]
+    plain = fill(b, 2)
+    assert len(plain) == 1 and not set(plain) & set(asked)
+    assert b.book.in_flight == set(asked + plain)
+    assert b.book.received(1, asked[0]) is Answer.NEW
+    assert len(fill(b, 1)) == 1  # one answered: one more may go out
+
+
+def test_the_timeout_runs_from_the_last_answer_so_queued_requests_wait_their_turn():
+    b = pipelined(4)
+    asked = fill(b, 1)
+    for index in asked[:3]:  # answered one by one, each just within the timeout of the previous
+        b.clock.advance(TIMEOUTS.initial - 0.5)
+        assert b.abandoned == []
+        b.book.received(1, index)
+    assert b.book.asked(1) == [asked[3]]
+    b.clock.advance(b.book.timeout(1) + 0.01)  # then it stalls
+    assert b.abandoned == [1] and b.book.snubbed(1)
+    assert b.book.asked(1) == [] and not b.book.in_flight  # everything back in the pool
+
+
+def test_a_stalled_pipelined_neighbour_gives_back_every_request_at_once():
+    b = pipelined(6)
+    asked = fill(b, 1)
+    b.clock.advance(TIMEOUTS.initial)
+    assert b.abandoned == [1] and not b.book.in_flight
+    assert b.ask(1) is None  # snubbed
+    assert b.book.received(1, asked[2]) is Answer.NEW  # a late answer is still one, and trusted again
+    assert not b.book.snubbed(1) and len(fill(b, 1)) == 6
+
+
+def test_a_choke_or_a_disconnect_returns_every_pipelined_request():
+    b = pipelined(5)
+    fill(b, 1)
+    b.book.choked(1)
+    assert b.book.asked(1) == [] and not b.book.in_flight
+    b.clock.advance(60)
+    assert b.abandoned == []  # no timer left behind
+    again = fill(b, 1)
+    assert len(set(again)) == 5 and set(again) <= set(range(TOTAL))
+    b.book.remove(1)
+    assert not b.book.in_flight
+    b.clock.advance(60)
+    assert b.abandoned == []
+
+
+def test_the_response_time_of_a_pipelined_neighbour_is_its_time_per_piece_not_its_queue():
+    b = pipelined(8)
+    asked = fill(b, 1)
+    for index in asked:  # eight answers, 0.2 s apart, all asked at once
+        b.clock.advance(0.2)
+        b.book.received(1, index)
+    assert b.book.timeout(1) == pytest.approx(max(TIMEOUTS.minimum, TIMEOUTS.factor * 0.2))

@@ -122,7 +122,7 @@ class PeerProtocol(Protocol, TimeoutMixin):
         self.transport.registerProducer(self, True)
         self.service.connection_made(self)
         # SPEC §2: send our handshake at once, never wait for theirs.
-        self.transport.write(wire.encode_handshake(self.service.peer_id))
+        self.transport.write(wire.encode_handshake(self.service.peer_id, self.service.pipeline > 1))
         self.setTimeout(self.service.handshake_timeout)
 
     def timeoutConnection(self) -> None:
@@ -201,7 +201,7 @@ class PeerProtocol(Protocol, TimeoutMixin):
             assert isinstance(frame, wire.Handshake)
             self.setTimeout(None)
             self.peer_id = frame.peer_id
-            self.service.handshake_received(self, frame.peer_id)
+            self.service.handshake_received(self, frame.peer_id, frame.pipelining)
             self.handshaken_at = self.service.clock.seconds()
             self.state = State.FIRST
             return

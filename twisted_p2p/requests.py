@@ -1,11 +1,15 @@
 """What we ask whom (SPEC §3, request and piece, and the Choice on abandoned requests).
 
-One request at most is outstanding to each neighbour. A request unanswered for its
-neighbour's timeout is abandoned: the piece goes back to the pool, to be asked of
-someone else, and the neighbour is *snubbed* (asked nothing new) until its late piece
-arrives or it chokes us. Each neighbour's timeout follows how fast it has answered,
-within fixed bounds, so a slow but honest neighbour is not abandoned for ever, and a
-trickle of bytes does not count: only a whole piece answers a request.
+One request at most is outstanding to each neighbour -- or up to its *depth* with a
+neighbour that announced the pipelining extension as we did (see :mod:`wire`). A
+neighbour that answers nothing for its timeout is abandoned: what it was asked goes
+back to the pool, to be asked of someone else, and the neighbour is *snubbed* (asked
+nothing new) until a late piece arrives or it chokes us. The timeout counts from the
+request, or from its last answer while it still owes more, so the requests queued
+behind the first are not blamed for waiting their turn. Each neighbour's timeout
+follows how fast it has answered, within fixed bounds, so a slow but honest neighbour
+is not abandoned for ever, and a trickle of bytes does not count: only a whole piece
+answers a request.
 """
 from __future__ import annotations
 
@@ -54,10 +58,11 @@ class Answer(enum.Enum):
 class _Asking:
     """Our requests to one neighbour."""
 
-    __slots__ = ("outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed", "timeout")
+    __slots__ = ("depth", "outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed", "timeout", "progress")
 
-    def __init__(self, timeout: float) -> None:
-        self.outstanding: Optional[int] = None  # the one request it is expected to answer
+    def __init__(self, timeout: float, depth: int) -> None:
+        self.depth = depth  # how many requests may be outstanding: 1 on the plain protocol
+        self.outstanding: list[int] = []  # the requests it is expected to answer, oldest first
         self.timer: Optional[IDelayedCall] = None
         self.snubbed = False
         #: When we last asked it for each piece it has not answered; how many times
@@ -66,6 +71,7 @@ class _Asking:
         self.unanswered: dict[int, int] = {}
         self.smoothed: Optional[float] = None
         self.timeout = timeout
+        self.progress = 0.0  # when it last answered, or was asked while owing nothing
 
 
 class RequestBook:
@@ -93,8 +99,8 @@ class RequestBook:
 
     # -- neighbours ------------------------------------------------------------------
 
-    def add(self, peer: int) -> None:
-        self._asking[peer] = _Asking(self.timeouts.initial)
+    def add(self, peer: int, depth: int = 1) -> None:
+        self._asking[peer] = _Asking(self.timeouts.initial, depth)
 
     def remove(self, peer: int) -> None:
         """The neighbour is gone: its request goes back to the pool."""
@@ -103,7 +109,7 @@ class RequestBook:
             self._release(asking)
 
     def choked(self, peer: int) -> None:
-        """It choked us: its request goes back to the pool (SPEC §3). It has dropped
+        """It choked us: its requests go back to the pool (SPEC §3). It has dropped
         what we asked, so a snub ends here: after its next unchoke it is asked afresh."""
         asking = self._asking[peer]
         self._release(asking)
@@ -112,7 +118,16 @@ class RequestBook:
     # -- asking ----------------------------------------------------------------------
 
     def outstanding(self, peer: int) -> Optional[int]:
-        return self._asking[peer].outstanding
+        """The oldest request ``peer`` owes us, if any."""
+        asked = self._asking[peer].outstanding
+        return asked[0] if asked else None
+
+    def asked(self, peer: int) -> list[int]:
+        """Every request ``peer`` owes us, oldest first."""
+        return list(self._asking[peer].outstanding)
+
+    def depth(self, peer: int) -> int:
+        return self._asking[peer].depth
 
     def snubbed(self, peer: int) -> bool:
         return self._asking[peer].snubbed
@@ -122,19 +137,23 @@ class RequestBook:
         return self._asking[peer].timeout
 
     def next_request(self, peer: int, theirs: PieceSet) -> Optional[int]:
-        """Choose and record the next piece to ask ``peer`` for, or None: it still owes
-        us one, it is snubbed, or it has nothing we lack that nobody else is asked for."""
+        """Choose and record the next piece to ask ``peer`` for, or None: it owes us as
+        many as its depth, it is snubbed, or it has nothing we lack that nobody else is
+        asked for."""
         asking = self._asking[peer]
-        if asking.outstanding is not None or asking.snubbed:
+        if len(asking.outstanding) >= asking.depth or asking.snubbed:
             return None
         index = policy.choose_piece(self._rng, self.missing, theirs, self.in_flight)
         if index is None:
             return None
+        now = self._clock.seconds()
         self.in_flight.add(index)
-        asking.outstanding = index
-        asking.sent[index] = self._clock.seconds()
+        if not asking.outstanding:
+            asking.progress = now
+            asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
+        asking.outstanding.append(index)
+        asking.sent[index] = now
         asking.unanswered[index] = asking.unanswered.get(index, 0) + 1
-        asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
         return index
 
     def received(self, peer: int, index: int) -> Answer:
@@ -146,10 +165,16 @@ class RequestBook:
         if count > 1:
             asking.unanswered[index] = count - 1
         sent = asking.sent.pop(index) if count == 1 else asking.sent[index]
-        self._learn_response_time(asking, self._clock.seconds() - sent)
+        now = self._clock.seconds()
+        self._learn_response_time(asking, now - max(sent, asking.progress))
         asking.snubbed = False  # it delivers after all: trusted again
-        if asking.outstanding == index:
-            self._release(asking)
+        if index in asking.outstanding:
+            asking.outstanding.remove(index)
+            self.in_flight.discard(index)
+            self._stop_timer(asking)
+            asking.progress = now
+            if asking.outstanding:  # it owes more: its clock starts again from this answer
+                asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
         return Answer.NEW if index in self.missing else Answer.SURPLUS
 
     def held(self, index: int) -> None:
@@ -173,13 +198,16 @@ class RequestBook:
         self._release(asking)
         self._on_abandoned(peer)
 
-    def _release(self, asking: _Asking) -> None:
-        """Put the outstanding piece back into the pool; what was asked stays
-        recorded, so that a late answer is still recognised as one."""
+    def _stop_timer(self, asking: _Asking) -> None:
         if asking.timer is not None:
             if asking.timer.active():
                 asking.timer.cancel()
             asking.timer = None
-        if asking.outstanding is not None:
-            self.in_flight.discard(asking.outstanding)
-            asking.outstanding = None
+
+    def _release(self, asking: _Asking) -> None:
+        """Put the outstanding pieces back into the pool; what was asked stays
+        recorded, so that a late answer is still recognised as one."""
+        self._stop_timer(asking)
+        for index in asking.outstanding:
+            self.in_flight.discard(index)
+        asking.outstanding.clear()

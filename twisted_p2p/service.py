@@ -71,6 +71,7 @@ class PeerService(Service):
         request_timeouts: RequestTimeouts = RequestTimeouts(),
         drop_grace: float = 2.0,
         stale_after: float = 5.0,
+        pipeline: int = 0,
     ) -> None:
         self.config = config
         self.common = config.common
@@ -86,6 +87,9 @@ class PeerService(Service):
         #: A second connection from a connected ID replaces the first when the first has
         #: been silent this long (its host may have crashed and come back).
         self.stale_after = stale_after
+        #: With our pipelining extension on (above 1), requests outstanding to a neighbour
+        #: that announces it too; every other neighbour gets the plain protocol.
+        self.pipeline = pipeline
         #: Every open connection, handshaken or not; the Deferred fires when it is lost.
         self._connections: dict[PeerProtocol, Optional[Deferred[None]]] = {}
         self.decoder = wire.Decoder(self.common)
@@ -187,8 +191,9 @@ class PeerService(Service):
 
     # -- connections -------------------------------------------------------------
 
-    def handshake_received(self, protocol: PeerProtocol, peer_id: int) -> None:
-        """Accept a neighbour, or raise ProtocolViolation (SPEC §3, handshake check)."""
+    def handshake_received(self, protocol: PeerProtocol, peer_id: int, pipelining: bool = False) -> None:
+        """Accept a neighbour, or raise ProtocolViolation (SPEC §3, handshake check);
+        ``pipelining``: its handshake announced our extension."""
         if peer_id == self.peer_id:
             raise wire.ProtocolViolation(f"a handshake with our own ID {peer_id}")
         if peer_id not in self.config.peer_ids:
@@ -205,7 +210,7 @@ class PeerService(Service):
             existing.protocol.drop(f"has a new connection; this one was silent for {quiet:.0f} s")
         neighbour = Neighbour(peer_id, protocol, self.common.num_pieces)
         self.neighbours[peer_id] = neighbour
-        self.requests.add(peer_id)
+        self.requests.add(peer_id, self.pipeline if pipelining and self.pipeline > 1 else 1)
         self.choker.add(peer_id)
         protocol.neighbour = neighbour
         if protocol.outgoing:
@@ -366,10 +371,10 @@ class PeerService(Service):
             neighbour.protocol.send(wire.INTERESTED if interested else wire.NOT_INTERESTED)
 
     def _request_from(self, neighbour: Neighbour) -> None:
+        """Ask it for as many pieces as it may owe us: one, or its pipeline's depth."""
         if neighbour.chokes_us or not neighbour.we_are_interested:
             return
-        index = self.requests.next_request(neighbour.peer_id, neighbour.pieces)
-        if index is not None:
+        while (index := self.requests.next_request(neighbour.peer_id, neighbour.pieces)) is not None:
             neighbour.protocol.send(wire.encode_request(index))
 
     def _request_from_all(self) -> None:

@@ -18,6 +18,7 @@ from twisted.python import usage
 
 from twisted_p2p.config import ConfigError, load
 
+MAX_PIPELINE = 64  # requests outstanding to one neighbour at most with --pipeline
 
 class Options(usage.Options):
     synopsis = "--id PEER_ID [--config-dir DIR] [--work-dir DIR] [options]"
@@ -38,6 +39,9 @@ class Options(usage.Options):
          "that, 4 times its average answer time, from 1 s up to 30 s (or this, if longer)", float],
         ["random-seed", None, None, "seed for the peer's random choices, to make a run reproducible", int],
         ["upload-rate", None, 0, "cap on this peer's total upload, in bytes per second (0: no cap)", int],
+        ["pipeline", None, 0, "announce our pipelining extension and keep up to N requests outstanding to "
+         "a neighbour that announces it too; others get the plain protocol, but a strict peer may drop a "
+         "handshake whose reserved bytes are not zero, so use it only among our own peers (0: off)", int],
     ]
     optFlags = [
         ["echo-events", None, "also write every event-log line to standard output, and the file's "
@@ -63,6 +67,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--id must be a peer ID (a whole number), not {self['id']!r}") from None
         if self["config-dir"] is None:
             self["config-dir"] = "conf" if Path("conf").is_dir() else "."
+        if not 0 <= self["pipeline"] <= MAX_PIPELINE:
+            raise usage.UsageError(f"--pipeline must be 0 (off) up to {MAX_PIPELINE} requests")
         if self["upload-rate"] < 0:
             raise usage.UsageError("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
         for name in ("handshake-timeout", "request-timeout"):
@@ -152,6 +158,7 @@ def makeService(options: Options) -> Any:
             echo=echo,
             handshake_timeout=options["handshake-timeout"],
             upload_rate=options["upload-rate"],
+            pipeline=options["pipeline"],
             piece_hashes=load_manifest(hashes_path, config.common),
             request_timeouts=RequestTimeouts(initial=options["request-timeout"],
                                              maximum=max(RequestTimeouts.maximum, options["request-timeout"])),

@@ -98,6 +98,7 @@ Message = Union[Choke, Unchoke, Interested, NotInterested, Have, Bitfield, Reque
 @dataclass(frozen=True, slots=True)
 class Handshake:
     peer_id: int
+    pipelining: bool = False  # it announced our pipelining extension
 
 _NO_PAYLOAD = {
     MessageType.CHOKE: Choke(),
@@ -111,8 +112,25 @@ _INDEX_ONLY = {MessageType.HAVE: Have, MessageType.REQUEST: Request}
 # -- handshake ---------------------------------------------------------------
 
 
-def encode_handshake(peer_id: int) -> bytes:
-    return _HANDSHAKE.pack(HANDSHAKE_HEADER, peer_id)
+# Our one extension (SPEC §4 keeps the ten reserved bytes for such): bit 0x01 of the
+# last reserved byte, handshake byte 27, says "I take up to N requests outstanding".
+# Only a connection on which both sides announce it is pipelined; a peer that does not
+# announce it gets the plain protocol, and a plain peer never sees the bit, as ours
+# announce it only when told to (``--pipeline``).
+PIPELINING_BYTE = 27
+PIPELINING_BIT = 0x01
+
+
+def encode_handshake(peer_id: int, pipelining: bool = False) -> bytes:
+    data = _HANDSHAKE.pack(HANDSHAKE_HEADER, peer_id)
+    if not pipelining:
+        return data
+    return data[:PIPELINING_BYTE] + bytes([PIPELINING_BIT]) + data[PIPELINING_BYTE + 1:]
+
+
+def announces_pipelining(data: bytes) -> bool:
+    """Whether a 32-byte handshake announces the pipelining extension."""
+    return bool(data[PIPELINING_BYTE] & PIPELINING_BIT)
 
 
 def check_handshake_start(data: bytes) -> None:
@@ -282,7 +300,8 @@ class Framer:
                 return None
             self._position = position + HANDSHAKE_LENGTH
             self.handshaken = True
-            return Handshake(decode_handshake(bytes(buffer[position : self._position])))
+            raw = bytes(buffer[position : self._position])
+            return Handshake(decode_handshake(raw), announces_pipelining(raw))
         if available < 4:
             return None
         (length,) = _LENGTH.unpack_from(buffer, position)

@@ -38,6 +38,8 @@ from twisted_p2p.swarm.supervise import Swarm
 from twisted_p2p.swarm.web.server import Dashboard, parse_address
 from twisted_p2p.swarm.web.feed import Feed
 
+DEFAULT_PIPELINE = 8  # requests in flight per neighbour when every peer is ours (see the README)
+MAX_PIPELINE = 64
 CHECKING = "checking"  # the dashboard's outcome while the files are checked
 EXIT_CODES = {"finished": 0, "failed": 1, "timeout": 124, "interrupted": 130, "terminated": 143}
 
@@ -55,6 +57,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--demo-file", action="store_true", help="create each seed's missing file (pseudo-random)")
     parser.add_argument("--stagger", type=float, default=0.2, help="seconds between peer starts [%(default)s]")
     parser.add_argument("--timeout", type=float, default=None, help="stop everything after this many seconds")
+    parser.add_argument("--pipeline", type=int, default=None, metavar="N",
+                        help="requests outstanding per neighbour with our pipelining extension, which every "
+                        f"peer started here announces when all of them are ours (0: the plain protocol) "
+                        f"[{DEFAULT_PIPELINE}; 0 with --remote-shell, whose peers may be anyone's]")
     parser.add_argument("--upload-rate", type=int, default=0, metavar="BYTES_PER_S",
                         help="cap each peer's upload (twistd p2ppeer --upload-rate), to watch a swarm at a pace a "
                         "person can follow [no cap]")
@@ -90,6 +96,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--timeout must be positive")
     if args.connect_timeout <= 0:
         parser.error("--connect-timeout must be positive")
+    if args.pipeline is not None and not 0 <= args.pipeline <= MAX_PIPELINE:
+        parser.error(f"--pipeline must be 0 (the plain protocol) up to {MAX_PIPELINE}")
+    if args.pipeline is None:
+        args.pipeline = 0 if args.remote_shell else DEFAULT_PIPELINE
     if args.upload_rate < 0:
         parser.error("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
     if args.web is not None:
@@ -124,6 +134,16 @@ def check_files(config: SwarmConfig, work_dir: Path, local_ids: set[int], status
             ok = digest == expected
         results.append(PeerResult(progress[peer.peer_id], statuses.get(peer.peer_id), ok))
     return results, expected
+
+
+def peer_options(args: argparse.Namespace, all_ours: bool) -> list[str]:
+    """The options every peer we start gets: the upload cap, and our pipelining extension
+    only when every peer of the swarm is one we start (a plain peer may drop a handshake
+    whose reserved bytes are not zero)."""
+    options = ["--upload-rate", str(args.upload_rate)] if args.upload_rate else []
+    if args.pipeline > 1 and all_ours:
+        options += ["--pipeline", str(args.pipeline)]
+    return options
 
 
 def dry_run(launches: list[Launch], hosts: list[Host], config: SwarmConfig, twistd: list[str],
@@ -163,10 +183,10 @@ def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_di
         config = load(config_dir)
         launches, hosts = plan(config, config_dir, work_dir, ssh, args.remote_dir or str(work_dir),
                                remote_twistd, args.remote_shell)
-        if args.upload_rate:
-            for launch in launches:
-                if launch.tail or launch.over_ssh:  # our peers; a --remote-shell command is the user's own
-                    launch.argv += ["--upload-rate", str(args.upload_rate)]
+        for launch in launches:
+            if launch.tail or launch.over_ssh:  # our peers; a --remote-shell command is the user's own
+                launch.argv += peer_options(args, all_ours=len(launches) == sum(
+                    1 for each in launches if each.tail or each.over_ssh))
         if args.dry_run:
             dry_run(launches, hosts, config, remote_twistd, stdout)
             return 0
