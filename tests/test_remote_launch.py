@@ -59,7 +59,9 @@ def run(tmp_path: Path, hosts: SshHosts, *args: str, timeout: float = 90) -> tup
 
 
 def left_on_hosts(hosts: SshHosts) -> dict[str, list]:
-    return {address: hosts.processes(address) for address in hosts.addresses if hosts.pids(address)}
+    """The processes still running on each host; one that ended while we looked is not
+    left (a restarted sshd's short-lived children showed up so under load)."""
+    return {address: found for address in hosts.addresses if (found := hosts.processes(address))}
 
 
 def wait_for(process: subprocess.Popen, text: str, limit: float = 60) -> str:
