@@ -1,8 +1,10 @@
 """Run a swarm of real ``twistd p2ppeer`` processes on 127.0.0.1 and time it.
 
 Each peer is a child process; its CPU seconds and peak RSS come from os.wait4. Times
-come from the peers' own event logs (SPEC §5, millisecond stamps), measured from the
-moment the first peer was spawned.
+come from the peers' own event logs (SPEC §5, millisecond stamps). Start-up runs from
+spawning the first peer to the moment every pair of peers is connected (the first
+connection line, at either end, of the last pair to connect); the transfer phase runs
+from then to the last "has downloaded the complete file".
 """
 from __future__ import annotations
 
@@ -89,12 +91,21 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         exited = reap(children, start + spec.timeout)
         complete: dict[int, float] = {}
         first_contact: dict[int, float] = {}
-        for peer in ids[1:]:
+        pair_connected: dict[frozenset, float] = {}  # first connection line of each pair
+        downloaded: list[float] = []
+        for peer in ids:
             for event in events(os.path.join(work, f"log_peer_{peer}.log")):
                 if event.kind == "complete":
                     complete[peer] = event.time
-                elif event.kind in ("connect_to", "connect_from") and peer not in first_contact:
-                    first_contact[peer] = event.time
+                elif event.kind == "downloaded":
+                    downloaded.append(event.time)
+                elif event.kind in ("connect_to", "connect_from"):
+                    first_contact.setdefault(peer, event.time)
+                    pair = frozenset((peer, event.other))
+                    pair_connected[pair] = min(event.time, pair_connected.get(pair, event.time))
+        complete.pop(ids[0], None)
+        first_contact.pop(ids[0], None)
+        all_connected = max(pair_connected.values()) if len(pair_connected) == count * (count - 1) // 2 else None
         ok = all(e.status == 0 for e in exited) and len(complete) == spec.leechers
         verified = None
         if spec.verify and ok:
@@ -120,9 +131,15 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
             "ok": ok,
             "failure": failure,
             "peers": count,
+            # spawn of the first peer to the last leecher complete: start-up included
             "time_to_last_complete_s": (last_complete - start) if last_complete else None,
-            # spawn of the first peer to the first connection logged: process start-up
-            "startup_s": (min(first_contact.values()) - start) if first_contact else None,
+            # spawn of the first peer to every pair connected
+            "startup_s": (all_connected - start) if all_connected else None,
+            # every pair connected to the last leecher complete: the transfer phase
+            "transfer_s": (last_complete - all_connected) if last_complete and all_connected else None,
+            # share of the pieces downloaded before every pair was connected (outside transfer_s)
+            "share_before_all_connected": (sum(t < all_connected for t in downloaded) / len(downloaded)
+                                           if all_connected and downloaded else None),
             "wall_to_all_exited_s": max(e.exited_at for e in exited) - start,
             "leecher_transfer_s": {  # first contact to complete, per leecher
                 str(peer): complete[peer] - first_contact[peer] for peer in complete if peer in first_contact
