@@ -5,6 +5,10 @@ python3-libtorrent): one session per peer in this one process, TCP only on 127.0
 Usage: lt_swarm.py JSON -- JSON has file, piece_size, leechers, timeout and optional
 upload_rate / seed_upload_rate (bytes/s). Prints one JSON line. Uses only the standard
 library and libtorrent; it downloads nothing from anywhere.
+
+Timed like bench/swarm.py: start-up from just before the first session is created to the
+first poll (every 2 ms) at which every session has all the others as peers; the transfer
+phase from then to the last leecher seeding.
 """
 import json
 import os
@@ -74,15 +78,28 @@ def main(args):
             for other in range(index):  # every pair once, like PeerInfo.cfg's order
                 handle.connect_peer(("127.0.0.1", ports[other]))
         done = {}
+        connected, share_before = None, None
         deadline = start + args["timeout"]
         while len(done) < count - 1 and time.time() < deadline:
+            statuses = [handle.status() for handle in handles]
+            now = time.time()
+            if connected is None and all(status.num_peers >= count - 1 for status in statuses):
+                connected = now
+                share_before = sum(status.total_wanted_done for status in statuses[1:]) / ((count - 1) * info.total_size())
             for index in range(1, count):
-                if index not in done and handles[index].status().is_seeding:
-                    done[index] = time.time()
+                if index not in done and statuses[index].is_seeding:
+                    done[index] = now
             time.sleep(0.002)
+        last = max(done.values()) if len(done) == count - 1 else None
         result = {
-            "ok": len(done) == count - 1,
-            "time_to_last_complete_s": (max(done.values()) - start) if len(done) == count - 1 else None,
+            "ok": last is not None and connected is not None,
+            "failure": ("never were all sessions connected at once" if connected is None else
+                        None if last else f"{count - 1 - len(done)} leecher(s) not seeding by the timeout"),
+            "time_to_last_complete_s": (last - start) if last else None,
+            "startup_s": (connected - start) if connected else None,
+            "transfer_s": (last - connected) if last and connected else None,
+            # share of the leechers' bytes already downloaded when all were connected
+            "share_before_all_connected": share_before,
             "version": lt.__version__,
         }
         for session in sessions:
