@@ -81,14 +81,14 @@ def main(args):
         connected, share_before = None, None
         deadline = start + args["timeout"]
         while len(done) < count - 1 and time.time() < deadline:
-            statuses = [handle.status() for handle in handles]
-            now = time.time()
-            if connected is None and all(status.num_peers >= count - 1 for status in statuses):
-                connected = now
-                share_before = sum(status.total_wanted_done for status in statuses[1:]) / ((count - 1) * info.total_size())
+            if connected is None:  # after that, status() only for leechers still downloading: each waits on libtorrent
+                statuses = [handle.status() for handle in handles]
+                if all(status.num_peers >= count - 1 for status in statuses):
+                    connected = time.time()
+                    share_before = sum(status.total_wanted_done for status in statuses[1:]) / ((count - 1) * info.total_size())
             for index in range(1, count):
-                if index not in done and statuses[index].is_seeding:
-                    done[index] = now
+                if index not in done and handles[index].status().is_seeding:
+                    done[index] = time.time()
             time.sleep(0.002)
         last = max(done.values()) if len(done) == count - 1 else None
         result = {
