@@ -286,7 +286,7 @@ def table(results: dict) -> list[list[str]]:
             figure = (f"{fmt(row['transfer_s'])} s transfer ({fmt(row['time_to_last_complete_s'])} s from spawn, "
                       f"all exited {fmt(row['wall_to_all_exited_s'])} s)")
             startup = f"{fmt(row['startup_s'])} s ({fmt(row['share_before_all_connected'], 0, '%', 100)} done)"
-            if row.get("libtorrent_startup_s") is not None:
+            if name != "scale" and row.get("libtorrent_startup_s") is not None:
                 startup += (f"; libtorrent {row['libtorrent_startup_s']:.2f} s "
                             f"({fmt(row['libtorrent_share_before_all_connected'], 0, '%', 100)} done)")
             if row["ok_runs"] < row["runs"]:
