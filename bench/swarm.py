@@ -36,6 +36,7 @@ class SwarmSpec:
     optimistic_interval: int = 1
     upload_rate: Optional[int] = None  # --upload-rate for every peer
     seed_upload_rate: Optional[int] = None  # overrides upload_rate for the seed
+    pipeline: int = 0  # --pipeline for every peer (our extension); 0: the plain protocol
     timeout: float = 120.0
     verify: bool = True
     env: Optional[dict] = None  # extra environment for every peer (experiments)
@@ -87,6 +88,8 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
             rate = spec.seed_upload_rate if index == 0 and spec.seed_upload_rate is not None else spec.upload_rate
             if rate:
                 argv += ["--upload-rate", str(rate)]
+            if spec.pipeline:
+                argv += ["--pipeline", str(spec.pipeline)]
             children.append(spawn(str(peer), argv, work, os.path.join(work, f"twistd_{peer}.out"), env))
         exited = reap(children, start + spec.timeout)
         complete: dict[int, float] = {}
