@@ -7,6 +7,8 @@ dataplane  1 seed + 1 leecher, 100 MiB, pieces of 16 KiB, 32 KiB, 256 KiB, 1 MiB
 swarm      1 seed + 5 leechers, k=5, 1 s intervals: 20 MiB / 16 KiB (the course demo)
            and 100 MiB / 32 KiB; reference: libtorrent, where the system Python has it,
            both timed from every peer connected to the last complete (start-up apart)
+pipeline   our pipelining extension: 1+1 at 16 KiB with depths 2 to 32, against the plain
+           protocol; the 100 MiB swarm at the launcher's depth, against libtorrent
 scale      1 seed + 15 and + 31 leechers, 20 MiB / 16 KiB; reference: the 6-peer swarm
 capped     --upload-rate on every peer, 1 seed + 5 leechers, 10 MiB / 16 KiB;
            reference: the minimum distribution time max(F/u_s, N*F/(u_s + sum u_i)),
