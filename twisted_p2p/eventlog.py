@@ -35,7 +35,11 @@ _FIELD_PATTERNS = {
     "index": r"(?P<index>\d+)",
     "count": r"(?P<count>\d+)",
 }
-_LINE = re.compile(r"(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}): (?P<sentence>.*)")
+# The parser's patterns are compiled on its first use, not at import: a peer imports
+# this module only to write its log, and compiling the twelve patterns was more than a
+# millisecond of every peer's start-up.
+_LINE: Optional[re.Pattern[str]] = None
+_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def _sentence_pattern(template: str) -> re.Pattern[str]:
@@ -45,7 +49,14 @@ def _sentence_pattern(template: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-_PATTERNS = {kind: _sentence_pattern(template) for kind, template in SENTENCES.items()}
+def _compile_patterns() -> re.Pattern[str]:
+    """Compile the line pattern and one pattern per sentence; the line pattern. The
+    sentence patterns are in place before ``_LINE`` is set, so a thread that finds
+    ``_LINE`` set finds them too."""
+    global _LINE
+    _PATTERNS.update((kind, _sentence_pattern(template)) for kind, template in SENTENCES.items())
+    _LINE = re.compile(r"(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}): (?P<sentence>.*)")
+    return _LINE
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,7 @@ def _second(text: str) -> Optional[float]:
 
 def parse_line(line: str) -> Optional[Event]:
     """The event on ``line``, or None if it is not exactly a SPEC §5 sentence."""
-    match = _LINE.fullmatch(line.rstrip("\r\n"))
+    match = (_LINE or _compile_patterns()).fullmatch(line.rstrip("\r\n"))
     if not match:
         return None
     second = _second(match["time"][:19])
