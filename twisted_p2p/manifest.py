@@ -15,8 +15,10 @@ from typing import Optional, Sequence
 from twisted_p2p.config import Common, ConfigError
 
 _HEADER = "# SHA-256 of each piece of {name}: FileSize {size} PieceSize {piece}, one line a piece, in order"
-_HEADER_PATTERN = re.compile(r"# SHA-256 of each piece of (?P<name>\S+): FileSize (?P<size>\d+) PieceSize (?P<piece>\d+)")
-_DIGEST = re.compile(r"[0-9a-f]{64}")
+# Compiled by load_manifest, not at import: most peers have no manifest, and every
+# peer imports this module at start-up.
+_HEADER_PATTERN = r"# SHA-256 of each piece of (?P<name>\S+): FileSize (?P<size>\d+) PieceSize (?P<piece>\d+)"
+_DIGEST = r"[0-9a-f]{64}"
 
 
 def manifest_path(config_dir: str | os.PathLike[str], common: Common) -> Path:
@@ -59,10 +61,11 @@ def load_manifest(path: Path, common: Common) -> Optional[list[bytes]]:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, None, f"cannot read: {exc}") from None
+    header_pattern, digest_pattern = re.compile(_HEADER_PATTERN), re.compile(_DIGEST)
     digests = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
-        header = _HEADER_PATTERN.match(line)
+        header = header_pattern.match(line)
         if header:
             found = (header["name"], int(header["size"]), int(header["piece"]))
             expected = (common.file_name, common.file_size, common.piece_size)
@@ -72,7 +75,7 @@ def load_manifest(path: Path, common: Common) -> Optional[list[bytes]]:
             continue
         if not line or line.startswith("#"):
             continue
-        if not _DIGEST.fullmatch(line):
+        if not digest_pattern.fullmatch(line):
             raise ConfigError(path, number, f"expected a SHA-256 in hex, got {line[:80]!r}")
         digests.append(bytes.fromhex(line))
     if len(digests) != common.num_pieces:

@@ -20,7 +20,9 @@ def data_path(work_dir: str | os.PathLike[str], peer_id: int, common: Common) ->
     return Path(work_dir) / f"peer_{peer_id}" / common.file_name
 
 
-_DIGEST_REPORT = re.compile(r"peer (?P<peer>\d+) has the file with SHA-256 (?P<digest>[0-9a-f]{64})")
+# A pattern string, compiled (and cached by re) on the launcher's first parse rather
+# than at import: every peer imports this module at start-up and never parses.
+_DIGEST_REPORT = r"peer (?P<peer>\d+) has the file with SHA-256 (?P<digest>[0-9a-f]{64})"
 
 
 def digest_report(peer_id: int, digest: str) -> str:
@@ -30,7 +32,7 @@ def digest_report(peer_id: int, digest: str) -> str:
 
 
 def parse_digest_report(line: str) -> Optional[tuple[int, str]]:
-    found = _DIGEST_REPORT.search(line)
+    found = re.search(_DIGEST_REPORT, line)
     return (int(found["peer"]), found["digest"]) if found else None
 
 
