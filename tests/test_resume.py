@@ -171,6 +171,21 @@ def test_records_without_their_data_mean_nothing_is_trusted(tmp_path, spoil):
     assert Leecher(tmp_path).store.held.count == 0
 
 
+def test_only_a_first_start_leaves_its_state_unsynced(tmp_path, monkeypatch):
+    """A first start's state claims nothing and replaces no file, so it is not synced (a
+    disk flush before the peer listens); a later start's is, even one that claims
+    nothing, since it replaces a state that may claim more."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    first = Leecher(tmp_path)
+    assert synced == []
+    assert decode_state(first.resume.state_path.read_bytes(), COMMON) == (PieceSet(11), set(), set())
+    first.kill()
+    Leecher(tmp_path)
+    assert len(synced) == 1
+
+
 def test_the_state_lists_only_pieces_written_before_its_snapshot(tmp_path):
     leecher = Leecher(tmp_path)
     assert leecher.resume.snapshot(leecher.store.held, []) is None  # nothing new: nothing to save

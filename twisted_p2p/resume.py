@@ -232,9 +232,17 @@ class Resume:
 
     def start(self, restored: Restored) -> None:
         """Begin this run: the state says what is synced, a fresh journal what else is
-        held (and which peers are complete), then records go on being appended to it."""
+        held (and which peers are complete), then records go on being appended to it.
+
+        The state is synced, so that a machine crash cannot bring back an older state
+        file that claims more than is trusted now. At a first start there is no older
+        file, and a state that claims nothing leaves nothing to claim whatever a crash
+        makes of it (no file, a torn one, the whole one): the sync, a disk flush on the
+        reactor's thread before the peer listens, is skipped then."""
+        first = not (restored.durable.count or restored.complete_peers or restored.told_peers
+                     or self.state_path.exists())
         _replace(self.state_path, encode_state(self.common, restored.durable, restored.complete_peers,
-                                               restored.told_peers), sync=True)
+                                               restored.told_peers), sync=not first)
         records = b"".join(piece_record(index) for index in restored.held if index not in restored.durable)
         records += b"".join(peer_record(peer, True) for peer in sorted(restored.complete_peers))
         records += b"".join(told_record(peer) for peer in sorted(restored.told_peers))
