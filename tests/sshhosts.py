@@ -157,6 +157,8 @@ class SshHosts:
                 raw = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue  # it ended while we looked
+            if not raw:
+                continue  # a zombie: it has ended, and waits only for its parent to notice
             found.append((pid, raw.replace(b"\0", b" ").decode(errors="replace").strip()))
         return found
 
