@@ -57,7 +57,19 @@ def test_a_peer_that_is_not_up_yet_is_retried_soon():
     clock.pump([0.01] * 600)  # 6 s
     gaps = [b - a for a, b in zip(endpoint.attempts, endpoint.attempts[1:])]
     assert len(endpoint.attempts) == 7 and service.protocol is endpoint.connections[0]
-    assert gaps[0] < 0.06 and max(gaps) < 2.1  # 25 ms doubling, never more than 2 s
+    assert gaps[0] < 0.06 and max(gaps) < 2.1  # from 25 ms, never more than 2 s
+
+
+def test_a_peer_that_comes_up_is_reached_soon_after():
+    """Attempts grow 1.5 times from 25 ms: a peer listening after 0.45 s is reached
+    within a third of that again (doubling would wait up to 0.8 s)."""
+    service, endpoint, clock = dialler(["refused"] * 50 + ["accept"])
+    clock.pump([0.005] * 200)  # 1 s
+    gaps = [b - a for a, b in zip(endpoint.attempts, endpoint.attempts[1:])]
+    started = endpoint.attempts[0]
+    after = next(t for t in endpoint.attempts if t - started > 0.45)
+    assert after - started < 0.45 * 1.5 + 0.03
+    assert all(b <= a * 1.5 + 0.03 for a, b in zip(gaps, gaps[1:])), gaps
 
 
 def test_a_peer_that_drops_us_right_after_the_handshake_is_retried_with_a_growing_delay():

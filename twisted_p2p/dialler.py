@@ -2,7 +2,7 @@
 with backoff until it succeeds or we shut down).
 
 Two kinds of failure, two backoffs. A TCP connect that fails means the peer is not up
-yet: try again soon (25 ms, doubling up to 2 s). A connection that the peer closes
+yet: try again soon (25 ms, growing 1.5 times up to 2 s). A connection that the peer closes
 before the handshake or within ``settle`` seconds after it means the peer is up but
 will not have us (it may think we are still connected): try again after 1 s, doubling
 up to 60 s, so a peer that keeps refusing costs a few log lines a minute. A connection
@@ -26,10 +26,14 @@ from twisted.python.failure import Failure
 from twisted_p2p.protocol import PeerProtocol
 
 
-def backoff(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """The delay before retry ``attempt`` (1, 2, ...): doubling from ``initial`` up to
-    ``maximum``, with up to ``initial`` of jitter so that peers do not retry in step."""
-    return min(maximum, initial * 2 ** (attempt - 1)) + rng.random() * initial
+def backoff(attempt: int, initial: float, maximum: float, rng: random.Random, growth: float = 2.0) -> float:
+    """The delay before retry ``attempt`` (1, 2, ...): growing ``growth`` times from
+    ``initial`` up to ``maximum``, with up to ``initial`` of jitter so that peers do not
+    retry in step."""
+    return min(maximum, initial * growth ** (attempt - 1)) + rng.random() * initial
+
+
+CONNECT_GROWTH = 1.5
 
 
 class Dialler(Service):
@@ -89,7 +93,9 @@ class Dialler(Service):
         if failure.check(CancelledError) or not self.running:
             return
         self.failed_connects += 1
-        self._again(backoff(self.failed_connects, *self.connect_delays, self.rng))
+        # 1.5x, not 2x: a peer still starting is typically up within a second, and a
+        # doubled wait left its neighbours connecting up to 0.4 s after it listened.
+        self._again(backoff(self.failed_connects, *self.connect_delays, self.rng, growth=CONNECT_GROWTH))
 
     def _lost(self, protocol: PeerProtocol) -> None:
         self.protocol = None
