@@ -42,7 +42,7 @@ import string
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable
 
 # The repository root, so that twisted_p2p and its twistd plugin are found even when
 # this runs under a Python where the project is not installed (Twisted must be).
@@ -64,7 +64,7 @@ def _ascii_zeros() -> None:
     characters write them."""
     from twisted_p2p import wire
 
-    def encode_handshake(peer_id: int) -> bytes:
+    def encode_handshake(peer_id: int, pipelining: bool = False) -> bytes:
         return wire.HANDSHAKE_HEADER + b"0" * 10 + peer_id.to_bytes(4, "big")
 
     wire.encode_handshake = encode_handshake
@@ -75,7 +75,7 @@ def _text_id() -> None:
     a longer ID), as people who write the ID with a string formatter do."""
     from twisted_p2p import wire
 
-    def encode_handshake(peer_id: int) -> bytes:
+    def encode_handshake(peer_id: int, pipelining: bool = False) -> bytes:
         return wire.HANDSHAKE_HEADER + bytes(10) + str(peer_id).rjust(4, "0")[-4:].encode("ascii")
 
     wire.encode_handshake = encode_handshake
@@ -203,63 +203,16 @@ def _request_while_choked() -> None:
 
 
 def _several_requests() -> None:
-    """Up to PIPELINE requests outstanding to one neighbour: each neighbour gets PIPELINE
-    request slots in the RequestBook (keyed (peer, slot)), each with its own timeout."""
-    from twisted_p2p import service, wire
-    from twisted_p2p.requests import Answer, RequestBook, RequestTimeouts
-    from twisted_p2p.service import Neighbour, PeerService
+    """Up to PIPELINE requests outstanding to every neighbour, with a plain handshake:
+    our own pipelining, used without negotiating it (as BitTorrent-minded authors do)."""
+    from twisted_p2p.requests import RequestBook
 
-    class PipeliningBook(RequestBook):
-        def __init__(self, missing: Iterable[int], clock: Any, rng: random.Random,
-                     on_abandoned: Callable[[int], None], timeouts: RequestTimeouts = RequestTimeouts()) -> None:
-            super().__init__(missing, clock, rng, lambda slot: on_abandoned(slot[0]), timeouts)
+    original_add = RequestBook.add
 
-        @staticmethod
-        def _slots(peer: int) -> list[Any]:
-            return [(peer, slot) for slot in range(PIPELINE)]
+    def add(self: RequestBook, peer: int, depth: int = 1) -> None:
+        original_add(self, peer, PIPELINE)
 
-        def add(self, peer: int) -> None:
-            for slot in self._slots(peer):
-                super().add(slot)
-
-        def remove(self, peer: int) -> None:
-            for slot in self._slots(peer):
-                super().remove(slot)
-
-        def choked(self, peer: int) -> None:
-            for slot in self._slots(peer):
-                super().choked(slot)
-
-        def outstanding(self, peer: int) -> Optional[int]:
-            return next((i for i in map(super().outstanding, self._slots(peer)) if i is not None), None)
-
-        def snubbed(self, peer: int) -> bool:
-            return all(map(super().snubbed, self._slots(peer)))
-
-        def timeout(self, peer: int) -> float:
-            return super().timeout((peer, 0))
-
-        def next_request(self, peer: int, theirs: Any) -> Optional[int]:
-            for slot in self._slots(peer):
-                index = super().next_request(slot, theirs)
-                if index is not None:
-                    return index
-            return None
-
-        def received(self, peer: int, index: int) -> Answer:
-            for slot in self._slots(peer):
-                if index in self._asking[slot].unanswered:
-                    return super().received(slot, index)
-            return Answer.UNSOLICITED
-
-    def _request_from(self: PeerService, neighbour: Neighbour) -> None:
-        if neighbour.chokes_us or not neighbour.we_are_interested:
-            return
-        while (index := self.requests.next_request(neighbour.peer_id, neighbour.pieces)) is not None:
-            neighbour.protocol.send(wire.encode_request(index))
-
-    service.RequestBook = PipeliningBook  # type: ignore[misc]
-    PeerService._request_from = _request_from  # type: ignore[method-assign]
+    RequestBook.add = add  # type: ignore[method-assign]
 
 
 def _no_have() -> None:
