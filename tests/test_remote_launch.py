@@ -6,6 +6,7 @@ README says: no template, only ``--ssh-config`` because the test's keys are not 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +29,11 @@ FILE_SIZE = 3_000_000
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[SshHosts]:
-    with ssh_hosts(4, subnet=SUBNET, tag=f"p2pr{os.getpid()}", private_dirs=[WORK]) as made:
-        yield made
+    try:
+        with ssh_hosts(4, subnet=SUBNET, tag=f"p2pr{os.getpid()}", private_dirs=[WORK]) as made:
+            yield made
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)  # the launcher's own work dir, on this machine
 
 
 def six_peers_on_four_hosts(tmp_path: Path, hosts: SshHosts) -> Path:
