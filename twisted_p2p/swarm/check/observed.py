@@ -8,13 +8,20 @@ handed before; the checks reason only with that.
 from __future__ import annotations
 
 import bisect
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator, Optional
 
+from twisted_p2p.swarm.audit import rules as audit_rules
+from twisted_p2p.swarm.audit.reading import Finding, PeerLog, missing_log, read_log
+
 from .frames import Frame, Parsed, parse
 from .relay import Recording
 from .runner import ScenarioRun
+
+
+LOG_LIMIT = 8 << 20  # bytes of an event log the kit reads
 
 
 @dataclass
@@ -77,6 +84,32 @@ class Holdings:
         return None
 
 
+def _read(path: Path, peer_id: int) -> PeerLog:
+    if not path.is_file():
+        return missing_log(peer_id)
+    if path.stat().st_size > LOG_LIMIT:
+        log = PeerLog(peer_id, path.name, present=False)
+        log.findings.append(Finding(path.name, None, "log too large", f"{path.stat().st_size:,} bytes; not read", peer_id))
+        return log
+    return read_log(path, peer_id)
+
+
+def log_findings(run: ScenarioRun) -> dict[int, list[Finding]]:
+    """The audit's findings about each peer under test's log, with the whole swarm's logs."""
+    layout = run.layout
+    logs = {}
+    for peer_id in layout.scenario.ids:
+        home = layout.their_dir(peer_id) if layout.scenario.role(peer_id).theirs else layout.ours_dir
+        logs[peer_id] = _read(home / f"log_peer_{peer_id}.log", peer_id)
+    swarm = audit_rules.Swarm.of(layout.config_for(None), logs)
+    found = {}
+    for peer_id in layout.scenario.theirs:
+        log = logs[peer_id]
+        found[peer_id] = list(log.findings) + ([f for rule in audit_rules.RULES for f in rule(log, swarm)]
+                                               if log.present else [])
+    return found
+
+
 class Observed:
     """Every scenario run, with the views and holdings of each peer under test."""
 
@@ -102,6 +135,12 @@ class Observed:
     def completed(self) -> bool:
         """Whether every swarm (not the bad-input probes) ended with every peer complete."""
         return all(run.all_complete_at is not None for run in self.runs if not run.layout.scenario.robust)
+
+    @cached_property
+    def log_findings(self) -> dict[int, dict[int, list[Finding]]]:
+        """By id of the run: the audit's findings on each peer under test's log. Every
+        log check reads these, so the logs are read and audited once."""
+        return {id(run): log_findings(run) for run in self.runs if not run.layout.scenario.robust}
 
     def views_of(self, run: ScenarioRun, me: int) -> list[View]:
         return [view for view in self.views if view.run is run and view.me == me]

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Iterator
 
 from twisted_p2p.swarm.audit import rules as audit_rules
-from twisted_p2p.swarm.audit.reading import Finding, PeerLog, missing_log, read_log
 
 from .observed import Observed
 from .robust import Probe
@@ -15,7 +13,6 @@ from .scenarios import FILE_NAME
 from .scorecard import Verdict, check, judged
 from .wirechecks import WIRE
 
-LOG_LIMIT = 8 << 20  # bytes of an event log the kit reads
 CONNECTION_RULES = {audit_rules.MISSING_CONNECTION, audit_rules.WRONG_DIRECTION, audit_rules.CONNECTION_TWICE}
 CHOKING_RULES = {audit_rules.TOO_MANY_PREFERRED, audit_rules.OPTIMISTIC_TOO_SOON}
 DOWNLOAD_RULES = {
@@ -40,37 +37,11 @@ def _where(run: ScenarioRun, peer_id: int) -> str:
     return f"[{run.layout.scenario.name}] {peer_id}"
 
 
-def _read(path: Path, peer_id: int) -> PeerLog:
-    if not path.is_file():
-        return missing_log(peer_id)
-    if path.stat().st_size > LOG_LIMIT:
-        log = PeerLog(peer_id, path.name, present=False)
-        log.findings.append(Finding(path.name, None, "log too large", f"{path.stat().st_size:,} bytes; not read", peer_id))
-        return log
-    return read_log(path, peer_id)
-
-
-def log_findings(run: ScenarioRun) -> dict[int, list[Finding]]:
-    """The audit's findings about each peer under test's log, with the whole swarm's logs."""
-    layout = run.layout
-    logs = {}
-    for peer_id in layout.scenario.ids:
-        home = layout.their_dir(peer_id) if layout.scenario.role(peer_id).theirs else layout.ours_dir
-        logs[peer_id] = _read(home / f"log_peer_{peer_id}.log", peer_id)
-    swarm = audit_rules.Swarm.of(layout.config_for(None), logs)
-    found = {}
-    for peer_id in layout.scenario.theirs:
-        log = logs[peer_id]
-        found[peer_id] = list(log.findings) + ([f for rule in audit_rules.RULES for f in rule(log, swarm)]
-                                               if log.present else [])
-    return found
-
-
 def _audit(observed: Observed, wanted: set[str], other: bool = False) -> list[str]:
     known = CONNECTION_RULES | CHOKING_RULES | DOWNLOAD_RULES
     bad = []
     for run in _swarms(observed):
-        for peer_id, findings in log_findings(run).items():
+        for peer_id, findings in observed.log_findings[id(run)].items():
             complete = run.peers[peer_id].complete_at is not None
             for finding in findings:
                 if finding.rule == audit_rules.NO_COMPLETION and not complete:

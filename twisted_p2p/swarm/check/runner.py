@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Generator, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks

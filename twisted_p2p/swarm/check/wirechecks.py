@@ -6,7 +6,7 @@ from typing import Optional
 from .frames import hexdump
 from .observed import Holdings, Observed, View
 from .runner import ScenarioRun
-from .scorecard import Verdict, check, judged, not_seen
+from .scorecard import Verdict, check, judged
 
 WIRE = ("handshake-bytes", "message-framing", "bitfield")
 RACE = 0.5  # seconds a message may be in flight when the other side acts on its own
@@ -266,4 +266,4 @@ def optimistic_every_m(observed: Observed) -> Verdict:
                        f"m+p={m + p} s, yet never more than {most} were unchoked at once: no optimistic unchoke")
         elif not good:
             good = f"{where}: {most} unchoked at once at {when - run.started:.2f} s (k={k}, so one optimistic)"
-    return judged(bad, good, None if good or bad else f"never more than k neighbours interested for long enough")
+    return judged(bad, good, None if good or bad else "never more than k neighbours interested for long enough")
