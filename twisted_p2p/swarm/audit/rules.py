@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from twisted_p2p.config import SwarmConfig
 
@@ -336,6 +336,15 @@ def pieces_shown(logs: dict[int, PeerLog], sessions: dict[int, list[Session]]) -
     return shown
 
 
+def _about_other_peers(log: PeerLog, swarm: Swarm, kind: str) -> Iterator[Record]:
+    """The log's own records of ``kind`` about another peer of PeerInfo.cfg (the rules
+    that compare two logs skip the rest: other rules report them)."""
+    for record in own_records(log):
+        event = record.event
+        if event.kind == kind and event.other in swarm.config.peer_ids and event.other != log.peer_id:
+            yield record
+
+
 @rule
 def haves_match_downloads(log: PeerLog, swarm: Swarm) -> list[Finding]:
     """SPEC §3: a peer sends 'have' after each piece it completes, so a 'have' from X for
@@ -343,10 +352,8 @@ def haves_match_downloads(log: PeerLog, swarm: Swarm) -> list[Finding]:
     downloads, so it never sends 'have'."""
     config, downloads = swarm.config, swarm.pieces
     findings = []
-    for record in own_records(log):
+    for record in _about_other_peers(log, swarm, "have"):
         event = record.event
-        if event.kind != "have" or event.other not in config.peer_ids or event.other == log.peer_id:
-            continue
         sender = event.other
         if config.peer(sender).has_file:
             findings.append(Finding(log.file, record.line, HAVE_NOT_DOWNLOADED,
@@ -364,10 +371,8 @@ def sources_had_the_piece(log: PeerLog, swarm: Swarm) -> list[Finding]:
     from X is one X is a seed for or logged downloading (when X's log is there)."""
     config, downloads = swarm.config, swarm.pieces
     findings = []
-    for record in own_records(log):
+    for record in _about_other_peers(log, swarm, "downloaded"):
         event = record.event
-        if event.kind != "downloaded" or event.other not in config.peer_ids or event.other == log.peer_id:
-            continue
         source = event.other
         if not config.peer(source).has_file and source in downloads and event.index not in downloads[source]:
             findings.append(Finding(log.file, record.line, SOURCE_LACKED_PIECE,
