@@ -195,17 +195,13 @@ class _Link:
             return
         self.ended = True
         self.recording.closed = self.relay.clock.seconds()
-        pipe.release("closed")
-        pipe.pump()
         if self.hold.active():
             self.hold.cancel()
-        for each in (self.up, self.down):
+        for each in (self.up, self.down):  # flush what the hold or the pacing still holds
             each.stop()
-            if each.pending and each.sink is not None:  # flush what the pacing still holds
-                for received, data in each.pending:
-                    each.direction.chunks.append(Chunk(received, self.relay.clock.seconds(), data))
-                    each.sink.write(data)
-                each.pending.clear()
+            each.rate = None
+            each.release("closed")
+            each.pump()
         other = self.down if pipe is self.up else self.up
         if other.sink is not None:
             other.sink.loseConnection()

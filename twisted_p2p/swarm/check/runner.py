@@ -115,13 +115,13 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
                   rates_from={peer_id: scenario.their_rate for peer_id in scenario.theirs if scenario.their_rate},
                   rates_to={peer_id: scenario.their_download for peer_id in scenario.theirs if scenario.their_download})
     run = ScenarioRun(layout, reactor.seconds(), {})
-    progress = [run.started]
+    progress = [run.started]  # when the swarm last moved: a start, a listen, a piece
     twistd = twistd_command()
 
     def our_line(peer_id: int) -> Callable[[str], None]:
         def heard(line: str) -> None:
             if "has downloaded the piece" in line:
-                progress.append(reactor.seconds())
+                progress[0] = reactor.seconds()
             if line.endswith(COMPLETE) and run.peers[peer_id].complete_at is None:
                 run.peers[peer_id].complete_at = reactor.seconds()
         return heard
@@ -142,7 +142,7 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
 
     def start(peer: PeerRun) -> None:
         peer.child.spawn()
-        progress.append(reactor.seconds())
+        progress[0] = reactor.seconds()
 
     for position, peer_id in enumerate(run.peers):
         peer = run.peers[peer_id]
@@ -159,7 +159,7 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
         for peer in run.peers.values():
             if peer.listening_at is None and peer.child.running and layout.real[peer.peer_id] in up:
                 peer.listening_at = now
-                progress.append(now)
+                progress[0] = now
             if peer.listening_at is not None and peer.peer_id not in relayed and not scenario.robust:
                 relayed.add(peer.peer_id)
                 try:
@@ -169,8 +169,8 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
                     refused = f"the relay could not listen on port {layout.public[peer.peer_id]}: {exc.socketError}"
             if peer.theirs and peer.complete_at is None:
                 peer.complete_at = relay.completed.get(peer.peer_id)
-        progress.append(max(progress[-1], relay.last_piece))
-        why = refused or _over(run, scenario.robust, now, progress[-1], limits)
+        progress[0] = max(progress[0], relay.last_piece)
+        why = refused or _over(run, scenario.robust, now, progress[0], limits)
         if scenario.robust and why is None and all(p.listening_at for p in run.theirs()):
             run.probes = yield probe(reactor, layout, scenario.theirs[0], run.peers[scenario.theirs[0]].child)
             why = "the probes are done"
