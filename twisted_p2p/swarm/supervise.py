@@ -44,6 +44,21 @@ def in_new_session(argv: list[str], nice: int = 0) -> list[str]:
     return [sys.executable, "-c", _NEW_SESSION, str(nice), *argv]
 
 
+def signal_session(pid: int, signum: int, running: bool) -> None:
+    """Signal the session a child leads; right after the spawn, before its setsid, only
+    the process itself exists, so it gets the signal alone."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        if running:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+    except PermissionError:
+        pass
+
+
 class LogTail:
     """Reads what was added to a growing file since the last call, at most ``chunk``
     bytes at a time: a launcher starved of CPU by many busy peers must not spend one
@@ -149,19 +164,8 @@ class PeerProcess(protocol.ProcessProtocol):
         return self.pid is not None and group_alive(self.pid)
 
     def signal_group(self, signum: int) -> None:
-        """Signal its session; right after the spawn, before setsid, only the process exists."""
-        if self.pid is None:
-            return
-        try:
-            os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            if self.running:
-                try:
-                    os.kill(self.pid, signum)
-                except ProcessLookupError:
-                    pass
-        except PermissionError:
-            pass
+        if self.pid is not None:
+            signal_session(self.pid, signum, self.running)
 
 
 class Swarm:

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from twisted_p2p.swarm.progress import LineBuffer
-from twisted_p2p.swarm.supervise import group_alive, in_new_session
+from twisted_p2p.swarm.supervise import group_alive, in_new_session, signal_session
 
 OUTPUT_CAP = 4 << 20  # bytes of a child's output kept on disk
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL
@@ -94,16 +94,8 @@ class Child(protocol.ProcessProtocol):
         return self.pid is not None and group_alive(self.pid)
 
     def signal(self, signum: int) -> None:
-        if self.pid is None:
-            return
-        for send in (os.killpg, os.kill):  # right after the spawn, before setsid, only the process exists
-            try:
-                send(self.pid, signum)
-                return
-            except ProcessLookupError:
-                continue
-            except PermissionError:
-                return
+        if self.pid is not None:
+            signal_session(self.pid, signum, self.running)
 
     def stop(self) -> Deferred[None]:
         """End its whole session: SIGTERM, then SIGKILL after GRACE; fires once it has ended."""
