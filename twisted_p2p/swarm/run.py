@@ -183,10 +183,9 @@ def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_di
         config = load(config_dir)
         launches, hosts = plan(config, config_dir, work_dir, ssh, args.remote_dir or str(work_dir),
                                remote_twistd, args.remote_shell)
-        for launch in launches:
-            if launch.tail or launch.over_ssh:  # our peers; a --remote-shell command is the user's own
-                launch.argv += peer_options(args, all_ours=len(launches) == sum(
-                    1 for each in launches if each.tail or each.over_ssh))
+        ours = [launch for launch in launches if launch.tail or launch.over_ssh]  # --remote-shell: the user's own
+        for launch in ours:
+            launch.argv += peer_options(args, all_ours=len(ours) == len(launches))
         if args.dry_run:
             dry_run(launches, hosts, config, remote_twistd, stdout)
             return 0
