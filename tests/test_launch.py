@@ -418,4 +418,4 @@ def test_the_launcher_turns_pipelining_on_only_when_every_peer_is_its_own():
     plain = run.parse_args(["conf", "--pipeline", "0", "--upload-rate", "5000"])
     assert run.peer_options(plain, all_ours=True) == ["--upload-rate", "5000"]
     with pytest.raises(SystemExit):
-        run.parse_args(["conf", "--pipeline", "65"])
+        run.parse_args(["conf", "--pipeline", "1025"])

@@ -1,7 +1,8 @@
 """What we ask whom (SPEC §3, request and piece, and the Choice on abandoned requests).
 
 One request at most is outstanding to each neighbour -- or up to its *depth* with a
-neighbour that announced the pipelining extension as we did (see :mod:`wire`). A
+neighbour that announced the pipelining extension as we did (see :mod:`wire`), a depth
+that follows what the neighbour delivers per round trip (:mod:`pipeline`). A
 neighbour that answers nothing for its timeout is abandoned: what it was asked goes
 back to the pool, to be asked of someone else, and the neighbour is *snubbed* (asked
 nothing new) until a late piece arrives or it chokes us. The timeout counts from the
@@ -22,6 +23,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from twisted_p2p import policy
 from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.pipeline import PipelineWindow
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,13 @@ class Answer(enum.Enum):
 class _Asking:
     """Our requests to one neighbour."""
 
-    __slots__ = ("depth", "outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed", "timeout", "progress")
+    __slots__ = ("depth", "window", "outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed", "timeout",
+                 "progress", "busy")
 
     def __init__(self, timeout: float, depth: int) -> None:
-        self.depth = depth  # how many requests may be outstanding: 1 on the plain protocol
+        #: Pipelined (``depth`` above 1): the depth follows what it delivers per round trip.
+        self.window = PipelineWindow(depth) if depth > 1 else None
+        self.depth = depth if self.window is None else self.window.depth  # may be outstanding
         self.outstanding: list[int] = []  # the requests it is expected to answer, oldest first
         self.timer: Optional[IDelayedCall] = None
         self.snubbed = False
@@ -72,6 +77,7 @@ class _Asking:
         self.smoothed: Optional[float] = None
         self.timeout = timeout
         self.progress = 0.0  # when it last answered, or was asked while owing nothing
+        self.busy = False  # it has owed us something ever since ``progress``
 
 
 class RequestBook:
@@ -100,6 +106,8 @@ class RequestBook:
     # -- neighbours ------------------------------------------------------------------
 
     def add(self, peer: int, depth: int = 1) -> None:
+        """A neighbour to ask: one request at a time, or up to ``depth`` on a pipelined
+        connection (where the depth in use adapts below that: :mod:`pipeline`)."""
         self._asking[peer] = _Asking(self.timeouts.initial, depth)
 
     def remove(self, peer: int) -> None:
@@ -129,6 +137,11 @@ class RequestBook:
     def depth(self, peer: int) -> int:
         return self._asking[peer].depth
 
+    def window(self, peer: int) -> Optional[PipelineWindow]:
+        """The pipeline window of ``peer``; None on the plain protocol (or once gone)."""
+        asking = self._asking.get(peer)
+        return asking.window if asking is not None else None
+
     def snubbed(self, peer: int) -> bool:
         return self._asking[peer].snubbed
 
@@ -150,6 +163,7 @@ class RequestBook:
         self.in_flight.add(index)
         if not asking.outstanding:
             asking.progress = now
+            asking.busy = True
             asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
         asking.outstanding.append(index)
         asking.sent[index] = now
@@ -167,12 +181,15 @@ class RequestBook:
         sent = asking.sent.pop(index) if count == 1 else asking.sent[index]
         now = self._clock.seconds()
         self._learn_response_time(asking, now - max(sent, asking.progress))
+        if asking.window is not None:
+            asking.depth = asking.window.answered(now - sent, now - asking.progress if asking.busy else None)
         asking.snubbed = False  # it delivers after all: trusted again
         if index in asking.outstanding:
             asking.outstanding.remove(index)
             self.in_flight.discard(index)
             self._stop_timer(asking)
             asking.progress = now
+            asking.busy = bool(asking.outstanding)
             if asking.outstanding:  # it owes more: its clock starts again from this answer
                 asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
         return Answer.NEW if index in self.missing else Answer.SURPLUS
@@ -211,3 +228,4 @@ class RequestBook:
         for index in asking.outstanding:
             self.in_flight.discard(index)
         asking.outstanding.clear()
+        asking.busy = False

@@ -240,6 +240,9 @@ class PeerService(Service):
 
     def _forget(self, neighbour: Neighbour) -> None:
         """A neighbour is gone: its request goes back to the pool, its slot is free."""
+        window = self.requests.window(neighbour.peer_id)
+        if window is not None and window.round_trip is not None:  # it was asked for something
+            self.log.info("pipeline to peer {peer}: {window}", peer=neighbour.peer_id, window=window.describe())
         self.requests.remove(neighbour.peer_id)
         self.choker.remove(neighbour.peer_id)
         if self.running and not self._finished:

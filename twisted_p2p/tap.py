@@ -17,8 +17,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_p2p.config import ConfigError, load
-
-MAX_PIPELINE = 64  # requests outstanding to one neighbour at most with --pipeline
+from twisted_p2p.pipeline import MAX_DEPTH
 
 class Options(usage.Options):
     synopsis = "--id PEER_ID [--config-dir DIR] [--work-dir DIR] [options]"
@@ -40,8 +39,8 @@ class Options(usage.Options):
         ["random-seed", None, None, "seed for the peer's random choices, to make a run reproducible", int],
         ["upload-rate", None, 0, "cap on this peer's total upload, in bytes per second (0: no cap)", int],
         ["pipeline", None, 0, "announce our pipelining extension and keep up to N requests outstanding to "
-         "a neighbour that announces it too; others get the plain protocol, but a strict peer may drop a "
-         "handshake whose reserved bytes are not zero, so use it only among our own peers (0: off)", int],
+         "a neighbour that announces it too (the depth in use follows the round trip, from 16 up to N); "
+         "others get the plain protocol, but a strict peer may drop a handshake whose reserved bytes are not zero, so use it only among our own peers (0: off)", int],
     ]
     optFlags = [
         ["echo-events", None, "also write every event-log line to standard output, and the file's "
@@ -67,8 +66,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--id must be a peer ID (a whole number), not {self['id']!r}") from None
         if self["config-dir"] is None:
             self["config-dir"] = "conf" if Path("conf").is_dir() else "."
-        if not 0 <= self["pipeline"] <= MAX_PIPELINE:
-            raise usage.UsageError(f"--pipeline must be 0 (off) up to {MAX_PIPELINE} requests")
+        if not 0 <= self["pipeline"] <= MAX_DEPTH:
+            raise usage.UsageError(f"--pipeline must be 0 (off) up to {MAX_DEPTH} requests")
         if self["upload-rate"] < 0:
             raise usage.UsageError("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
         for name in ("handshake-timeout", "request-timeout"):

@@ -19,6 +19,7 @@ from typing import Callable, Optional, TextIO
 from twisted.python.failure import Failure
 
 from twisted_p2p.config import ConfigError, SwarmConfig, load
+from twisted_p2p.pipeline import MAX_DEPTH
 from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.audit import audit
 from twisted_p2p.swarm.display import Display
@@ -38,8 +39,9 @@ from twisted_p2p.swarm.supervise import Swarm
 from twisted_p2p.swarm.web.server import Dashboard, parse_address
 from twisted_p2p.swarm.web.feed import Feed
 
-DEFAULT_PIPELINE = 16  # requests in flight per neighbour when every peer is ours: best measured (README)
-MAX_PIPELINE = 64
+#: The most requests in flight per neighbour when every peer is ours; each peer keeps
+#: what the round trip needs below that (:mod:`twisted_p2p.pipeline`).
+DEFAULT_PIPELINE = 256
 CHECKING = "checking"  # the dashboard's outcome while the files are checked
 EXIT_CODES = {"finished": 0, "failed": 1, "timeout": 124, "interrupted": 130, "terminated": 143}
 
@@ -58,7 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--stagger", type=float, default=0.2, help="seconds between peer starts [%(default)s]")
     parser.add_argument("--timeout", type=float, default=None, help="stop everything after this many seconds")
     parser.add_argument("--pipeline", type=int, default=None, metavar="N",
-                        help="requests outstanding per neighbour with our pipelining extension, which every "
+                        help="most requests outstanding per neighbour with our pipelining extension (each peer "
+                        "keeps what the round trip needs, at least 16), which every "
                         f"peer started here announces when all of them are ours (0: the plain protocol) "
                         f"[{DEFAULT_PIPELINE}; 0 with --remote-shell, whose peers may be anyone's]")
     parser.add_argument("--upload-rate", type=int, default=0, metavar="BYTES_PER_S",
@@ -96,8 +99,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--timeout must be positive")
     if args.connect_timeout <= 0:
         parser.error("--connect-timeout must be positive")
-    if args.pipeline is not None and not 0 <= args.pipeline <= MAX_PIPELINE:
-        parser.error(f"--pipeline must be 0 (the plain protocol) up to {MAX_PIPELINE}")
+    if args.pipeline is not None and not 0 <= args.pipeline <= MAX_DEPTH:
+        parser.error(f"--pipeline must be 0 (the plain protocol) up to {MAX_DEPTH}")
     if args.pipeline is None:
         args.pipeline = 0 if args.remote_shell else DEFAULT_PIPELINE
     if args.upload_rate < 0:

@@ -1,0 +1,75 @@
+"""How many requests to keep outstanding to a neighbour on a pipelined connection.
+
+With our pipelining extension (see :mod:`wire`) a neighbour may owe us several pieces
+at once. Too few, and the link idles for a round trip after each batch; too many, and
+pieces wait in a slow neighbour's queue that a faster one could have sent. The depth
+that fills the link is what the neighbour delivers in a round trip (the
+bandwidth-delay product), so the window keeps what it delivers in ``HEADROOM`` round
+trips, measured on the connection itself:
+
+* the round trip is the shortest time any request took to be answered (the first one
+  of a batch waits for nothing else, so its time is the round trip plus serving);
+* the delivery rate is the smoothed time between two answers while the neighbour
+  still owed more, so idle spells do not count.
+
+While the window is what limits the neighbour, pieces come one round trip apart per
+window, so each round trip the window grows by ``HEADROOM``; it settles where the
+neighbour's upload (its share of it) is the limit. It never goes below ``floor`` --
+on loopback the round trip is mostly the two reactors' turns, and batching many
+requests per turn is what pays (measured: see the README) -- nor above ``ceiling``,
+the ``--pipeline`` the peer was given.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+#: Round trips' worth of deliveries kept outstanding: one fills the link, the rest
+#: absorbs jitter and lets the window grow while the link is not yet full.
+HEADROOM = 1.5
+#: Weight of the newest gap between answers in its running average.
+SMOOTHING = 0.125
+#: The least depth of a pipelined connection, the best measured on loopback.
+FLOOR = 16
+#: The most ``--pipeline`` may allow: 16 MiB in flight to one neighbour at 16 KiB pieces.
+MAX_DEPTH = 1024
+
+
+class PipelineWindow:
+    """The depth of one pipelined neighbour, learned from its answers."""
+
+    __slots__ = ("floor", "ceiling", "depth", "highest", "round_trip", "gap")
+
+    def __init__(self, ceiling: int, floor: int = FLOOR) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.depth = self.floor
+        self.highest = self.depth  # the deepest it went, for the closing report
+        self.round_trip: Optional[float] = None  # shortest request-to-answer seen, seconds
+        self.gap: Optional[float] = None  # smoothed seconds between answers while busy
+
+    def answered(self, waited: float, gap: Optional[float]) -> int:
+        """A request was answered after ``waited`` seconds; ``gap``: seconds since the
+        previous answer if the neighbour owed more all along, else None. Returns the
+        new depth."""
+        if self.round_trip is None or waited < self.round_trip:
+            self.round_trip = waited
+        if gap is not None:
+            self.gap = gap if self.gap is None else (1 - SMOOTHING) * self.gap + SMOOTHING * gap
+        if self.gap is not None and self.gap > 0:
+            wanted = math.ceil(HEADROOM * self.round_trip / self.gap)
+            self.depth = max(self.floor, min(self.ceiling, wanted))
+            self.highest = max(self.highest, self.depth)
+        return self.depth
+
+    def rate(self) -> Optional[float]:
+        """Pieces per second it delivers while busy, once known."""
+        return 1 / self.gap if self.gap else None
+
+    def describe(self) -> str:
+        """One line for the log: where the window stands and why."""
+        trip = "unknown" if self.round_trip is None else f"{self.round_trip * 1000:.1f} ms"
+        rate = self.rate()
+        pace = "unknown" if rate is None else f"{rate:.0f} pieces/s"
+        return (f"depth {self.depth} (highest {self.highest}, limits {self.floor}-{self.ceiling}); "
+                f"shortest round trip {trip}, delivering {pace}")
