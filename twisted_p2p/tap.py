@@ -40,7 +40,8 @@ class Options(usage.Options):
         ["upload-rate", None, 0, "cap on this peer's total upload, in bytes per second (0: no cap)", int],
         ["pipeline", None, 0, "announce our pipelining extension and keep up to N requests outstanding to "
          "a neighbour that announces it too (the depth in use follows the round trip, from 16 up to N); "
-         "others get the plain protocol, but a strict peer may drop a handshake whose reserved bytes are not zero, so use it only among our own peers (0: off)", int],
+         "others get the plain protocol, but a strict peer may drop a handshake whose reserved bytes are "
+         "not zero, so use it only among our own peers (0: off)", int],
     ]
     optFlags = [
         ["echo-events", None, "also write every event-log line to standard output, and the file's "
