@@ -1,0 +1,291 @@
+"""A delaying TCP relay: latency for benchmarks on loopback, where the kernel has no netem.
+
+One relay process listens on one port per target port (all on 127.0.0.1). Each accepted
+connection is joined to a connection to its target, and every chunk read from either end
+is written to the other end ``delay`` seconds after it was read. Each direction is a FIFO
+with one timer, so bytes never overtake each other; the end of a stream (EOF or a reset)
+travels the same FIFO, after the bytes before it, and closes the other end. Reading never
+stops (buffering is unbounded), so the relay adds delay, not a bandwidth limit.
+
+It runs in its own process, so that its CPU is not charged to whoever measures:
+``python -m bench.netrelay --delay-ms D TARGET_PORT...`` prints one JSON line with its
+listening ports (in the order of the targets), and on SIGTERM or SIGINT one JSON line with
+the bytes it forwarded. :class:`RelayProcess` starts and stops it.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Callable, Deque, Optional, Union
+
+from twisted.internet.interfaces import IAddress, IConnector, IDelayedCall, IReactorTime
+from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
+
+LOOPBACK = "127.0.0.1"
+#: How long the relay keeps dialling a target that refuses (a peer still starting) before
+#: it gives up and closes the accepted connection; and how often it tries.
+CONNECT_PATIENCE_S = 30.0
+CONNECT_RETRY_S = 0.01
+
+
+class _End:
+    """The end of a stream, queued behind the bytes that came before it."""
+
+
+END = _End()
+
+
+class DelayLine:
+    """One direction of one connection: what is pushed comes out ``delay`` seconds later, in order.
+
+    A FIFO of (due time, chunk) with a single timer set for the head, so that chunks cannot
+    race each other as separate timers might. With ``delay`` 0 a chunk goes out at once.
+    """
+
+    def __init__(self, clock: IReactorTime, delay: float, deliver: Callable[[bytes], None],
+                 finish: Callable[[], None]) -> None:
+        self.clock = clock
+        self.delay = delay
+        self.deliver = deliver  # called with the bytes that are due, joined
+        self.finish = finish  # called once, after the last bytes, when the end is due
+        self.queue: Deque[tuple[float, Union[bytes, _End]]] = collections.deque()
+        self.timer: Optional[IDelayedCall] = None
+        self.ended = False
+
+    def push(self, data: bytes) -> None:
+        self._enqueue(data)
+
+    def end(self) -> None:
+        """The stream ended: pass that on after the bytes already queued."""
+        if not self.ended:
+            self.ended = True
+            self._enqueue(END)
+
+    def _enqueue(self, item: Union[bytes, _End]) -> None:
+        if self.delay <= 0 and not self.queue:
+            self._emit([item])
+            return
+        self.queue.append((self.clock.seconds() + self.delay, item))
+        if self.timer is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        due = self.queue[0][0]
+        self.timer = self.clock.callLater(max(0.0, due - self.clock.seconds()), self._release)
+
+    def _release(self) -> None:
+        self.timer = None
+        now = self.clock.seconds()
+        ready: list[Union[bytes, _End]] = []
+        while self.queue and self.queue[0][0] <= now:
+            ready.append(self.queue.popleft()[1])
+        self._emit(ready)
+        if self.queue:
+            self._arm()
+
+    def _emit(self, items: list[Union[bytes, _End]]) -> None:
+        data = b"".join(item for item in items if isinstance(item, bytes))
+        if data:
+            self.deliver(data)
+        if items and items[-1] is END:  # nothing is queued after the end
+            self.finish()
+
+    def cancel(self) -> None:
+        """Drop what is queued (the receiving end is gone)."""
+        self.queue.clear()
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+
+# -- the relay process (Twisted) -----------------------------------------------------
+
+class RelayedSocket(Protocol):
+    """One socket of a relayed pair: what it reads goes into ``outgoing``, towards the other socket."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.outgoing: Optional[DelayLine] = None
+        self.incoming: Optional[DelayLine] = None  # the other socket's line to us: dropped when we are gone
+        self.gone = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.relay.forwarded += len(data)
+        assert self.outgoing is not None, "an accepted socket reads only once it is joined"
+        self.outgoing.push(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.gone = True
+        if self.incoming is not None:
+            self.incoming.cancel()
+        if self.outgoing is not None:
+            self.outgoing.end()
+
+
+class AcceptedSocket(RelayedSocket):
+    """The socket a client connected to: it reads nothing until its target has answered."""
+
+    def __init__(self, relay: Relay, target: int) -> None:
+        super().__init__(relay)
+        self.target = target
+
+    def connectionMade(self) -> None:
+        self.relay.connections += 1
+        self.transport.pauseProducing()
+        self.relay.dial(self)
+
+
+class _Listen(Factory):
+    def __init__(self, relay: Relay, target: int) -> None:
+        self.relay = relay
+        self.target = target
+
+    def buildProtocol(self, addr: IAddress) -> AcceptedSocket:
+        return AcceptedSocket(self.relay, self.target)
+
+
+class _Dial(ClientFactory):
+    """Dials the target of one accepted socket, again every CONNECT_RETRY_S while it refuses:
+    a peer that is still starting is then reached as soon as it listens, as a SYN would be,
+    instead of its caller being accepted and hung up on."""
+
+    def __init__(self, relay: Relay, accepted: AcceptedSocket) -> None:
+        self.relay = relay
+        self.accepted = accepted
+        self.deadline = relay.clock.seconds() + CONNECT_PATIENCE_S
+
+    def buildProtocol(self, addr: IAddress) -> RelayedSocket:
+        dialled = RelayedSocket(self.relay)
+        self.relay.join(self.accepted, dialled)
+        return dialled
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        if self.accepted.gone:
+            return
+        if self.relay.clock.seconds() < self.deadline:
+            self.relay.clock.callLater(CONNECT_RETRY_S, connector.connect)
+        else:
+            self.accepted.transport.loseConnection()
+
+
+class Relay:
+    """Every relayed pair of one process, with the delay and the counters they share."""
+
+    def __init__(self, reactor: Any, delay: float) -> None:
+        self.reactor = reactor
+        self.clock: IReactorTime = reactor
+        self.delay = delay
+        self.connections = 0
+        self.forwarded = 0  # bytes read, both directions
+
+    def listen(self, target: int) -> int:
+        """Relay a new port on 127.0.0.1 to ``target``; the new port."""
+        port = self.reactor.listenTCP(0, _Listen(self, target), interface=LOOPBACK)
+        return int(port.getHost().port)
+
+    def dial(self, accepted: AcceptedSocket) -> None:
+        self.reactor.connectTCP(LOOPBACK, accepted.target, _Dial(self, accepted))
+
+    def join(self, accepted: AcceptedSocket, dialled: RelayedSocket) -> None:
+        accepted.outgoing = dialled.incoming = self._line_to(dialled)
+        dialled.outgoing = accepted.incoming = self._line_to(accepted)
+        if accepted.gone:  # the caller left while we dialled: hang up on the target too
+            accepted.outgoing.end()
+        else:
+            accepted.transport.resumeProducing()
+
+    def _line_to(self, side: RelayedSocket) -> DelayLine:
+        def deliver(data: bytes) -> None:
+            if not side.gone:
+                side.transport.write(data)
+
+        def finish() -> None:
+            if not side.gone:
+                side.transport.loseConnection()  # once what was written has gone out
+
+        return DelayLine(self.clock, self.delay, deliver, finish)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from twisted.internet import reactor
+
+    parser = argparse.ArgumentParser(prog="python -m bench.netrelay", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--delay-ms", type=float, required=True, help="one-way delay per chunk, each direction")
+    parser.add_argument("targets", type=int, nargs="+", metavar="TARGET_PORT", help="ports on 127.0.0.1 to relay to")
+    options = parser.parse_args(argv)
+    relay = Relay(reactor, options.delay_ms / 1000)
+    ports = [relay.listen(target) for target in options.targets]
+
+    stopping: list[bool] = []
+
+    def stop_once() -> None:
+        if not stopping:
+            stopping.append(True)
+            reactor.stop()  # type: ignore[attr-defined]
+
+    def stop(signum: int, frame: object) -> None:
+        reactor.callFromThread(stop_once)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # A lifeline: when whoever started us goes, even by SIGKILL, our standard input closes.
+    threading.Thread(target=lambda: (sys.stdin.read(), stop(0, None)), daemon=True).start()
+    print(json.dumps({"ports": ports}), flush=True)
+    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
+    print(json.dumps({"connections": relay.connections, "bytes": relay.forwarded}), flush=True)
+    return 0
+
+
+# -- the bench's side ------------------------------------------------------------------
+
+class RelayProcess:
+    """A relay in a child process: ``ports`` lists its listening ports, one per target.
+    Use it as a context manager, so that it is stopped (by its pid) whatever happens."""
+
+    def __init__(self, targets: list[int], delay_ms: float, python: str = sys.executable) -> None:
+        self.summary: Optional[dict] = None
+        self.child = subprocess.Popen(
+            [python, "-m", "bench.netrelay", "--delay-ms", str(delay_ms), *map(str, targets)],
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+        )
+        assert self.child.stdout is not None
+        line = self.child.stdout.readline()
+        try:
+            self.ports: list[int] = json.loads(line)["ports"]
+        except (ValueError, KeyError):
+            self.stop()
+            raise RuntimeError(f"the relay did not start (it printed {line!r})") from None
+
+    def stop(self) -> Optional[dict]:
+        """Stop the relay; what it forwarded (``connections``, ``bytes``), if it said."""
+        if self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.child.communicate(timeout=10)  # closes its standard input too
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+            out, _ = self.child.communicate()
+        lines = (out or "").strip().splitlines()
+        try:
+            self.summary = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            self.summary = None
+        return self.summary
+
+    def __enter__(self) -> RelayProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
