@@ -175,6 +175,8 @@ def test_push_sends_a_verified_file_to_three_hosts(tmp_path, hosts):
     code, output = run(tmp_path, hosts, "push", str(source), *targets, "--dest", str(WORK / "inbox"))
     print(f"\npush to 3 hosts: exit {code} after {time.monotonic() - began:.1f} s")
     assert code == 0, output
+    assert "piece size 16384: the course's smallest; the " in output  # 305 pieces: no bigger is needed
+    assert "ms round trip needs nothing bigger" in output  # timed: these hosts are a bridge away
     for address in targets:
         assert hosts.path(address, WORK / "inbox" / "payload.bin").read_bytes() == source.read_bytes()
         assert f"{address}: {WORK / 'inbox' / 'payload.bin'} (SHA-256 checked)" in output

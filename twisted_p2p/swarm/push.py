@@ -13,8 +13,12 @@ import random
 import shlex
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, TextIO
 
@@ -23,16 +27,75 @@ from twisted_p2p.config import write as write_config
 from twisted_p2p.swarm.remote import Hosts, remote_dir_for
 
 SEED_ID = 1001
-MIN_PIECE, MAX_PIECE = 16 << 10, 1 << 20
+MIN_PIECE, MAX_PIECE = 16 << 10, 4 << 20
+#: Pieces a file of its size is cut into, about: enough for the hosts to trade among
+#: themselves, few enough that per-piece work and have messages stay small.
+PIECES_WANTED = 2000
+#: Fewest pieces per host, so that a big piece size still leaves them something to trade.
+PIECES_PER_HOST = 16
+#: What one neighbour should be able to send over the path with one piece per round
+#: trip (the plain protocol's pace): a gigabit link's worth, in bytes per second.
+PATH_RATE = 125_000_000
+#: How many TCP connections to a host's ssh port time its round trip (the fastest counts).
+PROBES = 3
 
 
-def piece_size_for(file_size: int) -> int:
-    """A power of two that makes about 2,000 pieces, from 16 KiB to 1 MiB: small files
-    keep the course's piece size, big ones pay fewer round trips per byte."""
+@dataclass(frozen=True)
+class PieceChoice:
+    size: int
+    why: str
+
+
+def piece_size_for(file_size: int, round_trip: Optional[float] = None, hosts: int = 1) -> PieceChoice:
+    """A power of two from 16 KiB to 4 MiB: about 2,000 pieces, and, when the round
+    trip to the farthest host is known, big enough that one piece per round trip moves
+    ``PATH_RATE`` -- but never so big that the hosts get fewer than 16 pieces each."""
     size = MIN_PIECE
-    while size < MAX_PIECE and file_size / size > 2000:
+    while size < MAX_PIECE and file_size / size > PIECES_WANTED:
         size *= 2
-    return size
+    why = f"about {PIECES_WANTED:,} pieces" if size > MIN_PIECE else "the course's smallest"
+    if round_trip is not None:
+        fewest = max(1, file_size // (PIECES_PER_HOST * max(1, hosts)))
+        path = size
+        while path < MAX_PIECE and path < PATH_RATE * round_trip and path * 2 <= fewest:
+            path *= 2
+        if path > size:
+            size = path
+            why = (f"a {round_trip * 1000:.1f} ms round trip: one piece per round trip moves "
+                   f"{size / round_trip / 1e6:.0f} MB/s per neighbour")
+        else:
+            why += f"; the {round_trip * 1000:.1f} ms round trip needs nothing bigger"
+    return PieceChoice(size, why)
+
+
+def ssh_endpoint(host: str, ssh_config: Optional[str]) -> tuple[str, int]:
+    """The address and port ssh would connect to for ``host`` (``ssh -G``; no connection)."""
+    argv = ["ssh", "-G"] + (["-F", ssh_config] if ssh_config else []) + [host]
+    shown = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout
+    settings = dict(line.split(" ", 1) for line in shown.splitlines() if " " in line)
+    return settings.get("hostname", host), int(settings.get("port", "22"))
+
+
+def round_trip_to(host: str, ssh_config: Optional[str], timeout: float = 2.0) -> Optional[float]:
+    """Seconds for a TCP handshake with ``host``'s ssh server, the fastest of a few
+    (a handshake is one round trip and sends no data); None if it cannot be timed."""
+    try:
+        address, port = ssh_endpoint(host, ssh_config)
+        times = []
+        for _ in range(PROBES):
+            began = time.perf_counter()
+            with socket.create_connection((address, port), timeout=timeout):
+                times.append(time.perf_counter() - began)
+        return min(times)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def farthest_round_trip(hosts: list[str], ssh_config: Optional[str]) -> Optional[float]:
+    """The longest round trip to any of ``hosts``, timed in parallel; None if none could be."""
+    with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
+        times = [t for t in pool.map(lambda host: round_trip_to(host, ssh_config), hosts) if t is not None]
+    return max(times) if times else None
 
 
 def route_source(host: str, port: int = 9) -> str:
@@ -50,9 +113,9 @@ def free_port() -> int:
 
 
 def swarm_for(file: Path, hosts: list[str], seed_address: str, seed_port: int, rng: random.Random,
-              piece_size: Optional[int] = None) -> SwarmConfig:
+              piece_size: int) -> SwarmConfig:
     size = file.stat().st_size
-    common = Common(max(1, len(hosts)), 1, 1, file.name, size, piece_size or piece_size_for(size))
+    common = Common(max(1, len(hosts)), 1, 1, file.name, size, piece_size)
     peers = [PeerInfo(SEED_ID, seed_address, seed_port, True)]
     peers += [PeerInfo(SEED_ID + 1 + i, host, rng.randrange(20000, 60000), False) for i, host in enumerate(hosts)]
     return SwarmConfig(common, tuple(peers))
@@ -72,7 +135,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed-address", default=None, metavar="ADDR",
                         help="the address the hosts reach this machine by [the source of the route to the first host]")
     parser.add_argument("--piece-size", type=int, default=None, metavar="BYTES",
-                        help="[a power of two giving about 2,000 pieces, 16 KiB to 1 MiB]")
+                        help="[a power of two from 16 KiB to 4 MiB: about 2,000 pieces, larger where the round "
+                        "trip to the farthest host (timed by TCP handshakes with its ssh port) would otherwise "
+                        "slow one piece per round trip below 125 MB/s, at least 16 pieces per host]")
     parser.add_argument("--remote-twistd", default=None, metavar="PATH", help="twistd on the hosts [the same path as here]")
     parser.add_argument("--ssh-config", default=None, metavar="FILE", help="ssh's configuration file (ssh -F)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="[%(default)s]")
@@ -98,9 +163,17 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     except OSError as exc:
         print(f"p2p-swarm push: cannot find a route to {args.hosts[0]}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    config = swarm_for(file, args.hosts, seed_address, free_port(), random.Random(), args.piece_size)
+    if args.piece_size is not None:
+        choice = PieceChoice(args.piece_size, "--piece-size")
+    else:
+        round_trip = farthest_round_trip(args.hosts, args.ssh_config)
+        choice = piece_size_for(file.stat().st_size, round_trip, len(args.hosts))
+        if round_trip is None:
+            choice = PieceChoice(choice.size, choice.why + "; the round trip to the hosts could not be timed")
+    config = swarm_for(file, args.hosts, seed_address, free_port(), random.Random(), choice.size)
     print(f"pushing {file.name} ({config.common.file_size} bytes, {config.common.num_pieces} pieces of "
           f"{config.common.piece_size}) from {seed_address} to {len(args.hosts)} hosts, into {dest}", file=stdout)
+    print(f"piece size {config.common.piece_size}: {choice.why}", file=stdout)
     staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
     try:
         write_config(staging, config)
