@@ -128,3 +128,18 @@ def test_a_plain_strict_neighbour_sees_ten_zero_bytes_from_a_peer_without_the_op
         _, transport = peer.connect(dialled)
         data = handshake_of(transport)
         assert data == b"P2PFILESHARINGPROJ" + bytes(10) + struct.pack(">I", 1002)
+
+
+def test_a_plain_neighbour_stays_at_one_request_however_fast_it_answers(tmp_path):
+    """The window that deepens a pipelined connection never applies to a plain one."""
+    peer = Peer(tmp_path, 1002, pipeline=256)
+    protocol, transport = unchoked_by_a_seed(peer, 1001, announce=False)
+    assert peer.service.requests.window(1001) is None
+    for _ in range(min(12, peer.common.num_pieces - 1)):
+        asked = requests(peer, transport)
+        assert len(asked) == 1
+        transport.clear()
+        index = asked[0]
+        protocol.dataReceived(wire.encode_piece_header(index, peer.common.piece_length(index))
+                              + peer_content(peer, index))
+    assert peer.service.requests.depth(1001) == 1
