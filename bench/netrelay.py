@@ -251,6 +251,7 @@ class RelayProcess:
 
     def __init__(self, targets: list[int], delay_ms: float, python: str = sys.executable) -> None:
         self.summary: Optional[dict] = None
+        self.stopped = False
         self.child = subprocess.Popen(
             [python, "-m", "bench.netrelay", "--delay-ms", str(delay_ms), *map(str, targets)],
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -265,7 +266,10 @@ class RelayProcess:
             raise RuntimeError(f"the relay did not start (it printed {line!r})") from None
 
     def stop(self) -> Optional[dict]:
-        """Stop the relay; what it forwarded (``connections``, ``bytes``), if it said."""
+        """Stop the relay (once); what it forwarded (``connections``, ``bytes``), if it said."""
+        if self.stopped:
+            return self.summary
+        self.stopped = True
         if self.child.poll() is None:
             self.child.send_signal(signal.SIGTERM)
         try:

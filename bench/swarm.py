@@ -5,11 +5,17 @@ come from the peers' own event logs (SPEC §5, millisecond stamps). Start-up run
 spawning the first peer to the moment every pair of peers is connected (the first
 connection line, at either end, of the last pair to connect); the transfer phase runs
 from then to the last "has downloaded the complete file".
+
+With ``delay_ms`` set, every peer is reached through a delaying relay (bench/netrelay.py,
+in its own process): each peer has its own config directory, whose PeerInfo.cfg gives the
+peer's own real port and, for every other peer, that peer's relay port.
 """
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -18,12 +24,17 @@ from typing import Optional
 
 from twisted_p2p.eventlog import parse_line
 
+from bench.netrelay import RelayProcess
 from bench.procs import LOOPBACK, free_ports, reap, spawn, twistd_path
 
 FILE_NAME = "TheFile.dat"
 FIRST_ID = 1001
 #: Extra environment for every peer unless a spec says otherwise (``--peer-env``).
 PEER_ENV: dict = {}
+#: The line a peer logs when it drops a neighbour whose requests it pipelined: the depth of
+#: requests in flight it had come to, and the highest it reached. Peers that log no such
+#: line leave the figure None.
+DEPTH_LINE = re.compile(r"pipeline to peer (?P<other>\d+): depth (?P<depth>\d+)(?: \(highest (?P<highest>\d+))?")
 
 
 @dataclass
@@ -40,6 +51,33 @@ class SwarmSpec:
     timeout: float = 120.0
     verify: bool = True
     env: Optional[dict] = None  # extra environment for every peer (experiments)
+    delay_ms: Optional[float] = None  # reach every peer through a relay that delays each way this much
+
+
+def write_peer_infos(work: str, ids: list[int], ports: list[int], relay_ports: list[int]) -> dict[int, str]:
+    """A config directory per peer (``config_ID``, Common.cfg copied from ``work``), whose
+    PeerInfo.cfg lists the peer's own real port and every other peer's relay port; the
+    directories by peer. The first peer is the seed, as in the shared PeerInfo.cfg."""
+    dirs = {}
+    for peer in ids:
+        directory = os.path.join(work, f"config_{peer}")
+        os.mkdir(directory)
+        shutil.copyfile(os.path.join(work, "Common.cfg"), os.path.join(directory, "Common.cfg"))
+        with open(os.path.join(directory, "PeerInfo.cfg"), "w") as cfg:
+            for index, (other, port, relayed) in enumerate(zip(ids, ports, relay_ports)):
+                cfg.write(f"{other} {LOOPBACK} {port if other == peer else relayed} {1 if index == 0 else 0}\n")
+        dirs[peer] = directory
+    return dirs
+
+
+def logged_depths(path: str) -> list[tuple[int, int, Optional[int]]]:
+    """(neighbour, depth, highest) for each DEPTH_LINE in one peer's twistd output."""
+    try:
+        with open(path, errors="replace") as out:
+            found = [DEPTH_LINE.search(line) for line in out]
+    except OSError:
+        return []
+    return [(int(m["other"]), int(m["depth"]), int(m["highest"]) if m["highest"] else None) for m in found if m]
 
 
 def _place(source: str, target: str) -> None:
@@ -61,6 +99,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
     """One run of the swarm; figures in a dict (see the keys at the end)."""
     size = os.path.getsize(spec.file_path)
     work = tempfile.mkdtemp(prefix="p2pbench-")
+    stack = contextlib.ExitStack()  # the relay, if any: stopped by its pid whatever happens
     try:
         count = spec.leechers + 1
         ids = [FIRST_ID + i for i in range(count)]
@@ -75,6 +114,11 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         with open(os.path.join(work, "PeerInfo.cfg"), "w") as cfg:
             for index, (peer, port) in enumerate(zip(ids, ports)):
                 cfg.write(f"{peer} {LOOPBACK} {port} {1 if index == 0 else 0}\n")
+        config_dirs = {peer: work for peer in ids}
+        relay: Optional[RelayProcess] = None
+        if spec.delay_ms is not None:
+            relay = stack.enter_context(RelayProcess(ports, spec.delay_ms))
+            config_dirs = write_peer_infos(work, ids, ports, relay.ports)
         os.mkdir(os.path.join(work, f"peer_{ids[0]}"))
         _place(spec.file_path, os.path.join(work, f"peer_{ids[0]}", FILE_NAME))
         twistd = twistd_path()
@@ -84,7 +128,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         start = time.time()
         for index, peer in enumerate(ids):
             argv = [twistd, "-n", "--pidfile=", "p2ppeer", "--id", str(peer),
-                    "--config-dir", work, "--work-dir", work, "--interface", LOOPBACK]
+                    "--config-dir", config_dirs[peer], "--work-dir", work, "--interface", LOOPBACK]
             rate = spec.seed_upload_rate if index == 0 and spec.seed_upload_rate is not None else spec.upload_rate
             if rate:
                 argv += ["--upload-rate", str(rate)]
@@ -92,6 +136,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
                 argv += ["--pipeline", str(spec.pipeline)]
             children.append(spawn(str(peer), argv, work, os.path.join(work, f"twistd_{peer}.out"), env))
         exited = reap(children, start + spec.timeout)
+        relayed = relay.stop() if relay is not None else None
         complete: dict[int, float] = {}
         first_contact: dict[int, float] = {}
         pair_connected: dict[frozenset, float] = {}  # first connection line of each pair
@@ -130,6 +175,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
                 with open(tail, errors="replace") as out:
                     failure += " | " + " / ".join(out.read().splitlines()[-3:])
         last_complete = max(complete.values()) if complete else None
+        depths = [found for peer in ids for found in logged_depths(os.path.join(work, f"twistd_{peer}.out"))]
         return {
             "ok": ok,
             "failure": failure,
@@ -151,8 +197,14 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
             "cpu_s": {e.name: round(e.cpu_s, 3) for e in exited},
             "peak_rss_mib": {e.name: round(e.maxrss_mib, 1) for e in exited},
             "peak_rss_mib_max": max(e.maxrss_mib for e in exited),
+            # requests in flight per neighbour, as the peers logged them (None: not logged)
+            "pipeline_depths": [depth for _, depth, _ in depths] or None,
+            "pipeline_highest": max((high for _, _, high in depths if high is not None), default=None),
+            "delay_ms": spec.delay_ms,
+            "relayed": relayed,  # the relay's connections and bytes forwarded, when there was one
             "work_dir": work if keep_dir else None,
         }
     finally:
+        stack.close()
         if not keep_dir:
             shutil.rmtree(work, ignore_errors=True)
