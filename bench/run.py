@@ -13,6 +13,9 @@ scale      1 seed + 15 and + 31 leechers, 20 MiB / 16 KiB; reference: the 6-peer
 capped     --upload-rate on every peer, 1 seed + 5 leechers, 10 MiB / 16 KiB;
            reference: the minimum distribution time max(F/u_s, N*F/(u_s + sum u_i)),
            and libtorrent under the same caps
+latency    every peer behind a relay that delays each way by 0, 10, 25 ms (--delays):
+           the 1+5 swarm, 20 MiB / 16 KiB, plain, pipelined and libtorrent; 1+1, 20 MiB
+           at 16 KiB and 256 KiB, plain and pipelined (bench/latency.py)
 
 Sizes are binary: MiB = 2**20 bytes, rates in MiB/s. Writes bench/results.json,
 bench/results.md (the table) and bench/results.rst (the same, for README.rst).
@@ -31,7 +34,7 @@ import tempfile
 import time
 from typing import Callable, Optional
 
-from bench import rawtcp, swarm
+from bench import latency, rawtcp, swarm
 from bench.procs import machine
 
 MiB = 1 << 20
@@ -40,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SYSTEM_PYTHON = "/usr/bin/python3"
 from twisted_p2p.swarm.run import DEFAULT_PIPELINE  # noqa: E402  (the launcher's depth)
 
-CASES = ("dataplane", "swarm", "pipeline", "scale", "capped")
+CASES = ("dataplane", "swarm", "pipeline", "scale", "capped", "latency")
 DEPTHS = (2, 4, 8, 16, 32)  # --pipeline depths tried one seed to one leecher
 #: How each case is timed, one line each: logged when the case starts, written under the table.
 METHODS = {
@@ -57,6 +60,7 @@ METHODS = {
              "transfer and start-up as in swarm",
     "capped": "capped: ratio = time from spawn to last complete / the bound (start-up counted against us); "
               "libtorrent from its first session created; transfer and start-up as in swarm",
+    "latency": latency.METHOD,
 }
 
 
@@ -386,6 +390,8 @@ def table(results: dict) -> list[list[str]]:
                 figure, startup, reference, ratio_text, fmt(row["cpu_s_total"], 1) + " total",
                 fmt(row["peak_rss_mib_max"], 0), target,
             ])
+    if "latency" in cases:
+        rows += latency.table_rows(cases["latency"])
     return rows
 
 
@@ -423,8 +429,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-libtorrent", action="store_true", help="skip the libtorrent comparison")
     parser.add_argument("--peer-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for every peer process, for experiments (e.g. MALLOC_MMAP_THRESHOLD_=8388608)")
+    parser.add_argument("--delays", default=",".join(f"{d:g}" for d in latency.DELAYS_MS), metavar="MS[,MS...]",
+                        help="one-way delays of the latency case, in ms (default %(default)s)")
+    parser.add_argument("--latency-pipeline", type=int, default=DEFAULT_PIPELINE, metavar="N",
+                        help="--pipeline depth of the latency case's pipelined runs (default: the launcher's, %(default)s)")
     parser.add_argument("--out", default=HERE, help="directory for results.json/.md/.rst (default: bench/)")
     options = parser.parse_args(argv)
+    try:
+        delays = latency.parse_delays(options.delays)
+    except ValueError as exc:
+        parser.error(str(exc))
     chosen = options.only or list(CASES)
     swarm.PEER_ENV.update(item.split("=", 1) for item in options.peer_env)
     repeats = options.repeats or (1 if options.quick else 3)
@@ -440,7 +454,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     results: dict = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": info,
-        "options": {"quick": options.quick, "repeats": repeats, "only": chosen, "peer_env": options.peer_env},
+        "options": {"quick": options.quick, "repeats": repeats, "only": chosen, "peer_env": options.peer_env,
+                    "delays_ms": list(delays), "latency_pipeline": options.latency_pipeline},
         "cases": {},
     }
     files = Files()
@@ -459,6 +474,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             results["cases"]["scale"] = case_scale(files, options.quick, base)
         if "capped" in chosen:
             results["cases"]["capped"] = case_capped(files, lt_version)
+        if "latency" in chosen:
+            results["cases"]["latency"] = latency.case_latency(files, repeats, delays, options.latency_pipeline,
+                                                               lt_version)
     finally:
         files.close()
     results["duration_s"] = time.time() - began
