@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from typing import Optional
 
-from bench import run as suite
+from bench import common
 from bench import swarm
 from bench.netrelay import RelayProcess
 from bench.procs import free_ports
@@ -42,7 +42,7 @@ def _libtorrent_relayed(args: dict, delay_ms: float) -> dict:
     """libtorrent's sessions on ports chosen here, each reached through the relay."""
     ports = free_ports(args["leechers"] + 1)
     with RelayProcess(ports, delay_ms) as relay:
-        result = suite.run_libtorrent(dict(args, ports=ports, connect_ports=relay.ports))
+        result = common.run_libtorrent(dict(args, ports=ports, connect_ports=relay.ports))
     result["relayed"] = relay.summary
     return result
 
@@ -65,9 +65,9 @@ def summarise(runs: list[dict]) -> dict:
         "failures": [run.get("failure") for run in runs if not run.get("ok")],
         "transfer_s": statistics.median(transfers) if transfers else None,
         "transfer_s_runs": transfers,
-        "startup_s": suite.median_of(runs, "startup_s"),
-        "time_to_last_complete_s": suite.median_of(runs, "time_to_last_complete_s"),
-        "cpu_s_total": suite.median_of(runs, "cpu_s_total"),
+        "startup_s": common.median_of(runs, "startup_s"),
+        "time_to_last_complete_s": common.median_of(runs, "time_to_last_complete_s"),
+        "cpu_s_total": common.median_of(runs, "cpu_s_total"),
         "peak_rss_mib_max": max((run["peak_rss_mib_max"] for run in good if run.get("peak_rss_mib_max")), default=None),
         # hook for the peers' own report of their depth: None until they log DEPTH_LINE
         "pipeline_depth": statistics.median(depths) if depths else None,
@@ -79,17 +79,17 @@ def summarise(runs: list[dict]) -> dict:
 def _ours(path: str, delay_ms: float, piece: int, leechers: int, pipeline: int, repeats: int) -> dict:
     what = (f"latency {delay_ms:g} ms: 1+{leechers}, {piece // KiB} KiB, "
             + (f"pipeline {pipeline}" if pipeline else "plain"))
-    suite.log(what)
+    common.log(what)
     spec = swarm.SwarmSpec(path, piece, leechers, preferred=5 if leechers > 1 else 1, pipeline=pipeline,
                            timeout=TIMEOUT_S, delay_ms=delay_ms)
-    runs = suite.repeat(repeats, lambda: swarm.run(spec), what)
+    runs = common.repeat(repeats, lambda: swarm.run(spec), what)
     return dict(summarise(runs), who="ours", pipeline=pipeline)
 
 
-def case_latency(files: suite.Files, repeats: int, delays: tuple[float, ...], depth: int,
+def case_latency(files: common.Files, repeats: int, delays: tuple[float, ...], depth: int,
                  lt_version: Optional[str]) -> dict:
     """Every delay: the swarm (plain, pipelined, libtorrent), then one seed to one leecher."""
-    suite.log(METHOD)
+    common.log(METHOD)
     path = files.get(FILE_SIZE)
     swarm_rows, one_to_one_rows = [], []
     for delay in delays:
@@ -98,20 +98,20 @@ def case_latency(files: suite.Files, repeats: int, delays: tuple[float, ...], de
                      **_ours(path, delay, SWARM_PIECE, 5, pipeline, repeats)) for pipeline in (0, depth)]
         if lt_version:
             what = f"latency {delay:g} ms: 1+5, {SWARM_PIECE // KiB} KiB, libtorrent {lt_version}"
-            suite.log(what)
+            common.log(what)
             args = {"file": path, "piece_size": SWARM_PIECE, "leechers": 5, "timeout": TIMEOUT_S}
-            runs = suite.repeat(repeats, lambda: _libtorrent_relayed(args, delay), what)
+            runs = common.repeat(repeats, lambda: _libtorrent_relayed(args, delay), what)
             rows.append(dict(base, peers=6, piece_kib=SWARM_PIECE // KiB, who="libtorrent", pipeline=None,
                              **summarise(runs)))
         reference = rows[2]["transfer_s"] if lt_version else None
         for row in rows:
-            row["ratio_to_libtorrent"] = suite.ratio(row["transfer_s"], reference)
+            row["ratio_to_libtorrent"] = common.ratio(row["transfer_s"], reference)
         swarm_rows += rows
         for piece in ONE_TO_ONE_PIECES:
             plain, pipelined = (dict(base, peers=2, piece_kib=piece // KiB, **_ours(path, delay, piece, 1, pipeline, repeats))
                                 for pipeline in (0, depth))
             plain["ratio_to_plain"] = 1.0
-            pipelined["ratio_to_plain"] = suite.ratio(pipelined["transfer_s"], plain["transfer_s"])
+            pipelined["ratio_to_plain"] = common.ratio(pipelined["transfer_s"], plain["transfer_s"])
             one_to_one_rows += [plain, pipelined]
     return {"statistic": f"median of {repeats}", "delays_ms": list(delays), "pipeline": depth,
             "swarm": swarm_rows, "one_to_one": one_to_one_rows}
@@ -125,7 +125,7 @@ def _spread(row: dict) -> str:
 def table_rows(case: dict) -> list[list[str]]:
     """Rows for the results table (its columns: case, figure, start-up, reference, ratio,
     CPU s, peak RSS MiB/peer, target)."""
-    fmt = suite.fmt
+    fmt = common.fmt
     rows = []
     for row in case["swarm"] + case["one_to_one"]:
         protocol = ("libtorrent" if row["who"] == "libtorrent" else
