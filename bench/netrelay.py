@@ -116,6 +116,11 @@ class RelayedSocket(Protocol):
         self.incoming: Optional[DelayLine] = None  # the other socket's line to us: dropped when we are gone
         self.gone = False
 
+    def connectionMade(self) -> None:
+        # The peers ask for no Nagle delay on their sockets; the relay's sockets must not
+        # add one (40 ms stalls on small messages, against delayed ACKs) that a real path lacks.
+        self.transport.setTcpNoDelay(True)
+
     def dataReceived(self, data: bytes) -> None:
         self.relay.forwarded += len(data)
         assert self.outgoing is not None, "an accepted socket reads only once it is joined"
@@ -137,6 +142,7 @@ class AcceptedSocket(RelayedSocket):
         self.target = target
 
     def connectionMade(self) -> None:
+        super().connectionMade()
         self.relay.connections += 1
         self.transport.pauseProducing()
         self.relay.dial(self)
