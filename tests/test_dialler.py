@@ -61,7 +61,7 @@ def test_a_peer_that_is_not_up_yet_is_retried_soon():
 
 
 def test_a_peer_that_comes_up_is_reached_soon_after():
-    """Attempts grow 1.5 times from 25 ms: a peer listening after 0.45 s is reached
+    """Attempts never grow more than 1.5 times: a peer listening after 0.45 s is reached
     within a third of that again (doubling would wait up to 0.8 s)."""
     service, endpoint, clock = dialler(["refused"] * 50 + ["accept"])
     clock.pump([0.005] * 200)  # 1 s
@@ -70,6 +70,19 @@ def test_a_peer_that_comes_up_is_reached_soon_after():
     after = next(t for t in endpoint.attempts if t - started > 0.45)
     assert after - started < 0.45 * 1.5 + 0.03
     assert all(b <= a * 1.5 + 0.03 for a, b in zip(gaps, gaps[1:])), gaps
+
+
+def test_a_peer_still_starting_is_dialled_every_25_to_50_ms_for_about_a_second_then_less_often():
+    """Peers started together listen within a second of each other: in that second a
+    peer is reached at most 50 ms after it listens; one that stays down is then tried
+    less and less often, up to every 2 s."""
+    service, endpoint, clock = dialler(["refused"] * 1000)
+    clock.pump([0.005] * 2000)  # 10 s
+    gaps = [b - a for a, b in zip(endpoint.attempts, endpoint.attempts[1:])]
+    steady = [gap for start, gap in zip(endpoint.attempts, gaps) if start < 1.0]
+    assert len(steady) >= 20 and all(0.025 <= gap <= 0.055 for gap in steady), steady
+    assert max(gaps) > 1.0 and max(gaps) < 2.1
+    assert len(endpoint.attempts) < 80  # not 400 attempts in 10 s
 
 
 def test_a_peer_that_drops_us_right_after_the_handshake_is_retried_with_a_growing_delay():

@@ -2,7 +2,8 @@
 with backoff until it succeeds or we shut down).
 
 Two kinds of failure, two backoffs. A TCP connect that fails means the peer is not up
-yet: try again soon (25 ms, growing 1.5 times up to 2 s). A connection that the peer closes
+yet: try again soon (every 25-50 ms for about a second, then growing 1.5 times up to
+2 s). A connection that the peer closes
 before the handshake or within ``settle`` seconds after it means the peer is up but
 will not have us (it may think we are still connected): try again after 1 s, doubling
 up to 60 s, so a peer that keeps refusing costs a few log lines a minute. A connection
@@ -34,6 +35,10 @@ def backoff(attempt: int, initial: float, maximum: float, rng: random.Random, gr
 
 
 CONNECT_GROWTH = 1.5
+#: Failed connects retried at the initial delay before the delay grows: a swarm's peers
+#: start together and are typically all listening within a second, and a refused
+#: connect to a peer not up yet costs about 0.1 ms.
+CONNECT_STEADY_ATTEMPTS = 30
 
 
 class Dialler(Service):
@@ -93,9 +98,11 @@ class Dialler(Service):
         if failure.check(CancelledError) or not self.running:
             return
         self.failed_connects += 1
-        # 1.5x, not 2x: a peer still starting is typically up within a second, and a
-        # doubled wait left its neighbours connecting up to 0.4 s after it listened.
-        self._again(backoff(self.failed_connects, *self.connect_delays, self.rng, growth=CONNECT_GROWTH))
+        # Steady at first, then 1.5x, not 2x: a peer still starting is typically up
+        # within a second, and a growing wait left its neighbours connecting up to
+        # 0.3 s after it listened (0.4 s when doubling).
+        attempt = max(1, self.failed_connects - CONNECT_STEADY_ATTEMPTS)
+        self._again(backoff(attempt, *self.connect_delays, self.rng, growth=CONNECT_GROWTH))
 
     def _lost(self, protocol: PeerProtocol) -> None:
         self.protocol = None
