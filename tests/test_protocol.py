@@ -316,6 +316,46 @@ def test_messages_split_at_every_byte_are_all_handled(tmp_path):
     assert isinstance(messages[2], wire.Request)
 
 
+def test_a_whole_stream_in_one_chunk_is_handled_as_byte_by_byte(tmp_path):
+    """The framer takes every frame of a chunk at once: the log and what is sent back
+    are the same as when the frames come one by one."""
+    stream = (
+        wire.encode_handshake(1001) + wire.encode_bitfield(PieceSet(11, [0])) + wire.UNCHOKE
+        + b"".join(wire.encode_have(index) for index in (3, 5, 3, 1, 10)) + wire.INTERESTED
+        + wire.encode_have(7) + wire.CHOKE + wire.encode_have(8)
+    )
+    outcomes = []
+    for chunks in ([stream], [bytes([byte]) for byte in stream]):
+        peer = Peer(tmp_path / str(len(chunks)), 1002)
+        protocol, transport = peer.connect(dialled=1001)
+        for chunk in chunks:
+            protocol.dataReceived(chunk)
+        outcomes.append(([(e.kind, e.other, e.index) for e in peer.events()], peer.sent(transport, handshake=True)))
+    assert outcomes[0] == outcomes[1]
+    kinds = [kind for kind, _, _ in outcomes[0][0]]
+    assert kinds == ["connect_to", "unchoked"] + ["have"] * 5 + ["interested", "preferred", "have", "choked", "have"]
+    assert [index for kind, _, index in outcomes[0][0] if kind == "have"] == [3, 5, 3, 1, 10, 7, 8]
+
+
+def test_frames_before_a_violation_in_the_same_chunk_are_handled(tmp_path, warnings):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.dataReceived(wire.encode_have(1) + wire.INTERESTED + wire.encode_have(11) + wire.encode_have(2))
+    assert transport.disconnecting
+    assert [(e.kind, e.index) for e in peer.events()] == [
+        ("connect_from", None), ("have", 1), ("interested", None), ("preferred", None)]
+    assert any("a 'have' for piece 11; pieces are 0 to 10" in line for line in warning_texts(warnings))
+
+
+def test_nothing_after_a_rejected_frame_in_the_same_chunk_is_handled(tmp_path, warnings):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.dataReceived(wire.encode_have(1) + wire.encode_bitfield(PieceSet(11)) + wire.encode_have(2))
+    assert transport.disconnecting
+    assert [(e.kind, e.index) for e in peer.events()] == [("connect_from", None), ("have", 1)]
+    assert any("a bitfield after other messages" in line for line in warning_texts(warnings))
+
+
 def test_bitfield_after_another_message_is_a_violation(tmp_path, warnings):
     peer = Peer(tmp_path, 1001)
     protocol, transport = peer.neighbour(1002, bitfield=False)

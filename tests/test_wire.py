@@ -532,3 +532,86 @@ def test_what_a_closing_sender_left_half_sent_is_described():
     assert framer.unfinished() == "2 of the 4 bytes of a message length"
     framer.feed(b"\x00\x09\x07\x00\x00")
     assert framer.unfinished() == "3 of the 9 bytes of a message"
+
+
+# -- Framer.take: every whole frame of a chunk in one pass ---------------------------
+
+
+def taken(common: Common, chunks, handshake: bool = False):
+    """What :meth:`wire.Framer.take` makes of the chunks, as ``outcome`` reports it."""
+    framer = wire.Framer(Decoder(common))
+    if not handshake:
+        framer.feed(wire.encode_handshake(1))
+        assert framer.take() == ([wire.Handshake(1)], None)
+    messages: list = []
+    for chunk in chunks:
+        framer.feed(chunk)
+        frames, violation = framer.take()
+        messages += [frame for frame in frames if not isinstance(frame, wire.Handshake)]
+        if violation is not None:
+            assert framer.broken and framer.take() == ([], None)  # it takes nothing more
+            return messages, str(violation), None
+    return messages, None, framer.pending
+
+
+HAVES_AND_OTHERS = [Have(0), Have(2), Have(1), Interested(), Have(9), Have(3), Request(4), Have(5),
+                    Piece(5, b"\xff" * 8), Have(8), Have(7), Choke(), Have(6), Have(4)]
+
+
+@pytest.mark.parametrize(("common", "messages"), [(SMALL, VALID_SMALL), (TEN, VALID_TEN), (TEN, HAVES_AND_OTHERS)])
+def test_take_gives_what_next_gives_at_every_split(common, messages):
+    stream = b"".join(wire.encode(message) for message in messages)
+    for chunks in splits(stream):
+        assert taken(common, chunks) == outcome(common, chunks) == (messages, None, b"")
+    tail = wire.encode_have(1) + wire.encode_have(2)[:7]  # a have and most of another: held back
+    assert taken(common, [stream + tail]) == (messages + [Have(1)], None, tail[9:])
+
+
+@pytest.mark.parametrize(("common", "stream", "text"), MALFORMED)
+def test_take_gives_the_frames_before_a_violation_and_the_violation(common, stream, text):
+    prefix = wire.encode_have(1) + wire.encode_have(0) + wire.CHOKE + wire.encode_have(2)
+    for whole in (stream, prefix + stream):
+        for chunks in splits(whole):
+            assert taken(common, chunks) == outcome(common, chunks)
+            assert taken(common, chunks)[1] == text
+
+
+def test_take_with_the_handshake_at_every_split():
+    stream = wire.encode_handshake(1002) + b"".join(wire.encode(m) for m in HAVES_AND_OTHERS)
+    for chunks in splits(stream):
+        framer = wire.Framer(Decoder(TEN))
+        frames: list = []
+        for chunk in chunks:
+            framer.feed(chunk)
+            got, violation = framer.take()
+            assert violation is None
+            frames += got
+        assert frames == [wire.Handshake(1002), *HAVES_AND_OTHERS]
+
+
+def test_take_refuses_a_bad_handshake_and_what_follows_it():
+    framer = wire.Framer(Decoder(TEN))
+    framer.feed(b"P2PFILESHARINGPROK" + bytes(14) + wire.encode_have(1))
+    frames, violation = framer.take()
+    assert frames == [] and str(violation).startswith("a handshake header")
+
+
+def test_a_have_out_of_range_is_refused_on_the_fast_path_too():
+    framer = wire.Framer(Decoder(TEN))
+    framer.feed(wire.encode_handshake(1) + wire.encode_have(9) + wire.encode_have(10) + wire.encode_have(1))
+    frames, violation = framer.take()
+    assert frames == [wire.Handshake(1), Have(9)]
+    assert str(violation) == "a 'have' for piece 10; pieces are 0 to 9"
+
+
+def test_a_have_is_decoded_once_per_index_and_shared():
+    decoder = Decoder(TEN)
+    assert decoder.decode(wire.encode_have(3)[4:]) is decoder.decode(wire.encode_have(3)[4:]) == Have(3)
+    assert decoder.have(3) is decoder.decode(wire.encode_have(3)[4:])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.booleans())
+def test_take_and_next_agree_on_any_stream(stream_and_chunks, handshake):
+    _, chunks = stream_and_chunks
+    assert taken(SMALL, chunks, handshake) == outcome(SMALL, chunks, handshake)

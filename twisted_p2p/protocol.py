@@ -187,13 +187,22 @@ class PeerProtocol(Protocol, TimeoutMixin):
         self.last_received = self.service.clock.seconds()
         framer = self.framer
         framer.feed(data)
+        frames, violation = framer.take()
+        # Once open, a frame other than a bitfield goes straight to the service: a
+        # busy chunk holds dozens of haves.
+        message_received, OPEN = self.service.message_received, State.OPEN
         try:
-            while self.state in _RECEIVING:
-                frame = framer.next()
-                if frame is None:
-                    break
-                self._frame_received(frame)
-        except wire.ProtocolViolation as violation:
+            for frame in frames:
+                if self.state is OPEN and type(frame) is not wire.Bitfield:
+                    message_received(self, frame)  # type: ignore[arg-type]
+                elif self.state in _RECEIVING:
+                    self._frame_received(frame)
+                else:
+                    return
+        except wire.ProtocolViolation as rejected:
+            self.drop(f"sent {rejected}")
+            return
+        if violation is not None and self.state in _RECEIVING:
             self.drop(f"sent {violation}")
 
     def _frame_received(self, frame: wire.Handshake | wire.Message) -> None:

@@ -256,10 +256,10 @@ class PeerService(Service):
         assert neighbour is not None
         peer = neighbour.peer_id
         match message:
+            case wire.Have(index):  # first: most of what a large swarm sends
+                self._on_have(neighbour, index)
             case wire.Piece(index, data):
                 self._on_piece(neighbour, index, data)
-            case wire.Have(index):
-                self._on_have(neighbour, index)
             case wire.Request(index):
                 self._on_request(neighbour, index)
             case wire.Bitfield(pieces):

@@ -21,6 +21,7 @@ _HANDSHAKE = struct.Struct(">18s10xI")
 _LENGTH = struct.Struct(">I")
 _LENGTH_TYPE_INDEX = struct.Struct(">IBI")
 _INDEX = struct.Struct(">I")
+_HAVE = 4  # MessageType.HAVE as a plain int, for the framer's fast path
 
 
 class ProtocolViolation(Exception):
@@ -106,7 +107,7 @@ _NO_PAYLOAD = {
     MessageType.INTERESTED: Interested(),
     MessageType.NOT_INTERESTED: NotInterested(),
 }
-_INDEX_ONLY = {MessageType.HAVE: Have, MessageType.REQUEST: Request}
+_INDEX_ONLY = (MessageType.HAVE, MessageType.REQUEST)
 
 
 # -- handshake ---------------------------------------------------------------
@@ -206,6 +207,16 @@ class Decoder:
         self.num_pieces = common.num_pieces
         self.bitfield_length = bitfield_length(self.num_pieces)
         self.max_length = max(common.piece_size + 5, self.bitfield_length + 1)
+        #: One shared Have per index, made on first use: haves are most of what a peer
+        #: receives in a large swarm, and a message is immutable.
+        self._haves: list[Optional[Have]] = [None] * self.num_pieces
+
+    def have(self, index: int) -> Have:
+        """The Have for a valid ``index``."""
+        have = self._haves[index]
+        if have is None:
+            have = self._haves[index] = Have(index)
+        return have
 
     def check_length(self, length: int) -> None:
         """Called on the 4-byte prefix, before a single payload byte is buffered."""
@@ -237,7 +248,8 @@ class Decoder:
         if kind in _INDEX_ONLY:
             if size != 4:
                 raise ProtocolViolation(f"a '{name}' with {size} payload bytes; 4 expected")
-            return _INDEX_ONLY[kind](self._index(name, body[1:]))
+            index = self._index(name, body[1:])
+            return self.have(index) if kind is MessageType.HAVE else Request(index)
         if kind is MessageType.BITFIELD:
             try:
                 return Bitfield(PieceSet.from_bitfield(body[1:], self.num_pieces))
@@ -284,12 +296,54 @@ class Framer:
         try:
             return self._next()
         except ProtocolViolation:
-            # The traceback may still hold views of the buffer, so it cannot be
-            # trimmed; nothing more is framed anyway, so let go of it.
-            self.broken = True
-            self._buffer = bytearray()
-            self._position = 0
+            self._break()
             raise
+
+    def take(self) -> tuple[list[Union[Handshake, Message]], Optional[ProtocolViolation]]:
+        """Every whole frame the buffer holds, in order, and the violation that stopped
+        the framing, if any (the frames before it are good and are returned).
+
+        The same frames as calls of :meth:`next` until None, in one pass over the bytes:
+        a have (9 bytes, the bulk of a large swarm's traffic) is framed in place."""
+        frames: list[Union[Handshake, Message]] = []
+        if self.broken:
+            return frames, None
+        try:
+            if not self.handshaken:
+                handshake = self._next()
+                if handshake is None:
+                    return frames, None
+                frames.append(handshake)
+            append = frames.append
+            buffer, position, size = self._buffer, self._position, len(self._buffer)
+            decoder = self.decoder
+            haves, num_pieces = decoder._haves, decoder.num_pieces
+            while size - position >= 9:
+                length, code, index = _LENGTH_TYPE_INDEX.unpack_from(buffer, position)
+                if length == 5 and code == _HAVE and index < num_pieces:
+                    append(haves[index] or decoder.have(index))
+                    position += 9
+                    continue
+                self._position = position
+                message = self._next()
+                if message is None:
+                    return frames, None
+                append(message)
+                position = self._position
+            self._position = position
+            while (message := self._next()) is not None:  # fewer than 9 bytes: a short message?
+                append(message)
+        except ProtocolViolation as violation:
+            self._break()
+            return frames, violation
+        return frames, None
+
+    def _break(self) -> None:
+        # The traceback may still hold views of the buffer, so it cannot be trimmed;
+        # nothing more is framed anyway, so let go of it.
+        self.broken = True
+        self._buffer = bytearray()
+        self._position = 0
 
     def _next(self) -> Optional[Union[Handshake, Message]]:
         buffer, position = self._buffer, self._position
