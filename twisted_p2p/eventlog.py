@@ -132,6 +132,12 @@ def _format_second(whole: int) -> str:
     return time.strftime(TIME_FORMAT, time.localtime(whole))
 
 
+def _split_at_index(sentence: str) -> tuple[str, str]:
+    """A sentence with its other fields filled, split around its ``{index}``."""
+    opening, _, ending = sentence.partition("{index}")
+    return opening, ending
+
+
 class EventLog:
     """Writes one peer's SPEC §5 sentences, stamped with the injected clock's time.
 
@@ -146,13 +152,30 @@ class EventLog:
         self._streams = [stream] if echo is None else [stream, echo]
         self._clock = clock
         self._flush_call: Optional[IDelayedCall] = None
+        self._millis = -1  # the millisecond whose stamp is in _stamp
+        self._stamp = ""
+        #: "Peer me received the 'have' message from other for the piece " per neighbour:
+        #: a swarm of n peers writes n - 1 have lines per piece, the one line that grows.
+        self._have_openings: dict[int, str] = {}
+        self._have_ending = ""
 
-    def _write(self, kind: str, **fields: object) -> None:
-        line = f"{format_time(self._clock.seconds())}: {SENTENCES[kind].format(me=self.me, **fields)}\n"
+    def _time(self) -> str:
+        """The stamp of now; formatted once per millisecond, not once per line."""
+        now = self._clock.seconds()
+        millis = int(now * 1000)
+        if millis != self._millis:
+            self._millis = millis
+            self._stamp = format_time(now)
+        return self._stamp
+
+    def _emit(self, line: str) -> None:
         for stream in self._streams:
             stream.write(line)
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
+
+    def _write(self, kind: str, **fields: object) -> None:
+        self._emit(f"{self._time()}: {SENTENCES[kind].format(me=self.me, **fields)}\n")
 
     def flush(self) -> None:
         if self._flush_call is not None and self._flush_call.active():
@@ -180,7 +203,11 @@ class EventLog:
         self._write("choked", other=other)
 
     def have(self, other: int, index: int) -> None:
-        self._write("have", other=other, index=index)
+        opening = self._have_openings.get(other)
+        if opening is None:
+            opening, self._have_ending = _split_at_index(SENTENCES["have"].format(me=self.me, other=other, index="{index}"))
+            self._have_openings[other] = opening
+        self._emit(f"{self._time()}: {opening}{index}{self._have_ending}\n")
 
     def interested(self, other: int) -> None:
         self._write("interested", other=other)
