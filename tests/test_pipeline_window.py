@@ -2,6 +2,7 @@
 trip and an upload rate) under a task.Clock, and the window's arithmetic alone."""
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -22,12 +23,13 @@ class Link:
     piece reaches us half a round trip after it is sent. We ask again at each answer,
     as the service does."""
 
-    def __init__(self, round_trip: float, rate: float, ceiling: int) -> None:
+    def __init__(self, round_trip: float, rate: float, ceiling: int, burst: float = 0.0) -> None:
         self.clock = Clock()
         self.book = RequestBook(range(PIECES), self.clock, random.Random(3), lambda peer: None)
         self.book.add(PEER, ceiling)
         self.round_trip = round_trip
         self.rate = rate
+        self.burst = burst  # answers land only at multiples of this many seconds
         self.free_at = 0.0  # when its upload is next idle
         self.delivered: list[float] = []
         self.most_outstanding = 0
@@ -37,7 +39,10 @@ class Link:
         while (index := self.book.next_request(PEER, everything)) is not None:
             arrives = self.clock.seconds() + self.round_trip / 2
             self.free_at = max(self.free_at, arrives) + 1 / self.rate
-            self.clock.callLater(self.free_at + self.round_trip / 2 - self.clock.seconds(), self.answer, index)
+            lands = self.free_at + self.round_trip / 2
+            if self.burst:  # held and released together, as a relay or a busy reactor does
+                lands = math.ceil(lands / self.burst) * self.burst
+            self.clock.callLater(lands - self.clock.seconds(), self.answer, index)
         self.most_outstanding = max(self.most_outstanding, len(self.book.asked(PEER)))
 
     def answer(self, index: int) -> None:
@@ -68,6 +73,16 @@ def test_over_a_long_round_trip_the_window_grows_until_the_link_is_full():
     assert link.rate_between(1.0, 2.0) == pytest.approx(2000, rel=0.02)  # the link is full
     window = link.book.window(PEER)
     assert window.round_trip == pytest.approx(0.050 + 1 / 2000)
+
+
+def test_answers_that_land_in_bursts_count_at_their_average_rate():
+    link = Link(round_trip=0.050, rate=2000, ceiling=1024, burst=0.010)  # about 20 at a time
+    link.run(2.0)
+    window = link.book.window(PEER)
+    assert window.rate == pytest.approx(2000, rel=0.1)
+    assert window.round_trip < 0.050 + 0.010 + 0.001  # at most one burst late
+    assert 100 < link.book.depth(PEER) <= 1.5 * 0.061 * 2000 * 1.1  # not the ceiling
+    assert link.rate_between(1.0, 2.0) == pytest.approx(2000, rel=0.02)
 
 
 def test_a_fixed_depth_of_the_floor_would_leave_that_link_mostly_idle():
@@ -104,15 +119,19 @@ def test_when_the_neighbour_slows_down_the_window_shrinks_with_it():
 def test_the_round_trip_is_the_shortest_answer_and_only_busy_gaps_count():
     window = PipelineWindow(ceiling=500, floor=4)
     assert window.answered(waited=0.120, gap=None) == 4  # no rate yet: the floor
-    assert window.round_trip == 0.120 and window.rate() is None
-    window.answered(waited=0.080, gap=0.010)
-    assert window.round_trip == 0.080 and window.rate() == pytest.approx(100)
+    assert window.round_trip == 0.120 and window.rate is None
+    assert window.answered(waited=0.080, gap=0.010) == 4  # 10 ms of a round trip's span so far
+    assert window.round_trip == 0.080
+    for _ in range(7):
+        window.answered(waited=0.100, gap=0.010)
+    assert window.rate == pytest.approx(100)  # eight answers in the 80 ms span
     assert window.depth == 12  # 1.5 x 0.080 s x 100 pieces/s
     window.answered(waited=0.300, gap=None)  # asked after an idle spell: the idle is not a gap
-    assert window.rate() == pytest.approx(100) and window.round_trip == 0.080
-    window.answered(waited=0.300, gap=0.0)  # two answers read in one turn
-    assert window.depth >= 12
-    assert "depth" in window.describe() and "80.0 ms" in window.describe()
+    assert window.rate == pytest.approx(100) and window.round_trip == 0.080
+    for _ in range(3):
+        window.answered(waited=0.100, gap=0.0)  # read in the same turn: no time has passed
+    assert window.depth == 12
+    assert "depth 12" in window.describe() and "80.0 ms" in window.describe()
 
 
 def test_a_ceiling_below_the_floor_is_a_fixed_depth():

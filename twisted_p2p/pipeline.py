@@ -9,8 +9,9 @@ trips, measured on the connection itself:
 
 * the round trip is the shortest time any request took to be answered (the first one
   of a batch waits for nothing else, so its time is the round trip plus serving);
-* the delivery rate is the smoothed time between two answers while the neighbour
-  still owed more, so idle spells do not count.
+* the delivery rate is counted over spans of at least a round trip while the neighbour
+  owed more (so idle spells do not count, and pieces that arrive in bursts -- several
+  in one read -- average out), the newest span weighing half.
 
 While the window is what limits the neighbour, pieces come one round trip apart per
 window, so each round trip the window grows by ``HEADROOM``; it settles where the
@@ -27,8 +28,8 @@ from typing import Optional
 #: Round trips' worth of deliveries kept outstanding: one fills the link, the rest
 #: absorbs jitter and lets the window grow while the link is not yet full.
 HEADROOM = 1.5
-#: Weight of the newest gap between answers in its running average.
-SMOOTHING = 0.125
+#: Weight of the newest span's rate in the running estimate.
+SMOOTHING = 0.5
 #: The least depth of a pipelined connection, the best measured on loopback.
 FLOOR = 16
 #: The most ``--pipeline`` may allow: 16 MiB in flight to one neighbour at 16 KiB pieces.
@@ -38,7 +39,7 @@ MAX_DEPTH = 1024
 class PipelineWindow:
     """The depth of one pipelined neighbour, learned from its answers."""
 
-    __slots__ = ("floor", "ceiling", "depth", "highest", "round_trip", "gap")
+    __slots__ = ("floor", "ceiling", "depth", "highest", "round_trip", "rate", "_pieces", "_busy")
 
     def __init__(self, ceiling: int, floor: int = FLOOR) -> None:
         self.ceiling = ceiling
@@ -46,30 +47,33 @@ class PipelineWindow:
         self.depth = self.floor
         self.highest = self.depth  # the deepest it went, for the closing report
         self.round_trip: Optional[float] = None  # shortest request-to-answer seen, seconds
-        self.gap: Optional[float] = None  # smoothed seconds between answers while busy
+        self.rate: Optional[float] = None  # pieces per second it delivers while busy
+        self._pieces = 0  # answers in the current span,
+        self._busy = 0.0  # and the busy seconds they took
 
     def answered(self, waited: float, gap: Optional[float]) -> int:
         """A request was answered after ``waited`` seconds; ``gap``: seconds since the
         previous answer if the neighbour owed more all along, else None. Returns the
-        new depth."""
+        depth, which changes once per span of a round trip."""
         if self.round_trip is None or waited < self.round_trip:
             self.round_trip = waited
-        if gap is not None:
-            self.gap = gap if self.gap is None else (1 - SMOOTHING) * self.gap + SMOOTHING * gap
-        if self.gap is not None and self.gap > 0:
-            wanted = math.ceil(HEADROOM * self.round_trip / self.gap)
-            self.depth = max(self.floor, min(self.ceiling, wanted))
-            self.highest = max(self.highest, self.depth)
+        if gap is None:
+            return self.depth
+        self._pieces += 1
+        self._busy += gap
+        if self._busy <= 0 or self._busy < self.round_trip:
+            return self.depth
+        measured = self._pieces / self._busy
+        self.rate = measured if self.rate is None else (1 - SMOOTHING) * self.rate + SMOOTHING * measured
+        self._pieces, self._busy = 0, 0.0
+        wanted = math.ceil(HEADROOM * self.round_trip * self.rate)
+        self.depth = max(self.floor, min(self.ceiling, wanted))
+        self.highest = max(self.highest, self.depth)
         return self.depth
-
-    def rate(self) -> Optional[float]:
-        """Pieces per second it delivers while busy, once known."""
-        return 1 / self.gap if self.gap else None
 
     def describe(self) -> str:
         """One line for the log: where the window stands and why."""
         trip = "unknown" if self.round_trip is None else f"{self.round_trip * 1000:.1f} ms"
-        rate = self.rate()
-        pace = "unknown" if rate is None else f"{rate:.0f} pieces/s"
+        pace = "unknown" if self.rate is None else f"{self.rate:.0f} pieces/s"
         return (f"depth {self.depth} (highest {self.highest}, limits {self.floor}-{self.ceiling}); "
                 f"shortest round trip {trip}, delivering {pace}")
