@@ -19,7 +19,7 @@ from twisted.logger import globalLogPublisher
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import EventLog, parse_line
-from twisted_p2p.protocol import PeerProtocol
+from twisted_p2p.protocol import HAVE_INTERVAL, PeerProtocol
 from twisted_p2p.resume import Resume
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
@@ -472,12 +472,59 @@ def test_full_download_from_one_seed(tmp_path):
     assert sorted(requested) == list(range(11))  # each piece once, none twice
     assert requested != sorted(requested)  # random order (seeded)
     assert peer.path.read_bytes() == CONTENT
+    peer.clock.advance(HAVE_INTERVAL)  # the haves of pieces that came within one interval went together
     other_messages = peer.sent(other_transport)
     assert [m.index for m in other_messages if isinstance(m, wire.Have)] == requested
     kinds = [e.kind for e in peer.events()]
     assert kinds.count("downloaded") == 11 and kinds[-1] == "complete"
     counts = [e.count for e in peer.events() if e.kind == "downloaded"]
     assert counts == list(range(1, 12))
+
+
+def test_haves_within_an_interval_go_out_together_after_the_first(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.send_have(wire.encode_have(1))
+    assert transport.value() == wire.encode_have(1)  # the first at once
+    peer.clock.advance(HAVE_INTERVAL / 2)
+    protocol.send_have(wire.encode_have(2))
+    protocol.send_have(wire.encode_have(3))
+    assert peer.sent(transport) == [wire.Have(1)]  # the others wait for the interval's end
+    peer.clock.advance(HAVE_INTERVAL / 2)
+    assert peer.sent(transport) == [wire.Have(2), wire.Have(3)]
+    peer.clock.advance(HAVE_INTERVAL)
+    protocol.send_have(wire.encode_have(4))  # a full interval later: at once again
+    assert peer.sent(transport) == [wire.Have(4)]
+
+
+def test_a_held_have_goes_before_anything_sent_after_it(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    for index in (1, 2, 3):
+        protocol.send_have(wire.encode_have(index))
+    protocol.send(wire.UNCHOKE)
+    protocol.send_have(wire.encode_have(4))
+    protocol.queue_upload(0)
+    messages = peer.sent(transport)
+    assert messages[:5] == [wire.Have(1), wire.Have(2), wire.Have(3), wire.Unchoke(), wire.Have(4)]
+    assert isinstance(messages[5], wire.Piece) and len(messages) == 6
+    peer.clock.advance(HAVE_INTERVAL)
+    assert peer.sent(transport) == []  # nothing is sent twice
+
+
+def test_held_haves_are_sent_before_a_close_and_dropped_with_a_lost_connection(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.send_have(wire.encode_have(1))
+    protocol.send_have(wire.encode_have(2))
+    protocol.close(5)
+    assert peer.sent(transport) == [wire.Have(1), wire.Have(2)] and transport.disconnecting
+    other, other_transport = peer.neighbour(1003)
+    other.send_have(wire.encode_have(1))
+    other.send_have(wire.encode_have(2))
+    other.connectionLost(None)
+    peer.clock.advance(HAVE_INTERVAL)
+    assert peer.sent(other_transport) == [wire.Have(1)]
 
 
 def test_choke_returns_the_piece_to_the_pool_and_it_is_fetched_elsewhere(tmp_path):

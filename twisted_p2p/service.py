@@ -350,7 +350,7 @@ class PeerService(Service):
         self.events.downloaded(index, source.peer_id, held.count)
         have = wire.encode_have(index)
         for neighbour in list(self.neighbours.values()):
-            neighbour.protocol.send(have)
+            neighbour.protocol.send_have(have)
             if held.complete:
                 self._told(neighbour.peer_id)
             if index in neighbour.pieces:
