@@ -205,7 +205,8 @@ class EventLog:
     def have(self, other: int, index: int) -> None:
         opening = self._have_openings.get(other)
         if opening is None:
-            opening, self._have_ending = _split_at_index(SENTENCES["have"].format(me=self.me, other=other, index="{index}"))
+            sentence = SENTENCES["have"].format(me=self.me, other=other, index="{index}")
+            opening, self._have_ending = _split_at_index(sentence)
             self._have_openings[other] = opening
         self._emit(f"{self._time()}: {opening}{index}{self._have_ending}\n")
 
