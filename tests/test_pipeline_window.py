@@ -95,8 +95,8 @@ def test_a_fixed_depth_of_the_floor_would_leave_that_link_mostly_idle():
 def test_on_a_short_round_trip_the_window_stays_at_the_floor():
     link = Link(round_trip=0.0002, rate=20000, ceiling=1024)  # 4 pieces per round trip
     link.run(0.5)
-    assert link.book.depth(PEER) == pipeline.FLOOR
-    assert link.most_outstanding == pipeline.FLOOR
+    assert link.book.depth(PEER) == pipeline.FLOOR  # down from where it started
+    assert link.most_outstanding == pipeline.START
 
 
 def test_the_window_never_passes_its_ceiling():
@@ -117,8 +117,8 @@ def test_when_the_neighbour_slows_down_the_window_shrinks_with_it():
 
 
 def test_the_round_trip_is_the_shortest_answer_and_only_busy_gaps_count():
-    window = PipelineWindow(ceiling=500, floor=4)
-    assert window.answered(waited=0.120, gap=None) == 4  # no rate yet: the floor
+    window = PipelineWindow(ceiling=500, floor=4, start=4)
+    assert window.answered(waited=0.120, gap=None) == 4  # no rate yet: where it started
     assert window.round_trip == 0.120 and window.rate is None
     assert window.answered(waited=0.080, gap=0.010) == 4  # 10 ms of a round trip's span so far
     assert window.round_trip == 0.080
@@ -134,7 +134,39 @@ def test_the_round_trip_is_the_shortest_answer_and_only_busy_gaps_count():
     assert "depth 12" in window.describe() and "80.0 ms" in window.describe()
 
 
+def test_a_span_short_of_pieces_to_ask_never_lowers_the_rate():
+    window = PipelineWindow(ceiling=500, floor=4, start=4)
+    for _ in range(8):
+        window.answered(waited=0.080, gap=0.010)
+    assert window.rate == pytest.approx(100) and window.depth == 12
+    window.short_of_pieces()  # it held little we lacked: answers come slowly
+    for _ in range(2):
+        window.answered(waited=0.080, gap=0.040)
+    assert window.rate == pytest.approx(100) and window.depth == 12
+    for _ in range(2):  # the same pace with its window full is a real slowdown
+        window.answered(waited=0.080, gap=0.040)
+    assert window.rate == pytest.approx(62.5) and window.depth == 8
+    window.short_of_pieces()
+    for _ in range(16):  # short, but faster than thought: that counts
+        window.answered(waited=0.080, gap=0.005)
+    assert window.rate > 62.5
+
+
+def test_the_book_tells_the_window_when_a_neighbour_has_nothing_more_to_give():
+    link = Link(round_trip=0.050, rate=2000, ceiling=1024)
+    link.run(1.0)
+    fast = link.book.window(PEER).rate
+    link.book.choked(PEER)  # nothing outstanding now: room in its window
+    scarce = PieceSet(PIECES, range(3))  # it holds three pieces, all of them held already
+    for index in range(3):
+        link.book.held(index)
+    assert not link.book.window(PEER).short
+    assert link.book.next_request(PEER, scarce) is None
+    assert link.book.window(PEER).short  # the span is marked: its slow answers will not count
+    assert fast == pytest.approx(2000, rel=0.05)
+
+
 def test_a_ceiling_below_the_floor_is_a_fixed_depth():
     window = PipelineWindow(ceiling=3)
-    assert window.depth == 3 and window.floor == 3
+    assert window.depth == 3 and window.floor == 3 and PipelineWindow(ceiling=40).depth == 40
     assert window.answered(waited=1.0, gap=0.001) == 3

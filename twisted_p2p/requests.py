@@ -158,6 +158,8 @@ class RequestBook:
             return None
         index = policy.choose_piece(self._rng, self.missing, theirs, self.in_flight)
         if index is None:
+            if asking.window is not None:
+                asking.window.short_of_pieces()
             return None
         now = self._clock.seconds()
         self.in_flight.add(index)
