@@ -60,13 +60,12 @@ class Answer(enum.Enum):
 class _Asking:
     """Our requests to one neighbour."""
 
-    __slots__ = ("depth", "window", "outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed", "timeout",
-                 "progress", "busy")
+    __slots__ = ("window", "outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed", "timeout",
+                 "progress")
 
     def __init__(self, timeout: float, depth: int) -> None:
         #: Pipelined (``depth`` above 1): the depth follows what it delivers per round trip.
         self.window = PipelineWindow(depth) if depth > 1 else None
-        self.depth = depth if self.window is None else self.window.depth  # may be outstanding
         self.outstanding: list[int] = []  # the requests it is expected to answer, oldest first
         self.timer: Optional[IDelayedCall] = None
         self.snubbed = False
@@ -77,7 +76,11 @@ class _Asking:
         self.smoothed: Optional[float] = None
         self.timeout = timeout
         self.progress = 0.0  # when it last answered, or was asked while owing nothing
-        self.busy = False  # it has owed us something ever since ``progress``
+
+    @property
+    def depth(self) -> int:
+        """How many requests may be outstanding: 1 on the plain protocol."""
+        return 1 if self.window is None else self.window.depth
 
 
 class RequestBook:
@@ -165,7 +168,6 @@ class RequestBook:
         self.in_flight.add(index)
         if not asking.outstanding:
             asking.progress = now
-            asking.busy = True
             asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
         asking.outstanding.append(index)
         asking.sent[index] = now
@@ -184,14 +186,16 @@ class RequestBook:
         now = self._clock.seconds()
         self._learn_response_time(asking, now - max(sent, asking.progress))
         if asking.window is not None:
-            asking.depth = asking.window.answered(now - sent, now - asking.progress if asking.busy else None)
+            # It has owed us something ever since ``progress`` exactly when it owes now:
+            # its list empties only on an answer (which moves ``progress``) or a release,
+            # and the first request to an empty list moves ``progress`` again.
+            asking.window.answered(now - sent, now - asking.progress if asking.outstanding else None)
         asking.snubbed = False  # it delivers after all: trusted again
         if index in asking.outstanding:
             asking.outstanding.remove(index)
             self.in_flight.discard(index)
             self._stop_timer(asking)
             asking.progress = now
-            asking.busy = bool(asking.outstanding)
             if asking.outstanding:  # it owes more: its clock starts again from this answer
                 asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
         return Answer.NEW if index in self.missing else Answer.SURPLUS
@@ -230,4 +234,3 @@ class RequestBook:
         for index in asking.outstanding:
             self.in_flight.discard(index)
         asking.outstanding.clear()
-        asking.busy = False
