@@ -21,7 +21,6 @@ _HANDSHAKE = struct.Struct(">18s10xI")
 _LENGTH = struct.Struct(">I")
 _LENGTH_TYPE_INDEX = struct.Struct(">IBI")
 _INDEX = struct.Struct(">I")
-_HAVE = 4  # MessageType.HAVE as a plain int, for the framer's fast path
 
 
 class ProtocolViolation(Exception):
@@ -40,6 +39,7 @@ class MessageType(IntEnum):
 
 
 _TYPES = tuple(MessageType)  # by code: a tuple index is much cheaper than MessageType(code)
+_HAVE = int(MessageType.HAVE)  # as a plain int, for the framer's fast path
 _NAMES = {
     MessageType.CHOKE: "choke",
     MessageType.UNCHOKE: "unchoke",
