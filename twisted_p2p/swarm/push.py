@@ -49,12 +49,15 @@ class PieceChoice:
 def piece_size_for(file_size: int, round_trip: Optional[float] = None, hosts: int = 1) -> PieceChoice:
     """A power of two from 16 KiB to 4 MiB: about 2,000 pieces, and, when the round
     trip to the farthest host is known, big enough that one piece per round trip moves
-    ``PATH_RATE`` -- but never so big that the hosts get fewer than 16 pieces each."""
+    ``PATH_RATE`` -- but never so big that the hosts get fewer than 16 pieces each.
+    ``round_trip`` is None when it could not be timed, and ``why`` says so."""
     size = MIN_PIECE
     while size < MAX_PIECE and file_size / size > PIECES_WANTED:
         size *= 2
     why = f"about {PIECES_WANTED:,} pieces" if size > MIN_PIECE else "the course's smallest"
-    if round_trip is not None:
+    if round_trip is None:
+        why += "; the round trip to the hosts could not be timed"
+    else:
         fewest = max(1, file_size // (PIECES_PER_HOST * max(1, hosts)))
         path = size
         while path < MAX_PIECE and path < PATH_RATE * round_trip and path * 2 <= fewest:
@@ -168,8 +171,6 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     else:
         round_trip = farthest_round_trip(args.hosts, args.ssh_config)
         choice = piece_size_for(file.stat().st_size, round_trip, len(args.hosts))
-        if round_trip is None:
-            choice = PieceChoice(choice.size, choice.why + "; the round trip to the hosts could not be timed")
     config = swarm_for(file, args.hosts, seed_address, free_port(), random.Random(), choice.size)
     print(f"pushing {file.name} ({config.common.file_size} bytes, {config.common.num_pieces} pieces of "
           f"{config.common.piece_size}) from {seed_address} to {len(args.hosts)} hosts, into {dest}", file=stdout)
