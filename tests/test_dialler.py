@@ -137,3 +137,23 @@ def test_stopping_stops_dialling():
     attempts = len(endpoint.attempts)
     clock.pump([1] * 100)
     assert len(endpoint.attempts) == attempts
+
+
+def test_a_peer_that_had_the_file_and_went_away_is_not_dialled_again():
+    """The owner says whom to dial no more (a complete neighbour that closed, once we are
+    complete too); a closed connection is then not followed by another dial."""
+    wanted = {1001: True}
+    service, endpoint, clock = dialler(["accept", "accept"], should_dial=lambda peer: wanted[peer])
+    connection = endpoint.connections[0]
+    clock.advance(11)
+    wanted[1001] = False
+    connection.lost.callback(None)
+    clock.pump([1] * 120)
+    assert len(endpoint.attempts) == 1 and service.protocol is None
+
+
+def test_every_failed_connect_is_reported_to_the_owner():
+    reported = []
+    service, endpoint, clock = dialler(["refused"] * 3 + ["accept"], unreachable=reported.append)
+    clock.pump([0.01] * 100)
+    assert reported == [1001] * 3 and len(endpoint.attempts) == 4

@@ -21,7 +21,7 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.protocol import HAVE_INTERVAL, PeerProtocol
 from twisted_p2p.resume import Resume
-from twisted_p2p.service import PeerService
+from twisted_p2p.service import TOLD_GRACE, PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
 from support import seed_bytes, swarm_config
@@ -350,19 +350,47 @@ def test_frames_before_a_violation_in_the_same_chunk_are_handled(tmp_path, warni
 def test_nothing_after_a_rejected_frame_in_the_same_chunk_is_handled(tmp_path, warnings):
     peer = Peer(tmp_path, 1001)
     protocol, transport = peer.neighbour(1002)
-    protocol.dataReceived(wire.encode_have(1) + wire.encode_bitfield(PieceSet(11)) + wire.encode_have(2))
+    unsolicited = wire.encode(wire.Piece(0, CONTENT[:PIECE]))
+    protocol.dataReceived(wire.encode_have(1) + unsolicited + wire.encode_have(2))
     assert transport.disconnecting
     assert [(e.kind, e.index) for e in peer.events()] == [("connect_from", None), ("have", 1)]
-    assert any("a bitfield after other messages" in line for line in warning_texts(warnings))
+    assert any("piece 0, which we never requested from it" in line for line in warning_texts(warnings))
 
 
-def test_bitfield_after_another_message_is_a_violation(tmp_path, warnings):
-    peer = Peer(tmp_path, 1001)
-    protocol, transport = peer.neighbour(1002, bitfield=False)
+def test_a_late_bitfield_is_an_update_noted_once(tmp_path, warnings):
+    """Some implementations re-send their bitfield every second once complete (SPEC §3,
+    Accept): the pieces it adds count, it takes none away, and it is noted once."""
+    peer = Peer(tmp_path, 1002)
+    protocol, transport = peer.neighbour(1003, pieces=[1], dialled=True)
+    protocol.dataReceived(wire.encode_have(2) + wire.encode_bitfield(PieceSet(11, [3, 4])))
+    protocol.dataReceived(wire.encode_bitfield(PieceSet(11, [5])))
+    assert not transport.disconnecting
+    assert sorted(peer.service.neighbours[1003].pieces) == [1, 2, 3, 4, 5]
+    assert peer.service.neighbours[1003].wanted == 5
+    notes = [line for line in warning_texts(warnings) if "sent a bitfield after other messages" in line]
+    assert len(notes) == 1 and "peer 1003" in notes[0]
+    # A complete one makes it known complete, as the first bitfield would.
+    protocol.dataReceived(wire.encode_bitfield(PieceSet.full(11)))
+    assert 1003 in peer.service.complete_peers and peer.service.neighbours[1003].wanted == 11
+
+
+def test_a_late_bitfield_after_interest_wakes_our_interest(tmp_path):
+    peer = Peer(tmp_path, 1002)
+    protocol, transport = peer.neighbour(1003, bitfield=False, dialled=True)
+    protocol.dataReceived(wire.NOT_INTERESTED)
+    assert peer.sent(transport) == []
+    protocol.dataReceived(wire.encode_bitfield(PieceSet(11, [4])))
+    assert peer.sent(transport) == [wire.Interested()]
+
+
+def test_a_neighbour_that_skips_its_bitfield_is_no_longer_taken_as_complete(tmp_path):
+    """A restarted neighbour with no pieces may skip its bitfield: what we knew of it
+    before (complete) no longer holds."""
+    peer = Peer(tmp_path, 1002)
+    peer.service.complete_peers.add(1003)
+    protocol, _ = peer.neighbour(1003, bitfield=False, dialled=True)
     protocol.dataReceived(wire.INTERESTED)
-    protocol.dataReceived(wire.encode_bitfield(PieceSet(11)))
-    assert transport.disconnecting
-    assert any("a bitfield after other messages" in line for line in warning_texts(warnings))
+    assert 1003 not in peer.service.complete_peers
 
 
 def test_missing_bitfield_is_tolerated(tmp_path):
@@ -686,9 +714,88 @@ def test_a_peer_does_not_leave_before_every_peer_was_told_it_is_complete(tmp_pat
         seed.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + 100])))
     peer.clock.advance(0)
     assert 1005 in peer.service.complete_peers and fired == []  # everyone has the file, but 1005 was not told
+    peer.clock.advance(TOLD_GRACE - 1)
+    assert fired == []
     _, again = peer.neighbour(1005, pieces=range(11))  # it comes back: our bitfield tells it
     peer.clock.advance(0)
     assert fired == [None]
+
+
+def _complete_leecher(peer: Peer, seed, transport) -> None:
+    seed.dataReceived(wire.UNCHOKE)
+    while not peer.store.held.complete:
+        (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
+        start = request.index * PIECE
+        seed.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + PIECE])))
+
+
+def test_waiting_to_tell_a_neighbour_is_bounded(tmp_path, warnings):
+    """A neighbour lost (not closed by it) before we completed is waited for, but only
+    TOLD_GRACE seconds: it may be gone for good, and the course's rule is met."""
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    fired = []
+    peer.service.done.addCallback(fired.append)
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    for other in (1002, 1004, 1005):
+        peer.neighbour(other, pieces=range(11), dialled=other < 1003)
+    peer.service.neighbours[1005].protocol.connectionLost(None)
+    _complete_leecher(peer, seed, transport)
+    peer.clock.advance(TOLD_GRACE - 0.01)
+    assert fired == []
+    peer.clock.advance(0.01)
+    assert fired == [None]
+    assert any("could not tell 1005 within" in line for line in warning_texts(warnings))
+
+
+def test_a_complete_neighbour_that_closes_is_neither_waited_for_nor_dialled_again(tmp_path):
+    """Some implementations close each connection once both ends are complete, and take
+    the n-th connection they accept to be the n-th later peer: dialling them again kills
+    them, and waiting to tell them would hang (SPEC §3, Choice)."""
+    from twisted.internet.error import ConnectionDone
+    from twisted.python.failure import Failure
+
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    fired = []
+    peer.service.done.addCallback(fired.append)
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    for other in (1002, 1004, 1005):
+        peer.neighbour(other, pieces=range(11), dialled=other < 1003)
+    peer.service.neighbours[1002].protocol.connectionLost(Failure(ConnectionDone()))
+    assert peer.service.should_dial(1002)  # we still lack pieces: it may come back with them
+    peer.service.neighbours[1005].protocol.connectionLost(Failure(ConnectionDone()))
+    _complete_leecher(peer, seed, transport)
+    peer.clock.advance(0)
+    assert fired == [None]  # 1002 and 1005 were not told, and need not be
+    assert not peer.service.should_dial(1002) and peer.service.should_dial(1001)
+
+
+def test_a_complete_neighbour_that_cannot_be_dialled_again_is_not_waited_for(tmp_path):
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    fired = []
+    peer.service.done.addCallback(fired.append)
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    for other in (1002, 1004, 1005):
+        peer.neighbour(other, pieces=range(11), dialled=other < 1003)
+    peer.service.neighbours[1002].protocol.connectionLost(None)  # reset, not closed: it may be back
+    _complete_leecher(peer, seed, transport)
+    peer.clock.advance(1)
+    assert fired == []
+    peer.service.unreachable(1002)  # its dialler found nobody listening
+    assert fired == [None]
+
+
+def test_a_neighbour_closing_before_it_is_complete_is_still_waited_for(tmp_path):
+    from twisted.internet.error import ConnectionDone
+    from twisted.python.failure import Failure
+
+    peer = Peer(tmp_path, 1003, seeds=(1001,))
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    for other in (1002, 1004, 1005):
+        peer.neighbour(other, pieces=range(5), dialled=other < 1003)
+    peer.service.neighbours[1002].protocol.connectionLost(Failure(ConnectionDone()))
+    peer.service.unreachable(1002)
+    _complete_leecher(peer, seed, transport)
+    assert 1002 not in peer.service.departed and peer.service.should_dial(1002)
 
 
 def test_a_piece_asked_twice_and_answered_twice_is_kept_once_without_a_violation(tmp_path):

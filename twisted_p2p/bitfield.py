@@ -43,6 +43,15 @@ class PieceSet:
         self.count += 1
         return True
 
+    def update(self, other: PieceSet) -> int:
+        """Add every piece of ``other`` (of the same total); how many were new."""
+        merged = (self.as_int() | other.as_int()).to_bytes(self.total, "big")
+        added = merged.count(1) - self.count
+        if added:
+            self._flags = bytearray(merged)
+            self.count += added
+        return added
+
     def __contains__(self, index: object) -> bool:
         try:
             return 0 <= index < self.total and bool(self._flags[index])  # type: ignore[operator,index]

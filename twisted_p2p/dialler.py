@@ -9,13 +9,17 @@ will not have us (it may think we are still connected): try again after 1 s, dou
 up to 60 s, so a peer that keeps refusing costs a few log lines a minute. A connection
 that lived longer was a real one: when it goes, dial again at once.
 
+A peer that had the whole file and went away (SPEC §3, Choice) is not dialled again once
+we hold the file too: the owner says so through ``should_dial``, and hears of every
+failed connect through ``unreachable``.
+
 Twisted's ``ClientService`` counts every TCP connect as a success, which is why this
 small service exists.
 """
 from __future__ import annotations
 
 import random
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
@@ -54,6 +58,8 @@ class Dialler(Service):
         connect_delays: tuple[float, float] = (0.025, 2.0),
         refused_delays: tuple[float, float] = (1.0, 60.0),
         settle: float = 10.0,
+        should_dial: Callable[[int], bool] = lambda peer_id: True,
+        unreachable: Callable[[int], None] = lambda peer_id: None,
     ) -> None:
         self.peer_id = peer_id
         self.endpoint = endpoint
@@ -63,6 +69,8 @@ class Dialler(Service):
         self.connect_delays = connect_delays
         self.refused_delays = refused_delays
         self.settle = settle
+        self.should_dial = should_dial
+        self.unreachable = unreachable
         self.failed_connects = 0
         self.refusals = 0
         self.protocol: Optional[PeerProtocol] = None
@@ -84,6 +92,10 @@ class Dialler(Service):
 
     def _dial(self) -> None:
         self._retry = None
+        if not self.should_dial(self.peer_id):
+            self.log.info("peer {peer} had the file and went away, and so have we: not dialling it again",
+                          peer=self.peer_id)
+            return
         self._attempt = self.endpoint.connect(self.factory)
         self._attempt.addCallbacks(self._connected, self._connect_failed)
 
@@ -97,6 +109,7 @@ class Dialler(Service):
         self._attempt = None
         if failure.check(CancelledError) or not self.running:
             return
+        self.unreachable(self.peer_id)
         self.failed_connects += 1
         # Steady at first, then 1.5x, not 2x: a peer still starting is typically up
         # within a second, and a growing wait left its neighbours connecting up to

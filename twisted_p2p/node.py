@@ -104,7 +104,8 @@ class PeerNode(MultiService):
         for earlier in config.peers_before(peer_id):
             endpoint = client_endpoint(reactor, earlier.host, earlier.port, connect_timeout)
             dialler = Dialler(earlier.peer_id, endpoint, PeerClientFactory(self.peer, earlier.peer_id), reactor, rng,
-                              connect_delays=retry_delays)
+                              connect_delays=retry_delays, should_dial=self.peer.should_dial,
+                              unreachable=self.peer.unreachable)
             dialler.setServiceParent(self)
         self.port: Optional[IListeningPort] = None
 

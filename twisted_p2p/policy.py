@@ -138,6 +138,29 @@ def unchoke_changes(
     return frozenset(chosen - set(unchoked)), frozenset(set(unchoked) - chosen)
 
 
+def everyone_has_file(
+    our_pieces: PieceSet,
+    complete_peers: AbstractSet[int],
+    all_peers: AbstractSet[int],
+    me: int,
+) -> bool:
+    """The course's rule of termination (SPEC §3): we hold the whole file and know that
+    every other peer of PeerInfo.cfg does."""
+    return our_pieces.complete and all(peer in complete_peers for peer in all_peers if peer != me)
+
+
+def untold(
+    told_peers: AbstractSet[int],
+    departed: AbstractSet[int],
+    all_peers: AbstractSet[int],
+    me: int,
+) -> list[int]:
+    """The peers we have not told that we hold the file (our Choice, SPEC §3): a peer
+    that left before telling a neighbour would leave it waiting for ever. A neighbour
+    that had the file and went away needs telling no more."""
+    return sorted(peer for peer in all_peers if peer != me and peer not in told_peers and peer not in departed)
+
+
 def swarm_complete(
     our_pieces: PieceSet,
     complete_peers: AbstractSet[int],
@@ -145,9 +168,6 @@ def swarm_complete(
     all_peers: AbstractSet[int],
     me: int,
 ) -> bool:
-    """Termination (SPEC §3, and our Choice): we hold the whole file, know every other
-    peer does, and have told every other peer that we do. The last part matters when a
-    connection was lost: a peer that left before telling a neighbour it was complete
-    would leave that neighbour waiting for it for ever."""
-    others = [peer for peer in all_peers if peer != me]
-    return our_pieces.complete and all(peer in complete_peers and peer in told_peers for peer in others)
+    """Every peer has the file, and every other peer has been told that we do."""
+    return everyone_has_file(our_pieces, complete_peers, all_peers, me) and not untold(
+        told_peers, frozenset(), all_peers, me)

@@ -1,9 +1,9 @@
 """PeerProtocol: one TCP connection to a neighbour, as a small state machine.
 
-    awaiting handshake -> awaiting first message -> open -> closing -> closed
+    awaiting handshake -> open -> closing -> closed
 
-The handshake must come within the handshake timeout; a bitfield is legal only as the
-first message (SPEC §3); a connection we drop is forgotten by the service at once and
+The handshake must come within the handshake timeout; every message after it goes to
+the service, which judges it (SPEC §3); a connection we drop is forgotten by the service at once and
 aborted if it has not closed after a short grace, since ``loseConnection`` waits for a
 neighbour that may never read. Bytes are framed by :class:`twisted_p2p.wire.Framer`.
 TCP keepalive with short intervals notices a neighbour whose host vanished. The upload
@@ -20,6 +20,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -66,13 +67,9 @@ HAVE_INTERVAL = 0.05
 
 class State(enum.Enum):
     HANDSHAKE = "awaiting handshake"
-    FIRST = "awaiting first message"
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-_RECEIVING = (State.HANDSHAKE, State.FIRST, State.OPEN)
 
 
 @implementer(IPushProducer)
@@ -153,18 +150,20 @@ class PeerProtocol(Protocol, TimeoutMixin):
                 who=self.describe(),
                 unfinished=unfinished,
             )
-        elif self.state is State.OPEN or self.state is State.FIRST:
+        elif self.state is State.OPEN:
             self.log.info("lost the connection to {who}: {why}", who=self.describe(),
                           why=reason.getErrorMessage() if reason is not None else "closed")
         self.setTimeout(None)
         if self._abort_timer is not None and self._abort_timer.active():
             self._abort_timer.cancel()
+        # The neighbour closed it, cleanly (not we, not a reset): it may have finished.
+        closed_by_them = not self.closing and reason is not None and reason.check(ConnectionDone) is not None
         self.state = State.CLOSED
         self.cancel_uploads()
         self._held_haves.clear()
         if self._haves_call is not None and self._haves_call.active():
             self._haves_call.cancel()
-        self.service.connection_lost(self)
+        self.service.connection_lost(self, closed_by_them)
         self.lost.callback(None)
 
     def drop(self, why: str) -> None:
@@ -203,36 +202,29 @@ class PeerProtocol(Protocol, TimeoutMixin):
         framer = self.framer
         framer.feed(data)
         frames, violation = framer.take()
-        # Once open, a frame other than a bitfield goes straight to the service: a
-        # busy chunk holds dozens of haves.
+        # Once open, every frame goes straight to the service: a busy chunk holds
+        # dozens of haves.
         message_received, OPEN = self.service.message_received, State.OPEN
         try:
             for frame in frames:
-                if self.state is OPEN and type(frame) is not wire.Bitfield:
+                if self.state is OPEN:
                     message_received(self, frame)  # type: ignore[arg-type]
-                elif self.state in _RECEIVING:
-                    self._frame_received(frame)
+                elif self.state is State.HANDSHAKE:
+                    self._handshake_received(frame)  # type: ignore[arg-type]
                 else:
                     return
         except wire.ProtocolViolation as rejected:
             self.drop(f"sent {rejected}")
             return
-        if violation is not None and self.state in _RECEIVING:
+        if violation is not None and not self.closing:
             self.drop(f"sent {violation}")
 
-    def _frame_received(self, frame: wire.Handshake | wire.Message) -> None:
-        if self.state is State.HANDSHAKE:
-            assert isinstance(frame, wire.Handshake)
-            self.setTimeout(None)
-            self.peer_id = frame.peer_id
-            self.service.handshake_received(self, frame.peer_id, frame.pipelining)
-            self.handshaken_at = self.service.clock.seconds()
-            self.state = State.FIRST
-            return
-        if isinstance(frame, wire.Bitfield) and self.state is not State.FIRST:
-            raise wire.ProtocolViolation("a bitfield after other messages; it may only come first")
+    def _handshake_received(self, handshake: wire.Handshake) -> None:
+        self.setTimeout(None)
+        self.peer_id = handshake.peer_id
+        self.service.handshake_received(self, handshake.peer_id, handshake.pipelining)
+        self.handshaken_at = self.service.clock.seconds()
         self.state = State.OPEN
-        self.service.message_received(self, frame)  # type: ignore[arg-type]
 
     # -- sending -------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from twisted_p2p import manifest, policy, wire
@@ -36,7 +36,8 @@ class PeerFailed(Exception):
 class Neighbour:
     """What we know about one connected neighbour."""
 
-    __slots__ = ("peer_id", "protocol", "pieces", "wanted", "we_are_interested", "chokes_us", "lying")
+    __slots__ = ("peer_id", "protocol", "pieces", "wanted", "we_are_interested", "chokes_us", "lying", "spoke",
+                 "late_bitfield_noted")
 
     def __init__(self, peer_id: int, protocol: PeerProtocol, num_pieces: int) -> None:
         self.peer_id = peer_id
@@ -46,6 +47,14 @@ class Neighbour:
         self.we_are_interested: Optional[bool] = None  # None: we have told it nothing yet
         self.chokes_us = True
         self.lying = False  # it sent a piece that failed the manifest: ask it for nothing
+        self.spoke = False  # it has sent a message since its handshake
+        self.late_bitfield_noted = False  # a bitfield after other messages is noted once
+
+
+#: Seconds a peer that is otherwise done (it holds the file and knows every peer does)
+#: still waits to tell neighbours it could not reach that it holds the file (SPEC §3,
+#: Choice: bounded): a neighbour that lost the connection may dial again meanwhile.
+TOLD_GRACE = 5.0
 
 
 class PeerService(Service):
@@ -110,6 +119,12 @@ class PeerService(Service):
         #: The peers we told that we hold the whole file (a complete bitfield, or the
         #: have of our last piece): we leave only once every peer has been told.
         self.told_peers: set[int] = set(restored.told_peers) if restored else set()
+        #: Neighbours that had the whole file and went away: they closed the connection
+        #: themselves, or could not be dialled again. They are not waited for, and not
+        #: dialled again once we hold the file too (some implementations take the n-th
+        #: connection they accept to be the n-th later peer, and die on another).
+        self.departed: set[int] = set()
+        self._told_grace: Optional[IDelayedCall] = None
         #: Fires when every peer of PeerInfo.cfg holds the file; errbacks with PeerFailed.
         self.done: Deferred[None] = Deferred()
         self._finished = False
@@ -132,6 +147,7 @@ class PeerService(Service):
         when all is closed and saved."""
         super().stopService()
         self.choker.stop()
+        self._cancel_told_grace()
         if self.checkpoints is not None:
             self.checkpoints.stop()
         if self.upload_limiter is not None:
@@ -152,6 +168,7 @@ class PeerService(Service):
 
     def _finish(self) -> None:
         self._finished = True
+        self._cancel_told_grace()
         self.log.info("every peer has the file; peer {me} is done", me=self.peer_id)
         if self.report_digest:
             self.log.info("{report}", report=digest_report(self.peer_id, self.store.sha256()))
@@ -166,10 +183,40 @@ class PeerService(Service):
         self.done.errback(PeerFailed(why))
 
     def _check_finished(self) -> None:
-        if not self._finished and policy.swarm_complete(
-            self.store.held, self.complete_peers, self.told_peers, self.config.peer_ids, self.peer_id
-        ):
+        if self._finished or not policy.everyone_has_file(
+                self.store.held, self.complete_peers, self.config.peer_ids, self.peer_id):
+            return
+        if not policy.untold(self.told_peers, self.departed, self.config.peer_ids, self.peer_id):
             self._finish()
+        elif self._told_grace is None and self.running:
+            self._told_grace = self.clock.callLater(TOLD_GRACE, self._stop_telling)
+
+    def _stop_telling(self) -> None:
+        """The course's rule is met; those we could not tell in time are not waited for."""
+        self._told_grace = None
+        if self._finished:
+            return
+        untold = policy.untold(self.told_peers, self.departed, self.config.peer_ids, self.peer_id)
+        self.log.info(
+            "every peer has the file; could not tell {peers} within {grace:.0f} s that we have it too; "
+            "leaving anyway", peers=", ".join(map(str, untold)), grace=TOLD_GRACE)
+        self._finish()
+
+    def _cancel_told_grace(self) -> None:
+        if self._told_grace is not None and self._told_grace.active():
+            self._told_grace.cancel()
+        self._told_grace = None
+
+    def should_dial(self, peer_id: int) -> bool:
+        """Whether a dialler should (still) dial ``peer_id``: not a neighbour that had
+        the file and went away, once we hold it too; nothing is left to exchange."""
+        return not (peer_id in self.departed and self.store.held.complete)
+
+    def unreachable(self, peer_id: int) -> None:
+        """Dialling ``peer_id`` failed: if it had the whole file, it is gone for good."""
+        if peer_id in self.complete_peers and peer_id not in self.neighbours and peer_id not in self.departed:
+            self.departed.add(peer_id)
+            self._check_finished()
 
     def _learn_complete(self, peer_id: int, complete: bool) -> None:
         if complete == (peer_id in self.complete_peers):
@@ -210,6 +257,7 @@ class PeerService(Service):
             existing.protocol.drop(f"has a new connection; this one was silent for {quiet:.0f} s")
         neighbour = Neighbour(peer_id, protocol, self.common.num_pieces)
         self.neighbours[peer_id] = neighbour
+        self.departed.discard(peer_id)
         self.requests.add(peer_id, self.pipeline if pipelining and self.pipeline > 1 else 1)
         self.choker.add(peer_id)
         protocol.neighbour = neighbour
@@ -232,8 +280,15 @@ class PeerService(Service):
             del self.neighbours[neighbour.peer_id]
             self._forget(neighbour)
 
-    def connection_lost(self, protocol: PeerProtocol) -> None:
+    def connection_lost(self, protocol: PeerProtocol, closed_by_them: bool = False) -> None:
+        """The socket is gone; ``closed_by_them``: the neighbour closed it cleanly."""
         on_lost = self._connections.pop(protocol, None)
+        neighbour = protocol.neighbour
+        if (closed_by_them and neighbour is not None and self.neighbours.get(neighbour.peer_id) is neighbour
+                and neighbour.peer_id in self.complete_peers):
+            self.log.info("peer {peer} has the file and closed the connection; it is not waited for",
+                          peer=neighbour.peer_id)
+            self.departed.add(neighbour.peer_id)
         self.connection_closing(protocol)
         if on_lost is not None:
             on_lost.callback(None)
@@ -248,6 +303,7 @@ class PeerService(Service):
         if self.running and not self._finished:
             self.choker.fill_free_slots()
             self._request_from_all()
+            self._check_finished()  # it may have been the last we waited to tell
 
     # -- messages ----------------------------------------------------------------
 
@@ -255,6 +311,15 @@ class PeerService(Service):
         neighbour = protocol.neighbour
         assert neighbour is not None
         peer = neighbour.peer_id
+        if not neighbour.spoke:
+            neighbour.spoke = True
+            if type(message) is not wire.Bitfield:
+                # It skipped its bitfield, as a peer with no pieces may: it has none.
+                self._learn_complete(peer, False)
+        elif type(message) is wire.Bitfield and not neighbour.late_bitfield_noted:
+            neighbour.late_bitfield_noted = True
+            self.log.info("peer {peer} sent a bitfield after other messages (the course sends it only first); "
+                          "taken as an update, now and whenever it sends one again", peer=peer)
         match message:
             case wire.Have(index):  # first: most of what a large swarm sends
                 self._on_have(neighbour, index)
@@ -281,10 +346,12 @@ class PeerService(Service):
                 self.choker.set_interest(peer, False)
 
     def _on_bitfield(self, neighbour: Neighbour, pieces: PieceSet) -> None:
-        neighbour.pieces = pieces
-        neighbour.wanted = policy.wanted_count(self.store.held, pieces)
+        """The pieces a bitfield shows are added to what the neighbour has: the first
+        one, or a later one (SPEC §3, Accept) that never takes a piece away."""
+        neighbour.pieces.update(pieces)
+        neighbour.wanted = policy.wanted_count(self.store.held, neighbour.pieces)
         self._update_interest(neighbour)
-        self._learn_complete(neighbour.peer_id, pieces.complete)
+        self._learn_complete(neighbour.peer_id, neighbour.pieces.complete)
         self._request_from(neighbour)
 
     def _on_have(self, neighbour: Neighbour, index: int) -> None:
