@@ -32,6 +32,9 @@ and three that are no peer at all, for the kit's robustness:
 ``garbage``   listens on its port and dials the peers before it, floods every connection
               with random bytes (``random.Random(ID)``), and writes random printable
               lines into log_peer_ID.log
+
+Peers that deviate from our choices only as far as the course text allows (as real
+student peers do) are in ``deviantpeers.py``, run the same way.
 """
 from __future__ import annotations
 
@@ -343,14 +346,19 @@ PATCHES: dict[str, Callable[[], None]] = {
 }
 
 
-def run_peer(bug: str, peer_id: int) -> None:
-    """Our peer, as ``twistd -n --pidfile= p2ppeer --id ID`` in the working directory,
-    with one bug in it."""
+def run_patched(patch: Callable[[], None], peer_id: int, *options: str) -> None:
+    """Our peer, as ``twistd -n --pidfile= p2ppeer --id ID [options]`` in the working
+    directory, with ``patch`` applied first (``deviantpeers.py`` runs its peers so too)."""
     from twisted.scripts.twistd import run
 
-    PATCHES[bug]()
-    sys.argv = ["twistd", "-n", "--pidfile=", "p2ppeer", "--id", str(peer_id)]
+    patch()
+    sys.argv = ["twistd", "-n", "--pidfile=", "p2ppeer", "--id", str(peer_id), *options]
     run()
+
+
+def run_peer(bug: str, peer_id: int) -> None:
+    """Our peer with one bug in it."""
+    run_patched(PATCHES[bug], peer_id)
 
 
 # -- not peers at all ------------------------------------------------------------------
