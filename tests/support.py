@@ -84,3 +84,17 @@ def wait_for_peers(processes: Mapping[int, subprocess.Popen], limit: float = 60)
                 process.kill()
                 process.wait()
     return outputs
+
+
+def listening(port: int) -> bool:
+    """Whether some socket listens on TCP ``port`` (read from /proc/net/tcp where there is
+    one, so that asking makes no connection the peer would have to accept)."""
+    table = Path("/proc/net/tcp")
+    if table.exists():
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                return True
+        return False
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
