@@ -88,6 +88,18 @@ QUOTES: dict[str, str] = {
         "Each peer should write its log into the log file 'log_peer_[peerID].log' at the working "
         "directory. ... Each peer process should generate logs for a peer as follows."
     ),
+    "log-writer": (
+        "[peer_ID 1] is the ID of peer who generates the log, [peer_ID 2] is the peer connected from [peer_ID 1]."
+    ),
+    "peers": (
+        "Each line in file PeerInfo.cfg represents a peer. ... When all processes have started, all "
+        "peers are connected with all other peers."
+    ),
+    "pieces": (
+        "FileSize specifies the size of the file in bytes. PieceSize specifies the size of a piece in "
+        "bytes. In the above example, the file size is 10,000,232 bytes and the piece size is 32,768 "
+        "bytes. Then the number of pieces of this file is 306."
+    ),
     "log-time": (
         "The [Time] field represents the current time, which contains the date, hour, minute, "
         "and second. The format of [Time] is up to you."
