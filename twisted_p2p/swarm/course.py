@@ -16,6 +16,10 @@ QUOTES: dict[str, str] = {
         "Whenever a connection is established between two peers, each of the peers of the "
         "connection sends to the other one the handshake message before sending other messages."
     ),
+    "handshake-dialler": (
+        "Suppose that peer A tries to make a TCP connection to peer B. ... After the TCP connection "
+        "is established, peer A sends a handshake message to peer B."
+    ),
     "handshake-format": (
         "The handshake header is 18-byte string 'P2PFILESHARINGPROJ', which is followed by "
         "10-byte zero bits, which is followed by 4-byte peer ID which is the integer "
@@ -54,9 +58,21 @@ QUOTES: dict[str, str] = {
         "When a connection is unchoked by a neighbor, a peer sends a 'request' message for "
         "requesting a piece that it does not have and has not requested from other neighbors."
     ),
+    "request-until-choked": (
+        "When a connection is unchoked by a neighbor, a peer sends a 'request' message ... The "
+        "exchange of request/piece messages continues until peer A is choked by peer B or peer B "
+        "does not have any more interesting pieces."
+    ),
     "one-request": (
         "The next 'request' message should be sent after the peer receives the piece message "
         "for the previous 'request' message."
+    ),
+    "interest-kept": (
+        "Whenever a peer receives a 'bitfield' or 'have' message from a neighbor, it determines "
+        "whether it should send an 'interested' message to the neighbor. ... If a neighbor does not "
+        "have any interesting pieces, then the peer sends a 'not interested' message to the neighbor. "
+        "Whenever a peer receives a piece completely, it checks the bitfields of its neighbors and "
+        "decides whether it should send 'not interested' messages to some neighbors."
     ),
     "have": (
         "Each peer maintains bitfields for all neighbors and updates them whenever it receives "
@@ -66,6 +82,10 @@ QUOTES: dict[str, str] = {
         "Each peer uploads its pieces only to preferred neighbors and an optimistically unchoked "
         "neighbor. ... On receiving peer A's 'request' message, peer B sends a 'piece' message "
         "that contains the actual piece."
+    ),
+    "listens": (
+        "Whenever a peer starts, it should read the file Common.cfg and set up the corresponding "
+        "variables. ... The third column is the port number at which the peer listens."
     ),
     "start-order": (
         "You need to start the peer processes in the order specified in the file PeerInfo.cfg ... "
