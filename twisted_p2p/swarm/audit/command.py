@@ -12,11 +12,16 @@ from .report import audit, report
 from .rubric import rubric
 
 RULES_HELP = """\
-rules checked (each violation is printed as FILE:LINE: RULE: DETAIL):
-  * every line is exactly a SPEC §5 sentence with the time as
-    YYYY-MM-DD HH:MM:SS.mmm and the preferred list ascending; a line that is one
-    apart from its time format or spacing is reported and still read for the
-    rules below, any other line is reported and skipped
+rules checked (each violation is printed as FILE:LINE: RULE: DETAIL, then the
+course's sentence it rests on; advice as FILE:LINE: advice: RULE: DETAIL):
+  * every line is a SPEC §5 sentence after a time stamp with the date, hour,
+    minute and second in any layout ("The format of [Time] is up to you"): ours,
+    ISO with a space or T, brackets, fractions, zones, java.util.Date, ctime,
+    12/03/2026 (month first unless the first number is above 12) and more. A
+    time without a date is a violation, told once per log at its first line;
+    other spacing, a preferred list not ascending, lines that are no sentence
+    and stamps the audit cannot read are advice (lines that are sentences are
+    still checked)
   * ID1 of every sentence is the peer whose log it is; every other ID is in
     PeerInfo.cfg and not the writer; piece indexes are below ceil(FileSize/PieceSize)
   * each peer 'makes a connection to' every peer listed before it and 'is
@@ -24,16 +29,18 @@ rules checked (each violation is printed as FILE:LINE: RULE: DETAIL):
     restart, or a dropped one dialled again) shows in the neighbour's log too
   * never more than k (NumberOfPreferredNeighbors) preferred neighbors
   * consecutive optimistic-neighbor lines are at least m
-    (OptimisticUnchokingInterval) seconds apart, less the slack (--slack)
+    (OptimisticUnchokingInterval) seconds apart, less the slack (--slack) and
+    the stamps' precision (a second for stamps in whole seconds)
   * download counts rise by one from 1 and never pass the number of pieces;
     no piece is downloaded twice
   * a seed (hasFile 1) downloads nothing and logs no completion; every other peer
     logs one completion line, once it has every piece, and downloads nothing after it
   * each 'have' from X for piece i matches a 'downloaded the piece i' line in X's
-    log (when it is there; a seed never sends one), and each piece downloaded from
-    X is one X is a seed for or logged downloading -- or one of as many pieces as
-    X's restarts resumed beyond the count it had logged (lines a kill lost)
-  * there is a log for every peer of PeerInfo.cfg and for no other
+    log (when it is there; a 'have' from a seed is advice), and each piece
+    downloaded from X is one X is a seed for or logged downloading -- or one of as
+    many pieces as X's restarts resumed beyond the count it had logged (lines a
+    kill lost)
+  * there is a log for every peer of PeerInfo.cfg (logs of other peers: advice)
 
 a peer started again appends a new session to its log; the audit recognises one
 where a neighbour it was connected to connects again and every later line fits a
@@ -43,7 +50,7 @@ session) with C pieces' and checks counts, completion and timing per session: a
 session counts on from the pieces it resumed, and pieces from before it may come
 again only as many as the count went down by.
 
-exit status: 0 clean, 1 violations found, 2 usage or configuration error"""
+exit status: 0 clean (advice alone too), 1 violations of the course found, 2 usage or\nconfiguration error"""
 
 
 
@@ -84,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the audit; 0 when clean, 1 with violations, 2 for usage or config errors."""
+    """Run the audit; 0 when clean (advice does not count), 1 with violations, 2 for usage or config errors."""
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))

@@ -1,39 +1,37 @@
 """Reading the event logs: every line that is a SPEC §5 sentence becomes a :class:`Record`.
 
-Logs written by other implementations must not crash the audit: a line that is not
-exactly a SPEC §5 sentence is a finding, and if it is one apart from its time stamp or
-spacing it is still read (leniently) so that the rules can be checked on it too.
+Logs written by other implementations must not crash the audit, nor be called wrong
+for what the course leaves open. A line that is a sentence with another time stamp
+(:mod:`.stamps`) or other spacing is read like ours; only a stamp without a date (the
+course: [Time] "contains the date, hour, minute, and second") is a violation, told once
+per log. Other spacing, lines that are no sentence, and stamps the audit cannot read are
+advice: the course forbids none of them.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 from twisted_p2p.eventlog import Event, parse_line
 
+from .stamps import Stamp, read_stamp
+
+# The reading rules, as printed after ``file:line:`` (rules.REQUIRED_BY says which the course requires).
 NOT_A_SENTENCE = "not a SPEC §5 sentence"
+SPACING = f"{NOT_A_SENTENCE} (spacing)"
+LIST_ORDER = f"{NOT_A_SENTENCE} (preferred list order)"
+NO_DATE = "time without a date"
+NO_TIME = "line without a time"
+UNREAD_TIME = "time the audit cannot read"
 MISSING_LOG = "missing log"
 UNREADABLE_LOG = "unreadable log"
+STRAY_LOG = "log for a peer not in PeerInfo.cfg"
 
 _DAY = 86400.0
-
-# Time stamps that other implementations write; tried when ours does not parse.
-_LENIENT_TIME_FORMATS = (
-    "%Y-%m-%d %H:%M:%S.%f",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%dT%H:%M:%S.%f",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y/%m/%d %H:%M:%S.%f",
-    "%Y/%m/%d %H:%M:%S",
-    "%a %b %d %H:%M:%S %Y",  # java.util.Date without its zone
-    "%H:%M:%S.%f",
-    "%H:%M:%S",
-)
 _SENTENCE_START = re.compile(r"\bPeer\s+\d")
+_OUR_STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}")
 _PLACEHOLDER_TIME = "2000-01-01 00:00:00.000"
 
 
@@ -94,41 +92,15 @@ class PeerLog:
 # -- reading -----------------------------------------------------------------------------
 
 
-def _lenient_time(stamp: str) -> tuple[Optional[float], float, bool]:
-    """(seconds, resolution, has a date) for another implementation's time stamp.
-
-    A stamp with only a time of day counts from midnight; :func:`read_log` adds days
-    when it wraps, so intervals within one log still come out right.
-    """
-    stamp = stamp.strip().strip("[]()").strip()
-    stamp = re.sub(r" [A-Z]{3,5} (?=\d{4}$)", " ", stamp)  # java.util.Date's zone: local time anyway
-    for fmt in _LENIENT_TIME_FORMATS:
-        try:
-            parsed = datetime.strptime(stamp, fmt)
-        except ValueError:
-            continue
-        resolution = 10.0 ** -len(stamp.rpartition(".")[2]) if "%f" in fmt else 1.0
-        if fmt.startswith("%H"):
-            midnight = parsed.replace(hour=0, minute=0, second=0, microsecond=0)
-            return (parsed - midnight).total_seconds(), resolution, False
-        try:
-            return parsed.timestamp(), resolution, True
-        except (ValueError, OverflowError, OSError):  # a date the platform cannot place
-            return None, math.inf, True
-    return None, math.inf, False
-
-
 @dataclass(frozen=True)
 class LenientLine:
-    """A line read by :func:`parse_lenient`: the event, its time if it could be read,
-    and what kept it from being exactly a SPEC §5 sentence."""
+    """A line read by :func:`parse_lenient`: the event, its stamp as written and as read,
+    and whether its spacing differs from the SPEC §5 sentence."""
 
     event: Event
     stamp: str
-    time: Optional[float]
-    resolution: float
-    dated: bool
-    problems: tuple[str, ...]
+    when: Stamp
+    spacing: bool
 
 
 def parse_lenient(text: str) -> Optional[LenientLine]:
@@ -147,20 +119,39 @@ def parse_lenient(text: str) -> Optional[LenientLine]:
     event = parse_line(f"{_PLACEHOLDER_TIME}: {sentence}")
     if event is None:
         return None
-    problems = []
-    own = parse_line(f"{stamp}: {sentence}")
-    if own is None:
-        problems.append("time format")
-        seconds, resolution, dated = _lenient_time(stamp)
-    else:  # the stamp is ours; only the spacing was off
-        seconds, resolution, dated = own.time, 0.001, True
-    if sentence != raw_sentence or (own is not None and not text.startswith(f"{stamp}: ")) or not problems:
-        problems.append("spacing")
-    return LenientLine(event, stamp, seconds, resolution, dated, tuple(problems))
+    ours = _OUR_STAMP.fullmatch(stamp) is not None  # then the whole line's layout is known
+    spacing = sentence != raw_sentence or (ours and not text.startswith(f"{stamp}: "))
+    return LenientLine(event, stamp, read_stamp(stamp), spacing)
+
+
+@dataclass
+class _Tally:
+    """Lines of one log that share a problem with their stamp: told once, at the first."""
+
+    rule: str
+    first: int = 0
+    stamp: str = ""
+    lines: int = 0
+
+    def add(self, number: int, stamp: str) -> None:
+        if not self.lines:
+            self.first, self.stamp = number, stamp
+        self.lines += 1
+
+    def finding(self, log: PeerLog) -> Finding:
+        like = "the only such line" if self.lines == 1 else f"{self.lines} lines of this log are like it"
+        if self.rule == NO_DATE:
+            what = f"the time {self.stamp!r} has the hour, minute and second but no date"
+        elif self.rule == NO_TIME:
+            what = f"{self.stamp!r} before the sentence is no time" if self.stamp else "no time before the sentence"
+        else:
+            what = f"the audit cannot read the time {self.stamp!r}, so it does not time these lines"
+        return Finding(log.file, self.first, self.rule, f"{what} ({like}; all still checked)", log.peer_id)
 
 
 def read_log(path: Path, peer_id: int) -> PeerLog:
-    """Read one log into records, reporting every line that is not exactly a sentence."""
+    """Read one log into records, reporting lines that are not exactly a sentence and,
+    once per log, stamps without a date or that cannot be read."""
     log = PeerLog(peer_id, path.name)
     try:
         text = path.read_bytes().decode("utf-8", errors="replace")
@@ -171,39 +162,38 @@ def read_log(path: Path, peer_id: int) -> PeerLog:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    tallies = {rule: _Tally(rule) for rule in (NO_DATE, NO_TIME, UNREAD_TIME)}
     day_offset, last_time_of_day = 0.0, None
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r")
         try:
             event = parse_line(line)
-            lenient = parse_lenient(line) if event is None else None
-        except (ValueError, OverflowError, OSError):  # a stamp the platform cannot place
-            event = lenient = None
+        except (ValueError, OverflowError, OSError):  # our layout, but a date the platform cannot place
+            event = None
         if event is not None:
             _check_list_order(log, number, event)
             log.records.append(Record(number, event, event.time, 0.001))
             continue
+        lenient = parse_lenient(line)
         if lenient is None:
             shown = line if len(line) <= 80 else line[:77] + "..."
             log.findings.append(Finding(path.name, number, NOT_A_SENTENCE, f"{shown!r} (skipped)", peer_id))
             continue
-        seconds = lenient.time
-        details = []
-        if "time format" in lenient.problems:
-            details.append(f"the time {lenient.stamp!r} is not 'YYYY-MM-DD HH:MM:SS.mmm'")
-        if "spacing" in lenient.problems:
-            details.append("extra or missing spaces")
-        log.findings.append(
-            Finding(path.name, number, f"{NOT_A_SENTENCE} ({', '.join(lenient.problems)})",
-                    f"{'; '.join(details)} (the line is still checked)", peer_id)
-        )
-        if seconds is not None and not lenient.dated:  # a time of day alone: count the days by wrapping
+        if lenient.spacing:
+            log.findings.append(Finding(path.name, number, SPACING,
+                                        "extra or missing spaces (the line is still checked)", peer_id))
+        when, seconds = lenient.when, lenient.when.seconds
+        if not when.readable:
+            tallies[UNREAD_TIME if re.search(r"\d", lenient.stamp) else NO_TIME].add(number, lenient.stamp)
+        elif not when.dated and seconds is not None:  # a time of day alone: count the days by wrapping
+            tallies[NO_DATE].add(number, lenient.stamp)
             if last_time_of_day is not None and seconds < last_time_of_day - _DAY / 2:
                 day_offset += _DAY
             last_time_of_day = seconds
             seconds += day_offset
         _check_list_order(log, number, lenient.event)
-        log.records.append(Record(number, lenient.event, seconds, lenient.resolution))
+        log.records.append(Record(number, lenient.event, seconds, when.resolution))
+    log.findings += [tally.finding(log) for tally in tallies.values() if tally.lines]
     return log
 
 
@@ -211,7 +201,7 @@ def _check_list_order(log: PeerLog, number: int, event: Event) -> None:
     """SPEC §5 (Choice): the preferred list is in ascending order, each ID once."""
     if event.others != tuple(sorted(set(event.others))):
         log.findings.append(
-            Finding(log.file, number, f"{NOT_A_SENTENCE} (preferred list order)",
+            Finding(log.file, number, LIST_ORDER,
                     f"{','.join(map(str, event.others))} is not in ascending order", log.peer_id)
         )
 

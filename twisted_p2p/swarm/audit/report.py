@@ -4,34 +4,40 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from twisted_p2p.config import SwarmConfig
 
-from .reading import Finding, Note, PeerLog, missing_log, read_log
+from .reading import STRAY_LOG, Finding, Note, PeerLog, missing_log, read_log
+from .required import course_sentence, is_required
 from .rules import RULES, Swarm, ends_complete
 from .sessions import Session, pieces_held
 
-STRAY_LOG = "log for a peer not in PeerInfo.cfg"
 LOG_GLOB = "log_peer_*.log"
 _LOG_NAME = re.compile(r"log_peer_(\d+)\.log")
 
 
 @dataclass
 class AuditResult:
-    """Everything :func:`main` prints: findings in file order, the logs they are about,
-    the sessions of each log that is there, and a note for each restart."""
+    """Everything :func:`main` prints: the violations (findings of rules the course
+    requires) and the advice (findings of our choices), each in file order, the logs they
+    are about, the sessions of each log that is there, and a note for each restart."""
 
     config: SwarmConfig
     logs: dict[int, PeerLog]
     findings: list[Finding]
     sessions: dict[int, list[Session]]
     notes: list[Note]
+    advice: list[Finding] = field(default_factory=list)
 
     def for_peer(self, peer_id: Optional[int]) -> list[Finding]:
+        """The violations counted against ``peer_id`` (None: logs of no peer of PeerInfo.cfg)."""
         return [finding for finding in self.findings if finding.peer == peer_id]
+
+    def advice_for(self, peer_id: Optional[int]) -> list[Finding]:
+        return [finding for finding in self.advice if finding.peer == peer_id]
 
     @property
     def clean(self) -> bool:
@@ -72,7 +78,8 @@ def audit(work_dir: Path, config: SwarmConfig, slack: Optional[float] = None) ->
         findings.append(Finding(path.name, None, STRAY_LOG, "the audit does not read it", None))
     notes = [restart_note(logs[peer_id], session, config)
              for peer_id, sessions in swarm.sessions.items() for session in sessions[1:]]
-    return AuditResult(config, logs, findings, swarm.sessions, notes)
+    return AuditResult(config, logs, [f for f in findings if is_required(f)], swarm.sessions, notes,
+                       [f for f in findings if not is_required(f)])
 
 
 def restart_note(log: PeerLog, session: Session, config: SwarmConfig) -> Note:
@@ -103,10 +110,11 @@ def verdict(result: AuditResult, peer_id: int) -> str:
         state = f"{count} of {pieces} pieces, incomplete"
     if len(sessions) > 1:
         state += f"; restarted {'once' if len(sessions) == 2 else f'{len(sessions) - 1} times'}"
-    found = len(result.for_peer(peer_id))
-    if not found:
-        return f"peer {peer_id}: OK ({state})"
-    return f"peer {peer_id}: {found} violation{'s' if found != 1 else ''} ({state})"
+    found, advised = len(result.for_peer(peer_id)), len(result.advice_for(peer_id))
+    said = f"{found} violation{'s' if found != 1 else ''}" if found else "OK"
+    if advised:
+        said += f", {advised} advice"
+    return f"peer {peer_id}: {said} ({state})"
 
 
 def _place(item: Finding | Note) -> tuple[float, bool]:
@@ -114,12 +122,21 @@ def _place(item: Finding | Note) -> tuple[float, bool]:
     return (math.inf if item.line is None else item.line, isinstance(item, Finding))
 
 
+def _shown(finding: Finding) -> str:
+    """A violation as ``file:line: rule: detail``; advice says it is advice after the place."""
+    if is_required(finding):
+        return str(finding)
+    where = finding.file if finding.line is None else f"{finding.file}:{finding.line}"
+    return f"{where}: advice: {finding.rule}: {finding.detail}"
+
+
 def report(result: AuditResult, limit: int) -> list[str]:
     """The printed lines: findings (at most ``limit`` per file and rule, 0 for all) and
-    restart notes in file and line order, then a verdict per peer, then one final line."""
+    restart notes in file and line order, then the course's words for each rule broken,
+    a verdict per peer, and one final line that counts violations and advice apart."""
     lines: list[str] = []
     by_file: dict[str, list[Finding | Note]] = defaultdict(list)
-    for item in result.findings + result.notes:
+    for item in result.findings + result.advice + result.notes:
         by_file[item.file].append(item)
     for file, items in by_file.items():
         shown: dict[str, int] = defaultdict(int)
@@ -129,21 +146,23 @@ def report(result: AuditResult, limit: int) -> list[str]:
                 continue
             shown[item.rule] += 1
             if not limit or shown[item.rule] <= limit:
-                lines.append(str(item))
+                lines.append(_shown(item))
         for rule, total in shown.items():
             if limit and total > limit:
-                lines.append(f"{file}: {rule}: {total - limit} more not shown (--limit 0 shows all)")
+                kind = "" if course_sentence(rule) else "advice: "
+                lines.append(f"{file}: {kind}{rule}: {total - limit} more not shown (--limit 0 shows all)")
+    for rule in dict.fromkeys(finding.rule for finding in result.findings):
+        lines.append(f"{rule}: required by the course: {course_sentence(rule)}")
     for peer in result.config.peers:
         lines.append(verdict(result, peer.peer_id))
-    peers = len(result.config.peers)
+    peers, advice = len(result.config.peers), len(result.advice)
+    advised = f"; {advice} advice (our choices, not the course's: they do not fail the audit)" if advice else ""
     if result.clean:
-        lines.append(f"audit: clean: {peers} peers followed the protocol")
+        lines.append(f"audit: clean: {peers} peers followed the protocol{advised}")
     else:
         bad = {finding.peer for finding in result.findings}
         lines.append(
             f"audit: {len(result.findings)} violation{'s' if len(result.findings) != 1 else ''}"
-            f" ({len(bad - {None})} of {peers} peers"
-            + (", and logs of peers not in PeerInfo.cfg" if None in bad else "")
-            + ")"
+            f" ({len(bad)} of {peers} peers){advised}"
         )
     return lines

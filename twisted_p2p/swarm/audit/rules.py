@@ -1,7 +1,10 @@
 """The rules, one function each, registered with :func:`rule` and run by :func:`audit`.
 
 Each rule is a pure function of one peer's log and the :class:`Swarm` it belongs to
-(the configuration and every other log), returning its findings.
+(the configuration and every other log), returning its findings. A finding is a
+violation only if its rule rests on a sentence of the course (:data:`REQUIRED_BY`, in
+:mod:`.required` with the rules' names); any other is advice -- our own choices -- and
+never fails the audit (SPEC §6).
 """
 from __future__ import annotations
 
@@ -12,28 +15,13 @@ from typing import Callable, Iterator, Optional
 from twisted_p2p.config import SwarmConfig
 
 from .reading import Finding, PeerLog, Record, own_records
+from .required import (  # noqa: F401 -- the names are this module's interface too (the kit imports them)
+    ADVICE, COMPLETION_TWICE, CONNECTION_TWICE, COUNT_NOT_RISING, COUNT_TOO_HIGH, DOWNLOAD_AFTER_COMPLETION,
+    DOWNLOADED_TWICE, EARLY_COMPLETION, HAVE_NOT_DOWNLOADED, MISSING_CONNECTION, NO_COMPLETION, OPTIMISTIC_TOO_SOON,
+    PIECE_OUT_OF_RANGE, REQUIRED_BY, SEED_DOWNLOADED, SEED_SENT_HAVE, SOURCE_LACKED_PIECE, TOO_MANY_PREFERRED,
+    UNKNOWN_PEER, WRONG_DIRECTION, WRONG_WRITER, course_sentence, is_required,
+)
 from .sessions import CONNECTIONS, Session, mentioned, pieces_held, split_sessions
-
-# The rules, as printed after ``file:line:`` -- each names what was broken.
-WRONG_WRITER = "ID1 is not the peer writing the log"
-UNKNOWN_PEER = "unknown peer"
-PIECE_OUT_OF_RANGE = "piece index out of range"
-MISSING_CONNECTION = "missing connection"
-WRONG_DIRECTION = "connection in the wrong direction"
-CONNECTION_TWICE = "connection logged twice"
-TOO_MANY_PREFERRED = "more than k preferred neighbors"
-OPTIMISTIC_TOO_SOON = "optimistic neighbor changed sooner than m seconds"
-COUNT_NOT_RISING = "download count does not rise by one"
-COUNT_TOO_HIGH = "download count above the number of pieces"
-DOWNLOADED_TWICE = "piece downloaded twice"
-SEED_DOWNLOADED = "a seed downloaded"
-NO_COMPLETION = "no completion line"
-COMPLETION_TWICE = "completion line twice"
-EARLY_COMPLETION = "completion before the last piece"
-DOWNLOAD_AFTER_COMPLETION = "download after the completion line"
-HAVE_NOT_DOWNLOADED = "'have' for a piece the sender never downloaded"
-SOURCE_LACKED_PIECE = "piece from a peer that never had it"
-
 
 @dataclass(frozen=True)
 class Swarm:
@@ -348,17 +336,17 @@ def _about_other_peers(log: PeerLog, swarm: Swarm, kind: str) -> Iterator[Record
 @rule
 def haves_match_downloads(log: PeerLog, swarm: Swarm) -> list[Finding]:
     """SPEC §3: a peer sends 'have' after each piece it completes, so a 'have' from X for
-    piece i needs X's line 'downloaded the piece i' (when X's log is there); a seed never
-    downloads, so it never sends 'have'."""
+    piece i needs X's line 'downloaded the piece i' (when X's log is there). A seed has
+    no reason to send one, but it does have the piece: that is only advice."""
     config, downloads = swarm.config, swarm.pieces
     findings = []
     for record in _about_other_peers(log, swarm, "have"):
         event = record.event
         sender = event.other
         if config.peer(sender).has_file:
-            findings.append(Finding(log.file, record.line, HAVE_NOT_DOWNLOADED,
-                                    f"{sender} is a seed (hasFile 1) and downloads nothing, "
-                                    f"yet sent 'have' for piece {event.index}", log.peer_id))
+            findings.append(Finding(log.file, record.line, SEED_SENT_HAVE,
+                                    f"{sender} is a seed (hasFile 1): its bitfield already said it has piece "
+                                    f"{event.index}", log.peer_id))
         elif sender in downloads and event.index not in downloads[sender]:
             findings.append(Finding(log.file, record.line, HAVE_NOT_DOWNLOADED,
                                     f"log_peer_{sender}.log never downloads piece {event.index}", log.peer_id))
