@@ -147,7 +147,8 @@ def test_a_have_to_every_neighbour_after_each_piece(layout):
     silent = connection(1003, 1002, [(0.1, 1003, HS(1003) + NOTHING), (0.1, 1002, HS(1002) + NOTHING)])
     verdict = verdicts(swarm(lay, [seed_talk, silent], complete=False))["have-after-piece"]
     assert verdict.status == FAIL
-    assert verdict.evidence == ["[leecher] 1002 -> 1003 at 0.60 s: piece 5 arrived; 'have' to 1003 never"]
+    assert verdict.evidence == ["[leecher] 1002 -> 1003 at 0.60 s: piece 5 arrived; 'have' to 1003 never "
+                                "(the connection stayed open 18.4 s more)"]
     told = connection(1003, 1002, [(0.1, 1003, HS(1003) + NOTHING), (0.1, 1002, HS(1002) + NOTHING),
                                    (0.8, 1002, wire.encode_have(5))])
     assert verdicts(swarm(lay, [seed_talk, told], complete=False))["have-after-piece"].status == PASS

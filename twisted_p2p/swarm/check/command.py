@@ -58,12 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def chosen(quick: bool, only: Optional[str]) -> list[Scenario]:
     """The scenarios a run needs: robustness needs only the bad-input one, the unsolicited
-    piece check (file exchange) needs it too, the rest need the swarms."""
+    piece check (file exchange) needs it too, the retry scenario serves start-up alone,
+    the rest need the swarms."""
     pool = [s for s in SCENARIOS if s.quick or not quick]
     if only == "robustness":
         return [s for s in pool if s.robust]
-    if only in ("startup", "connection", "stop"):
+    if only == "startup":
         return [s for s in pool if not s.robust]
+    if only in ("connection", "stop"):
+        return [s for s in pool if not s.robust and not s.only]
     return pool
 
 
@@ -147,18 +150,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("p2p-swarm check: interrupted; every process it started is stopped", file=sys.stderr)
         return 130
     observed = Observed(outcome["runs"])
-    for run in observed.runs:
+    for run in observed.every_run:
         (run.layout.root / "wire.txt").write_text(WIRE_HEADER + "".join(f"{line}\n" for line in transcript(observed, run)))
     results = evaluate(observed, {args.only} if args.only else None)
+    closes = our_closes(observed)
     print(f"\np2p-swarm check: {' '.join(command)}")
     print(f"{len(scenarios)} scenarios in {time.monotonic() - began:.0f} s; work dir {work_dir}")
-    for line in render(results, args.verbose):
+    for line in render(results, args.verbose, closes):
         print(line)
-    report = as_json(results, {"command": command, "scenarios": [s.name for s in scenarios]})
+    report = as_json(results, {"command": command, "scenarios": [s.name for s in scenarios], "our_closes": closes})
     (work_dir / "check-report.json").write_text(report)
     if args.json:
         Path(args.json).write_text(report)
     return 0 if ok(results) else 1
+
+
+def our_closes(observed: Observed) -> list[str]:
+    """Each connection to a peer under test that one of our peers closed, and why: said
+    on the scorecard, so that what followed is not taken for a fault of theirs."""
+    return [f"[{run.layout.scenario.name}] {line}" for run in observed.every_run for line in observed.closes(run)]
 
 
 def _stop_children() -> Deferred[Any]:

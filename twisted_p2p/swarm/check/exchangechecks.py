@@ -5,7 +5,8 @@ from .observed import Observed, View
 from .scorecard import Verdict, check, judged
 from .wirechecks import RACE, WIRE, _offered, _sent
 
-HAVE_WITHIN = 3.0  # seconds from a piece to its 'have'
+HAVE_WITHIN = 3.0  # seconds from a piece to its 'have' (our bound: advice)
+HAVE_SEEN = 1.0  # seconds a connection must outlive a piece for its 'have' to be looked for
 
 
 def _requests(view: View) -> tuple[int, list[str], list[str]]:
@@ -51,20 +52,22 @@ def _judge_requests(observed: Observed, which: int, good: str) -> Verdict:
 
 
 @check("requests-when-unchoked", "exchange", "requests only while unchoked by that neighbour",
-       "requesting on 'interested' or on a have without looking at the choke state", needs=WIRE)
+       "requesting on 'interested' or on a have without looking at the choke state",
+       course="request-until-choked", needs=WIRE)
 def requests_when_unchoked(observed: Observed) -> Verdict:
     return _judge_requests(observed, 1, "each while unchoked")
 
 
 @check("one-request-at-a-time", "exchange", "one request outstanding per neighbour: the next after the piece (or a choke)",
        "pipelining several requests, as BitTorrent does; this protocol has one whole piece per request",
-       needs=WIRE)
+       course="one-request", needs=WIRE)
 def one_request_at_a_time(observed: Observed) -> Verdict:
     return _judge_requests(observed, 2, "never two outstanding to one neighbour")
 
 
 @check("requests-wanted-pieces", "exchange", "requests only pieces the neighbour has and it lacks",
-       "choosing among all pieces instead of those the neighbour announced (bitfield and haves)", needs=WIRE)
+       "choosing among all pieces instead of those the neighbour announced (bitfield and haves)",
+       course="request", needs=WIRE)
 def requests_wanted_pieces(observed: Observed) -> Verdict:
     bad, count = [], 0
     for view in _sent(observed):
@@ -80,31 +83,54 @@ def requests_wanted_pieces(observed: Observed) -> Verdict:
     return judged(bad, f"{count} requests, each for a piece offered and lacking", None if count else "it requested nothing")
 
 
-@check("have-after-piece", "exchange", f"a 'have' to every neighbour within {HAVE_WITHIN:.0f} s of each piece it gets",
-       "sending 'have' only to the neighbour the piece came from, or not at all", needs=WIRE)
-def have_after_piece(observed: Observed) -> Verdict:
-    bad, count = [], 0
+def _haves(observed: Observed) -> list[tuple[View, int, float, list[float]]]:
+    """(connection, piece, when it was handed over, when the 'have' for it went out on that
+    connection) for every piece a peer under test got, on every connection that was open
+    then and for HAVE_SEEN s more (a connection that ended with the piece may not show it)."""
+    found = []
     for run, me in observed.theirs():
-        views = observed.views_of(run, me)
         holding = observed.holdings[(id(run), me)]
         firsts = {index: holding.first_arrival(index) for _, index in holding.arrivals}
         for index, arrived in firsts.items():
             assert arrived is not None
-            for view in views:
+            for view in observed.views_of(run, me):
                 end = view.recording.closed or run.ended_at
-                if view.out.bad is not None or view.recording.opened > arrived or end < arrived + 0.5:
-                    continue  # a connection that ended with the piece may not show its have
-                count += 1
-                told = [f.sent for f in view.out.frames if f.kind == "have" and f.index == index]
-                if not told or told[0] > min(end, arrived + HAVE_WITHIN):
-                    late = "never" if not told else f"only {told[0] - arrived:.1f} s later"
-                    bad.append(f"{view.where(arrived)}: piece {index} arrived; 'have' to {view.other} {late}")
-    return judged(bad, f"{count} haves, each in time", None if count else "it received no piece")
+                if view.out.bad is None and view.recording.opened <= arrived and end >= arrived + HAVE_SEEN:
+                    found.append((view, index, arrived, [f.sent for f in view.out.frames if f.kind == "have" and f.index == index]))
+    return found
+
+
+@check("have-after-piece", "exchange", "a 'have' to every neighbour for each piece it gets",
+       "sending 'have' only to the neighbour the piece came from, or not at all", course="have", needs=WIRE)
+def have_after_piece(observed: Observed) -> Verdict:
+    """Neighbours keep its bitfield from its haves, so each must get one per piece while the
+    connection lasts; how soon is have-within-3s's (advice)."""
+    bad, haves = [], _haves(observed)
+    for view, index, arrived, told in haves:
+        if not told:
+            bad.append(f"{view.where(arrived)}: piece {index} arrived; 'have' to {view.other} never "
+                       f"(the connection stayed open {(view.recording.closed or view.run.ended_at) - arrived:.1f} s more)")
+    return judged(bad, f"{len(haves)} haves, one per piece and neighbour", None if haves else "it received no piece")
+
+
+@check("have-within-3s", "exchange", f"each 'have' within {HAVE_WITHIN:.0f} s of the piece",
+       "haves queued behind a timer (the choking round) instead of sent when the piece is stored",
+       advice="the course has neighbours update their bitfields from haves but sets no time; 3 s is our bound",
+       needs=WIRE)
+def have_within_3s(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for view, index, arrived, told in _haves(observed):
+        if told:  # a have never sent is have-after-piece's
+            count += 1
+            if told[0] > arrived + HAVE_WITHIN:
+                bad.append(f"{view.where(arrived)}: piece {index} arrived; 'have' to {view.other} only "
+                           f"{told[0] - arrived:.1f} s later")
+    return judged(bad, f"{count} haves, each within {HAVE_WITHIN:.0f} s", None if count else "it sent no have")
 
 
 @check("serves-requests", "exchange", "answers each request of a neighbour it unchoked, with that piece's exact bytes, "
        "and nothing else", "answering requests from choked neighbours, a wrong offset into the file, or a piece twice",
-       needs=WIRE)
+       course="serve", needs=WIRE)
 def serves_requests(observed: Observed) -> Verdict:
     bad, served = [], 0
     for view in _sent(observed):

@@ -111,15 +111,28 @@ def log_findings(run: ScenarioRun) -> dict[int, list[Finding]]:
 
 
 class Observed:
-    """Every scenario run, with the views and holdings of each peer under test."""
+    """Every scenario run, with the views and holdings of each peer under test.
+
+    ``runs`` are the swarms every check reads; ``every_run`` adds the scenarios made for
+    one check alone (``Scenario.only``), which that check finds with :meth:`runs_for`.
+    """
 
     def __init__(self, runs: list[ScenarioRun]) -> None:
-        self.runs = runs
+        self.every_run = runs
+        self.runs = [run for run in runs if not run.layout.scenario.only]
+
+    def runs_for(self, key: str) -> list[ScenarioRun]:
+        return [run for run in self.every_run if run.layout.scenario.only == key]
+
+    @property
+    def views(self) -> list[View]:
+        """The connections of the swarms every check reads."""
+        return [view for view in self.every_view if not view.run.layout.scenario.only]
 
     @cached_property
-    def views(self) -> list[View]:
+    def every_view(self) -> list[View]:
         views = []
-        for run in self.runs:
+        for run in self.every_run:
             common = run.layout.scenario.common
             theirs = set(run.layout.scenario.theirs)
             for recording in run.recordings:
@@ -143,7 +156,22 @@ class Observed:
         return {id(run): log_findings(run) for run in self.runs if not run.layout.scenario.robust}
 
     def views_of(self, run: ScenarioRun, me: int) -> list[View]:
-        return [view for view in self.views if view.run is run and view.me == me]
+        return [view for view in self.every_view if view.run is run and view.me == me]
+
+    def closes(self, run: ScenarioRun, theirs: Optional[int] = None) -> list[str]:
+        """What our peers said when they closed a connection to a peer under test (to
+        ``theirs`` only, when given), one line each."""
+        return [f"our peer {c.ours} closed the connection to theirs-{c.theirs if c.theirs is not None else '?'} "
+                f"at {c.at - run.started:.2f} s: {c.why}"
+                for c in run.closed_by_us if theirs is None or c.theirs in (theirs, None)]
+
+    def stalled_by_us(self) -> str:
+        """'' -- or, when a swarm that did not complete had a connection closed by one of
+        ours, '; [scenario] our peer ... closed the connection to ...: why' for the first."""
+        for run in self.runs:
+            if run.all_complete_at is None and not run.layout.scenario.robust and run.closed_by_us:
+                return f"; [{run.layout.scenario.name}] {self.closes(run)[0]}"
+        return ""
 
     @cached_property
     def holdings(self) -> dict[tuple[int, int], Holdings]:
@@ -179,7 +207,7 @@ def transcript(observed: Observed, run: ScenarioRun) -> list[str]:
     """Every frame to and from the peers under test of one run, in time order: what a
     person reads to see what happened on the wire (``WORK_DIR/SCENARIO/wire.txt``)."""
     lines = []
-    for view in observed.views:
+    for view in observed.every_view:
         if view.run is not run:
             continue
         for moment, mine, frame in view.timeline():

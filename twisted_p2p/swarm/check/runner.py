@@ -1,15 +1,23 @@
 """Runs one scenario: starts every peer in order, relays and records, knows when it is over.
 
+Peers start as the course has people start them: in PeerInfo.cfg order, each once every
+peer listed before it is listening (seen in /proc/net/tcp, never by connecting: some
+peers take the n-th connection they accept to be the n-th later peer of PeerInfo.cfg).
+A scenario with ``theirs_first`` turns that round on purpose, to see whether a peer under
+test retries an earlier peer that was not up yet.
+
 A scenario ends when every peer has exited, when ``exit_within`` seconds have passed
 since the last peer completed, when nothing has progressed for ``stall`` seconds, or
 at ``deadline`` -- whichever comes first. Then everything still running is stopped,
-and whatever a peer under test left in its session is noted and killed.
+and whatever a peer under test left in its session is noted and killed. Every
+connection one of our peers closed, with its reason, is kept (:class:`Closed`), so that
+the scorecard can say so and blame nothing of theirs for it.
 """
 from __future__ import annotations
 
 import os
-import socket
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Generator, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
@@ -24,8 +32,12 @@ from .robust import Probe, probe
 from .scenarios import Layout
 
 TICK = 0.05
-STAGGER = 0.2  # seconds between starting two peers, in PeerInfo.cfg order
+STAGGER = 0.2  # seconds between a peer listening and the next one starting, in PeerInfo.cfg order
+ASSUMED_UP = 2.0  # where /proc/net/tcp cannot tell: seconds after which a started peer is taken to listen
+RETRY_WAIT = 5.0  # seconds a peer started too early has to reach the earlier peers once they listen
 COMPLETE = "has downloaded the complete file."
+# Our peer's diagnostic when it drops a connection: "peer 1003 sent ...; closing the connection".
+CLOSING = re.compile(r"\] ((?:peer (\d+)|\S+) .+?); closing(?: the connection)?$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,17 @@ class PeerRun:
     listening_at: Optional[float] = None
     complete_at: Optional[float] = None
     leftovers: bool = False
+    listening_assumed: bool = False  # no /proc/net/tcp here: taken to listen ASSUMED_UP s after its start
+
+
+@dataclass(frozen=True)
+class Closed:
+    """One of our peers closed a connection to a peer under test, and said why."""
+
+    at: float
+    ours: int
+    theirs: Optional[int]  # None when its handshake named no peer under test, and several ran
+    why: str  # our peer's words: "peer 1003 sent ..."
 
 
 @dataclass
@@ -59,6 +82,7 @@ class ScenarioRun:
     ended_at: float = 0.0
     ended_why: str = ""
     probes: list[Probe] = field(default_factory=list)
+    closed_by_us: list[Closed] = field(default_factory=list)
 
     def theirs(self) -> list[PeerRun]:
         return [run for run in self.peers.values() if run.theirs]
@@ -67,12 +91,12 @@ class ScenarioRun:
         return None if moment is None else moment - self.started
 
 
-def listening_ports(candidates: set[int]) -> set[int]:
-    """Which of ``candidates`` are listening on this machine. Linux's /proc tells without
-    touching the peer; elsewhere a connection is tried (and closed at once)."""
+def listening_ports(candidates: set[int]) -> Optional[set[int]]:
+    """Which of ``candidates`` have a socket listening on this machine, from Linux's
+    /proc/net/tcp and tcp6, without touching the peer (None: there is no such table)."""
     tables = [name for name in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(name)]
     if not tables:
-        return {port for port in candidates if _accepts(port)}
+        return None
     ports: set[int] = set()
     for name in tables:
         try:
@@ -80,17 +104,26 @@ def listening_ports(candidates: set[int]) -> set[int]:
                 next(table, None)
                 for row in table:
                     fields = row.split()
-                    if len(fields) > 3 and fields[3] == "0A":
+                    if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
                         ports.add(int(fields[1].rsplit(":", 1)[1], 16))
         except OSError:
             continue
     return ports & candidates
 
 
-def _accepts(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+def closed_by(line: str, ours: int, ids: list[int], theirs: list[int]) -> Optional[Closed]:
+    """The connection to a peer under test that our peer ``ours`` dropped, from one line
+    of its output (None: no drop, or one between two of ours). Before a handshake names
+    the other side, it is the peer under test if only one runs."""
+    found = CLOSING.search(line.rstrip())
+    if found is None:
+        return None
+    named = int(found.group(2)) if found.group(2) else None
+    if named in theirs:
+        return Closed(0.0, ours, named, found.group(1))
+    if named in ids:
+        return None
+    return Closed(0.0, ours, theirs[0] if len(theirs) == 1 else None, found.group(1))
 
 
 def identify_by(ids: set[int]) -> Callable[[bytes], Optional[int]]:
@@ -124,6 +157,9 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
                 progress[0] = reactor.seconds()
             if line.endswith(COMPLETE) and run.peers[peer_id].complete_at is None:
                 run.peers[peer_id].complete_at = reactor.seconds()
+            closed = closed_by(line, peer_id, scenario.ids, scenario.theirs)
+            if closed is not None:
+                run.closed_by_us.append(replace(closed, at=reactor.seconds()))
         return heard
 
     for peer_id in scenario.ids:
@@ -140,26 +176,18 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
             child = Child(reactor, argv, layout.ours_dir, layout.ours_dir / f"output_{peer_id}.txt", our_line(peer_id))
         run.peers[peer_id] = PeerRun(peer_id, role.theirs, child, complete_at=run.started if role.seed else None)
 
-    def start(peer: PeerRun) -> None:
-        peer.child.spawn()
-        progress[0] = reactor.seconds()
-
-    for position, peer_id in enumerate(run.peers):
-        peer = run.peers[peer_id]
-        delay = position * STAGGER + (scenario.late if peer.theirs else 0.0)
-        reactor.callLater(delay, start, peer)
-
     relayed: set[int] = set()
     refused: Optional[str] = None
     while True:
+        now = reactor.seconds()
+        due = next_to_start(run, now)
+        if due is not None:
+            due.child.spawn()
+            progress[0] = now
         yield deferLater(reactor, TICK, lambda: None)
         now = reactor.seconds()
-        up = listening_ports({layout.real[peer.peer_id] for peer in run.peers.values()
-                              if peer.listening_at is None and peer.child.running})
+        _see_listening(run, now, progress)
         for peer in run.peers.values():
-            if peer.listening_at is None and peer.child.running and layout.real[peer.peer_id] in up:
-                peer.listening_at = now
-                progress[0] = now
             if peer.listening_at is not None and peer.peer_id not in relayed and not scenario.robust:
                 relayed.add(peer.peer_id)
                 try:
@@ -170,7 +198,7 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
             if peer.theirs and peer.complete_at is None:
                 peer.complete_at = relay.completed.get(peer.peer_id)
         progress[0] = max(progress[0], relay.last_piece)
-        why = refused or _over(run, scenario.robust, now, progress[0], limits)
+        why = refused or _over(run, scenario.robust, now, progress[0], limits) or _retried(run, relay.recordings, now)
         if scenario.robust and why is None and all(p.listening_at for p in run.theirs()):
             run.probes = yield probe(reactor, layout, scenario.theirs[0], run.peers[scenario.theirs[0]].child)
             why = "the probes are done"
@@ -188,15 +216,77 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
     return run
 
 
+def start_order(run: ScenarioRun) -> list[PeerRun]:
+    """PeerInfo.cfg order; in a ``theirs_first`` scenario the peers under test come first."""
+    peers = list(run.peers.values())
+    if run.layout.scenario.theirs_first is None:
+        return peers
+    return [peer for peer in peers if peer.theirs] + [peer for peer in peers if not peer.theirs]
+
+
+def next_to_start(run: ScenarioRun, now: float) -> Optional[PeerRun]:
+    """The peer to start now, if any: the next in :func:`start_order`, once every peer
+    before it has been listening for STAGGER s (``theirs_first`` s for the first of ours
+    after the peers under test), and a peer under test no sooner than ``late``."""
+    scenario = run.layout.scenario
+    order = start_order(run)
+    waiting = next((peer for peer in order if peer.child.started is None), None)
+    if waiting is None:
+        return None
+    before = order[: order.index(waiting)]
+    if any(peer.listening_at is None for peer in before):
+        return None
+    ready = max((peer.listening_at for peer in before if peer.listening_at is not None), default=None)
+    if ready is not None:
+        first_of_ours = scenario.theirs_first is not None and not waiting.theirs and before[-1].theirs
+        ready += scenario.theirs_first if first_of_ours else STAGGER  # type: ignore[operator]
+    if waiting.theirs:
+        ready = max(ready or run.started, run.started + scenario.late)
+    return waiting if ready is None or now >= ready else None
+
+
+def _see_listening(run: ScenarioRun, now: float, progress: list[float]) -> None:
+    """Mark the peers whose real port now has a listening socket (or, with no
+    /proc/net/tcp, that have run ASSUMED_UP s)."""
+    real = run.layout.real
+    starting = [peer for peer in run.peers.values() if peer.listening_at is None and peer.child.running]
+    up = listening_ports({real[peer.peer_id] for peer in starting})
+    for peer in starting:
+        assumed = up is None and now - (peer.child.started or now) >= ASSUMED_UP
+        if assumed or (up is not None and real[peer.peer_id] in up):
+            peer.listening_at, peer.listening_assumed = now, assumed
+            progress[0] = now
+
+
+def _retried(run: ScenarioRun, recordings: list[Recording], now: float) -> Optional[str]:
+    """In a ``theirs_first`` scenario: over once each peer under test reached every earlier
+    peer, or RETRY_WAIT s after the last of those began to listen."""
+    scenario = run.layout.scenario
+    if scenario.theirs_first is None:
+        return None
+    earlier = [peer for peer in run.peers.values() if not peer.theirs]
+    if any(peer.listening_at is None for peer in earlier):
+        return None
+    reached = {(r.dialler, r.acceptor) for r in recordings if r.up.chunks}
+    if all((me, peer.peer_id) in reached for me in scenario.theirs for peer in earlier
+           if scenario.ids.index(peer.peer_id) < scenario.ids.index(me)):
+        return "the peers under test reached every earlier peer"
+    if now - max(peer.listening_at for peer in earlier if peer.listening_at is not None) > RETRY_WAIT:
+        return f"{RETRY_WAIT:.0f} s after the earlier peers began to listen"
+    return None
+
+
 def _over(run: ScenarioRun, robust: bool, now: float, last_progress: float, limits: Limits) -> Optional[str]:
     """Why the scenario is over, or None while it goes on."""
     peers = list(run.peers.values())
     if now - run.started > limits.deadline:
         return f"the {limits.deadline:.0f} s limit of a scenario"
     theirs = run.theirs()
+    for peer in peers:
+        if peer.listening_at is None and peer.child.running and now - peer.child.started > limits.start:  # type: ignore[operator]
+            who = f"peer {peer.peer_id} under test" if peer.theirs else f"our peer {peer.peer_id}"
+            return f"{who} did not listen within {limits.start:.0f} s"
     for peer in theirs:
-        if peer.listening_at is None and peer.child.started is not None and now - peer.child.started > limits.start:
-            return f"peer {peer.peer_id} under test did not listen within {limits.start:.0f} s"
         if peer.child.started is not None and not peer.child.running and peer.listening_at is None:
             return f"peer {peer.peer_id} under test exited before it listened"
     if robust:

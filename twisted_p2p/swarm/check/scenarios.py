@@ -37,7 +37,10 @@ OUR_SEED, OUR_LEECHER = Role(False, True), Role(False, False)
 class Scenario:
     """One swarm: the peers in PeerInfo.cfg order, the file and Common.cfg's intervals.
 
-    ``late`` delays the start of the peers under test; ``their_rate`` and
+    Peers start in PeerInfo.cfg order, each once the peers before it listen; ``late``
+    delays the start of the peers under test further. ``theirs_first`` turns the order
+    round: the peers under test start first, ours that many seconds after they listen (a
+    scenario of its own, read only by the check named in ``only``). ``their_rate`` and
     ``their_download`` pace what they upload and download (bytes/s per connection, at
     the relay) and ``our_rate`` what ours upload, so that the swarm lasts several
     choking rounds and the neighbours of a slow peer under test have news for it. ``robust`` swarms are not run but
@@ -58,6 +61,8 @@ class Scenario:
     our_rate: Optional[int] = None
     quick: bool = False
     robust: bool = False
+    theirs_first: Optional[float] = None
+    only: str = ""  # the one check that reads this scenario ("": every check)
 
     @property
     def common(self) -> Common:
@@ -88,11 +93,13 @@ SCENARIOS = (
     Scenario("leecher", "their peer downloads from our seed, between two of ours; 32 KiB pieces",
              (OUR_SEED, THEIR_LEECHER, OUR_LEECHER), file_size=700_001, piece_size=32768, our_rate=200_000,
              their_download=100_000, quick=True),
+    Scenario("retry", "their peer started 1 s before our earlier one listens: does it try again?",
+             (OUR_SEED, THEIR_LEECHER), file_size=100_000, quick=True, theirs_first=1.0, only="retries-earlier"),
     Scenario("robust", "their seed, probed by misbehaving neighbours",
              (THEIR_SEED,) + (OUR_LEECHER,) * 12, file_size=300_000, quick=True, robust=True),
     Scenario("two-theirs", "two of their peers among ours, theirs started last",
              (OUR_SEED, THEIR_LEECHER, OUR_LEECHER, THEIR_LEECHER), file_size=500_000, our_rate=150_000),
-    Scenario("late", "their peer started 3 s after ours; 32 KiB pieces",
+    Scenario("late", "their peer started 3 s after the earlier ones; 32 KiB pieces",
              (OUR_SEED, OUR_LEECHER, THEIR_LEECHER, OUR_LEECHER), file_size=450_000, piece_size=32768, late=3.0),
     Scenario("two-seeds", "two seeds, one of them theirs",
              (OUR_SEED, THEIR_SEED, OUR_LEECHER, OUR_LEECHER), file_size=450_000, k=1,

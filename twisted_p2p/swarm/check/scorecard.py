@@ -1,16 +1,23 @@
 """The checks' registry, their verdicts, and the scorecard printed and saved as JSON.
 
 Each check belongs to one rubric item, says in one line what the grader wants, and
-carries the usual cause of failing it. A check whose evidence depends on another
-(nothing after a broken handshake can be observed) is ``n/a`` when that one failed
-and the swarms did not complete, so that one bug is blamed once; where our peers let
-it pass and the swarms completed, the rest is judged as usual.
+carries the usual cause of failing it. A check is *required* exactly when it rests on a
+sentence of the course text (``course=``, a key of :data:`twisted_p2p.swarm.course.QUOTES`, quoted on the
+scorecard); only those make the exit status 1. Every other check is *advice* (our
+choices, robustness) and says why (``advice=``), as SPEC §6 has it.
+
+A check whose evidence depends on another (nothing after a broken handshake can be
+observed) is ``n/a`` when that one failed and the swarms did not complete, so that one
+bug is blamed once; where our peers let it pass and the swarms completed, the rest is
+judged as usual.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
+
+from twisted_p2p.swarm import course as course_text
 
 from .observed import Observed
 
@@ -30,6 +37,7 @@ class Verdict:
     status: str
     evidence: list[str] = field(default_factory=list)
     count: int = 0  # how many times it was broken, for a FAIL
+    notes: list[str] = field(default_factory=list)  # seen and allowed: told, never counted
 
 
 def passed(*evidence: str) -> Verdict:
@@ -44,11 +52,11 @@ def not_seen(why: str) -> Verdict:
     return Verdict(NA, [why])
 
 
-def judged(bad: list[str], good: str, unseen: Optional[str] = None) -> Verdict:
-    """FAIL with ``bad``, else pass with ``good`` -- or n/a with ``unseen`` when given."""
-    if bad:
-        return failed(bad)
-    return not_seen(unseen) if unseen else passed(good)
+def judged(bad: list[str], good: str, unseen: Optional[str] = None, notes: Optional[list[str]] = None) -> Verdict:
+    """FAIL with ``bad``, else pass with ``good`` -- or n/a with ``unseen`` when given;
+    ``notes`` go with any of them."""
+    verdict = failed(bad) if bad else not_seen(unseen) if unseen else passed(good)
+    return Verdict(verdict.status, verdict.evidence, verdict.count, list(notes or []))
 
 
 Judge = Callable[[Observed], Verdict]
@@ -61,18 +69,34 @@ class Check:
     title: str
     hint: str
     judge: Judge
-    required: bool = True
+    course: Optional[str] = None  # the course sentence it rests on: required exactly then
+    advice: str = ""  # why it is only advice
     needs: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = ()  # runs it needs; () means any
+
+    @property
+    def required(self) -> bool:
+        return self.course is not None
+
+    @property
+    def basis(self) -> str:
+        """What the verdict rests on: the course's sentence, or why it is advice."""
+        return f"course: {course_text.quote(self.course)}" if self.course is not None else f"advice: {self.advice}"
 
 
 CHECKS: list[Check] = []
 
 
-def check(key: str, item: str, title: str, hint: str, required: bool = True,
+def check(key: str, item: str, title: str, hint: str, *, course: Optional[str] = None, advice: str = "",
           needs: tuple[str, ...] = (), scenarios: tuple[str, ...] = ()) -> Callable[[Judge], Judge]:
+    """Register a check: ``course`` (a required check) or ``advice`` (why not), never both."""
+    if (course is None) == (not advice):
+        raise ValueError(f"check {key}: give course= (a quoted course sentence) or advice= (why it is not one)")
+    if course is not None and course not in course_text.QUOTES:
+        raise ValueError(f"check {key}: no course sentence {course!r}")
+
     def register(judge: Judge) -> Judge:
-        CHECKS.append(Check(key, item, title, hint, judge, required, needs, scenarios))
+        CHECKS.append(Check(key, item, title, hint, judge, course, advice, needs, scenarios))
         return judge
     return register
 
@@ -87,11 +111,12 @@ def evaluate(observed: Observed, items: Optional[set[str]] = None) -> list[Resul
     """Every check of ``items`` (all by default) in registry order, dependencies first."""
     verdicts: dict[str, Verdict] = {}
     results = []
-    ran = {run.layout.scenario.name for run in observed.runs}
+    ran = {run.layout.scenario.name for run in observed.every_run}
     for each in CHECKS:
         failed_need = next((need for need in each.needs if verdicts.get(need, passed()).status == FAIL), None)
         if failed_need is not None and not observed.completed:
-            verdict = not_seen(f"not observable: {failed_need} failed, and the swarms did not complete")
+            verdict = not_seen(f"not observable: {failed_need} failed, and the swarms did not complete"
+                               + observed.stalled_by_us())
         elif each.scenarios and not ran.intersection(each.scenarios):
             verdict = not_seen(f"needs the {' or '.join(each.scenarios)} scenario (not run)")
         else:
@@ -106,11 +131,15 @@ def evaluate(observed: Observed, items: Optional[set[str]] = None) -> list[Resul
 
 
 def ok(results: list[Result]) -> bool:
+    """Only a required check (one resting on a course sentence) can fail the run."""
     return all(result.verdict.status != FAIL for result in results if result.check.required)
 
 
-def render(results: list[Result], verbose: bool = False) -> list[str]:
+def render(results: list[Result], verbose: bool = False, about: Optional[list[str]] = None) -> list[str]:
+    """The scorecard; ``about`` (what our own peers did) comes first."""
     lines: list[str] = []
+    if about:
+        lines += ["", "What our peers did (nothing of yours is blamed for it)"] + [f"  {line}" for line in about]
     for item, heading in ITEMS.items():
         mine = [result for result in results if result.check.item == item]
         if not mine:
@@ -118,17 +147,28 @@ def render(results: list[Result], verbose: bool = False) -> list[str]:
         lines += ["", heading]
         for result in mine:
             verdict, each = result.verdict, result.check
-            advisory = "" if each.required else " (advisory)"
-            lines.append(f"  {verdict.status:<4}  {each.key:<24} {each.title}{advisory}")
-            shown = verdict.evidence if verbose else verdict.evidence[:SHOWN]
-            lines += [f"        {line}" for line in shown]
-            if len(verdict.evidence) > len(shown):
-                lines.append(f"        ... and {len(verdict.evidence) - len(shown)} more (see the JSON report)")
+            kind = "required" if each.required else "advice"
+            lines.append(f"  {verdict.status:<4}  {kind:<8}  {each.key:<24} {each.title}")
+            lines += _shown(verdict.evidence, verbose)
+            lines += _shown([f"note: {note}" for note in verdict.notes], verbose)
             if verdict.status == FAIL:
                 lines.append(f"        usual cause: {each.hint}")
-    counts = {status: sum(1 for r in results if r.verdict.status == status) for status in (PASS, FAIL, NA)}
-    lines += ["", f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[NA]} not applicable: "
+            if verdict.status == FAIL or verbose:
+                lines.append(f"        {each.basis}")
+    failures = [r for r in results if r.verdict.status == FAIL]
+    required = sum(1 for r in failures if r.check.required)
+    counts = {status: sum(1 for r in results if r.verdict.status == status) for status in (PASS, NA)}
+    lines += ["", f"{counts[PASS]} passed, {len(failures)} failed ({required} required, {len(failures) - required} "
+              f"advice), {counts[NA]} not applicable: "
               + ("every required check passes" if ok(results) else "required checks FAIL")]
+    return lines
+
+
+def _shown(evidence: list[str], verbose: bool) -> list[str]:
+    shown = evidence if verbose else evidence[:SHOWN]
+    lines = [f"        {line}" for line in shown]
+    if len(evidence) > len(shown):
+        lines.append(f"        ... and {len(evidence) - len(shown)} more (see the JSON report)")
     return lines
 
 
@@ -137,6 +177,6 @@ def as_json(results: list[Result], about: dict[str, Any]) -> str:
         **about,
         "ok": ok(results),
         "checks": [{"key": r.check.key, "item": r.check.item, "rubric": ITEMS[r.check.item],
-                    "title": r.check.title, "required": r.check.required, **asdict(r.verdict),
-                    "hint": r.check.hint} for r in results],
+                    "title": r.check.title, "required": r.check.required, "course": r.check.course,
+                    "basis": r.check.basis, **asdict(r.verdict), "hint": r.check.hint} for r in results],
     }, indent=2)

@@ -1,4 +1,8 @@
-"""The checks read from the wire: every byte a peer under test sent, against SPEC §2-3."""
+"""The checks read from the wire: every byte a peer under test sent, against SPEC §2-3.
+
+A FAIL rests on the course sentence the check quotes; a margin in seconds is ours and
+always in the peer's favour, and where a tighter bound is only our choice it is a check
+of its own, marked advice."""
 from __future__ import annotations
 
 from typing import Optional
@@ -18,7 +22,8 @@ def _sent(observed: Observed) -> list[View]:
 
 
 @check("handshake-bytes", "connection", "its handshake is 'P2PFILESHARINGPROJ', ten zero bytes, its ID as 4 bytes big-endian",
-       "the ten reserved bytes written as the text '0000000000', or the ID written as text or little-endian")
+       "the ten reserved bytes written as the text '0000000000', or the ID written as text or little-endian",
+       course="handshake-format")
 def handshake_bytes(observed: Observed) -> Verdict:
     bad, good = [], ""
     for view in _sent(observed):
@@ -34,27 +39,38 @@ def handshake_bytes(observed: Observed) -> Verdict:
     return judged(bad, good, None if good or bad else "no handshake was sent")
 
 
-@check("handshake-first", "connection", "it sends its handshake at once, without waiting for the other side's",
-       "reading the neighbour's handshake before writing its own: two such peers wait for each other for ever")
+@check("handshake-first", "connection", "on a connection it made, it sends its handshake without waiting for the other side's",
+       "a dialler reading the neighbour's handshake before writing its own: two such peers wait for each other for ever",
+       course="handshake-dialler")
 def handshake_first(observed: Observed) -> Verdict:
-    bad, count = [], 0
+    """Only the dialler must write first. An acceptor that reads the dialler's handshake
+    before sending its own still sends it before any other message, and cannot deadlock
+    (the dialler wrote first): a note. The relay held the other side's bytes up to 1 s,
+    so a peer that waits to read shows as a hold ended by the timeout."""
+    bad, count, accepted = [], 0, []
     for view in observed.views:
         into = view.recording.direction_from(view.other) if view.other is not None else None
         if into is None or into.released is None or into.released_by == "closed":
             continue
         count += 1
-        if into.released_by == "timeout":
-            sent = view.out.frames[0].sent if view.out.frames else None
-            when = "never" if sent is None else f"only after it got {view.other}'s, at {sent - view.run.started:.2f} s"
-            kind = "dialled" if view.dialled else "accepted"
-            bad.append(f"{view.where()}: on a connection it {kind}, it sent its handshake {when} "
-                       f"(the relay held {view.other}'s for {into.released - view.recording.opened:.1f} s)")
-    return judged(bad, f"{count} connections: its handshake came before it read anything", None if count else "no connection")
+        if into.released_by != "timeout":
+            continue
+        sent = view.out.frames[0].sent if view.out.frames else None
+        when = "never" if sent is None else f"only after it got {view.other}'s, at {sent - view.run.started:.2f} s"
+        held = f"(the relay held {view.other}'s for {into.released - view.recording.opened:.1f} s)"
+        if view.dialled:
+            bad.append(f"{view.where()}: on a connection it dialled, it sent its handshake {when} {held}")
+        else:
+            accepted.append(f"{view.where()}: it sent its handshake {when} {held}")
+    notes = [f"on {len(accepted)} connections it accepted it read the dialler's handshake before sending its own "
+             f"(allowed: the dialler writes first), e.g. {accepted[0]}"] if accepted else []
+    return judged(bad, f"{count} connections: on each it dialled, its handshake came before it read anything",
+                  None if count else "no connection", notes)
 
 
 @check("message-framing", "connection", "every message is length (4 bytes, big-endian, counting type and payload), type, payload",
        "little-endian lengths (Java's ByteBuffer is big-endian by default; C's htonl is needed), or a length without the type byte",
-       needs=("handshake-bytes",))
+       course="message-format", needs=("handshake-bytes",))
 def message_framing(observed: Observed) -> Verdict:
     bad, messages = [], 0
     for view in _sent(observed):
@@ -69,7 +85,8 @@ def message_framing(observed: Observed) -> Verdict:
 
 @check("bitfield", "connection", "its first message is a bitfield of ceil(n/8) bytes, high bit first, spare bits 0, "
        "with the pieces it has (a peer with none may skip it)",
-       "bits set LSB-first, a byte too few, or the bitfield sent late", needs=("handshake-bytes",))
+       "bits set LSB-first, a byte too few, or a peer with pieces that sends something else first",
+       course="bitfield", needs=("handshake-bytes",))
 def bitfield(observed: Observed) -> Verdict:
     bad, good = [], ""
     for view in _sent(observed):
@@ -83,9 +100,6 @@ def bitfield(observed: Observed) -> Verdict:
             continue
         if first.kind == "bad":
             continue  # message-framing says what
-        later = next((f for f in frames[1:] if f.kind == "bitfield"), None)
-        if later is not None:
-            bad.append(f"{view.where(later.sent)}: a bitfield after its first message ('{first.kind}')")
         if first.kind != "bitfield":
             if holding.announced(first.sent) or holding.seed:
                 bad.append(f"{view.where(first.sent)}: first message '{first.kind}', but it has pieces: a bitfield must come first")
@@ -101,6 +115,24 @@ def bitfield(observed: Observed) -> Verdict:
         elif not good:
             good = f"{view.where(first.sent)}: {hexdump(first.head, 16)} ({len(pieces)} of {holding.total} pieces)"
     return judged(bad, good, None if good or bad else "no bitfield was sent (allowed for a peer with no pieces)")
+
+
+@check("bitfield-only-first", "connection", "no bitfield after its first message",
+       "re-sending the whole bitfield (every second, or once complete) instead of a 'have' per piece",
+       advice="the course sends the bitfield only first, but a later one (as some peers re-send theirs once "
+       "complete) can only repeat what its haves told; SPEC §3 accepts it as an update, so nothing breaks",
+       needs=("handshake-bytes",))
+def bitfield_only_first(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for view in _sent(observed):
+        frames = view.out.frames[1:]
+        count += bool(frames)
+        later = next((f for f in frames[1:] if f.kind == "bitfield"), None)
+        if later is not None:
+            again = sum(1 for f in frames[1:] if f.kind == "bitfield")
+            bad.append(f"{view.where(later.sent)}: a bitfield after its first message ('{frames[0].kind}'), "
+                       f"{again} in all after it")
+    return judged(bad, f"{count} connections, at most one bitfield each, first", None if count else "no message was sent")
 
 
 def _interest_events(view: View) -> list[tuple[float, bool]]:
@@ -122,7 +154,7 @@ def _offered(view: View, moment: float) -> set[int]:
 
 @check("interest", "connection", "'interested' when the neighbour has a piece it lacks, 'not interested' when it has none",
        "interest not re-checked after each bitfield, have and downloaded piece",
-       needs=WIRE)
+       course="interest-kept", needs=WIRE)
 def interest(observed: Observed) -> Verdict:
     bad, said = [], 0
     for view in _sent(observed):
@@ -166,8 +198,8 @@ def _lacked_for(view: View, holding: Holdings, seconds: float) -> Optional[float
 
 
 @check("interest-on-change", "connection", "'interested' / 'not interested' only when its interest changes",
-       "sending 'interested' again after every have; the original text allows it, SPEC's choice is only on change",
-       required=False, needs=WIRE)
+       "sending 'interested' again after every have",
+       advice="SPEC §3's choice: say interest only when it changes; the course lets a peer say it again", needs=WIRE)
 def interest_on_change(observed: Observed) -> Verdict:
     bad, said = [], 0
     for view in _sent(observed):
@@ -215,39 +247,80 @@ def _interested_count(observed: Observed, run: ScenarioRun, me: int, moment: flo
     return count
 
 
-@check("preferred-every-p", "connection", "at most k preferred + 1 optimistic neighbours unchoked; the first unchoke "
-       "within p s of an 'interested'", "unchoking every interested neighbour, or no timer for the preferred choice",
-       needs=WIRE)
+def _first_interest(observed: Observed, run: ScenarioRun, me: int) -> Optional[tuple[float, int, float]]:
+    """(when the first 'interested' was handed to it, from whom, until when that interest
+    lasted: a 'not interested', the connection's or the peer's end)."""
+    firsts = []
+    for view in observed.views_of(run, me):
+        said = [f for f in view.into.frames if f.kind in ("interested", "not interested")]
+        start = next((n for n, f in enumerate(said) if f.kind == "interested"), None)
+        if start is None or view.other is None:
+            continue
+        ends = [f.delivered for f in said[start:] if f.kind == "not interested"]
+        ends += [view.recording.closed or run.ended_at, run.peers[me].child.ended or run.ended_at]
+        firsts.append((said[start].delivered, view.other, min(ends)))
+    return min(firsts, default=None)
+
+
+def _first_unchoke_after(observed: Observed, run: ScenarioRun, me: int, within: float) -> Optional[str]:
+    """What was wrong if its first unchoke came more than ``within`` s after the first
+    'interested', while that interest lasted so long (None: nothing)."""
+    first = _first_interest(observed, run, me)
+    if first is None:
+        return None
+    interest, other, lasted = first
+    unchoke = next((moment for moment, _, unchoked in _unchoked_over_time(observed, run, me) if unchoked), None)
+    if lasted < interest + within or (unchoke is not None and unchoke <= interest + within):
+        return None
+    common = run.layout.scenario.common
+    late = "never" if unchoke is None else f"only at {unchoke - run.started:.2f} s"
+    return (f"[{run.layout.scenario.name}] {me}: 'interested' from {other} came at {interest - run.started:.2f} s "
+            f"and stayed; the first unchoke {late} (p={common.unchoking_interval} s, m={common.optimistic_unchoking_interval} s)")
+
+
+@check("preferred-every-p", "connection", "at most k preferred + 1 optimistic neighbours unchoked; an interested neighbour "
+       "unchoked within p + m s", "unchoking every interested neighbour, or no timer for the preferred choice",
+       course="preferred", needs=WIRE)
 def preferred_every_p(observed: Observed) -> Verdict:
+    """Every p s a peer picks k preferred among the interested ones, so an interested
+    neighbour cannot wait p + m s (and a second of slack) for anybody to be unchoked."""
     bad, good = [], ""
     for run, me in observed.theirs():
         common = run.layout.scenario.common
-        changes = _unchoked_over_time(observed, run, me)
-        most, when = _most_unchoked(changes)
+        most, when = _most_unchoked(_unchoked_over_time(observed, run, me))
         where = f"[{run.layout.scenario.name}] {me}"
         if most > common.preferred_neighbors + 1:
             bad.append(f"{where} at {when - run.started:.2f} s: {most} neighbours unchoked at once; "
                        f"k={common.preferred_neighbors} preferred + 1 optimistic at most")
-        first_interest = min((f.delivered for v in observed.views_of(run, me) for f in v.into.frames
-                              if f.kind == "interested"), default=None)
-        if first_interest is None:
-            continue
-        first_unchoke = next((moment for moment, _, unchoked in changes if unchoked), None)
-        limit = first_interest + common.unchoking_interval + 1.0
-        if (first_unchoke is None and (run.peers[me].child.ended or run.ended_at) > limit) or \
-                (first_unchoke is not None and first_unchoke > limit):
-            late = "never" if first_unchoke is None else f"only at {first_unchoke - run.started:.2f} s"
-            bad.append(f"{where}: 'interested' came at {first_interest - run.started:.2f} s, the first unchoke {late} "
-                       f"(p={common.unchoking_interval} s)")
-        elif not good and first_unchoke is not None:
-            good = (f"{where}: first unchoke {first_unchoke - first_interest:.2f} s after the first 'interested'; "
-                    f"at most {most} unchoked at once (k={common.preferred_neighbors})")
+        late = _first_unchoke_after(observed, run, me, common.unchoking_interval + common.optimistic_unchoking_interval + 1.0)
+        if late:
+            bad.append(late)
+        elif not good and most:
+            good = f"{where}: at most {most} unchoked at once (k={common.preferred_neighbors}), the first in time"
     return judged(bad, good, None if good or bad else "no neighbour was ever interested in it")
+
+
+@check("unchoke-within-p", "connection", "the first unchoke within p s (and a second) of the first 'interested'",
+       "the preferred-neighbour timer started only after all neighbours connected, or a first round after m s",
+       advice="the course has a preferred choice every p s; how soon the first comes, to the second, is our bound",
+       needs=WIRE)
+def unchoke_within_p(observed: Observed) -> Verdict:
+    bad, count = [], 0
+    for run, me in observed.theirs():
+        common = run.layout.scenario.common
+        loose = common.unchoking_interval + common.optimistic_unchoking_interval + 1.0
+        if _first_interest(observed, run, me) is None or _first_unchoke_after(observed, run, me, loose):
+            continue  # nobody interested, or preferred-every-p already says it
+        count += 1
+        late = _first_unchoke_after(observed, run, me, common.unchoking_interval + 1.0)
+        if late:
+            bad.append(late)
+    return judged(bad, f"{count} peers under test, each unchoked within p s", None if count else "no neighbour was ever interested in it")
 
 
 @check("optimistic-every-m", "connection", "one more choked, interested neighbour unchoked every m s",
        "the optimistic timer never started, or it picks only among neighbours that are already unchoked",
-       needs=WIRE, scenarios=("seed", "two-seeds"))
+       course="optimistic", needs=WIRE, scenarios=("seed", "two-seeds"))
 def optimistic_every_m(observed: Observed) -> Verdict:
     bad, good = [], ""
     for run, me in observed.theirs():
