@@ -130,8 +130,7 @@ def bitfield_only_first(observed: Observed) -> Verdict:
         later = next((f for f in frames[1:] if f.kind == "bitfield"), None)
         if later is not None:
             again = sum(1 for f in frames[1:] if f.kind == "bitfield")
-            bad.append(f"{view.where(later.sent)}: a bitfield after its first message ('{frames[0].kind}'), "
-                       f"{again} in all after it")
+            bad.append(f"{view.where(later.sent)}: a bitfield after other messages ({again} in all)")
     return judged(bad, f"{count} connections, at most one bitfield each, first", None if count else "no message was sent")
 
 
