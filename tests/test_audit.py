@@ -127,16 +127,16 @@ def test_a_real_log_without_dates_is_one_violation_and_still_checked(real_copy, 
     # "2026-01-02 10:15:02.123: Peer ..." -> "[10:15:02] Peer ...", as some Java peers write
     path.write_text("".join(f"[{line[11:19]}] {line[25:]}\n" for line in lines) + "INFO peer 1003 exiting\n")
     result = A.audit(real_copy, load(real_copy))
-    assert [(f.file, f.line, f.rule) for f in result.findings] == [("log_peer_1003.log", 1, A.NO_DATE)]
-    assert [(f.file, f.line, f.rule) for f in result.advice] == [("log_peer_1003.log", len(lines) + 1, A.NOT_A_SENTENCE)]
+    assert [(f.file, f.line, f.rule) for f in result.findings] == [
+        ("log_peer_1003.log", 1, A.NO_DATE), ("log_peer_1003.log", len(lines) + 1, A.NOT_A_SENTENCE)]
     assert len(A.own_records(result.logs[1003])) == len(lines)  # every sentence still read
     assert A.main([str(real_copy)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert (f"log_peer_1003.log:1: time without a date: the time '[{lines[0][11:19]}]' has the hour, minute and "
             f"second but no date ({len(lines)} lines of this log are like it; all still checked)") in out
-    assert f"log_peer_1003.log:{len(lines) + 1}: advice: not a SPEC §5 sentence: 'INFO peer 1003 exiting' (skipped)" in out
-    assert "peer 1003: 1 violation, 1 advice (64 pieces, complete)" in out
-    assert out[-1] == "audit: 1 violation (1 of 6 peers); 1 advice (our choices, not the course's: they do not fail the audit)"
+    assert f"log_peer_1003.log:{len(lines) + 1}: not a SPEC §5 sentence: 'INFO peer 1003 exiting' (skipped)" in out
+    assert "peer 1003: 2 violations (64 pieces, complete)" in out
+    assert out[-1] == "audit: 2 violations (1 of 6 peers)"
 
 
 # -- a small hand-written swarm ----------------------------------------------------------------
@@ -261,6 +261,10 @@ CRAFTED = {  # each breaks a rule of the course: the audit exits 1
         _replace(1002, 3, "10:00:00.200: Peer 1002 is unchoked by 1001."),
         {(L2, 3, A.NO_DATE)},
     ),
+    "garbage line": (
+        _insert(1002, 3, "2024-05-01 10:00:00.300: Peer 1002 sent a request to 1001."),
+        {(L2, 3, A.NOT_A_SENTENCE)},
+    ),
     "a spaced preferred list": (
         _replace(1001, 4, "2024-05-01 10:00:00.200: Peer 1001 has the preferred neighbors 1002, 1003."),
         {(L1, 4, A.SPACING), (L1, 4, A.TOO_MANY_PREFERRED)},
@@ -353,9 +357,13 @@ CRAFTED = {  # each breaks a rule of the course: the audit exits 1
 
 
 ADVISED = {  # what the course allows (or does not forbid): at most advice, and the audit exits 0
-    "garbage line": (
-        _insert(1002, 3, "2024-05-01 10:00:00.300: Peer 1002 sent a request to 1001."),
-        {(L2, 3, A.NOT_A_SENTENCE)},
+    "the course's typographic apostrophes": (
+        _replace(1002, 5, say(0.5, "interested", 1002, other=1003).replace("'", "\u2018", 1).replace("'", "\u2019", 1)),
+        set(),
+    ),
+    "an empty line": (
+        _insert(1002, 3, ""),
+        {(L2, 3, A.SPACING)},
     ),
     "time without milliseconds": (
         _replace(1002, 3, "2024-05-01 10:00:00: Peer 1002 is unchoked by 1001."),

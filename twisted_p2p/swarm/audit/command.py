@@ -18,10 +18,10 @@ course's sentence it rests on; advice as FILE:LINE: advice: RULE: DETAIL):
     minute and second in any layout ("The format of [Time] is up to you"): ours,
     ISO with a space or T, brackets, fractions, zones, java.util.Date, ctime,
     12/03/2026 (month first unless the first number is above 12) and more. A
-    time without a date is a violation, told once per log at its first line;
-    other spacing, a preferred list not ascending, lines that are no sentence
-    and stamps the audit cannot read are advice (lines that are sentences are
-    still checked)
+    time without a date is a violation, told once per log at its first line,
+    and so is a line that is no sentence (it is skipped); other spacing, a
+    preferred list not ascending and stamps the audit cannot read are advice
+    (the line is still checked)
   * ID1 of every sentence is the peer whose log it is; every other ID is in
     PeerInfo.cfg and not the writer; piece indexes are below ceil(FileSize/PieceSize)
   * each peer 'makes a connection to' every peer listed before it and 'is

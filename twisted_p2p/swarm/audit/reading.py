@@ -4,8 +4,9 @@ Logs written by other implementations must not crash the audit, nor be called wr
 for what the course leaves open. A line that is a sentence with another time stamp
 (:mod:`.stamps`) or other spacing is read like ours; only a stamp without a date (the
 course: [Time] "contains the date, hour, minute, and second") is a violation, told once
-per log. Other spacing, lines that are no sentence, and stamps the audit cannot read are
-advice: the course forbids none of them.
+per log. A line that is no sentence at all is a violation too (the course: "Each peer
+process should generate logs for a peer as follows"). Other spacing, the course's own
+typographic apostrophes, and stamps the audit cannot read are no violation.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ _DAY = 86400.0
 _SENTENCE_START = re.compile(r"\bPeer\s+\d")
 _OUR_STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}")
 _PLACEHOLDER_TIME = "2000-01-01 00:00:00.000"
+_COURSE_QUOTES = str.maketrans("\u2018\u2019", "''")  # 'have' as the course prints it
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,10 @@ def parse_lenient(text: str) -> Optional[LenientLine]:
     """Read a line that is a SPEC §5 sentence apart from its time stamp or spacing.
 
     Returns None when the line is no sentence at all. The sentence itself is matched
-    by :func:`parse_line`, so the wording is never loosened -- only the stamp and the
-    whitespace are.
+    by :func:`parse_line`, so the wording is never loosened -- only the stamp, the
+    whitespace and the apostrophes are (the course's text has typographic ones).
     """
+    text = text.translate(_COURSE_QUOTES)
     start = _SENTENCE_START.search(text)
     if start is None:
         return None
@@ -120,7 +123,7 @@ def parse_lenient(text: str) -> Optional[LenientLine]:
     if event is None:
         return None
     ours = _OUR_STAMP.fullmatch(stamp) is not None  # then the whole line's layout is known
-    spacing = sentence != raw_sentence or (ours and not text.startswith(f"{stamp}: "))
+    spacing = sentence != raw_sentence or (ours and text != f"{stamp}: {sentence}")
     return LenientLine(event, stamp, read_stamp(stamp), spacing)
 
 
@@ -175,6 +178,9 @@ def read_log(path: Path, peer_id: int) -> PeerLog:
             log.records.append(Record(number, event, event.time, 0.001))
             continue
         lenient = parse_lenient(line)
+        if lenient is None and not line.strip():
+            log.findings.append(Finding(path.name, number, SPACING, "an empty line", peer_id))
+            continue
         if lenient is None:
             shown = line if len(line) <= 80 else line[:77] + "..."
             log.findings.append(Finding(path.name, number, NOT_A_SENTENCE, f"{shown!r} (skipped)", peer_id))

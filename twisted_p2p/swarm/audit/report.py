@@ -138,7 +138,8 @@ def report(result: AuditResult, limit: int) -> list[str]:
     by_file: dict[str, list[Finding | Note]] = defaultdict(list)
     for item in result.findings + result.advice + result.notes:
         by_file[item.file].append(item)
-    for file, items in by_file.items():
+    rank = {log.file: number for number, log in enumerate(result.logs.values())}  # PeerInfo order, strays last
+    for file, items in sorted(by_file.items(), key=lambda pair: rank.get(pair[0], len(rank))):
         shown: dict[str, int] = defaultdict(int)
         for item in sorted(items, key=_place):
             if isinstance(item, Note):

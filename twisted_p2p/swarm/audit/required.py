@@ -36,11 +36,12 @@ SOURCE_LACKED_PIECE = "piece from a peer that never had it"
 SEED_SENT_HAVE = "'have' from a seed"
 
 #: Rule -> the key in course.QUOTES of the sentence it rests on. A rule not here is
-#: advice: SPACING, LIST_ORDER, NOT_A_SENTENCE (the course forbids no other line),
-#: UNREAD_TIME, STRAY_LOG and SEED_SENT_HAVE (a seed has every piece it announces).
+#: advice: SPACING, LIST_ORDER, UNREAD_TIME (the audit cannot tell, so it does not
+#: blame), STRAY_LOG and SEED_SENT_HAVE (a seed has every piece it announces).
 REQUIRED_BY: dict[str, str] = {
     MISSING_LOG: "log",
     UNREADABLE_LOG: "log",
+    NOT_A_SENTENCE: "log",
     NO_DATE: "log-time",
     NO_TIME: "log-time",
     WRONG_WRITER: "log-writer",
@@ -62,7 +63,7 @@ REQUIRED_BY: dict[str, str] = {
     SOURCE_LACKED_PIECE: "request",
     HAVE_NOT_DOWNLOADED: "have",
 }
-ADVICE = (SPACING, LIST_ORDER, NOT_A_SENTENCE, UNREAD_TIME, STRAY_LOG, SEED_SENT_HAVE)
+ADVICE = (SPACING, LIST_ORDER, UNREAD_TIME, STRAY_LOG, SEED_SENT_HAVE)
 
 
 def is_required(finding: Finding) -> bool:
