@@ -12,6 +12,7 @@ from test_check_judging import (  # noqa: F401  (layout is a fixture)
 )
 from twisted_p2p import wire
 from twisted_p2p.swarm import course
+from twisted_p2p.swarm.check.command import our_closes
 from twisted_p2p.swarm.check.observed import Observed
 from twisted_p2p.swarm.check.runner import Closed
 from twisted_p2p.swarm.check.scenarios import SCENARIOS
@@ -135,6 +136,11 @@ def test_a_swarm_that_stalled_after_our_peer_closed_a_connection_blames_nothing_
     assert "our peer 1001 closed the connection to theirs-1002 at 0.20 s: peer 1002 sent a bitfield" \
         in found["requests-when-unchoked"].evidence[0]
     assert found["handshake-bytes"].status == FAIL  # what it sent is still judged
+    observed = Observed([run])
+    card = render(evaluate(observed), closes=our_closes(observed))
+    assert card[1].startswith("Connections our peers closed")
+    assert card[2].strip() == ("[leecher] our peer 1001 closed the connection to theirs-1002 at 0.20 s: "
+                               "peer 1002 sent a bitfield after other messages")
 
 
 def test_the_retry_scenario_is_read_by_its_own_check_alone(layout):

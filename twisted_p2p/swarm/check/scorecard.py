@@ -135,11 +135,12 @@ def ok(results: list[Result]) -> bool:
     return all(result.verdict.status != FAIL for result in results if result.check.required)
 
 
-def render(results: list[Result], verbose: bool = False, about: Optional[list[str]] = None) -> list[str]:
-    """The scorecard; ``about`` (what our own peers did) comes first."""
+def render(results: list[Result], verbose: bool = False, closes: Optional[list[str]] = None) -> list[str]:
+    """The scorecard; ``closes`` (the connections our own peers closed, and why) come first."""
     lines: list[str] = []
-    if about:
-        lines += ["", "What our peers did (nothing of yours is blamed for it)"] + [f"  {line}" for line in about]
+    if closes:
+        lines += ["", "Connections our peers closed (what a stall after one hid is n/a, never a FAIL of yours)"]
+        lines += _shown(closes, verbose)
     for item, heading in ITEMS.items():
         mine = [result for result in results if result.check.item == item]
         if not mine:
