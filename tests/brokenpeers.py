@@ -144,30 +144,47 @@ def _short_bitfield() -> None:
     _patch_bitfield(lambda payload: payload[:-1])
 
 
-def _read_first() -> None:
-    """Hold our handshake back until the other side's has arrived (two such peers wait for
-    each other for ever, which is why the SPEC forbids it)."""
-    from twisted_p2p.protocol import PeerProtocol, State
+def hold_handshake(accepted_only: bool) -> None:
+    """Hold our handshake back -- on every connection, or only on those we accepted --
+    until the other side's 32 bytes have been read, then send it before anything else
+    (as a peer that does a blocking ``read(32)`` before its ``write``)."""
+    from twisted_p2p import wire
+    from twisted_p2p.protocol import PeerProtocol
 
     original_made = PeerProtocol.connectionMade
-    original_frame = PeerProtocol._frame_received
+    original_data = PeerProtocol.dataReceived
 
     def connectionMade(self: PeerProtocol) -> None:
+        if accepted_only and self.outgoing:
+            original_made(self)
+            return
         held: list[bytes] = []
-        self.transport.write = held.append  # the handshake is the only write in there
+        self.transport.write = held.append  # what connectionMade writes: the handshake
         try:
             original_made(self)
         finally:
             del self.transport.write
         self._held_handshake = b"".join(held)  # type: ignore[attr-defined]
+        self._bytes_read = 0  # type: ignore[attr-defined]
 
-    def _frame_received(self: PeerProtocol, frame: Any) -> None:
-        if self.state is State.HANDSHAKE:
-            self.transport.write(self._held_handshake)  # type: ignore[attr-defined]
-        original_frame(self, frame)
+    def dataReceived(self: PeerProtocol, data: bytes) -> None:
+        held = getattr(self, "_held_handshake", None)
+        if held is not None:
+            self._bytes_read += len(data)  # type: ignore[attr-defined]
+            if self._bytes_read >= wire.HANDSHAKE_LENGTH:  # type: ignore[attr-defined]
+                self._held_handshake = None  # type: ignore[attr-defined]
+                self.transport.write(held)
+        original_data(self, data)
 
     PeerProtocol.connectionMade = connectionMade  # type: ignore[method-assign]
-    PeerProtocol._frame_received = _frame_received  # type: ignore[method-assign]
+    PeerProtocol.dataReceived = dataReceived  # type: ignore[method-assign]
+
+
+def _read_first() -> None:
+    """Hold our handshake back until the other side's has arrived, also on connections we
+    dialled (two such peers wait for each other for ever, which is why the SPEC forbids
+    it for a dialler)."""
+    hold_handshake(accepted_only=False)
 
 
 # -- behaviour bugs --------------------------------------------------------------------

@@ -32,7 +32,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from brokenpeers import run_patched
+from brokenpeers import hold_handshake, run_patched
 
 USAGE = "usage: deviantpeers.py DEVIATION ID [p2ppeer options] (DEVIATION one of: {names}; run it in the peer's scratch directory)"
 
@@ -81,36 +81,7 @@ def _accept_reads_first() -> None:
     writing its own handshake; as a dialler it writes at once. The course only says each
     side sends the handshake before any other message, and the dialler always writes
     first, so this cannot deadlock: tolerable."""
-    from twisted_p2p import wire
-    from twisted_p2p.protocol import PeerProtocol
-
-    original_made = PeerProtocol.connectionMade
-    original_data = PeerProtocol.dataReceived
-
-    def connectionMade(self: PeerProtocol) -> None:
-        if self.outgoing:
-            original_made(self)
-            return
-        held: list[bytes] = []
-        self.transport.write = held.append  # what connectionMade writes: the handshake
-        try:
-            original_made(self)
-        finally:
-            del self.transport.write
-        self._held_handshake = b"".join(held)  # type: ignore[attr-defined]
-        self._bytes_read = 0  # type: ignore[attr-defined]
-
-    def dataReceived(self: PeerProtocol, data: bytes) -> None:
-        held = getattr(self, "_held_handshake", None)
-        if held is not None:
-            self._bytes_read += len(data)  # type: ignore[attr-defined]
-            if self._bytes_read >= wire.HANDSHAKE_LENGTH:  # type: ignore[attr-defined]
-                self._held_handshake = None  # type: ignore[attr-defined]
-                self.transport.write(held)
-        original_data(self, data)
-
-    PeerProtocol.connectionMade = connectionMade  # type: ignore[method-assign]
-    PeerProtocol.dataReceived = dataReceived  # type: ignore[method-assign]
+    hold_handshake(accepted_only=True)
 
 
 # The course on [Time]: it "contains the date, hour, minute, and second. The format of
