@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from .command import RULES_HELP, build_parser, choose_config_dir, main
 from .reading import (
-    LIST_ORDER, MISSING_LOG, NO_DATE, NO_TIME, NOT_A_SENTENCE, SPACING, STRAY_LOG, UNREAD_TIME, UNREADABLE_LOG, Finding, LenientLine, Note, PeerLog, Record, missing_log, own_records,
-    parse_lenient, read_log,
+    LIST_ORDER, MISSING_LOG, NO_DATE, NO_TIME, NOT_A_SENTENCE, SPACING, STRAY_LOG, UNREAD_TIME, UNREADABLE_LOG,
+    Finding, LenientLine, Note, PeerLog, Record, missing_log, own_records, parse_lenient, read_log,
 )
 from .report import LOG_GLOB, AuditResult, audit, find_logs, report, restart_note, verdict
 from .sessions import AT_ONCE, Session, split_sessions

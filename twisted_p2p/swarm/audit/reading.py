@@ -39,7 +39,8 @@ _COURSE_QUOTES = str.maketrans("\u2018\u2019", "''")  # 'have' as the course pri
 
 @dataclass(frozen=True)
 class Finding:
-    """One violation: where it is, the rule it breaks, what exactly was seen."""
+    """One finding: where it is, the rule it breaks, what exactly was seen. Whether it is
+    a violation or advice depends on the rule (see rules.is_required)."""
 
     file: str
     line: Optional[int]
