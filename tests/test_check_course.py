@@ -64,7 +64,7 @@ def test_only_a_dialler_that_reads_first_fails_an_acceptor_doing_so_is_a_note(la
     acceptor.up.released, acceptor.up.released_by = 1.0, "timeout"  # our 1003's bytes reached it only after 1 s
     verdict = verdicts(swarm(lay, [acceptor], complete=False))["handshake-first"]
     assert verdict.status == PASS, verdict
-    assert verdict.notes and "on 1 connections it accepted it read the dialler's handshake" in verdict.notes[0]
+    assert verdict.notes and "on 1 connection it accepted it read the dialler's handshake" in verdict.notes[0]
 
 
 def test_a_late_bitfield_is_advice_and_the_first_one_still_judged(layout):

@@ -62,7 +62,8 @@ def handshake_first(observed: Observed) -> Verdict:
             bad.append(f"{view.where()}: on a connection it dialled, it sent its handshake {when} {held}")
         else:
             accepted.append(f"{view.where()}: it sent its handshake {when} {held}")
-    notes = [f"on {len(accepted)} connections it accepted it read the dialler's handshake before sending its own "
+    notes = [f"on {len(accepted)} connection{'s' if len(accepted) > 1 else ''} it accepted it read the dialler's "
+             f"handshake before sending its own "
              f"(allowed: the dialler writes first), e.g. {accepted[0]}"] if accepted else []
     return judged(bad, f"{count} connections: on each it dialled, its handshake came before it read anything",
                   None if count else "no connection", notes)
