@@ -171,15 +171,17 @@ def test_any_dated_stamp_passes_the_log_format(layout, stamp):
                      f"{stamp}: Peer 1002 is connected from Peer 1003."])
     found = verdicts(swarm(lay, [], complete=False))
     assert found["log-format"].status == PASS, found["log-format"]
-    assert found["log-only-sentences"].status == PASS, found["log-only-sentences"]
+    assert found["log-sentences"].status == PASS, found["log-sentences"]
 
 
-def test_a_stamp_without_date_fails_once_and_other_lines_are_advice(layout):
+def test_a_stamp_without_date_fails_once_another_line_fails_the_sentences_and_spacing_is_a_note(layout):
     lay = layout()
     _log(lay, 1002, ["19:45:32.001: Peer 1002 makes a connection to Peer 1001.",
-                     "19:45:32.002: Peer 1002 is connected from Peer 1003.",
+                     "19:45:32.002: Peer 1002  is connected from Peer 1003.",
                      "2026-12-03 19:45:33.000: Peer 1002 sent the 'request' message to 1001 for the piece 3."])
     found = verdicts(swarm(lay, [], complete=False))
     assert found["log-format"].status == FAIL and found["log-format"].count == 1, found["log-format"]
-    assert found["log-only-sentences"].status == FAIL
-    assert "not a SPEC §5 sentence" in found["log-only-sentences"].evidence[0]
+    assert "has the hour, minute and second but no date" in found["log-format"].evidence[0]
+    sentences = found["log-sentences"]
+    assert sentences.status == FAIL and sentences.count == 1 and "not a SPEC §5 sentence" in sentences.evidence[0]
+    assert any("spacing" in note for note in sentences.notes), sentences  # advice: told, not failed

@@ -42,12 +42,12 @@ EXPECTED = {
     "repeat-interest": {"interest-on-change"},
     "no-optimistic": {"optimistic-every-m"},
     "log-no-date": {"log-format"},
-    "log-other-sentences": {"log-only-sentences"},  # advice: the course forbids no other line
+    "log-other-sentences": {"log-sentences"},
     "never-exits": {"exits"},
     "accept-unsolicited": {"unsolicited-piece"},  # advice: the course says nothing of a piece never asked for
     "hang": {"starts"},
     "crash": {"starts"},
-    "garbage": {"handshake-bytes", "log-only-sentences"},
+    "garbage": {"handshake-bytes", "log-sentences"},
 }
 
 

@@ -28,7 +28,7 @@ DOWNLOAD_RULES = {
     audit_rules.EARLY_COMPLETION, audit_rules.DOWNLOAD_AFTER_COMPLETION, audit_rules.HAVE_NOT_DOWNLOADED,
     audit_rules.SOURCE_LACKED_PIECE,
 }
-SENTENCE_RULES = {audit_reading.NOT_A_SENTENCE, audit_reading.SPACING, audit_reading.LIST_ORDER}
+TIME_RULES = {audit_reading.NO_DATE, audit_reading.NO_TIME, audit_reading.UNREAD_TIME}
 ROBUST = "the course never sends bad input, so it says nothing of it; surviving it is SPEC §4's robustness"
 EXIT_SOON = 3.0  # seconds after the last peer completed within which a peer exits cleanly
 
@@ -50,7 +50,7 @@ def _where(run: ScenarioRun, peer_id: int) -> str:
 def _audit(observed: Observed, wanted: set[str], other: bool = False) -> tuple[list[str], list[str]]:
     """The findings of the rules in ``wanted`` (with ``other``: of every rule no other log
     check reads) on each peer under test's logs: (required ones, notes)."""
-    known = CONNECTION_RULES | CHOKING_RULES | DOWNLOAD_RULES | SENTENCE_RULES
+    known = CONNECTION_RULES | CHOKING_RULES | DOWNLOAD_RULES | TIME_RULES
     bad, notes = [], []
     for run in _swarms(observed):
         for peer_id, findings in observed.log_findings[id(run)].items():
@@ -132,16 +132,18 @@ def retries_earlier(observed: Observed) -> Verdict:
                 continue  # starts says why
             for other in ids[: ids.index(peer.peer_id)]:
                 up = run.peers[other].listening_at
+                if up is None:
+                    continue  # ours never came up: nothing to reach
                 reached = [v for v in observed.views_of(run, peer.peer_id) if v.other == other and v.dialled and v.out.frames]
                 if reached:
-                    good = good or (f"{where}: started {(up or 0) - child.started:.1f} s before {other} listened, "
-                                    f"reached it {reached[0].recording.opened - (up or 0):.2f} s after")
+                    good = good or (f"{where}: started {up - child.started:.1f} s before {other} listened, "
+                                    f"reached it {reached[0].recording.opened - up:.2f} s after")
                 elif child.ended is not None and not child.stopped_by_kit:
                     bad.append(f"{where}: exited (status {child.status}) without reaching {other}, started before it: "
                                f"{child.last_line or '(no output)'}")
                 else:
                     bad.append(f"{where}: never reached {other}, which began to listen "
-                               f"{(up or child.started) - child.started:.1f} s after it started ({run.ended_why})")
+                               f"{up - child.started:.1f} s after it started ({run.ended_why})")
     return judged(bad, good, None if good or bad else "the retry scenario did not run with it listening")
 
 
@@ -175,21 +177,19 @@ def waits_for_all(observed: Observed) -> Verdict:
     return judged(bad, good, None if good or bad else _unseen(observed, "it never exited on its own"), notes)
 
 
-@check("log-format", "connection", "it writes log_peer_ID.log, each line's time with the date, hour, minute and second",
-       "a time of day without the date, or no log_peer_ID.log in the working directory",
-       course="log-time", needs=("starts",))
+@check("log-format", "connection", "each event-log line's time has the date, hour, minute and second (in any format)",
+       "a time of day without the date", course="log-time", needs=("starts",))
 def log_format(observed: Observed) -> Verdict:
+    bad, notes = _audit(observed, TIME_RULES)
+    return judged(bad, "every time stamp has the date, hour, minute and second", notes=notes)
+
+
+@check("log-sentences", "connection", "it writes log_peer_ID.log with the course's sentences, and nothing else",
+       "no log_peer_ID.log in the working directory, or debug output and other sentences in the event log",
+       course="log", needs=("starts",))
+def log_sentences(observed: Observed) -> Verdict:
     bad, notes = _audit(observed, set(), other=True)
-    return judged(bad, "the log is there, every time stamp dated", notes=notes)
-
-
-@check("log-only-sentences", "connection", "its event log holds the course's sentences only, spaced as they are",
-       "debug output or other sentences in the event log, instead of standard output or a log of its own",
-       advice="the course lists the lines to write and forbids no other; only the course's sentences keep the log "
-       "readable by a program (SPEC §5's choice)", needs=("starts",))
-def log_only_sentences(observed: Observed) -> Verdict:
-    bad, notes = _audit(observed, SENTENCE_RULES)
-    return judged(bad + notes, "every line is one of the course's sentences")
+    return judged(bad, "the log is there, every line one of the course's sentences", notes=notes)
 
 
 @check("log-choking", "connection", "its log shows at most k preferred neighbours and optimistic changes m s apart",

@@ -238,8 +238,8 @@ def next_to_start(run: ScenarioRun, now: float) -> Optional[PeerRun]:
         return None
     ready = max((peer.listening_at for peer in before if peer.listening_at is not None), default=None)
     if ready is not None:
-        first_of_ours = scenario.theirs_first is not None and not waiting.theirs and before[-1].theirs
-        ready += scenario.theirs_first if first_of_ours else STAGGER  # type: ignore[operator]
+        first_of_ours = not waiting.theirs and before[-1].theirs
+        ready += scenario.theirs_first if first_of_ours and scenario.theirs_first is not None else STAGGER
     if waiting.theirs:
         ready = max(ready or run.started, run.started + scenario.late)
     return waiting if ready is None or now >= ready else None
@@ -283,7 +283,7 @@ def _over(run: ScenarioRun, robust: bool, now: float, last_progress: float, limi
         return f"the {limits.deadline:.0f} s limit of a scenario"
     theirs = run.theirs()
     for peer in peers:
-        if peer.listening_at is None and peer.child.running and now - peer.child.started > limits.start:  # type: ignore[operator]
+        if peer.listening_at is None and peer.child.running and now - (peer.child.started or now) > limits.start:
             who = f"peer {peer.peer_id} under test" if peer.theirs else f"our peer {peer.peer_id}"
             return f"{who} did not listen within {limits.start:.0f} s"
     for peer in theirs:
