@@ -47,7 +47,9 @@ class SwarmSpec:
     optimistic_interval: int = 1
     upload_rate: Optional[int] = None  # --upload-rate for every peer
     seed_upload_rate: Optional[int] = None  # overrides upload_rate for the seed
-    pipeline: int = 0  # --pipeline for every peer (our extension); 0: the plain protocol
+    # --pipeline for every peer, with --refill-slots: our extensions, as push uses them;
+    # 0: the course's protocol exactly (one request at a time, choices at the rounds only)
+    pipeline: int = 0
     timeout: float = 120.0
     verify: bool = True
     env: Optional[dict] = None  # extra environment for every peer (experiments)
@@ -133,7 +135,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
             if rate:
                 argv += ["--upload-rate", str(rate)]
             if spec.pipeline:
-                argv += ["--pipeline", str(spec.pipeline)]
+                argv += ["--pipeline", str(spec.pipeline), "--refill-slots"]
             children.append(spawn(str(peer), argv, work, os.path.join(work, f"twistd_{peer}.out"), env))
         exited = reap(children, start + spec.timeout)
         relayed = relay.stop() if relay is not None else None

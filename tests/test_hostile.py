@@ -155,6 +155,7 @@ class Harness:
         self.node = PeerNode(
             self.config, me, tmp_path, reactor, rng=random.Random(5), interface="127.0.0.1",
             handshake_timeout=handshake_timeout,
+            refill_slots=True,  # p = m = 60 s: a neighbour is unchoked at once, not at the round
         )
         self.clients: list[RawClient] = []
         self.node.startService()

@@ -406,16 +406,18 @@ def test_the_report_audits_the_logs_only_when_all_are_here_and_not_too_big(tmp_p
     assert not run.auditable(tmp_path, config, {1001, 1002})
 
 
-def test_the_launcher_turns_pipelining_on_only_when_every_peer_is_its_own():
+def test_the_launcher_speaks_the_course_protocol_unless_an_extension_is_asked_for():
     from twisted_p2p.swarm import run
 
     args = run.parse_args(["conf"])
-    assert args.pipeline == run.DEFAULT_PIPELINE
-    assert run.peer_options(args, all_ours=True) == ["--pipeline", str(run.DEFAULT_PIPELINE)]
-    assert run.peer_options(args, all_ours=False) == []  # a peer it does not start may be anyone's
-    shell = run.parse_args(["conf", "--remote-shell", "ssh {host} run-peer {id}"])
+    assert args.pipeline == 0 and not args.refill_slots
+    assert run.peer_options(args, all_ours=True) == []  # one request at a time, rounds only
+    extended = run.parse_args(["conf", "--pipeline", str(run.DEFAULT_PIPELINE), "--refill-slots"])
+    assert run.peer_options(extended, all_ours=True) == ["--refill-slots", "--pipeline", str(run.DEFAULT_PIPELINE)]
+    assert run.peer_options(extended, all_ours=False) == ["--refill-slots"]  # a peer it does not start may be anyone's
+    shell = run.parse_args(["conf", "--pipeline", "64", "--remote-shell", "ssh {host} run-peer {id}"])
     assert shell.pipeline == 0 and run.peer_options(shell, all_ours=True) == []
-    plain = run.parse_args(["conf", "--pipeline", "0", "--upload-rate", "5000"])
-    assert run.peer_options(plain, all_ours=True) == ["--upload-rate", "5000"]
+    capped = run.parse_args(["conf", "--upload-rate", "5000"])
+    assert run.peer_options(capped, all_ours=True) == ["--upload-rate", "5000"]
     with pytest.raises(SystemExit):
         run.parse_args(["conf", "--pipeline", "1025"])

@@ -52,6 +52,9 @@ class Peer:
         if self.resume:
             self.resume.start(restored)
         self.log = io.StringIO()
+        # Most tests here are about other things than round timing: a free slot is
+        # filled at once (our extension); the course's rounds are tested with it off.
+        options.setdefault("refill_slots", True)
         self.service = PeerService(
             self.config, me, self.store, EventLog(me, self.log, self.clock), self.clock, random.Random(3),
             handshake_timeout=handshake_timeout, resume=self.resume,
@@ -622,6 +625,39 @@ def test_free_slots_are_filled_at_once_then_the_optimistic_one(tmp_path):
     assert peer.service.choker.unchoked == set(peer.service.choker.preferred) | {peer.service.choker.optimistic}
     unchokes = {pid: peer.sent(t).count(wire.Unchoke()) for pid, (_, t) in pairs.items()}
     assert sorted(unchokes.values()) == [0, 1, 1, 1]  # once each, never repeated
+
+
+def test_course_rounds_only_nobody_is_unchoked_before_the_first_p_round(tmp_path):
+    """The course's protocol (the default): preferred neighbours are chosen every p
+    seconds and the optimistic one every m seconds, at those rounds only."""
+    peer = Peer(tmp_path, 1001, k=2, refill_slots=False)  # p = 5, m = 15
+    started = peer.clock.seconds()
+    pairs = _interested_neighbours(peer, [1002, 1003, 1004, 1005])
+    peer.clock.advance(4.99)
+    assert peer.service.choker.unchoked == set()
+    assert all(peer.sent(t) == [] for _, t in pairs.values())
+    peer.clock.pump([0.01] + [0.5] * 120)  # to 65 s
+    times = {kind: [e.time - started for e in peer.events() if e.kind == kind] for kind in ("preferred", "optimistic")}
+    assert times["preferred"] and all(abs(t / 5 - round(t / 5)) < 1e-6 for t in times["preferred"]), times
+    assert times["optimistic"] == pytest.approx([15, 30, 45, 60][: len(times["optimistic"])])
+    assert len(times["optimistic"]) >= 3
+
+
+def test_course_rounds_only_a_slot_freed_between_rounds_stays_free(tmp_path):
+    peer = Peer(tmp_path, 1001, k=1, refill_slots=False)
+    pairs = _interested_neighbours(peer, [1002, 1003, 1004])
+    peer.clock.advance(5)
+    (chosen,) = peer.service.choker.preferred
+    for _, transport in pairs.values():
+        transport.clear()
+    peer.clock.advance(1)
+    pairs[chosen][0].connectionLost(None)
+    waiting = [pid for pid in pairs if pid != chosen]
+    peer.clock.advance(3.99)  # still before the next round at 10 s
+    assert peer.service.choker.preferred == frozenset()
+    assert all(peer.sent(pairs[pid][1]) == [] for pid in waiting)
+    peer.clock.advance(0.01)
+    assert len(peer.service.choker.preferred) == 1 and peer.service.choker.preferred <= set(waiting)
 
 
 def test_seed_picks_preferred_at_random_each_interval(tmp_path):

@@ -41,6 +41,7 @@ def test_two_peers_wired_in_memory_exchange_the_file(tmp_path):
         if all(d.called for d in done):
             break
         pump.pump()
+        clock.advance(0.1)  # the seed unchokes at its first p-second round
     assert all(d.called for d in done)
     assert data_path(tmp_path, 1002, config.common).read_bytes() == content
     leecher_events = [parse_line(line) for line in logs[1002].getvalue().splitlines()]

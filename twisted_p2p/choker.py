@@ -1,8 +1,9 @@
 """Who we unchoke (SPEC §3, choking and optimistic unchoke).
 
-Every p seconds the k preferred neighbours are chosen afresh, every m seconds one
-optimistic neighbour, and between rounds a free preferred slot is given at once to a
-neighbour that becomes interested. The decisions are :mod:`twisted_p2p.policy`'s; this
+Every p seconds the k preferred neighbours are chosen afresh and every m seconds one
+optimistic neighbour, at those rounds only, as the course describes: a slot freed
+between rounds stays free until the next. Our extension ``refill`` (opt-in) gives a
+free slot at once to a neighbour that becomes interested instead. The decisions are :mod:`twisted_p2p.policy`'s; this
 class keeps the state they need, runs the two LoopingCalls on the injected clock, and
 writes the preferred and optimistic lines of the event log when the choice changes.
 """
@@ -33,8 +34,11 @@ class Choker:
         unchoke: Callable[[int], None],
         choke: Callable[[int], None],
         have_file: Callable[[], bool],
+        refill: bool = False,
     ) -> None:
         self.k, self.p, self.m = k, p, m
+        #: Fill a free slot between rounds (our extension), not only at the rounds.
+        self.refill = refill
         self._clock = clock
         self._rng = rng
         self._events = events
@@ -113,7 +117,10 @@ class Choker:
             self._apply(self.preferred, candidate)
 
     def fill_free_slots(self) -> None:
-        """Unchoke at once when a slot is free, rather than at the next interval."""
+        """With ``refill``, unchoke at once when a slot is free, rather than at the next
+        round; without it (the course's protocol), do nothing."""
+        if not self.refill:
+            return
         preferred = policy.fill_free_slots(self._rng, self.preferred, self.interested, self.k)
         optimistic = self.optimistic
         if optimistic is None and self._clock.seconds() - self._optimistic_changed >= self.m:

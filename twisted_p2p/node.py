@@ -64,6 +64,7 @@ class PeerNode(MultiService):
         retry_delays: tuple[float, float] = (0.025, 2.0),
         upload_rate: float = 0,
         pipeline: int = 0,
+        refill_slots: bool = False,
         piece_hashes: Optional[Sequence[bytes]] = None,
         request_timeouts: RequestTimeouts = RequestTimeouts(),
         connect_timeout: float = 5.0,
@@ -93,7 +94,7 @@ class PeerNode(MultiService):
         self.events = EventLog(peer_id, self._event_file, reactor, echo=echo)
         self.peer = PeerService(
             config, peer_id, self.store, self.events, reactor, rng, handshake_timeout,
-            upload_rate=upload_rate, pipeline=pipeline, piece_hashes=piece_hashes,
+            upload_rate=upload_rate, pipeline=pipeline, refill_slots=refill_slots, piece_hashes=piece_hashes,
             run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
             report_digest=echo is not None,
             resume=self.resume,

@@ -81,6 +81,7 @@ class PeerService(Service):
         drop_grace: float = 2.0,
         stale_after: float = 5.0,
         pipeline: int = 0,
+        refill_slots: bool = False,
     ) -> None:
         self.config = config
         self.common = config.common
@@ -112,6 +113,7 @@ class PeerService(Service):
             self.common.preferred_neighbors, self.common.unchoking_interval,
             self.common.optimistic_unchoking_interval, clock, rng, events,
             unchoke=self._unchoke, choke=self._choke, have_file=lambda: self.store.held.complete,
+            refill=refill_slots,
         )
         self.resume = resume
         #: What we know from before a restart, if anything (see :mod:`twisted_p2p.resume`).

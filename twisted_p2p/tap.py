@@ -48,6 +48,9 @@ class Options(usage.Options):
          "SHA-256 when done (for a launcher that follows a peer on another host)"],
         ["exit-on-stdin-close", None, "stop cleanly (state saved, exit 0) when standard input closes: "
          "a lifeline for a launcher that runs the peer over ssh, so the peer never outlives it"],
+        ["refill-slots", None, "our extension: give a preferred or optimistic slot freed between rounds "
+         "to a waiting neighbour at once (the course's protocol, the default, chooses only every p and "
+         "m seconds)"],
         ["write-hashes", None, "write CONFIG_DIR/FileName.hashes (SHA-256 per piece) from this peer's "
          "complete file, then exit; with that file present every peer checks each piece it receives"],
     ]
@@ -159,6 +162,7 @@ def makeService(options: Options) -> Any:
             handshake_timeout=options["handshake-timeout"],
             upload_rate=options["upload-rate"],
             pipeline=options["pipeline"],
+            refill_slots=bool(options["refill-slots"]),
             piece_hashes=load_manifest(hashes_path, config.common),
             request_timeouts=RequestTimeouts(initial=options["request-timeout"],
                                              maximum=max(RequestTimeouts.maximum, options["request-timeout"])),

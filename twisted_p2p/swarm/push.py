@@ -187,9 +187,9 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
         work = os.path.join(dest, ".p2p-push-{host}")  # {host}: hosts may share a filesystem
         options = argparse.Namespace(
             ssh_config=args.ssh_config, connect_timeout=args.connect_timeout, remote_twistd=args.remote_twistd,
-            remote_dir=work, remote_shell=None, dry_run=args.dry_run, demo_file=False, stagger=0.0,
+            remote_dir=work, remote_shell=None, dry_run=args.dry_run, demo_file=False, pace="off", stagger=0.0,
             timeout=args.timeout, upload_rate=0, web=None, web_linger=None,
-            pipeline=run.DEFAULT_PIPELINE)  # every peer of a push is ours
+            pipeline=run.DEFAULT_PIPELINE, refill_slots=True)  # every peer of a push is ours: our extensions
 
         def deliver(hosts: Hosts) -> list[str]:
             messages = []

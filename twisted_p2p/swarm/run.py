@@ -24,6 +24,7 @@ from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.audit import audit
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.htmlreport import write_html_report
+from twisted_p2p.swarm.pace import demo_pace
 from twisted_p2p.swarm.plan import Launch, plan, prepare_work_dir, twistd_command
 from twisted_p2p.swarm.remote import Host, Hosts, RemoteError, Ssh, prepare_script
 from twisted_p2p.swarm.progress import PeerProgress
@@ -39,8 +40,9 @@ from twisted_p2p.swarm.supervise import Swarm
 from twisted_p2p.swarm.web.server import Dashboard, parse_address
 from twisted_p2p.swarm.web.feed import Feed
 
-#: The most requests in flight per neighbour when every peer is ours; each peer keeps
-#: what the round trip needs below that (:mod:`twisted_p2p.pipeline`).
+#: The most requests in flight per neighbour with our pipelining extension (``push``'s
+#: default; ``run`` speaks the course's protocol unless asked); each peer keeps what the
+#: round trip needs below that (:mod:`twisted_p2p.pipeline`).
 DEFAULT_PIPELINE = 256
 CHECKING = "checking"  # the dashboard's outcome while the files are checked
 EXIT_CODES = {"finished": 0, "failed": 1, "timeout": 124, "interrupted": 130, "terminated": 143}
@@ -56,14 +58,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("config_dir", nargs="?", default="conf", help="directory with Common.cfg and PeerInfo.cfg")
     parser.add_argument("--work-dir", default="swarm-work", help="where peer_ID/ and the logs go [%(default)s]")
-    parser.add_argument("--demo-file", action="store_true", help="create each seed's missing file (pseudo-random)")
+    parser.add_argument("--demo-file", action="store_true",
+                        help="create each seed's missing file (pseudo-random), and pace the swarm so that every "
+                        "log shows several p and m rounds (see --pace)")
+    parser.add_argument("--pace", choices=("auto", "off"), default="auto",
+                        help="with --demo-file and no --upload-rate: cap every peer's upload so that the transfer "
+                        "takes about a minute, long enough to show every rubric item; it prints what it chose and "
+                        "why ('off': as fast as it goes) [%(default)s]")
     parser.add_argument("--stagger", type=float, default=0.2, help="seconds between peer starts [%(default)s]")
     parser.add_argument("--timeout", type=float, default=None, help="stop everything after this many seconds")
-    parser.add_argument("--pipeline", type=int, default=None, metavar="N",
-                        help="most requests outstanding per neighbour with our pipelining extension (each peer "
-                        "keeps what the round trip needs, at least 16), which every "
-                        f"peer started here announces when all of them are ours (0: the plain protocol) "
-                        f"[{DEFAULT_PIPELINE}; 0 with --remote-shell, whose peers may be anyone's]")
+    extensions = parser.add_argument_group(
+        "our extensions",
+        "By default every peer speaks the course's protocol exactly: one request outstanding per neighbour, "
+        "preferred neighbours chosen every p seconds and the optimistic one every m seconds, at those rounds "
+        "only. These make a swarm of our own peers faster, and are what 'p2p-swarm push' uses.")
+    extensions.add_argument("--pipeline", type=int, default=0, metavar="N",
+                            help="most requests outstanding per neighbour with our pipelining extension (each "
+                            "peer keeps what the round trip needs, at least 16; try "
+                            f"{DEFAULT_PIPELINE}), announced only when every peer is started here "
+                            "[0: one request at a time, as the course says]")
+    extensions.add_argument("--refill-slots", action="store_true",
+                            help="give a preferred or optimistic slot freed between rounds to a waiting "
+                            "neighbour at once, rather than at the next round")
     parser.add_argument("--upload-rate", type=int, default=0, metavar="BYTES_PER_S",
                         help="cap each peer's upload (twistd p2ppeer --upload-rate), to watch a swarm at a pace a "
                         "person can follow [no cap]")
@@ -99,10 +115,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--timeout must be positive")
     if args.connect_timeout <= 0:
         parser.error("--connect-timeout must be positive")
-    if args.pipeline is not None and not 0 <= args.pipeline <= MAX_DEPTH:
+    if not 0 <= args.pipeline <= MAX_DEPTH:
         parser.error(f"--pipeline must be 0 (the plain protocol) up to {MAX_DEPTH}")
-    if args.pipeline is None:
-        args.pipeline = 0 if args.remote_shell else DEFAULT_PIPELINE
+    if args.remote_shell:
+        args.pipeline = 0  # its peers may be anyone's
     if args.upload_rate < 0:
         parser.error("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
     if args.web is not None:
@@ -140,10 +156,12 @@ def check_files(config: SwarmConfig, work_dir: Path, local_ids: set[int], status
 
 
 def peer_options(args: argparse.Namespace, all_ours: bool) -> list[str]:
-    """The options every peer we start gets: the upload cap, and our pipelining extension
-    only when every peer of the swarm is one we start (a plain peer may drop a handshake
-    whose reserved bytes are not zero)."""
+    """The options every peer we start gets: the upload cap, refilling free slots if asked,
+    and our pipelining extension only when every peer of the swarm is one we start (a
+    plain peer may drop a handshake whose reserved bytes are not zero)."""
     options = ["--upload-rate", str(args.upload_rate)] if args.upload_rate else []
+    if args.refill_slots:
+        options.append("--refill-slots")
     if args.pipeline > 1 and all_ours:
         options += ["--pipeline", str(args.pipeline)]
     return options
@@ -184,6 +202,10 @@ def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_di
     remote_twistd = [args.remote_twistd] if args.remote_twistd else twistd_command()
     try:
         config = load(config_dir)
+        if args.demo_file and args.pace == "auto" and not args.upload_rate:
+            pace = demo_pace(config.common, len(config.peers), sum(peer.has_file for peer in config.peers))
+            args.upload_rate = pace.rate
+            print(pace.why, file=stdout)
         launches, hosts = plan(config, config_dir, work_dir, ssh, args.remote_dir or str(work_dir),
                                remote_twistd, args.remote_shell)
         ours = [launch for launch in launches if launch.tail or launch.over_ssh]  # --remote-shell: the user's own
