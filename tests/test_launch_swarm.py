@@ -82,7 +82,7 @@ def small_swarm(config_dir: Path, extra: tuple[PeerInfo, ...] = ()) -> SwarmConf
 def test_run_finishes_a_swarm_verifies_every_file_and_writes_the_report(tmp_path):
     config = small_swarm(tmp_path / "conf")
     work = tmp_path / "work"
-    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--stagger", "0.05", "--timeout", "60"],
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0.05", "--timeout", "60"],
                             tmp_path)
     output, _ = launcher.communicate(timeout=90)
     assert launcher.returncode == 0, output
@@ -159,7 +159,7 @@ NEVER_SHELL = ["--remote-shell", "sh -c 'sleep 300; echo {id}'"]
 @pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_ctrl_c_or_sigterm_stops_every_peer_and_their_children(tmp_path, signum, code, said):
     small_swarm(tmp_path / "conf", extra=(NEVER,))
-    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--stagger", "0", "--timeout", "60",
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0", "--timeout", "60",
                              *NEVER_SHELL], tmp_path)
     try:
         lines = read_until(launcher, STARTED, 6, timeout=30)
@@ -181,7 +181,7 @@ def test_ctrl_c_or_sigterm_stops_every_peer_and_their_children(tmp_path, signum,
 
 def test_timeout_stops_the_swarm_with_a_failing_status(tmp_path):
     small_swarm(tmp_path / "conf", extra=(NEVER,))
-    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--stagger", "0", "--timeout", "2",
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0", "--timeout", "2",
                              *NEVER_SHELL], tmp_path)
     output, _ = launcher.communicate(timeout=60)
     pids = {int(match[1]) for match in STARTED.findall(output)}
@@ -194,7 +194,7 @@ def test_timeout_stops_the_swarm_with_a_failing_status(tmp_path):
 
 def test_a_peer_that_fails_stops_the_rest(tmp_path):
     config = small_swarm(tmp_path / "conf", extra=(NEVER,))
-    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--stagger", "0", "--timeout", "60",
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0", "--timeout", "60",
                              "--remote-shell", "sh -c 'exit 3'"], tmp_path)
     output, _ = launcher.communicate(timeout=60)
     pids = {int(match[1]) for match in STARTED.findall(output)}

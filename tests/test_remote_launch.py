@@ -86,7 +86,7 @@ def wait_for(process: subprocess.Popen, text: str, limit: float = 60) -> str:
 def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
     six_peers_on_four_hosts(tmp_path, hosts)
     began = time.monotonic()
-    code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--work-dir", str(WORK))
+    code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK))
     print(f"\nfour hosts, six peers: exit {code} after {time.monotonic() - began:.1f} s")
     assert code == 0, output
     assert "sending the seed's file to peer 1001 on" in output
@@ -96,7 +96,7 @@ def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
         assert hosts.path(address, WORK / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == expected
     assert left_on_hosts(hosts) == {}
     # A second run in the same dirs: the earlier run's files are cleared there, and it passes.
-    code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--work-dir", str(WORK))
+    code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK))
     assert code == 0, output
 
 
@@ -104,7 +104,7 @@ def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
 def test_every_way_of_stopping_leaves_nothing_on_any_host(tmp_path, hosts, how):
     six_peers_on_four_hosts(tmp_path, hosts)
     extra = ["--timeout", "2"] if how == "timeout" else []
-    process = launcher(tmp_path, hosts, "run", "conf", "--demo-file", "--work-dir", str(WORK), "--stagger", "0.3",
+    process = launcher(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK), "--stagger", "0.3",
                        *extra)
     try:
         seen = wait_for(process, "started peer 1006")
@@ -127,7 +127,7 @@ def test_every_way_of_stopping_leaves_nothing_on_any_host(tmp_path, hosts, how):
     if how == "a failed peer":
         assert "peer 1003 on" in output and "ended with" in output
     if how == "SIGINT":  # a second run after an interrupted one passes
-        code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--work-dir", str(WORK))
+        code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK))
         assert code == 0, output
 
 
@@ -141,7 +141,7 @@ def test_an_unreachable_host_is_one_clear_line_and_nothing_starts(tmp_path, host
         hosts.blackhole(gone)
     try:
         began = time.monotonic()
-        code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--work-dir", str(WORK),
+        code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK),
                            "--connect-timeout", "3")
         took = time.monotonic() - began
     finally:
@@ -160,7 +160,7 @@ def test_an_unreachable_host_is_one_clear_line_and_nothing_starts(tmp_path, host
 
 def test_twistd_missing_on_the_hosts_is_said_in_one_line(tmp_path, hosts):
     six_peers_on_four_hosts(tmp_path, hosts)
-    code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--work-dir", str(WORK),
+    code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK),
                        "--remote-twistd", "/nowhere/bin/twistd")
     assert code == 2
     assert "twistd not found at /nowhere/bin/twistd on this host: install the project there, or give " \
