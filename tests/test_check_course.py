@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 
 from test_check_judging import (  # noqa: F401  (layout is a fixture)
-    ALL, HS, LEECHER, NOTHING, SEED, connection, layout, piece, swarm, their_leecher_with_the_seed, their_seed_with,
+    ALL, HS, N, NOTHING, SEED, connection, layout, piece, swarm, their_leecher_with_the_seed, their_seed_with,
     verdicts,
 )
 from twisted_p2p import wire
+from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.swarm import course
 from twisted_p2p.swarm.check.command import our_closes
 from twisted_p2p.swarm.check.observed import Observed
@@ -185,3 +186,17 @@ def test_a_stamp_without_date_fails_once_another_line_fails_the_sentences_and_sp
     sentences = found["log-sentences"]
     assert sentences.status == FAIL and sentences.count == 1 and "not a SPEC §5 sentence" in sentences.evidence[0]
     assert any("spacing" in note for note in sentences.notes), sentences  # advice: told, not failed
+
+
+def test_a_piece_that_came_before_the_handshakes_is_told_by_the_bitfield(layout):
+    lay = layout()
+    seed_talk = their_leecher_with_the_seed(
+        lay, theirs=[(0.2, wire.INTERESTED), (0.4, wire.encode_request(5)), (0.7, wire.encode_have(5))],
+        ours=[(0.3, wire.UNCHOKE), (0.6, piece(lay, 5))])
+    # our 1003 dialled at 0.0; it (accepting) read first, so the handshakes went through only at 1.0 s
+    told = connection(1003, 1002, [(1.0, 1003, HS(1003) + NOTHING),
+                                   (1.05, 1002, HS(1002) + wire.encode_bitfield(PieceSet(N, [5])))])
+    assert verdicts(swarm(lay, [seed_talk, told], complete=False))["have-after-piece"].status == PASS
+    untold = connection(1003, 1002, [(1.0, 1003, HS(1003) + NOTHING), (1.05, 1002, HS(1002) + NOTHING)])
+    verdict = verdicts(swarm(lay, [seed_talk, untold], complete=False))["have-after-piece"]
+    assert verdict.status == FAIL and "at 1.00 s: piece 5 arrived; 'have' to 1003 never" in verdict.evidence[0]

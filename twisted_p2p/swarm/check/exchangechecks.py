@@ -83,10 +83,18 @@ def requests_wanted_pieces(observed: Observed) -> Verdict:
     return judged(bad, f"{count} requests, each for a piece offered and lacking", None if count else "it requested nothing")
 
 
+def _told(view: View, index: int) -> list[float]:
+    """When the peer under test told the other side it has piece ``index``: a have, or a
+    bitfield holding it (one sent once the connection opened after the piece came)."""
+    return [f.sent for f in view.out.frames if (f.kind == "have" and f.index == index)
+            or (f.kind == "bitfield" and f.pieces is not None and index in f.pieces)]
+
+
 def _haves(observed: Observed) -> list[tuple[View, int, float, list[float]]]:
-    """(connection, piece, when it was handed over, when the 'have' for it went out on that
-    connection) for every piece a peer under test got, on every connection that was open
-    then and for HAVE_SEEN s more (a connection that ended with the piece may not show it)."""
+    """(connection, piece, from when it could be told there, when it was) for every piece
+    a peer under test got, on every connection open then and for HAVE_SEEN s more (a
+    connection that ended with the piece may not show it). A piece that came before the
+    handshakes were through can be told from then on."""
     found = []
     for run, me in observed.theirs():
         holding = observed.holdings[(id(run), me)]
@@ -96,7 +104,8 @@ def _haves(observed: Observed) -> list[tuple[View, int, float, list[float]]]:
             for view in observed.views_of(run, me):
                 end = view.recording.closed or run.ended_at
                 if view.out.bad is None and view.recording.opened <= arrived and end >= arrived + HAVE_SEEN:
-                    found.append((view, index, arrived, [f.sent for f in view.out.frames if f.kind == "have" and f.index == index]))
+                    ready = max([arrived] + [f.delivered for f in view.into.frames[:1]])
+                    found.append((view, index, ready, _told(view, index)))
     return found
 
 
@@ -106,10 +115,10 @@ def have_after_piece(observed: Observed) -> Verdict:
     """Neighbours keep its bitfield from its haves, so each must get one per piece while the
     connection lasts; how soon is have-within-3s's (advice)."""
     bad, haves = [], _haves(observed)
-    for view, index, arrived, told in haves:
+    for view, index, since, told in haves:
         if not told:
-            bad.append(f"{view.where(arrived)}: piece {index} arrived; 'have' to {view.other} never "
-                       f"(the connection stayed open {(view.recording.closed or view.run.ended_at) - arrived:.1f} s more)")
+            bad.append(f"{view.where(since)}: piece {index} arrived; 'have' to {view.other} never "
+                       f"(the connection stayed open {(view.recording.closed or view.run.ended_at) - since:.1f} s more)")
     return judged(bad, f"{len(haves)} haves, one per piece and neighbour", None if haves else "it received no piece")
 
 
@@ -119,12 +128,12 @@ def have_after_piece(observed: Observed) -> Verdict:
        needs=WIRE)
 def have_within_3s(observed: Observed) -> Verdict:
     bad, count = [], 0
-    for view, index, arrived, told in _haves(observed):
+    for view, index, since, told in _haves(observed):
         if told:  # a have never sent is have-after-piece's
             count += 1
-            if told[0] > arrived + HAVE_WITHIN:
-                bad.append(f"{view.where(arrived)}: piece {index} arrived; 'have' to {view.other} only "
-                           f"{told[0] - arrived:.1f} s later")
+            if told[0] > since + HAVE_WITHIN:
+                bad.append(f"{view.where(since)}: piece {index} arrived; 'have' to {view.other} only "
+                           f"{told[0] - since:.1f} s later")
     return judged(bad, f"{count} haves, each within {HAVE_WITHIN:.0f} s", None if count else "it sent no have")
 
 
