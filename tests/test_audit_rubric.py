@@ -153,7 +153,7 @@ def test_the_swarm_is_clean_and_every_item_has_its_evidence(swarm):
         "1. start-up (35%)", "2. after connection (30%)", "3. file exchange (30%)", "4. stop (5%)"]
     assert {n: shown(section) for n, section in sections.items()} == {
         1: [f"{L1}:1", f"{L2}:1", f"{L3}:1", f"{L3}:2", f"{L3}:14"],
-        2: [f"{L1}:3", f"{L2}:3", f"{L1}:4", f"{L1}:8", f"{L2}:4", f"{L2}:8", f"{L1}:6", f"{L1}:9"],
+        2: [f"{L1}:3", f"{L2}:3", f"{L1}:4", f"{L2}:4", f"{L1}:8", f"{L2}:8", f"{L1}:6", f"{L3}:5", f"{L1}:9"],
         3: [f"{L1}:7", f"{L2}:5", f"{L2}:11", f"{L2}:12", f"{L1}:12"],
         4: [f"{L2}:12", f"{L3}:14"],
     }
@@ -163,7 +163,7 @@ def test_the_swarm_is_clean_and_every_item_has_its_evidence(swarm):
 def test_each_line_is_shown_as_the_log_has_it(swarm):
     files = {name: (swarm / name).read_text().splitlines() for name in (L1, L2, L3)}
     printed = [line for line in rubric_of(swarm) if re.match(r"   log_peer_", line)]
-    assert len(printed) == 20
+    assert len(printed) == 21
     for line in printed:
         where, text = line.strip().split("  ", 1)
         name, number = where.split(":")
@@ -187,11 +187,17 @@ def test_each_line_says_what_it_shows(swarm):
                                           "they stopped only when every peer was done")
     assert explained(two, f"{L1}:3") == "1002 wants a piece 1001 has (seen in its bitfield or a 'have')"
     assert explained(two, f"{L2}:3") == "1001 needs none of 1002's pieces (a seed)"
-    assert explained(two, f"{L1}:4") == "1001 chooses its preferred neighbors (1; k = 1)"
-    assert explained(two, f"{L1}:8") == "1.000 s after its previous choice (line 4); p = 1 s"
-    assert explained(two, f"{L1}:6") == "1001 chooses its optimistically unchoked neighbor"
-    assert explained(two, f"{L1}:9") == "2.000 s after its previous choice (line 6); m = 2 s"
-    assert explained(two, f"{L2}:8") == "1001 chokes 1002: no longer among its preferred neighbors"
+    assert explained(two, f"{L1}:4") == ("1001 chooses its preferred neighbors (1; k = 1); 1001 logs 2 such lines, "
+                                         "1 of 1 gaps a whole number of p = 1 s (within 0.05 s)")
+    assert explained(two, f"{L2}:4") == "1001 unchoked 1002: newly preferred"
+    assert explained(two, f"{L1}:8") == "1.000 s after its previous choice (line 4): p = 1 s"
+    assert explained(two, f"{L2}:8") == "1001 choked 1002: no longer preferred, nor optimistic 1003 unchoked " \
+                                        "already: no 'unchoke' is sent again"
+    assert explained(two, f"{L1}:6") == ("1001 chooses its optimistically unchoked neighbor; 1001 logs 2 such lines, "
+                                         "1 of 1 gaps a whole number of m = 2 s (within 0.05 s)")
+    assert explained(two, f"{L3}:5") == "1001 unchoked 1003: the optimistically unchoked neighbor"
+    assert explained(two, f"{L1}:9") == ("2.000 s after its previous choice (line 6): m = 2 s no 'is unchoked by "
+                                         "1001' line near this time in the log of 1002")  # as these logs have it
     assert explained(three, f"{L1}:7") == f"1002 tells its neighbors it now has piece 0 (downloaded on {L2}:5)"
     assert explained(three, f"{L2}:5") == "1002's first piece: piece 0 from 1001, count 1"
     assert explained(three, f"{L2}:11") == ("its last piece: count 2 of 2, one more per piece, 2 pieces from "
@@ -230,9 +236,10 @@ def _drop(**lines: tuple[int, ...]) -> Callable[[dict[int, list[str]]], None]:
         (_drop(p1002=(13,)), {1: [f"{L2} ends 0.150 s before it (line 12): the log does not show peer 1002 "
                                   "waiting for every peer"]}),
         (_drop(p1001=(3, 5), p1002=(6,), p1003=(9,)), {2: ["no 'interested' line in any log"]}),
-        (_drop(p1001=(6, 9)), {2: ["no 'optimistically unchoked neighbor' line in any log (one is written when "
-                                   "the choice changes; the swarm may have ended before one was needed: a larger "
-                                   "file or a smaller k shows it)"]}),
+        (_drop(p1001=(6, 9)), {2: ["no 'optimistically unchoked neighbor' line with a readable time in any log (one "
+                                   "is written when the choice changes; the swarm may have ended before one was "
+                                   "needed: a larger file, a smaller k or 'p2p-swarm run --demo-file', which paces "
+                                   "the swarm, shows it)"]}),
         (_drop(p1001=(9,)), {2: ["no log has two 'optimistically unchoked neighbor' lines in one run, so there is "
                                  "no interval to compare with m"]}),
         (_drop(p1001=(12,), p1003=(12,)), {3: ["no log has a 'not interested' from 1002 after it completed"]}),
@@ -257,18 +264,34 @@ def test_no_completion_anywhere_is_said_for_start_up_and_stop(tmp_path):
                                       "peer 1003 has no completion line (it ends with 2 of 2 pieces)"]
 
 
-def test_the_interval_shown_is_the_spacing_closest_to_p_and_a_shorter_one_is_explained(tmp_path):
+def test_the_choices_shown_are_those_of_the_peer_with_most_and_a_choice_between_rounds_is_said(tmp_path):
     logs = swarm_logs()
-    logs[1003].append(say(2.95, "preferred", 1003, others="1001"))  # 0.450 s after its line 10: farther from p
+    logs[1003].append(say(3.50, "preferred", 1003, others="1001"))  # 1.000 s after its line 10
+    logs[1003].append(say(4.50, "preferred", 1003, others="1002"))
     sections = items(rubric_of(write_swarm(tmp_path / "a", logs)))
-    assert shown(sections[2])[2:4] == [f"{L1}:4", f"{L1}:8"]
-    logs[1001][7] = say(0.40, "preferred", 1001, others="1003")  # 1001's spacing now 0.300 s
-    logs[1001][6], logs[1001][7] = logs[1001][7], logs[1001][6]  # kept in time order: it is line 7 now
+    assert shown(sections[2])[2:6] == [f"{L3}:10", f"{L2}:10", f"{L3}:15", f"{L3}:16"]  # 3: more than 1001's 2
+    assert explained(sections[2], f"{L2}:10") == "1003 unchoked 1002: newly preferred"
+    assert explained(sections[2], f"{L3}:15") == ("1.000 s after its previous choice (line 10): p = 1 s no 'is "
+                                                  "unchoked by 1003' line near this time in the log of 1001")
+    assert not_shown(sections[2]) == []
+    logs[1003][-1] = say(3.80, "preferred", 1003, others="1002")  # 0.300 s after the one before: off the rounds
     sections = items(rubric_of(write_swarm(tmp_path / "b", logs)))
-    assert shown(sections[2])[2:4] == [f"{L3}:10", f"{L3}:15"]
-    assert explained(sections[2], f"{L3}:15") == (
-        "0.450 s after its previous choice (line 10); p = 1 s: sooner, as a line is written whenever the choice "
-        "changes, not only at the p-second rounds")
+    assert explained(sections[2], f"{L3}:16") == (
+        "0.300 s after its previous choice (line 15): not a whole number of p = 1 s rounds: a choice made "
+        "between rounds no 'is unchoked by 1003' line near this time in the log of 1002")
+    assert not_shown(sections[2]) == ["1 of 1003's 2 gaps are not whole rounds (e.g. 0.300 s): the log shows "
+                                      "choices between the p-second rounds"]
+
+
+def test_a_gap_of_several_rounds_is_a_round_with_no_change(tmp_path):
+    logs = swarm_logs()
+    logs[1001][7] = say(3.10, "preferred", 1001, others="1003")  # 3.000 s after line 4
+    logs[1001] = sorted(logs[1001], key=lambda line: line[:23])
+    sections = items(rubric_of(write_swarm(tmp_path, logs)))
+    line = next(n for n, text in enumerate(logs[1001], 1) if "preferred neighbors 1003" in text)
+    assert explained(sections[2], f"{L1}:{line}") == (
+        "3.000 s after its previous choice (line 4): 3 rounds of p = 1 s (no change at the rounds between) no 'is "
+        "unchoked by 1001' line near this time in the log of 1003")  # 1002 had replaced it as optimistic
 
 
 def test_the_downloads_shown_are_of_the_leecher_with_the_most_sources(tmp_path):
@@ -346,3 +369,24 @@ def test_help_explains_rubric(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--rubric first print, for each item a grader scores (start-up, after connection, file exchange, " \
            "stop), a few log lines that show it as FILE:LINE and the line" in help_text
+
+
+def test_the_rubric_as_a_page_holds_the_same_lines(swarm, tmp_path, capsys):
+    page = tmp_path / "rubric.html"
+    assert cli_main(["audit", "--rubric", "--html", str(page), str(swarm)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == f"rubric page: {page}"
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html
+    assert html.count('<span class="item">1. start-up (35%)') == 1
+    assert f'<span class="ref">{L1}:4</span>' in html
+    text = re.sub(r"<[^>]+>", "", html.split("<pre>", 1)[1].split("</pre>", 1)[0])
+    import html as html_module
+    lines = html_module.unescape(text).splitlines()
+    assert [line for line in lines if line.strip()] == [line for line in printed[1:-1] if line.strip()]
+
+
+def test_html_without_rubric_is_a_usage_error(swarm, tmp_path, capsys):
+    assert cli_main(["audit", "--html", str(tmp_path / "x.html"), str(swarm)]) == 2
+    assert "give --rubric too" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()

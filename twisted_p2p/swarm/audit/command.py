@@ -10,6 +10,7 @@ from twisted_p2p.config import COMMON_CFG, ConfigError, load
 
 from .report import audit, report
 from .rubric import rubric
+from .rubricpage import write_rubric_page
 
 RULES_HELP = """\
 rules checked (each violation is printed as FILE:LINE: RULE: DETAIL, then the
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "exchange, stop), a few log lines that show it as FILE:LINE and the line, each with "
                         "what it shows, and say which items the logs cannot show -- to show and explain "
                         "one by one in a demo; then audit as usual")
+    parser.add_argument("--html", metavar="FILE",
+                        help="with --rubric: also write the rubric view as a page (FILE), to show in a video "
+                        "beside the dashboard")
     return parser
 
 
@@ -101,6 +105,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not work_dir.is_dir():
         print(f"p2p-swarm audit: {work_dir}: not a directory", file=sys.stderr)
         return 2
+    if args.html is not None and not args.rubric:
+        print("p2p-swarm audit: --html writes the rubric view: give --rubric too", file=sys.stderr)
+        return 2
     if args.limit < 0 or (args.slack is not None and args.slack < 0):
         print("p2p-swarm audit: --limit and --slack must not be negative", file=sys.stderr)
         return 2
@@ -113,7 +120,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"auditing {work_dir} with the config in {config_dir} ({why}): "
           f"{len(config.peers)} peers, {config.common.num_pieces} pieces")
     result = audit(work_dir, config, args.slack)
-    for line in (rubric(result) if args.rubric else []) + report(result, args.limit):
+    shown = rubric(result) if args.rubric else []
+    verdict = report(result, args.limit)
+    for line in shown + verdict:
         print(line)
+    if args.html is not None:
+        try:
+            write_rubric_page(Path(args.html), shown + verdict, f"Rubric: the logs of {work_dir}")
+        except OSError as exc:
+            print(f"p2p-swarm audit: cannot write {args.html}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"rubric page: {args.html}")
     return 0 if result.clean else 1
 

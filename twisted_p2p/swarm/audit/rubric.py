@@ -155,31 +155,95 @@ def waits_for_all(view: _View) -> list[str]:
     return out
 
 
+#: How far from a whole number of rounds a choice may be logged: scheduling, and the
+#: time the round itself takes.
+ROUND_SLACK = 0.05
+#: Lines that answer a choice in the neighbours' logs ('is unchoked by') come this soon.
+ANSWER_WITHIN = 0.5
+ROUNDS_SHOWN = 3  # consecutive choices printed one by one
+
+
+def _gap(seconds: float, interval: int, name: str) -> str:
+    rounds = round(seconds / interval)
+    if rounds >= 1 and abs(seconds - rounds * interval) <= ROUND_SLACK + 0.001:
+        return f"{name} = {interval} s" if rounds == 1 else \
+            f"{rounds} rounds of {name} = {interval} s (no change at the round{'s' if rounds > 2 else ''} between)"
+    return f"not a whole number of {name} = {interval} s rounds: a choice made between rounds"
+
+
+def answers(view: _View, choice: Record) -> list[Record]:
+    """The 'is unchoked by' / 'is choked by' lines the neighbours logged for one choice."""
+    chooser, at = choice.event.me, _time(choice)
+    return sorted((r for kind in ("unchoked", "choked") for r in view.each(kind)
+                   if r.event.other == chooser and r.time is not None and 0 <= r.time - at + ROUND_SLACK <= ANSWER_WITHIN),
+                  key=lambda r: (_time(r), r.event.me))
+
+
 def periodic(view: _View, kind: str, interval: int, name: str, what: str) -> list[str]:
-    """A peer's first such line and its later one spaced closest to the interval, with the spacing."""
-    pairs: list[tuple[Record, Record]] = []
-    for session in (session for sessions in view.sessions.values() for session in sessions):
-        timed = [r for r in session.records if r.event.kind == kind and r.time is not None]
-        pairs += zip(timed, timed[1:])  # within a run: a restarted peer chooses afresh
-    first = view.first(kind)
-    if first is None:
-        return not_shown(f"no '{what}' line in any log (one is written when the choice changes; the swarm may "
-                         "have ended before one was needed: a larger file or a smaller k shows it)")
-    if not pairs:
-        return view.show(first, f"{first.event.me} chooses its {what}") + not_shown(
-            f"no log has two '{what}' lines in one run, so there is no interval to compare with {name}")
-    before, after = min(pairs, key=lambda pair: abs(_time(pair[1]) - _time(pair[0]) - interval))
-    mine = view.each(kind, after.event.me)
-    gaps = [_time(b) - _time(a) for a, b in zip(mine, mine[1:]) if a.time is not None and b.time is not None]
+    """The peer with the most such lines in one run: a few consecutive choices one by one,
+    each with the unchokes and chokes its neighbours logged for it, and the spacing of
+    all its choices measured from the stamps against the interval."""
+    runs = [[r for r in session.records if r.event.kind == kind and r.time is not None]
+            for sessions in view.sessions.values() for session in sessions]
+    mine = max(runs, key=len, default=[])  # within a run: a restarted peer chooses afresh
+    if not mine:
+        return not_shown(f"no '{what}' line with a readable time in any log (one is written when the choice "
+                         "changes; the swarm may have ended before one was needed: a larger file, a smaller k or "
+                         "'p2p-swarm run --demo-file', which paces the swarm, shows it)")
+    me = mine[0].event.me
     k = view.config.common.preferred_neighbors
     size = f" ({len(mine[0].event.others)}; k = {k})" if mine[0].event.others else ""
-    spread = f"; it logs {len(mine)}, spaced {min(gaps):.3f} to {max(gaps):.3f} s, median {median(gaps):.3f} s" \
-        if len(gaps) > 1 else ""
-    gap = _time(after) - _time(before)
-    return view.show(mine[0], f"{after.event.me} chooses its {what}{size}{spread}") + view.show(
-        after, f"{gap:.3f} s after its previous choice (line {before.line}); {name} = {interval} s"
-        + (f": sooner, as a line is written whenever the choice changes, not only at the {name}-second rounds"
-           if gap < 0.9 * interval else ""))
+    gaps = [_time(b) - _time(a) for a, b in zip(mine, mine[1:])]
+    off = [gap for gap in gaps if "between rounds" in _gap(gap, interval, name)]
+    summary = (f"; {me} logs {len(mine)} such lines, {len(gaps) - len(off)} of {len(gaps)} gaps a whole number "
+               f"of {name} = {interval} s (within {ROUND_SLACK:g} s)" if gaps else "")
+    out = view.show(mine[0], f"{me} chooses its {what}{size}{summary}")
+    out += _one_by_one(view, mine[0], kind)
+    for before, after in list(zip(mine, mine[1:]))[: ROUNDS_SHOWN - 1]:
+        out += view.show(after, f"{_time(after) - _time(before):.3f} s after its previous choice (line "
+                         f"{before.line}): {_gap(_time(after) - _time(before), interval, name)}")
+        out += _one_by_one(view, after, kind)
+    if not gaps:
+        out += not_shown(f"no log has two '{what}' lines in one run, so there is no interval to compare with {name}")
+    if off:
+        out += not_shown(f"{len(off)} of {me}'s {len(gaps)} gaps are not whole rounds (e.g. {off[0]:.3f} s): "
+                         f"the log shows choices between the {name}-second rounds")
+    return out
+
+
+def _unchoked_before(view: _View, choice: Record) -> set[int]:
+    """Whom the chooser had unchoked just before ``choice``, as its own log says: its
+    previous preferred neighbors and its optimistic neighbor then."""
+    before = [r for r in view.each("preferred", choice.event.me) + view.each("optimistic", choice.event.me)
+              if r.time is not None and (r.time, r.line) < (_time(choice), choice.line)]
+    last = {kind: max((r for r in before if r.event.kind == kind), default=None, key=lambda r: (_time(r), r.line))
+            for kind in ("preferred", "optimistic")}
+    return (set(last["preferred"].event.others) if last["preferred"] else set()) | (
+        {last["optimistic"].event.other} if last["optimistic"] else set())
+
+
+def _one_by_one(view: _View, choice: Record, kind: str) -> list[str]:
+    """The neighbours' side of one choice, each line with what it answers: for a
+    preferred choice the newly preferred unchoked and the others choked, for an
+    optimistic one its neighbour unchoked."""
+    out = []
+    chosen = set(choice.event.others) if kind == "preferred" else {choice.event.other}
+    for record in answers(view, choice):
+        unchoked = record.event.kind == "unchoked"
+        if unchoked != (record.event.me in chosen) or (kind == "optimistic" and not unchoked):
+            continue  # another round's answer, at the same moment
+        because = ("the optimistically unchoked neighbor" if kind == "optimistic" else
+                   "newly preferred" if unchoked else "no longer preferred, nor optimistic")
+        out += view.show(record, f"   {choice.event.me} {'unchoked' if unchoked else 'choked'} "
+                                 f"{record.event.me}: {because}")
+        chosen.discard(record.event.me)
+    already = chosen & _unchoked_before(view, choice)
+    if already:
+        out += why(f"{_ids(sorted(already))} unchoked already: no 'unchoke' is sent again", " " * 10, " " * 10)
+    if chosen - already:
+        out += why(f"no 'is unchoked by {choice.event.me}' line near this time in the log of "
+                   f"{_ids(sorted(chosen - already))}", " " * 10, " " * 10)
+    return out
 
 
 def after_connection(view: _View) -> list[str]:
@@ -200,10 +264,6 @@ def after_connection(view: _View) -> list[str]:
     if sizes:
         out += note(f"all logs: {len(sizes)} preferred-neighbor lines, at most {max(sizes)} "
                     f"ID{'s' if max(sizes) != 1 else ''} each (k = {common.preferred_neighbors})")
-    for kind, explain in (("unchoked", "one of its preferred (or its optimistic) neighbors now"),
-                          ("choked", "no longer among its preferred neighbors")):
-        first = view.first(kind)
-        out += view.show(first, f"{first.event.other} {kind[:-1]}s {first.event.me}: {explain}") if first else []
     return out + periodic(view, "optimistic", common.optimistic_unchoking_interval, "m",
                           "optimistically unchoked neighbor")
 
