@@ -95,6 +95,15 @@ def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
     for peer_id, address in zip(range(1001, 1007), hosts.addresses * 2):
         assert hosts.path(address, WORK / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == expected
     assert left_on_hosts(hosts) == {}
+    # Each host's event logs come back here, so the audit and its rubric read the whole swarm.
+    assert "fetched the event logs of peers 1001, 1002, 1003, 1004, 1005, 1006 from their hosts" in output
+    for peer_id, address in zip(range(1001, 1007), hosts.addresses * 2):
+        assert (WORK / f"log_peer_{peer_id}.log").read_bytes() == \
+            hosts.path(address, WORK / f"log_peer_{peer_id}.log").read_bytes()
+    audited = subprocess.run([sys.executable, "-m", "twisted_p2p.swarm.cli", "audit", "--rubric", str(WORK),
+                              "--config-dir", str(tmp_path / "conf")], capture_output=True, text=True, timeout=60)
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert "makes a TCP connection to every peer listed before it (1001, 1002, 1003, 1004, 1005)" in audited.stdout
     # A second run in the same dirs: the earlier run's files are cleared there, and it passes.
     code, output = run(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK))
     assert code == 0, output

@@ -16,10 +16,11 @@ import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Optional, Sequence
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
+from twisted_p2p.node import event_log_path
 
 
 
@@ -220,6 +221,26 @@ class Hosts:
             time.sleep(1.0)
             alive = self.still_running()
         return alive
+
+    def fetch_logs(self, work_dir: Path) -> list[int]:
+        """Copy each remote peer's event log into ``work_dir`` where it is not there already
+        (a shared home directory has it), so that the audit and its rubric read every log
+        of the swarm. A log that cannot be read there is left out; the peers it names."""
+        fetched = []
+        for host in self.hosts.values():
+            if host.name not in self._opened:
+                continue
+            for peer in host.peers:
+                local = event_log_path(work_dir, peer.peer_id)
+                if local.exists():
+                    continue
+                there = shlex.quote(str(event_log_path(PurePosixPath(host.directory), peer.peer_id)))
+                try:
+                    local.write_text(self.execute(host.name, f"cat {there}", timeout=120), encoding="utf-8")
+                except (RemoteError, OSError, subprocess.TimeoutExpired):
+                    continue
+                fetched.append(peer.peer_id)
+        return sorted(fetched)
 
     def close(self) -> None:
         for host in self._opened:

@@ -19,6 +19,7 @@ from typing import Callable, Optional, TextIO
 from twisted.python.failure import Failure
 
 from twisted_p2p.config import ConfigError, SwarmConfig, load
+from twisted_p2p.node import event_log_path
 from twisted_p2p.pipeline import MAX_DEPTH
 from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.audit import audit
@@ -325,15 +326,14 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
 AUDIT_LIMIT = 20_000_000  # bytes of logs the end of a run audits for the report (about 1.5 s)
 
 
-def auditable(work_dir: Path, config: SwarmConfig, local_ids: set[int]) -> bool:
-    """Whether the report includes the audit: every log is here, and they are small
-    enough to read at once (32 peers on 20 MB write 100 MB of logs: 13 s of reading)."""
-    if local_ids != set(config.peer_ids):
-        return False
+def auditable(work_dir: Path, config: SwarmConfig) -> bool:
+    """Whether the report includes the audit: every log is here (those of other hosts
+    fetched), and they are small enough to read at once (32 peers on 20 MB write 100 MB
+    of logs: 13 s of reading)."""
     total = 0
-    for peer_id in local_ids:
+    for peer_id in config.peer_ids:
         try:
-            total += (work_dir / f"log_peer_{peer_id}.log").stat().st_size
+            total += event_log_path(work_dir, peer_id).stat().st_size
         except OSError:
             return False
     return total <= AUDIT_LIMIT
@@ -353,6 +353,11 @@ def conclude(config: SwarmConfig, work_dir: Path, swarm: Swarm, progress: dict[i
             count = sum(len(host.peers) for host in remote.hosts.values())
             display.say(f"checked over ssh: none of the {count} peers started on "
                         f"{len(remote.hosts)} other host{'s' if len(remote.hosts) != 1 else ''} is running")
+            fetched = remote.fetch_logs(work_dir)
+            if fetched:
+                display.say(f"fetched the event logs of peer{'s' if len(fetched) != 1 else ''} "
+                            f"{', '.join(map(str, fetched))} from their hosts into {work_dir}, for the audit "
+                            "and its rubric")
     statuses = {process.launch.peer.peer_id: process.status for process in swarm.processes}
     local_ids = {launch.peer.peer_id for launch in swarm.launches if launch.tail}
     results, expected = check_files(config, work_dir, local_ids, statuses, progress)
@@ -366,7 +371,7 @@ def conclude(config: SwarmConfig, work_dir: Path, swarm: Swarm, progress: dict[i
                  "pieces": config.common.num_pieces, "sha256": expected}
     report = build_report(results, result_outcome, code, duration, file_info)
     print(f"report: {write_report(report, work_dir)}", file=stdout)
-    checked = audit(work_dir, config) if auditable(work_dir, config, local_ids) else None
+    checked = audit(work_dir, config) if auditable(work_dir, config) else None
     print(f"html report: {write_html_report(work_dir, report, progress, config, checked)}", file=stdout)
     plot = write_plot(report, work_dir)
     if plot is None:
