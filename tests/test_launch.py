@@ -295,6 +295,13 @@ def test_summary_and_report_say_what_each_peer_did(tmp_path):
     assert loaded["unchoked_timeline"]["1002"] == [[0.0, 0], [0.5, 1]]
 
 
+def test_a_file_left_unfinished_by_a_stopped_run_is_incomplete_not_wrong():
+    stopped = PeerProgress(1003, "localhost", 2, False, START)
+    stopped.feed_line(line(0.5, "downloaded", me=1003, index=0, other=1001, count=1))
+    table = summary_table([PeerResult(stopped, 130, False)])
+    assert table[1].split() == ["1003", "localhost", "130", "no", "incomplete", "1001:1"]
+
+
 def test_plain_display_prints_a_block_every_few_seconds_and_at_the_end():
     out = io.StringIO()
     display = Display(out, piece_size=16384, tty=False)

@@ -179,6 +179,24 @@ def test_ctrl_c_or_sigterm_stops_every_peer_and_their_children(tmp_path, signum,
     assert report["exit_code"] == code
 
 
+def test_one_ctrl_c_during_a_run_with_a_dashboard_ends_it_all(tmp_path):
+    """The page lingers after a run that ended by itself, not after a Ctrl-C."""
+    small_swarm(tmp_path / "conf", extra=(NEVER,))
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0",
+                             "--timeout", "60", "--web", "127.0.0.1:0", *NEVER_SHELL], tmp_path)
+    try:
+        seen = read_until(launcher, STARTED, 6, timeout=30)
+        launcher.send_signal(signal.SIGINT)
+        output = "".join(seen) + launcher.communicate(timeout=30)[0]  # no second Ctrl-C
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    assert launcher.returncode == 130, output
+    assert "dashboard: http://127.0.0.1:" in output and "the dashboard stays at" not in output
+    assert "incomplete" in output and "WRONG" not in output  # the leechers' files were left unfinished
+
+
 def test_timeout_stops_the_swarm_with_a_failing_status(tmp_path):
     small_swarm(tmp_path / "conf", extra=(NEVER,))
     launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0", "--timeout", "2",

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Optional, Union
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.swarm.audit.report import AuditResult, verdict
 from twisted_p2p.swarm.progress import PeerProgress
+from twisted_p2p.swarm.report import file_verdict
 
 REPORT_HTML = "swarm-report.html"
 #: Okabe & Ito's colour-blind-safe palette, ordered so neighbouring peers differ most.
@@ -155,7 +156,8 @@ def _summary(report: dict[str, Any], looks: Mapping[int, Look]) -> str:
             done = _badge(False, "no")
         else:
             done = f"{peer['seconds_to_complete']:.2f} s"
-        check = {True: _badge(True, "ok"), False: _badge(False, "WRONG"), None: "not here"}[peer.get("sha256_ok")]
+        word = file_verdict(peer.get("sha256_ok"), bool(peer.get("seed")), peer.get("seconds_to_complete") is not None)
+        check = word if peer.get("sha256_ok") is None else _badge(word == "ok", word)
         received = ", ".join(f"{escape(str(other))}: {count}" for other, count in peer["received_from"].items())
         rows.append(f"<tr><td>{_peer_cell(int(peer['id']), looks)}</td><td>{escape(str(peer.get('host', '')))}</td>"
                     f"<td>{_badge(status == 0, exit_text)}</td><td>{done}</td><td>{check}</td>"

@@ -46,6 +46,16 @@ def describe_status(status: Optional[int]) -> str:
     return str(status)
 
 
+def file_verdict(ok: Optional[bool], seed: bool, completed: bool) -> str:
+    """The file check in a word: a leecher stopped before it completed has an incomplete
+    file, not a wrong one; 'WRONG' is a complete file that differs from the seed's."""
+    if ok is None:
+        return "not here"
+    if ok:
+        return "ok"
+    return "WRONG" if seed or completed else "incomplete"
+
+
 def summary_table(results: Iterable[PeerResult]) -> list[str]:
     """Per peer: time to complete, pieces received from each neighbour, exit status, file check."""
     rows = [("peer", "host", "exit", "complete", "file", "pieces received from")]
@@ -57,7 +67,7 @@ def summary_table(results: Iterable[PeerResult]) -> list[str]:
             complete = "no"
         else:
             complete = f"{progress.completed_at:.2f} s"
-        check = {True: "ok", False: "WRONG", None: "not here"}[result.sha256_ok]
+        check = file_verdict(result.sha256_ok, progress.seed, progress.completed_at is not None)
         received = " ".join(f"{other}:{count}" for other, count in sorted(progress.received_from.items())) or "-"
         rows.append(
             (str(progress.peer_id), progress.host, describe_status(result.exit_status), complete, check, received)

@@ -296,6 +296,9 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
         assert dashboard is not None
         codes.append(conclude(config, work_dir, swarm, progress, remote, outcome[0], duration, display, stdout))
         dashboard.finish(outcome[0])
+        if outcome[0] in ("interrupted", "terminated"):  # one Ctrl-C ends it all, the dashboard too
+            reactor.stop()
+            return
         lingering.append(True)
         until = "Ctrl-C" if args.web_linger is None else f"{args.web_linger:g} s have passed (or Ctrl-C)"
         print(f"the dashboard stays at {dashboard.url} until {until}", file=stdout, flush=True)
