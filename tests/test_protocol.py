@@ -732,29 +732,16 @@ def test_done_fires_when_every_peer_is_known_complete(tmp_path):
     assert fired == [None]
 
 
-def test_a_peer_does_not_leave_before_every_peer_was_told_it_is_complete(tmp_path):
-    """1005 was known complete, but its connection was lost before our last piece: it
-    never heard that we are complete, and would wait for us for ever if we left."""
+def _leecher_with_neighbours(tmp_path, others=range(11)):
+    """Peer 1003 with the seed 1001 and 1002, 1004, 1005 (holding ``others``) connected;
+    what fired on its ``done``."""
     peer = Peer(tmp_path, 1003, seeds=(1001,))
-    fired = []
+    fired: list = []
     peer.service.done.addCallback(fired.append)
     seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
     for other in (1002, 1004, 1005):
-        peer.neighbour(other, pieces=range(11), dialled=other < 1003)
-    gone = [n.protocol for n in peer.service.neighbours.values() if n.peer_id == 1005][0]
-    gone.connectionLost(None)
-    seed.dataReceived(wire.UNCHOKE)
-    while not peer.store.held.complete:
-        (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
-        start = request.index * 100
-        seed.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + 100])))
-    peer.clock.advance(0)
-    assert 1005 in peer.service.complete_peers and fired == []  # everyone has the file, but 1005 was not told
-    peer.clock.advance(TOLD_GRACE - 1)
-    assert fired == []
-    _, again = peer.neighbour(1005, pieces=range(11))  # it comes back: our bitfield tells it
-    peer.clock.advance(0)
-    assert fired == [None]
+        peer.neighbour(other, pieces=others, dialled=other < 1003)
+    return peer, fired, seed, transport
 
 
 def _complete_leecher(peer: Peer, seed, transport) -> None:
@@ -765,15 +752,26 @@ def _complete_leecher(peer: Peer, seed, transport) -> None:
         seed.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + PIECE])))
 
 
+def test_a_peer_does_not_leave_before_every_peer_was_told_it_is_complete(tmp_path):
+    """1005 was known complete, but its connection was lost before our last piece: it
+    never heard that we are complete, and would wait for us for ever if we left."""
+    peer, fired, seed, transport = _leecher_with_neighbours(tmp_path)
+    gone = [n.protocol for n in peer.service.neighbours.values() if n.peer_id == 1005][0]
+    gone.connectionLost(None)
+    _complete_leecher(peer, seed, transport)
+    peer.clock.advance(0)
+    assert 1005 in peer.service.complete_peers and fired == []  # everyone has the file, but 1005 was not told
+    peer.clock.advance(TOLD_GRACE - 1)
+    assert fired == []
+    _, again = peer.neighbour(1005, pieces=range(11))  # it comes back: our bitfield tells it
+    peer.clock.advance(0)
+    assert fired == [None]
+
+
 def test_waiting_to_tell_a_neighbour_is_bounded(tmp_path, warnings):
     """A neighbour lost (not closed by it) before we completed is waited for, but only
     TOLD_GRACE seconds: it may be gone for good, and the course's rule is met."""
-    peer = Peer(tmp_path, 1003, seeds=(1001,))
-    fired = []
-    peer.service.done.addCallback(fired.append)
-    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
-    for other in (1002, 1004, 1005):
-        peer.neighbour(other, pieces=range(11), dialled=other < 1003)
+    peer, fired, seed, transport = _leecher_with_neighbours(tmp_path)
     peer.service.neighbours[1005].protocol.connectionLost(None)
     _complete_leecher(peer, seed, transport)
     peer.clock.advance(TOLD_GRACE - 0.01)
@@ -790,12 +788,7 @@ def test_a_complete_neighbour_that_closes_is_neither_waited_for_nor_dialled_agai
     from twisted.internet.error import ConnectionDone
     from twisted.python.failure import Failure
 
-    peer = Peer(tmp_path, 1003, seeds=(1001,))
-    fired = []
-    peer.service.done.addCallback(fired.append)
-    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
-    for other in (1002, 1004, 1005):
-        peer.neighbour(other, pieces=range(11), dialled=other < 1003)
+    peer, fired, seed, transport = _leecher_with_neighbours(tmp_path)
     peer.service.neighbours[1002].protocol.connectionLost(Failure(ConnectionDone()))
     assert peer.service.should_dial(1002)  # we still lack pieces: it may come back with them
     peer.service.neighbours[1005].protocol.connectionLost(Failure(ConnectionDone()))
@@ -806,12 +799,7 @@ def test_a_complete_neighbour_that_closes_is_neither_waited_for_nor_dialled_agai
 
 
 def test_a_complete_neighbour_that_cannot_be_dialled_again_is_not_waited_for(tmp_path):
-    peer = Peer(tmp_path, 1003, seeds=(1001,))
-    fired = []
-    peer.service.done.addCallback(fired.append)
-    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
-    for other in (1002, 1004, 1005):
-        peer.neighbour(other, pieces=range(11), dialled=other < 1003)
+    peer, fired, seed, transport = _leecher_with_neighbours(tmp_path)
     peer.service.neighbours[1002].protocol.connectionLost(None)  # reset, not closed: it may be back
     _complete_leecher(peer, seed, transport)
     peer.clock.advance(1)
@@ -824,10 +812,7 @@ def test_a_neighbour_closing_before_it_is_complete_is_still_waited_for(tmp_path)
     from twisted.internet.error import ConnectionDone
     from twisted.python.failure import Failure
 
-    peer = Peer(tmp_path, 1003, seeds=(1001,))
-    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
-    for other in (1002, 1004, 1005):
-        peer.neighbour(other, pieces=range(5), dialled=other < 1003)
+    peer, _, seed, transport = _leecher_with_neighbours(tmp_path, others=range(5))
     peer.service.neighbours[1002].protocol.connectionLost(Failure(ConnectionDone()))
     peer.service.unreachable(1002)
     _complete_leecher(peer, seed, transport)
