@@ -15,6 +15,7 @@ setup(
     extras_require={
         "test": ["pytest>=8.4.1", "pytest-twisted>=1.14", "hypothesis", "matplotlib"],
         "plot": ["matplotlib"],
+        "tls": ["twisted[tls]"],
     },
     entry_points={"console_scripts": ["p2p-swarm = twisted_p2p.swarm.cli:main"]},
 )

@@ -1,14 +1,16 @@
 """The two factories of a peer; both hand every connection to the one PeerService."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import ClientFactory, ServerFactory
+from twisted.internet.protocol import ClientFactory, Factory, Protocol, ServerFactory
+from twisted.logger import Logger
 
 from twisted_p2p.protocol import PeerProtocol
 
 if TYPE_CHECKING:
+    from twisted_p2p.auth import AllowedHosts
     from twisted_p2p.service import PeerService
 
 
@@ -37,3 +39,28 @@ class PeerClientFactory(ClientFactory):
         protocol = PeerProtocol(self.service, expected_peer_id=self.peer_id)
         protocol.factory = self
         return protocol
+
+
+class AllowedHostsOnly(ServerFactory):
+    """Refuses, before a byte is read, connections from addresses that are not the
+    push's hosts; wraps the outermost factory (TLS's, if any)."""
+
+    log = Logger()
+
+    def __init__(self, wrapped: Factory, allowed: AllowedHosts) -> None:
+        self.wrapped = wrapped
+        self.allowed = allowed
+
+    def doStart(self) -> None:
+        self.wrapped.doStart()
+
+    def doStop(self) -> None:
+        self.wrapped.doStop()
+
+    def buildProtocol(self, addr: IAddress) -> Optional[Protocol]:
+        host = getattr(addr, "host", "?")
+        if not self.allowed.allows(host):
+            self.log.warn("refused a connection from {host}: not one of this push's hosts ({hosts})",
+                          host=host, hosts=self.allowed.describe())
+            return None
+        return self.wrapped.buildProtocol(addr)

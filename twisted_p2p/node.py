@@ -19,11 +19,12 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from twisted_p2p import policy
+from twisted_p2p.auth import AllowedHosts
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.dialler import Dialler
 from twisted_p2p.eventlog import EventLog
-from twisted_p2p.factory import PeerClientFactory, PeerServerFactory
+from twisted_p2p.factory import AllowedHostsOnly, PeerClientFactory, PeerServerFactory
 from twisted_p2p.manifest import piece_is_intact
 from twisted_p2p.requests import RequestTimeouts
 from twisted_p2p.resume import Restored, Resume, current_boot_id
@@ -69,6 +70,9 @@ class PeerNode(MultiService):
         request_timeouts: RequestTimeouts = RequestTimeouts(),
         connect_timeout: float = 5.0,
         boot_id: Optional[str] = None,
+        secret: Optional[bytes] = None,
+        allowed: Optional[AllowedHosts] = None,
+        tls: Any = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -100,10 +104,18 @@ class PeerNode(MultiService):
             resume=self.resume,
             restored=restored,
             request_timeouts=request_timeouts,
+            secret=secret,
         )
         self.peer.setServiceParent(self)
+        #: A push's: only its hosts may connect; with ``tls`` (a tls.PushTLS), over TLS.
+        self.allowed = allowed
+        self.tls = tls
         for earlier in config.peers_before(peer_id):
             endpoint = client_endpoint(reactor, earlier.host, earlier.port, connect_timeout)
+            if tls is not None:
+                from twisted.internet.endpoints import wrapClientTLS
+
+                endpoint = wrapClientTLS(tls.client, endpoint)
             dialler = Dialler(earlier.peer_id, endpoint, PeerClientFactory(self.peer, earlier.peer_id), reactor, rng,
                               connect_delays=retry_delays, should_dial=self.peer.should_dial,
                               unreachable=self.peer.unreachable)
@@ -132,7 +144,14 @@ class PeerNode(MultiService):
 
     def startService(self) -> None:
         endpoint = TCP4ServerEndpoint(self.reactor, self.info.port, interface=self.interface)
-        listening = endpoint.listen(PeerServerFactory(self.peer))
+        factory: Any = PeerServerFactory(self.peer)
+        if self.tls is not None:
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            factory = TLSMemoryBIOFactory(self.tls.server, False, factory)
+        if self.allowed is not None:
+            factory = AllowedHostsOnly(factory, self.allowed)
+        listening = endpoint.listen(factory)
         listening.addCallbacks(self._listening, self._cannot_listen)
         super().startService()
 

@@ -1,8 +1,9 @@
 """PeerProtocol: one TCP connection to a neighbour, as a small state machine.
 
-    awaiting handshake -> open -> closing -> closed
+    awaiting handshake [-> authenticating] -> open -> closing -> closed
 
-The handshake must come within the handshake timeout; every message after it goes to
+The handshake must come within the handshake timeout (with a secret, the neighbour's
+proof too: :mod:`twisted_p2p.auth`; nothing is sent before it passes); every message after it goes to
 the service, which judges it (SPEC §3); a connection we drop is forgotten by the service at once and
 aborted if it has not closed after a short grace, since ``loseConnection`` waits for a
 neighbour that may never read. Bytes are framed by :class:`twisted_p2p.wire.Framer`.
@@ -28,7 +29,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_p2p import wire
+from twisted_p2p import auth, wire
 
 if TYPE_CHECKING:
     from twisted_p2p.service import Neighbour, PeerService
@@ -67,6 +68,7 @@ HAVE_INTERVAL = 0.05
 
 class State(enum.Enum):
     HANDSHAKE = "awaiting handshake"
+    AUTHENTICATING = "authenticating"
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
@@ -85,6 +87,11 @@ class PeerProtocol(Protocol, TimeoutMixin):
         self.neighbour: Optional[Neighbour] = None
         self.state = State.HANDSHAKE
         self.framer = wire.Framer(service.decoder)
+        #: With a secret, this connection's authentication; None: the plain protocol.
+        self.auth = None if service.secret is None else auth.Authentication(
+            service.secret, service.peer_id, expected_peer_id is not None, service.new_nonce())
+        self.framer.expect_proof = self.auth is not None
+        self._handshake: Optional[wire.Handshake] = None
         self.callLater = service.clock.callLater  # TimeoutMixin's clock
         self.handshaken_at: Optional[float] = None
         self.last_received = service.clock.seconds()
@@ -130,14 +137,15 @@ class PeerProtocol(Protocol, TimeoutMixin):
         self.transport.registerProducer(self, True)
         self.service.connection_made(self)
         # SPEC §2: send our handshake at once, never wait for theirs.
-        self.transport.write(wire.encode_handshake(self.service.peer_id, self.service.pipeline > 1))
+        self.transport.write(wire.encode_handshake(self.service.peer_id, self.service.pipeline > 1,
+                                                   self.auth.nonce if self.auth is not None else None))
         self.setTimeout(self.service.handshake_timeout)
 
     def timeoutConnection(self) -> None:
         """TimeoutMixin: no handshake in time."""
         self.log.warn(
-            "{who} sent no handshake within {seconds} s; closing",
-            who=self.describe(),
+            "{who} sent no {what} within {seconds} s; closing",
+            who=self.describe(), what="handshake" if self.state is State.HANDSHAKE else "authentication proof",
             seconds=self.service.handshake_timeout,
         )
         self._close(grace=0)
@@ -211,6 +219,8 @@ class PeerProtocol(Protocol, TimeoutMixin):
                     message_received(self, frame)  # type: ignore[arg-type]
                 elif self.state is State.HANDSHAKE:
                     self._handshake_received(frame)  # type: ignore[arg-type]
+                elif self.state is State.AUTHENTICATING:
+                    self._proof_received(frame)  # type: ignore[arg-type]
                 else:
                     return
         except wire.ProtocolViolation as rejected:
@@ -220,8 +230,24 @@ class PeerProtocol(Protocol, TimeoutMixin):
             self.drop(f"sent {violation}")
 
     def _handshake_received(self, handshake: wire.Handshake) -> None:
-        self.setTimeout(None)
         self.peer_id = handshake.peer_id
+        if self.auth is not None:
+            # Its ID is checked first, then our proof goes out; the neighbour is taken
+            # in (and sent our bitfield) only once its own proof has passed.
+            self.service.check_handshake(self, handshake.peer_id)
+            self.transport.write(self.auth.handshake(handshake.peer_id, handshake.nonce))
+            self._handshake = handshake
+            self.state = State.AUTHENTICATING
+            return
+        self._accept(handshake)
+
+    def _proof_received(self, proof: wire.Proof) -> None:
+        assert self.auth is not None and self._handshake is not None
+        self.auth.check(proof.mac)
+        self._accept(self._handshake)
+
+    def _accept(self, handshake: wire.Handshake) -> None:
+        self.setTimeout(None)
         self.service.handshake_received(self, handshake.peer_id, handshake.pipelining)
         self.handshaken_at = self.service.clock.seconds()
         self.state = State.OPEN

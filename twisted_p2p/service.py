@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from twisted_p2p import manifest, policy, wire
+from twisted_p2p import auth, manifest, policy, wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.choker import Choker
 from twisted_p2p.config import SwarmConfig
@@ -82,6 +82,8 @@ class PeerService(Service):
         stale_after: float = 5.0,
         pipeline: int = 0,
         refill_slots: bool = False,
+        secret: Optional[bytes] = None,
+        new_nonce: Callable[[], bytes] = auth.new_nonce,
     ) -> None:
         self.config = config
         self.common = config.common
@@ -100,6 +102,10 @@ class PeerService(Service):
         #: With our pipelining extension on (above 1), requests outstanding to a neighbour
         #: that announces it too; every other neighbour gets the plain protocol.
         self.pipeline = pipeline
+        #: With a secret (a push's), every neighbour must prove it holds it before it
+        #: is taken in (:mod:`twisted_p2p.auth`); None: the plain protocol.
+        self.secret = secret
+        self.new_nonce = new_nonce
         #: Every open connection, handshaken or not; the Deferred fires when it is lost.
         self._connections: dict[PeerProtocol, Optional[Deferred[None]]] = {}
         self.decoder = wire.Decoder(self.common)
@@ -240,9 +246,8 @@ class PeerService(Service):
 
     # -- connections -------------------------------------------------------------
 
-    def handshake_received(self, protocol: PeerProtocol, peer_id: int, pipelining: bool = False) -> None:
-        """Accept a neighbour, or raise ProtocolViolation (SPEC §3, handshake check);
-        ``pipelining``: its handshake announced our extension."""
+    def check_handshake(self, protocol: PeerProtocol, peer_id: int) -> None:
+        """Raise ProtocolViolation if ``peer_id`` may not be this connection's neighbour."""
         if peer_id == self.peer_id:
             raise wire.ProtocolViolation(f"a handshake with our own ID {peer_id}")
         if peer_id not in self.config.peer_ids:
@@ -251,6 +256,11 @@ class PeerService(Service):
             raise wire.ProtocolViolation(
                 f"a handshake with ID {peer_id} on the connection we dialled to {protocol.expected_peer_id}"
             )
+
+    def handshake_received(self, protocol: PeerProtocol, peer_id: int, pipelining: bool = False) -> None:
+        """Accept a neighbour, or raise ProtocolViolation (SPEC §3, handshake check);
+        ``pipelining``: its handshake announced our extension."""
+        self.check_handshake(protocol, peer_id)
         existing = self.neighbours.get(peer_id)
         if existing is not None:
             quiet = existing.protocol.quiet_for()
@@ -395,15 +405,11 @@ class PeerService(Service):
             self._request_from(neighbour)
 
     def _caught_lying(self, neighbour: Neighbour, index: int) -> None:
-        """A piece failed the manifest: drop it, fetch it elsewhere, ask the liar nothing more."""
-        self.log.warn(
-            "peer {peer} sent piece {index} whose SHA-256 does not match the manifest; "
-            "dropped it, and will request nothing more from peer {peer}",
-            peer=neighbour.peer_id,
-            index=index,
-        )
+        """A piece failed the manifest: drop it and the liar; the piece, back in the
+        pool, is asked of the others as the liar is forgotten."""
         neighbour.lying = True
-        self._update_interest(neighbour)
+        neighbour.protocol.drop(f"sent piece {index} whose SHA-256 does not match the manifest; "
+                                f"the piece is dropped and will be fetched from another peer")
         self._request_from_all()
 
     def _store_piece(self, source: Neighbour, index: int, data: bytes) -> None:

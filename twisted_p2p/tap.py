@@ -42,6 +42,14 @@ class Options(usage.Options):
          "a neighbour that announces it too (the depth in use follows the round trip, from 16 up to N); "
          "others get the plain protocol, but a strict peer may drop a handshake whose reserved bytes are "
          "not zero, so use it only among our own peers (0: off)", int],
+        ["secret-file", None, None, "our authentication extension: FILE holds a secret (readable by its owner "
+         "only); every neighbour must prove it holds it too before it is sent anything, and only the hosts "
+         "of PeerInfo.cfg (or --allow-hosts) may connect. p2p-swarm push makes one per push"],
+        ["allow-hosts", None, None, "comma-separated names, addresses or networks (10.0.0.0/24) that may "
+         "connect to this peer; others are refused [with --secret-file: the hosts of PeerInfo.cfg; "
+         "else anyone]"],
+        ["tls-cert", None, None, "TLS between peers: FILE holds the swarm's certificate and key (PEM); every "
+         "neighbour must present a certificate signed by it (needs the tls extra, pyOpenSSL)"],
     ]
     optFlags = [
         ["echo-events", None, "also write every event-log line to standard output, and the file's "
@@ -126,6 +134,8 @@ def makeService(options: Options) -> Any:
     """The peer's MultiService; the imports wait until here so ``twistd --help`` is quick."""
     from twisted.internet import reactor
 
+    from twisted_p2p import tls as push_tls
+    from twisted_p2p.auth import AllowedHosts, AuthError, load_secret
     from twisted_p2p.manifest import load_manifest, manifest_path, write_manifest_from
     from twisted_p2p.node import PeerNode
     from twisted_p2p.outlet import Outlet
@@ -145,6 +155,15 @@ def makeService(options: Options) -> Any:
             write_manifest_from(source, config_dir, config.common)
             print(f"wrote {hashes_path} ({config.common.num_pieces} pieces of {source})")
             raise SystemExit(0)
+        secret = load_secret(options["secret-file"]) if options["secret-file"] else None
+        allowed = None
+        if options["allow-hosts"] is not None:
+            allowed = AllowedHosts(options["allow-hosts"].split(","))
+        elif secret is not None:
+            allowed = AllowedHosts(peer.host for peer in config.peers)
+        tls = None
+        if options["tls-cert"]:
+            tls = push_tls.load(options["tls-cert"])
         echo = None
         if options["echo-events"]:
             # twistd's own log goes to standard output too, once this returns: through
@@ -166,13 +185,20 @@ def makeService(options: Options) -> Any:
             piece_hashes=load_manifest(hashes_path, config.common),
             request_timeouts=RequestTimeouts(initial=options["request-timeout"],
                                              maximum=max(RequestTimeouts.maximum, options["request-timeout"])),
+            secret=secret,
+            allowed=allowed,
+            tls=tls,
         )
-    except (ConfigError, StorageError) as exc:
+    except (ConfigError, StorageError, AuthError, push_tls.TLSError) as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None
     except OSError as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc.filename or ''}: {exc.strerror or exc}") from None
     if node.peer.piece_hashes is not None:
         Logger().info("checking every piece against {path}", path=hashes_path)
+    if secret is not None:
+        Logger().info("every neighbour must prove it holds the secret of {path}", path=options["secret-file"])
+    if allowed is not None:
+        Logger().info("accepting connections only from {hosts}", hosts=allowed.describe())
 
     def stop(_: object) -> None:
         # The peer may fail before the reactor runs (its port is taken: twistd starts

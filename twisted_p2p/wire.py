@@ -100,7 +100,18 @@ Message = Union[Choke, Unchoke, Interested, NotInterested, Have, Bitfield, Reque
 class Handshake:
     peer_id: int
     pipelining: bool = False  # it announced our pipelining extension
+    nonce: Optional[bytes] = None  # it announced our authentication extension, with this challenge
 
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """Our authentication frame: the HMAC that answers the neighbour's challenge."""
+
+    mac: bytes
+
+
+#: What the framer gives: the handshake, then our proof where it is due, then messages.
+Frame = Union[Handshake, Proof, Message]
 _NO_PAYLOAD = {
     MessageType.CHOKE: Choke(),
     MessageType.UNCHOKE: Unchoke(),
@@ -122,16 +133,44 @@ PIPELINING_BYTE = 27
 PIPELINING_BIT = 0x01
 
 
-def encode_handshake(peer_id: int, pipelining: bool = False) -> bytes:
-    data = _HANDSHAKE.pack(HANDSHAKE_HEADER, peer_id)
-    if not pipelining:
-        return data
-    return data[:PIPELINING_BYTE] + bytes([PIPELINING_BIT]) + data[PIPELINING_BYTE + 1:]
+# Our authentication extension (twisted_p2p.auth; README, "Our authentication extension"):
+# bit 0x02 of byte 27 says "prove you hold this push's secret, as I will"; bytes 18-26
+# then hold the sender's nonce, and its first frame after the handshake is a Proof
+# (type AUTH_TYPE, a 32-byte HMAC). Set only by a peer given a secret.
+AUTH_BIT = 0x02
+NONCE_START, NONCE_LENGTH = 18, 9
+AUTH_TYPE = 0xA0
+PROOF_LENGTH = 32
+_PROOF_HEADER = struct.Struct(">IB")
+
+
+def encode_handshake(peer_id: int, pipelining: bool = False, nonce: Optional[bytes] = None) -> bytes:
+    """The 32-byte handshake; ``nonce`` (NONCE_LENGTH bytes) announces authentication."""
+    data = bytearray(_HANDSHAKE.pack(HANDSHAKE_HEADER, peer_id))
+    if pipelining:
+        data[PIPELINING_BYTE] |= PIPELINING_BIT
+    if nonce is not None:
+        if len(nonce) != NONCE_LENGTH:
+            raise ValueError(f"a nonce of {len(nonce)} bytes; {NONCE_LENGTH} expected")
+        data[NONCE_START : NONCE_START + NONCE_LENGTH] = nonce
+        data[PIPELINING_BYTE] |= AUTH_BIT
+    return bytes(data)
 
 
 def announces_pipelining(data: bytes) -> bool:
     """Whether a 32-byte handshake announces the pipelining extension."""
     return bool(data[PIPELINING_BYTE] & PIPELINING_BIT)
+
+
+def announced_nonce(data: bytes) -> Optional[bytes]:
+    """The nonce of a 32-byte handshake that announces authentication, else None."""
+    if not data[PIPELINING_BYTE] & AUTH_BIT:
+        return None
+    return bytes(data[NONCE_START : NONCE_START + NONCE_LENGTH])
+
+
+def encode_proof(mac: bytes) -> bytes:
+    return _PROOF_HEADER.pack(PROOF_LENGTH + 1, AUTH_TYPE) + mac
 
 
 def check_handshake_start(data: bytes) -> None:
@@ -278,6 +317,9 @@ class Framer:
     def __init__(self, decoder: Decoder) -> None:
         self.decoder = decoder
         self.handshaken = False
+        #: Set by a peer that requires authentication: the first frame after the
+        #: handshake must then be a Proof, and is framed as one.
+        self.expect_proof = False
         self.broken = False
         self._buffer = bytearray()
         self._position = 0  # bytes of the buffer already framed
@@ -290,7 +332,7 @@ class Framer:
             self._position = 0
         self._buffer += data
 
-    def next(self) -> Optional[Union[Handshake, Message]]:
+    def next(self) -> Optional[Frame]:
         if self.broken:
             return None
         try:
@@ -299,13 +341,13 @@ class Framer:
             self._break()
             raise
 
-    def take(self) -> tuple[list[Union[Handshake, Message]], Optional[ProtocolViolation]]:
+    def take(self) -> tuple[list[Frame], Optional[ProtocolViolation]]:
         """Every whole frame the buffer holds, in order, and the violation that stopped
         the framing, if any (the frames before it are good and are returned).
 
         The same frames as calls of :meth:`next` until None, in one pass over the bytes:
         a have (9 bytes, the bulk of a large swarm's traffic) is framed in place."""
-        frames: list[Union[Handshake, Message]] = []
+        frames: list[Frame] = []
         if self.broken:
             return frames, None
         try:
@@ -314,6 +356,11 @@ class Framer:
                 if handshake is None:
                     return frames, None
                 frames.append(handshake)
+            if self.expect_proof:  # before the fast path below: a have is no proof
+                proof = self._next()
+                if proof is None:
+                    return frames, None
+                frames.append(proof)
             append = frames.append
             buffer, position, size = self._buffer, self._position, len(self._buffer)
             decoder = self.decoder
@@ -345,7 +392,7 @@ class Framer:
         self._buffer = bytearray()
         self._position = 0
 
-    def _next(self) -> Optional[Union[Handshake, Message]]:
+    def _next(self) -> Optional[Frame]:
         buffer, position = self._buffer, self._position
         available = len(buffer) - position
         if not self.handshaken:
@@ -355,7 +402,9 @@ class Framer:
             self._position = position + HANDSHAKE_LENGTH
             self.handshaken = True
             raw = bytes(buffer[position : self._position])
-            return Handshake(decode_handshake(raw), announces_pipelining(raw))
+            return Handshake(decode_handshake(raw), announces_pipelining(raw), announced_nonce(raw))
+        if self.expect_proof:
+            return self._proof(buffer, position, available)
         if available < 4:
             return None
         (length,) = _LENGTH.unpack_from(buffer, position)
@@ -367,6 +416,22 @@ class Framer:
             message = self.decoder.decode(view[position + 4 : end])
         self._position = end
         return message
+
+    def _proof(self, buffer: bytearray, position: int, available: int) -> Optional[Proof]:
+        """The frame due right after the handshake when authentication is required."""
+        if available < _PROOF_HEADER.size:
+            return None
+        length, code = _PROOF_HEADER.unpack_from(buffer, position)
+        if length != PROOF_LENGTH + 1 or code != AUTH_TYPE:
+            what = f"a '{_NAMES[_TYPES[code]]}'" if code < len(_TYPES) else f"a message of type {code}"
+            raise ProtocolViolation(f"{what} (length {length}) where its authentication proof was due "
+                                    f"(type {AUTH_TYPE}, length {PROOF_LENGTH + 1})")
+        end = position + 4 + length
+        if end > len(buffer):
+            return None
+        self._position = end
+        self.expect_proof = False
+        return Proof(bytes(buffer[position + _PROOF_HEADER.size : end]))
 
     @property
     def pending(self) -> bytes:
