@@ -3,14 +3,15 @@
 No config to write by hand: this machine is the seed, at the address the hosts reach it
 by (the source address of the route to them), each host runs one leecher over ssh, the
 piece size suits the file, and every copy is checked by SHA-256 before it is moved to
-the destination directory on its host. The run itself is ``p2p-swarm run``'s.
+the destination directory on its host. A host that already holds the file is left out;
+one that fails is dropped and the others carry on (:mod:`twisted_p2p.swarm.pushrun`).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
-import shlex
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,8 @@ from typing import Optional, TextIO
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.config import write as write_config
-from twisted_p2p.swarm.remote import Hosts, remote_dir_for
+from twisted_p2p.swarm.pushresult import FAILED, HostOutcome, as_json, check_script, exit_status, table
+from twisted_p2p.swarm.remote import Host, Hosts, Ssh, remote_dir_for
 
 SEED_ID = 1001
 MIN_PIECE, MAX_PIECE = 16 << 10, 4 << 20
@@ -124,6 +126,18 @@ def swarm_for(file: Path, hosts: list[str], seed_address: str, seed_port: int, r
     return SwarmConfig(common, tuple(peers))
 
 
+def first_route(hosts: list[str]) -> tuple[Optional[str], str]:
+    """The address this machine reaches the first routable host by, or None and why
+    not: one unknown host must not stop the push to the others."""
+    why = ""
+    for host in hosts:
+        try:
+            return route_source(host), ""
+        except OSError as exc:
+            why = why or f"cannot find a route to {host}: {exc.strerror or exc}"
+    return None, why
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="p2p-swarm push",
@@ -146,6 +160,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="[%(default)s]")
     parser.add_argument("--timeout", type=float, default=None, metavar="S", help="give up after this many seconds")
     parser.add_argument("--dry-run", action="store_true", help="print what would run on each host, and run nothing")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="also write the per-host result to FILE, for scripts (see the README)")
     args = parser.parse_args(argv)
     if args.piece_size is not None and args.piece_size <= 0:
         parser.error("--piece-size must be positive")
@@ -153,59 +169,89 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
-    from twisted_p2p.swarm import run
-
     args = parse_args(argv)
     file = Path(args.file).resolve()
     if not file.is_file():
         print(f"p2p-swarm push: {args.file}: no such file", file=sys.stderr)
         return 2
+    hosts = list(dict.fromkeys(args.hosts))
     dest = args.dest or str(file.parent)
-    try:
-        seed_address = args.seed_address or route_source(args.hosts[0])
-    except OSError as exc:
-        print(f"p2p-swarm push: cannot find a route to {args.hosts[0]}: {exc.strerror or exc}", file=sys.stderr)
+    seed_address, why = (args.seed_address, "") if args.seed_address else first_route(hosts)
+    if seed_address is None:
+        print(f"p2p-swarm push: {why}", file=sys.stderr)
         return 2
-    if args.piece_size is not None:
-        choice = PieceChoice(args.piece_size, "--piece-size")
-    else:
-        round_trip = farthest_round_trip(args.hosts, args.ssh_config)
-        choice = piece_size_for(file.stat().st_size, round_trip, len(args.hosts))
-    config = swarm_for(file, args.hosts, seed_address, free_port(), random.Random(), choice.size)
-    print(f"pushing {file.name} ({config.common.file_size} bytes, {config.common.num_pieces} pieces of "
-          f"{config.common.piece_size}) from {seed_address} to {len(args.hosts)} hosts, into {dest}", file=stdout)
-    print(f"piece size {config.common.piece_size}: {choice.why}", file=stdout)
+    if args.dry_run:
+        return dry_run(args, file, hosts, dest, seed_address, stdout)
+    from twisted_p2p.swarm.pushrun import Push
+
+    def configure(needed: list[str]) -> tuple[SwarmConfig, str]:
+        if args.piece_size is not None:
+            choice = PieceChoice(args.piece_size, "--piece-size")
+        else:
+            choice = piece_size_for(file.stat().st_size, farthest_round_trip(needed, args.ssh_config), len(needed))
+        assert seed_address is not None
+        return swarm_for(file, needed, seed_address, free_port(), random.Random(), choice.size), choice.why
+
+    began = time.monotonic()
+    control = Path(tempfile.mkdtemp(prefix="p2p-swarm-ssh-"))
+    work = os.path.join(dest, ".p2p-push-{host}")  # {host}: hosts may share a filesystem
+    remote = Hosts(Ssh(control, args.ssh_config, args.connect_timeout),
+                   [Host(host, remote_dir_for(work, host)) for host in hosts])
+    job = Push(file, hosts, dest, work, configure, args.remote_twistd, args.timeout, stdout)
+    try:
+        outcomes, code = job.run(remote)
+    except KeyboardInterrupt:
+        print("p2p-swarm push: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"p2p-swarm push: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        remote.close()
+        shutil.rmtree(control, ignore_errors=True)
+    return conclude(outcomes, code, file, job.sha256, time.monotonic() - began, args.json, stdout)
+
+
+def conclude(outcomes: list[HostOutcome], code: Optional[int], file: Path, sha256: Optional[str], seconds: float,
+             json_path: Optional[str], stdout: TextIO) -> int:
+    """The per-host table, ``--json``, and the exit status: 0 only when every host has
+    the file, 1 otherwise (130/143 after Ctrl-C/SIGTERM, as given in ``code``)."""
+    code = exit_status(outcomes) if code is None else code
+    print("", file=stdout)
+    for line in table(outcomes):
+        print(line, file=stdout)
+    if all(outcome.state != FAILED for outcome in outcomes) and not any(o.state == "delivered" for o in outcomes):
+        print("nothing to send: every host holds the file already", file=stdout)
+    print(f"push ended in {seconds:.1f} s; exit {code}", file=stdout)
+    if json_path is not None:
+        try:
+            Path(json_path).write_text(json.dumps(as_json(outcomes, file.name, file.stat().st_size, sha256,
+                                                          seconds, code), indent=2) + "\n")
+        except OSError as exc:
+            print(f"p2p-swarm push: --json: cannot write {json_path}: {exc.strerror or exc}", file=sys.stderr)
+            return code or 1
+    return code
+
+
+def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, seed_address: str,
+            stdout: TextIO) -> int:
+    """What would run on each host, with nothing contacted."""
+    from twisted_p2p.swarm import run
+    from twisted_p2p.swarm.plan import plan, twistd_command
+
+    piece_size = args.piece_size or piece_size_for(file.stat().st_size, None, len(hosts)).size
+    config = swarm_for(file, hosts, seed_address, free_port(), random.Random(), piece_size)
+    work = os.path.join(dest, ".p2p-push-{host}")
+    twistd = [args.remote_twistd] if args.remote_twistd else twistd_command()
     staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
     try:
-        write_config(staging, config)
-        seed_dir = staging / f"peer_{SEED_ID}"
-        seed_dir.mkdir()
-        try:
-            os.link(file, seed_dir / file.name)
-        except OSError:
-            shutil.copyfile(file, seed_dir / file.name)
-        work = os.path.join(dest, ".p2p-push-{host}")  # {host}: hosts may share a filesystem
-        options = argparse.Namespace(
-            ssh_config=args.ssh_config, connect_timeout=args.connect_timeout, remote_twistd=args.remote_twistd,
-            remote_dir=work, remote_shell=None, dry_run=args.dry_run, demo_file=False, pace="off", stagger=0.0,
-            timeout=args.timeout, upload_rate=0, web=None, web_linger=None,
-            pipeline=run.DEFAULT_PIPELINE, refill_slots=True)  # every peer of a push is ours: our extensions
-
-        def deliver(hosts: Hosts) -> list[str]:
-            messages = []
-            for peer in config.peers[1:]:
-                there = remote_dir_for(work, peer.host)
-                target = os.path.join(remote_dir_for(dest, peer.host), file.name)
-                source = f"{there}/peer_{peer.peer_id}/{file.name}"
-                hosts.execute(peer.host, f"mv -f {shlex.quote(source)} {shlex.quote(target)} && "
-                                         f"rm -rf {shlex.quote(there)}")
-                messages.append(f"{peer.host}: {target} (SHA-256 checked)")
-            return messages
-
-        control = Path(tempfile.mkdtemp(prefix="p2p-swarm-ssh-"))
-        try:
-            return run._main(options, staging, staging, control, stdout, finish=deliver)
-        finally:
-            shutil.rmtree(control, ignore_errors=True)
+        launches, planned = plan(config, staging, staging, Ssh(staging, args.ssh_config, args.connect_timeout),
+                                 work, twistd)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for host in hosts:
+        there = os.path.join(remote_dir_for(dest, host), file.name)
+        print(f"{host}: first, does it hold {file.name} already? {check_script(there, config.common.file_size)}",
+              file=stdout)
+    run.dry_run(launches, planned, config, twistd, stdout)
+    return 0

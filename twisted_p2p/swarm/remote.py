@@ -17,11 +17,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, TypeVar
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
 from twisted_p2p.node import event_log_path
 
+T = TypeVar("T")
 
 
 class RemoteError(Exception):
@@ -144,11 +145,17 @@ class Hosts:
             raise RemoteError(f"host {host}: {why}")
         self._opened.append(host)
 
-    def _prepare(self, config: SwarmConfig, host: Host, twistd: Sequence[str], config_dir: Path,
-                 seed_file: Callable[[int], Optional[Path]]) -> list[str]:
-        self._open(host.name)
+    def connect(self, host: str) -> None:
+        """Open ``host``'s connection unless it is open; RemoteError says why it cannot be."""
+        if host not in self._opened:
+            self._open(host)
+
+    def clear(self, config: SwarmConfig, host: Host, twistd: Sequence[str],
+              seed_file: Callable[[int], Optional[Path]]) -> tuple[dict[str, Path], list[str]]:
+        """Run the prepare script on ``host``; the seeds' files it lacks (to :meth:`put`
+        there) and what to say about them."""
         output = self.execute(host.name, prepare_script(config, host, twistd))
-        files = {"Common.cfg": config_dir / "Common.cfg", "PeerInfo.cfg": config_dir / "PeerInfo.cfg"}
+        files: dict[str, Path] = {}
         messages = []
         for line in output.splitlines():
             if line.startswith("missing-seed "):
@@ -159,24 +166,57 @@ class Hosts:
                                       f"and there is none here to send")
                 files[f"peer_{peer_id}/{config.common.file_name}"] = source
                 messages.append(f"sending the seed's file to peer {peer_id} on {host.name}")
+        return files, messages
+
+    def put(self, host: Host, files: dict[str, Path]) -> None:
+        """Local files into ``host``'s work dir (``{name there: path here}``), in one tar stream."""
         self.execute(host.name, f"tar -C {shlex.quote(host.directory)} -xf -", data=bundle(files))
+
+    def _prepare(self, config: SwarmConfig, host: Host, twistd: Sequence[str], config_dir: Path,
+                 seed_file: Callable[[int], Optional[Path]]) -> list[str]:
+        self.connect(host.name)
+        files, messages = self.clear(config, host, twistd, seed_file)
+        self.put(host, {"Common.cfg": config_dir / "Common.cfg", "PeerInfo.cfg": config_dir / "PeerInfo.cfg",
+                        **files})
         return messages
+
+    def each(self, names: Sequence[str], work: Callable[[str], T]) -> dict[str, T | RemoteError]:
+        """``work(name)`` on every host at once; a host that failed gets its RemoteError
+        (one line with the cause) instead of a result, and the others are not held up."""
+        def one(name: str) -> T | RemoteError:
+            try:
+                return work(name)
+            except RemoteError as exc:
+                return exc
+            except subprocess.TimeoutExpired as exc:
+                return RemoteError(f"host {name}: no answer within {exc.timeout:g} s")
+            except OSError as exc:
+                return RemoteError(f"host {name}: ssh: {exc.strerror or exc}")
+
+        if not names:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            return dict(zip(names, pool.map(one, names)))
 
     def prepare(self, config: SwarmConfig, twistd: Sequence[str], config_dir: Path,
                 seed_file: Callable[[int], Optional[Path]]) -> list[str]:
-        """Open and prepare every host at once; RemoteError names the first that failed."""
-        with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:
-            futures = [pool.submit(self._prepare, config, host, twistd, config_dir, seed_file)
-                       for host in self.hosts.values()]
-            errors, messages = [], []
-            for future in futures:
-                try:
-                    messages.extend(future.result())
-                except (RemoteError, OSError, subprocess.TimeoutExpired) as exc:
-                    errors.append(str(exc) if isinstance(exc, RemoteError) else f"ssh: {exc}")
+        """Open and prepare every host at once; RemoteError names every host that failed."""
+        done = self.each(list(self.hosts), lambda name: self._prepare(config, self.hosts[name], twistd,
+                                                                      config_dir, seed_file))
+        errors = [str(result) for result in done.values() if isinstance(result, RemoteError)]
         if errors:
             raise RemoteError("; ".join(errors))
-        return messages
+        return [message for result in done.values() if not isinstance(result, RemoteError) for message in result]
+
+    def forget(self, host: str) -> None:
+        """Leave ``host`` out from now on (its connection closed): it has no part in the run."""
+        if host in self._opened:
+            self._opened.remove(host)
+            try:
+                self._run(self.ssh.close(host), capture_output=True, timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.hosts.pop(host, None)
 
     def _pattern(self, host: Host, peer_id: int) -> str:
         """A pgrep pattern for that peer's process; ``[p]`` keeps it from matching the

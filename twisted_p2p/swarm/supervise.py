@@ -167,23 +167,36 @@ class PeerProcess(protocol.ProcessProtocol):
         if self.pid is not None:
             signal_session(self.pid, signum, self.running)
 
+    def close_stdin(self) -> None:
+        """Cut its lifeline: the peer stops cleanly (``--exit-on-stdin-close``), over ssh too."""
+        if self.running and self.transport is not None:
+            self.transport.closeStdin()
+
 
 class Swarm:
     """Starts the peers in order, watches them, and stops them all when it must.
 
     :meth:`run` returns a Deferred that fires with the outcome (a key of EXIT_CODES)
     once every started peer has exited and no process of their sessions is left.
+
+    With ``keep_going`` (push), a leecher that ends badly is dropped (``dropped`` says
+    why) and the others carry on; since a peer exits only once every listed peer has
+    the file, the swarm is then ended here, cleanly, as soon as every peer still
+    running is complete.
     """
 
     def __init__(self, reactor: Any, launches: list[Launch], progress: dict[int, PeerProgress], display: Display,
-                 grace: float = GRACE) -> None:
+                 grace: float = GRACE, keep_going: bool = False) -> None:
         self.reactor = reactor
         self.launches = launches
         self.progress = progress
         self.display = display
         self.grace = grace
+        self.keep_going = keep_going
+        self.dropped: dict[int, str] = {}  # peer ID -> why it left the swarm early
         self.processes: list[PeerProcess] = []
         self.outcome: Optional[str] = None
+        self.why = ""  # what made it stop, when it was stopped
         self.done: Deferred[str] = Deferred()
         self._pending: list[Any] = []
         self._killer: Any = None  # the next step of stopping: SIGKILL, then giving up
@@ -220,8 +233,36 @@ class Swarm:
             peer = process.launch.peer
             where = "" if process.launch.tail else f" on {peer.host}"
             said = f": {process.last_line}" if process.last_line else ""
-            self.stop("failed", f"peer {peer.peer_id}{where} ended with {process.progress.state}{said}")
+            if self.keep_going and not peer.has_file:
+                self.dropped[peer.peer_id] = f"its peer ended with {process.progress.state}{said}"
+                self.display.say(f"peer {peer.peer_id}{where} ended with {process.progress.state}{said}; "
+                                 "dropped, the others carry on")
+                self._end_if_the_rest_are_complete()
+            else:
+                self.stop("failed", f"peer {peer.peer_id}{where} ended with {process.progress.state}{said}")
         self._check_done()
+
+    def _end_if_the_rest_are_complete(self) -> None:
+        """Once a peer is dropped, the others would wait for it for ever: when every peer
+        still running is complete, close their standard input (each stops cleanly, exit 0);
+        SIGTERM and SIGKILL follow only if they do not."""
+        if not self.dropped or self.outcome is not None or len(self.processes) < len(self.launches):
+            return
+        living = [process for process in self.processes if process.running]
+        if any(process.progress.completed_at is None for process in living):
+            return
+        self.outcome = "finished"
+        self.display.say(f"every peer still running has the file ({len(self.dropped)} dropped): "
+                         f"ending the swarm ...")
+        for process in living:
+            process.close_stdin()
+        self._killer = self.reactor.callLater(self.grace, self._terminate)
+
+    def _terminate(self) -> None:
+        for process in self.processes:
+            if process.running or process.group_alive():
+                process.signal_group(signal.SIGTERM)
+        self._killer = self.reactor.callLater(self.grace, self._kill)
 
     def stop(self, outcome: str, why: str) -> None:
         """Stop every started peer (SIGTERM to its session, SIGKILL after the grace time)."""
@@ -231,6 +272,7 @@ class Swarm:
                 self._kill()
             return
         self.outcome = outcome
+        self.why = why
         for call in self._pending:
             if call.active():
                 call.cancel()
@@ -264,6 +306,8 @@ class Swarm:
     def _tick(self) -> None:
         for process in self.processes:
             process.poll()
+        if self.keep_going:
+            self._end_if_the_rest_are_complete()
         self.display.update(self.progress.values(), self.reactor.seconds() - self._start)
         self._check_done()
 

@@ -1,0 +1,276 @@
+"""The steps of ``p2p-swarm push`` over the hosts' ssh connections.
+
+Each step works on every host at once and never lets one host's failure stop the
+others: :func:`survey` asks whether a host holds the file already, :func:`prepare`
+readies the work dirs of the rest, :func:`send_config` hands them the PeerInfo.cfg of
+the hosts that are ready (a peer exits only once every listed peer has the file, so a
+host that failed must not be listed), :func:`run_swarm` runs the peers with a failed
+one dropped, and :func:`deliver` verifies and moves each finished copy.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence, TextIO
+
+from twisted.python.failure import Failure
+
+from twisted_p2p.config import SwarmConfig
+from twisted_p2p.config import write as write_config
+from twisted_p2p.storage import data_path
+from twisted_p2p.swarm.display import Display
+from twisted_p2p.swarm.plan import Launch, plan, twistd_command
+from twisted_p2p.swarm.progress import PeerProgress
+from twisted_p2p.swarm.pushresult import (
+    ALREADY_THERE,
+    DELIVERED,
+    FAILED,
+    HostOutcome,
+    check_script,
+    deliver_script,
+    holds_file,
+    unfinished_cause,
+)
+from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
+from twisted_p2p.swarm.report import sha256_file
+from twisted_p2p.swarm.supervise import Swarm
+
+#: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``).
+PEER_OPTIONS = ["--refill-slots", "--pipeline", "256"]
+EXIT_CODES = {"interrupted": 130, "terminated": 143}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the file goes on one host, and the push's work dir there (a per-host
+    directory beside it, kept when the copy is unfinished)."""
+
+    host: str
+    path: str
+    work: str
+
+
+def cause_of(error: RemoteError, host: str) -> str:
+    """The error's one line without the host's name, for the host's row of the table."""
+    return str(error).removeprefix(f"host {host}: ")
+
+
+def survey(remote: Hosts, targets: Sequence[Target], size: int, sha256: Callable[[], Optional[str]],
+           say: Callable[[str], None]) -> dict[str, HostOutcome]:
+    """Connect to every host at once and ask, in one command each, whether it holds the
+    file; the hosts that are settled already (holding it, or unreachable) and what each
+    said. ``sha256`` gives the local file's (hashed meanwhile)."""
+    paths = {target.host: target.path for target in targets}
+
+    def ask(host: str) -> str:
+        remote.connect(host)
+        return remote.execute(host, check_script(paths[host], size))
+
+    answers = remote.each([target.host for target in targets], ask)
+    expected = sha256()
+    settled = {}
+    for target in targets:
+        answer = answers[target.host]
+        if isinstance(answer, RemoteError):
+            settled[target.host] = HostOutcome(target.host, FAILED, target.path, cause_of(answer, target.host))
+            say(f"{target.host}: cannot be used: {cause_of(answer, target.host)}; left out")
+            continue
+        there, what = holds_file(answer, size, expected or "")
+        if there:
+            settled[target.host] = HostOutcome(target.host, ALREADY_THERE, target.path)
+            say(f"{target.host}: {target.path} is already there ({what}); left out")
+        else:
+            say(f"{target.host}: {what}")
+    return settled
+
+
+def prepare(remote: Hosts, config: SwarmConfig, twistd: Sequence[str]) -> dict[str, str]:
+    """Ready the work dir on every host left in ``remote``; the hosts that failed and why."""
+    done = remote.each(list(remote.hosts), lambda host: remote.clear(config, remote.hosts[host], twistd,
+                                                                     lambda peer_id: None))
+    return {host: cause_of(result, host) for host, result in done.items() if isinstance(result, RemoteError)}
+
+
+def send_config(remote: Hosts, files: dict[str, Path]) -> dict[str, str]:
+    """``files`` (Common.cfg, PeerInfo.cfg, ...) to every host left in ``remote``; those that failed."""
+    done = remote.each(list(remote.hosts), lambda host: remote.put(remote.hosts[host], files))
+    return {host: cause_of(result, host) for host, result in done.items() if isinstance(result, RemoteError)}
+
+
+def run_swarm(config: SwarmConfig, launches: list[Launch], dropped: dict[int, str], timeout: Optional[float],
+              stdout: TextIO) -> Swarm:
+    """Run the peers to the end in the global reactor (once per process). ``dropped``:
+    peers listed in PeerInfo.cfg that were not started, and why."""
+    from twisted.internet import reactor
+
+    start = reactor.seconds()
+    progress = {
+        peer.peer_id: PeerProgress(peer.peer_id, peer.host, config.common.num_pieces, peer.has_file, start)
+        for peer in config.peers
+    }
+    display = Display(stdout, config.common.piece_size, tty=stdout.isatty())
+    swarm = Swarm(reactor, launches, progress, display, keep_going=True)
+    swarm.dropped.update(dropped)
+
+    def finished(result: object) -> None:
+        if isinstance(result, Failure):
+            display.say(f"p2p-swarm push: internal error: {result.getTraceback()}")
+            swarm.outcome = "failed"
+        reactor.stop()
+
+    def handle_signals() -> None:
+        def handler(signum: int, frame: object) -> None:
+            reactor.callFromThread(swarm.interrupt, signum)
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    reactor.callWhenRunning(handle_signals)
+    reactor.callWhenRunning(lambda: swarm.run(0.0, timeout).addBoth(finished))
+    reactor.run()
+    return swarm
+
+
+def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: str, sha256: str,
+            left: dict[str, list[int]]) -> dict[str, HostOutcome]:
+    """For every host of the swarm: its copy checked (by the SHA-256 its peer reported,
+    else hashed there) and moved to its place, or why not. ``left``: hosts where a peer
+    could not be stopped. Hosts are done at once; a failed one keeps its work dir."""
+    statuses = {process.launch.peer.peer_id: process for process in swarm.processes}
+    peers = {launch.peer.host: launch.peer for launch in swarm.launches if launch.over_ssh}
+
+    def one(host: str) -> HostOutcome:
+        target = targets[host]
+        peer = peers[host]
+        progress = swarm.progress[peer.peer_id]
+        if host in left:
+            return HostOutcome(host, FAILED, target.path, "its peer could not be stopped there; stop it by hand")
+        if progress.completed_at is None:
+            cause = unfinished_cause(progress.held, progress.total, peer.peer_id in statuses,
+                                     swarm.dropped.get(peer.peer_id), swarm.outcome or "failed", swarm.why)
+            return HostOutcome(host, FAILED, target.path, f"{cause} (kept in {target.work})")
+        reported = progress.reported_sha256
+        if reported is not None and reported != sha256:
+            return HostOutcome(host, FAILED, target.path, f"its peer's copy has another SHA-256 (kept in {target.work})")
+        source = f"{target.work}/peer_{peer.peer_id}/{file_name}"
+        remote.execute(host, deliver_script(target.work, source, target.path, None if reported else sha256))
+        return HostOutcome(host, DELIVERED, target.path)
+
+    done = remote.each(sorted(peers), one)
+    return {host: result if isinstance(result, HostOutcome)
+            else HostOutcome(host, FAILED, targets[host].path, cause_of(result, host))
+            for host, result in done.items()}
+
+
+def dropped_before_start(config: SwarmConfig, failed: dict[str, str]) -> tuple[SwarmConfig, dict[int, str]]:
+    """``config`` without the peers of hosts that failed, and those peers' causes."""
+    gone = {peer.peer_id: failed[peer.host] for peer in config.peers if peer.host in failed}
+    return SwarmConfig(config.common, tuple(peer for peer in config.peers if peer.peer_id not in gone)), gone
+
+
+def say_to(stdout: TextIO) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        print(text, file=stdout, flush=True)
+
+    return say
+
+
+@dataclass
+class Push:
+    """One push, step by step; ``configure`` builds the swarm's config for the hosts
+    that need the file and says why its piece size (``push``'s choice)."""
+
+    file: Path
+    hosts: list[str]
+    dest: str
+    work: str  # the work dir on each host; ``{host}`` is the host's name
+    configure: Callable[[list[str]], tuple[SwarmConfig, str]]
+    remote_twistd: Optional[str]
+    timeout: Optional[float]
+    stdout: TextIO
+    sha256: Optional[str] = None
+
+    def run(self, remote: Hosts) -> tuple[list[HostOutcome], Optional[int]]:
+        """Every host's outcome, in the order given, and the exit status if it is not
+        the table's (an interrupted push)."""
+        say = say_to(self.stdout)
+        size = self.file.stat().st_size
+        targets = {host: Target(host, os.path.join(remote_dir_for(self.dest, host), self.file.name),
+                                remote_dir_for(self.work, host)) for host in self.hosts}
+        say(f"asking {len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''} over ssh whether "
+            f"{self.file.name} is there already ...")
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the local file is hashed meanwhile
+            hashing = pool.submit(sha256_file, self.file)
+            outcomes = survey(remote, list(targets.values()), size, hashing.result, say)
+        self.sha256 = hashing.result()
+        if self.sha256 is None:
+            raise OSError(f"cannot read {self.file}")
+        for host in outcomes:
+            remote.forget(host)
+        needed = [host for host in self.hosts if host not in outcomes]
+        code = None
+        if needed:
+            swarmed, code = self._swarm(remote, needed, targets, say)
+            outcomes.update(swarmed)
+        return [outcomes[host] for host in self.hosts], code
+
+    def _swarm(self, remote: Hosts, needed: list[str], targets: dict[str, Target],
+               say: Callable[[str], None]) -> tuple[dict[str, HostOutcome], Optional[int]]:
+        config, why = self.configure(needed)
+        common = config.common
+        say(f"pushing {self.file.name} ({common.file_size} bytes, {common.num_pieces} pieces of {common.piece_size}) "
+            f"from {config.peers[0].host} to {len(needed)} host{'s' if len(needed) != 1 else ''}, into {self.dest}")
+        say(f"piece size {common.piece_size}: {why}")
+        twistd = [self.remote_twistd] if self.remote_twistd else twistd_command()
+        for peer in config.peers[1:]:
+            remote.hosts[peer.host].peers = [peer]
+        say(f"preparing {len(needed)} host{'s' if len(needed) != 1 else ''} over ssh ...")
+        outcomes = self._drop(remote, prepare(remote, config, twistd), targets, "cannot be prepared", say)
+        config, _ = dropped_before_start(config, {host: "" for host in outcomes})
+        if len(config.peers) == 1:
+            return outcomes, None
+        staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
+        try:
+            write_config(staging, config)
+            seed = data_path(staging, config.peers[0].peer_id, common)
+            seed.parent.mkdir()
+            try:
+                os.link(self.file, seed)
+            except OSError:
+                shutil.copyfile(self.file, seed)
+            files = {"Common.cfg": staging / "Common.cfg", "PeerInfo.cfg": staging / "PeerInfo.cfg"}
+            unsent = self._drop(remote, send_config(remote, files), targets, "cannot be prepared", say)
+            outcomes.update(unsent)
+            _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
+            launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd)
+            launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
+            for launch in launches:
+                launch.argv += PEER_OPTIONS
+            swarm = run_swarm(config, launches, dropped, self.timeout, self.stdout)
+            left = remote.make_sure_stopped()
+            if left:
+                for host, peer_ids in left.items():
+                    say(f"still running on {host}: peer {', '.join(map(str, peer_ids))}; stop it by hand")
+            else:
+                say(f"checked over ssh: none of the {len(remote.hosts)} peers started on other hosts is running")
+            assert self.sha256 is not None  # hashed in run()
+            outcomes.update(deliver(remote, swarm, targets, self.file.name, self.sha256, left))
+            return outcomes, EXIT_CODES.get(swarm.outcome or "")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _drop(remote: Hosts, failed: dict[str, str], targets: dict[str, Target], what: str,
+              say: Callable[[str], None]) -> dict[str, HostOutcome]:
+        """Hosts that failed a step, left out from now on, each said in one line."""
+        outcomes = {}
+        for host, cause in failed.items():
+            say(f"{host}: {what}: {cause}; left out")
+            remote.forget(host)
+            outcomes[host] = HostOutcome(host, FAILED, targets[host].path, cause)
+        return outcomes
