@@ -153,9 +153,13 @@ class AllowedHosts:
     network (``10.0.0.0/24``) or a name, resolved once, at start. Loopback is allowed
     only when listed (a swarm on one machine, as in tests)."""
 
-    def __init__(self, entries: Iterable[str]) -> None:
-        self.entries = [entry.strip() for entry in entries if entry.strip()]
+    def __init__(self, entries: Iterable[str], strict: bool = True) -> None:
+        """``strict``: a name that does not resolve is an AuthError; else it is left
+        out and listed in ``unresolved`` (PeerInfo.cfg's hosts: such a peer cannot be
+        reached anyway)."""
+        self.entries = list(dict.fromkeys(entry.strip() for entry in entries if entry.strip()))
         self.networks: list[Network] = []
+        self.unresolved: list[str] = []
         for entry in self.entries:
             try:
                 self.networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
@@ -165,6 +169,9 @@ class AllowedHosts:
             try:
                 infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
             except OSError as exc:
+                if not strict:
+                    self.unresolved.append(entry)
+                    continue
                 raise AuthError(f"host {entry!r} of the allowed hosts does not resolve: {exc}") from None
             for info in infos:
                 address = _address(str(info[4][0]))

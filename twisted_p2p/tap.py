@@ -160,7 +160,9 @@ def makeService(options: Options) -> Any:
         if options["allow-hosts"] is not None:
             allowed = AllowedHosts(options["allow-hosts"].split(","))
         elif secret is not None:
-            allowed = AllowedHosts(peer.host for peer in config.peers)
+            allowed = AllowedHosts((peer.host for peer in config.peers), strict=False)
+            for host in allowed.unresolved:
+                Logger().warn("host {host} of PeerInfo.cfg does not resolve: its connections are refused", host=host)
         tls = None
         if options["tls-cert"]:
             tls = push_tls.load(options["tls-cert"])
