@@ -162,6 +162,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print what would run on each host, and run nothing")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also write the per-host result to FILE, for scripts (see the README)")
+    parser.add_argument("--tls", action="store_true",
+                        help="encrypt the peers' connections (TLS with a certificate made for this push; needs "
+                        "the tls extra, pyOpenSSL). Without it the swarm is still closed: its peers prove to "
+                        "each other that they hold this push's secret, and check every piece")
     args = parser.parse_args(argv)
     if args.piece_size is not None and args.piece_size <= 0:
         parser.error("--piece-size must be positive")
@@ -182,6 +186,15 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
         return 2
     if args.dry_run:
         return dry_run(args, file, hosts, dest, seed_address, stdout)
+    if args.tls:
+        from twisted_p2p.swarm.closed import check_tls
+        from twisted_p2p.tls import TLSError
+
+        try:
+            check_tls()
+        except TLSError as exc:
+            print(f"p2p-swarm push: --tls: {exc}", file=sys.stderr)
+            return 2
     from twisted_p2p.swarm.pushrun import Push
 
     def configure(needed: list[str]) -> tuple[SwarmConfig, str]:
@@ -197,7 +210,7 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     work = os.path.join(dest, ".p2p-push-{host}")  # {host}: hosts may share a filesystem
     remote = Hosts(Ssh(control, args.ssh_config, args.connect_timeout),
                    [Host(host, remote_dir_for(work, host)) for host in hosts])
-    job = Push(file, hosts, dest, work, configure, args.remote_twistd, args.timeout, stdout)
+    job = Push(file, hosts, dest, work, configure, args.remote_twistd, args.timeout, stdout, tls=args.tls)
     try:
         outcomes, code = job.run(remote)
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.config import write as write_config
 from twisted_p2p.storage import data_path
+from twisted_p2p.swarm import closed
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.plan import Launch, plan, twistd_command
 from twisted_p2p.swarm.progress import PeerProgress
@@ -194,6 +195,7 @@ class Push:
     timeout: Optional[float]
     stdout: TextIO
     sha256: Optional[str] = None
+    tls: bool = False  # peers talk over TLS with a certificate made for this push
 
     def run(self, remote: Hosts) -> tuple[list[HostOutcome], Optional[int]]:
         """Every host's outcome, in the order given, and the exit status if it is not
@@ -243,14 +245,16 @@ class Push:
                 os.link(self.file, seed)
             except OSError:
                 shutil.copyfile(self.file, seed)
-            files = {"Common.cfg": staging / "Common.cfg", "PeerInfo.cfg": staging / "PeerInfo.cfg"}
+            # A closed swarm: a fresh secret, the piece hashes (and the push's certificate).
+            sealed = closed.prepare(staging, seed, common, self.tls)
+            files = {"Common.cfg": staging / "Common.cfg", "PeerInfo.cfg": staging / "PeerInfo.cfg", **sealed.files}
             unsent = self._drop(remote, send_config(remote, files), targets, "cannot be prepared", say)
             outcomes.update(unsent)
             _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
             launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd)
             launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
             for launch in launches:
-                launch.argv += PEER_OPTIONS
+                launch.argv += PEER_OPTIONS + sealed.options
             swarm = run_swarm(config, launches, dropped, self.timeout, self.stdout)
             left = remote.make_sure_stopped()
             if left:
