@@ -62,10 +62,16 @@ def run(tmp_path: Path, hosts: SshHosts, *args: str, timeout: float = 90) -> tup
     return process.returncode, output
 
 
-def left_on_hosts(hosts: SshHosts) -> dict[str, list]:
-    """The processes still running on each host; one that ended while we looked is not
-    left (a restarted sshd's short-lived children showed up so under load)."""
-    return {address: found for address in hosts.addresses if (found := hosts.processes(address))}
+def left_on_hosts(hosts: SshHosts, settle: float = 3.0) -> dict[str, list]:
+    """The processes still running on each host; one that ends within ``settle`` s is not
+    left (a restarted sshd's short-lived children, answering the probe that saw it
+    listen, showed up so under load; a peer left behind stays)."""
+    deadline = time.monotonic() + settle
+    while True:
+        left = {address: found for address in hosts.addresses if (found := hosts.processes(address))}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 def wait_for(process: subprocess.Popen, text: str, limit: float = 60) -> str:
@@ -188,6 +194,6 @@ def test_push_sends_a_verified_file_to_three_hosts(tmp_path, hosts):
     assert "ms round trip needs nothing bigger" in output  # timed: these hosts are a bridge away
     for address in targets:
         assert hosts.path(address, WORK / "inbox" / "payload.bin").read_bytes() == source.read_bytes()
-        assert f"{address}: {WORK / 'inbox' / 'payload.bin'} (SHA-256 checked)" in output
+        assert f"{address}  delivered and verified: {WORK / 'inbox' / 'payload.bin'}" in output
         assert not hosts.path(address, WORK / "inbox" / f".p2p-push-{address}").exists()
     assert left_on_hosts(hosts) == {}

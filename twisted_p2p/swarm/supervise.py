@@ -120,6 +120,7 @@ class PeerProcess(protocol.ProcessProtocol):
         self.running = False
         self.pid: Optional[int] = None
         self.last_line = ""  # the last thing it said: the cause, when it fails
+        self.last_error = ""  # the last line on its stderr (ssh's or the peer's own complaint)
         self._output = open(launch.output, "wb")
         self._lines = LineBuffer(SKIPPED)
         self._errors = LineBuffer()
@@ -139,6 +140,8 @@ class PeerProcess(protocol.ProcessProtocol):
         for line in lines:
             if line.strip():
                 self.last_line = line.strip()
+                if childFD == 2:
+                    self.last_error = line.strip()
             if self._tail is None and childFD == 1:
                 self.progress.feed_line(line)
 
@@ -234,6 +237,8 @@ class Swarm:
             where = "" if process.launch.tail else f" on {peer.host}"
             said = f": {process.last_line}" if process.last_line else ""
             if self.keep_going and not peer.has_file:
+                # its own complaint, not its last event: a peer killed mid-swarm said none
+                said = f": {process.last_error}" if process.last_error else ""
                 self.dropped[peer.peer_id] = f"its peer ended with {process.progress.state}{said}"
                 self.display.say(f"peer {peer.peer_id}{where} ended with {process.progress.state}{said}; "
                                  "dropped, the others carry on")
