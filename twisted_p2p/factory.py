@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import ClientFactory, Factory, Protocol, ServerFactory
+from twisted.internet.interfaces import IAddress, IProtocol
+from twisted.internet.protocol import ClientFactory, Factory, ServerFactory
 from twisted.logger import Logger
 
 from twisted_p2p.protocol import PeerProtocol
@@ -57,7 +57,7 @@ class AllowedHostsOnly(ServerFactory):
     def doStop(self) -> None:
         self.wrapped.doStop()
 
-    def buildProtocol(self, addr: IAddress) -> Optional[Protocol]:
+    def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:  # type: ignore[override]
         host = getattr(addr, "host", "?")
         if not self.allowed.allows(host):
             self.log.warn("refused a connection from {host}: not one of this push's hosts ({hosts})",
