@@ -40,7 +40,10 @@ def hosts() -> Iterator[SshHosts]:
 @pytest.fixture
 def source(tmp_path: Path, hosts: SshHosts) -> Path:
     for address in hosts.addresses:  # every test starts with empty destinations
-        shutil.rmtree(hosts.path(address, INBOX), ignore_errors=True)
+        inbox = hosts.path(address, INBOX)
+        if inbox.is_dir():
+            shutil.rmtree(inbox)
+        inbox.unlink(missing_ok=True)
     path = tmp_path / "payload.bin"
     path.write_bytes(demo_bytes(FILE_SIZE))
     return path
@@ -168,4 +171,31 @@ def test_a_second_push_skips_the_hosts_that_hold_the_file_and_the_json_says_so(h
     assert "nothing to send: every host holds the file already" in output
     assert "started peer" not in output and "preparing" not in output
     assert took < 10
+    assert left_on_hosts(hosts) == {}
+
+
+def test_a_host_that_cannot_be_prepared_is_left_out_and_the_other_gets_the_file(hosts, source):
+    first, blocked = hosts.addresses[:2]
+    hosts.path(blocked, INBOX).write_bytes(b"")  # a file where the destination directory should be
+    process = push(hosts, source, [first, blocked])
+    output = finish(process)
+    assert process.returncode == 1, output
+    assert copy_on(hosts, first) == source.read_bytes()
+    assert re.search(rf"^{re.escape(blocked)}: cannot be prepared: mkdir: .*; left out$", output, re.M), output
+    assert re.search(rf"^{re.escape(blocked)} +failed: mkdir: ", output, re.M), output
+    assert "started peer 1003" not in output  # never started, and not waited for
+    assert "Traceback" not in output
+    assert left_on_hosts(hosts) == {}
+
+
+def test_push_timeout_stops_every_peer_and_says_how_far_each_got(hosts, source):
+    first, second = hosts.addresses[:2]
+    process = push(hosts, source, [first, second], "--timeout", "0.5")  # the file needs 2 s at least
+    output = finish(process)
+    assert process.returncode == 1, output
+    for address in (first, second):
+        assert re.search(rf"^{re.escape(address)} +failed: stopped by timeout after 0.5 s at \d+/\d+ pieces "
+                         rf"\(kept in ", output, re.M), output
+        assert copy_on(hosts, address) is None
+    assert "none of the 2 peers started on other hosts is running" in output
     assert left_on_hosts(hosts) == {}

@@ -251,6 +251,7 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
     """What would run on each host, with nothing contacted."""
     from twisted_p2p.swarm import run
     from twisted_p2p.swarm.plan import plan, twistd_command
+    from twisted_p2p.swarm.pushrun import PEER_OPTIONS
 
     piece_size = args.piece_size or piece_size_for(file.stat().st_size, None, len(hosts)).size
     config = swarm_for(file, hosts, seed_address, free_port(), random.Random(), piece_size)
@@ -262,6 +263,8 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
                                  work, twistd)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for launch in launches:
+        launch.argv += PEER_OPTIONS  # (and the closed swarm's, made for the push itself)
     for host in hosts:
         there = os.path.join(remote_dir_for(dest, host), file.name)
         print(f"{host}: first, does it hold {file.name} already? {check_script(there, config.common.file_size)}",
