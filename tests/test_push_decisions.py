@@ -255,3 +255,57 @@ def test_a_seed_that_fails_stops_the_swarm_even_with_keep_going(tmp_path):
     swarm = swarm_of(launches, keep_going=True)
     outcome = yield swarm.run(0.0, 20)
     assert outcome == "failed" and swarm.why == "peer 1001 on host1001 ended with exit 1"
+
+
+# -- which hosts take part: Push.run over a stand-in for ssh -------------------------
+
+
+def stand_in_ssh(calls: list[list[str]], answers: dict[str, str], refused: set[str]):
+    """A ``subprocess.run`` for :class:`Hosts` that answers as ssh would: opening a host
+    in ``refused`` fails as a refused connection; a command gets ``answers[host]``."""
+    def run(argv: list[str], input: bytes | None = None, capture_output: bool = True,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+        calls.append(argv)
+        if "-N" in argv:  # opening the host's connection
+            host = argv[-1]
+            if host in refused:
+                return subprocess.CompletedProcess(argv, 255, b"", f"ssh: connect to host {host} port 22: "
+                                                                   "Connection refused\n".encode())
+        elif "-T" in argv:
+            return subprocess.CompletedProcess(argv, 0, answers[argv[-2]].encode(), b"")
+        return subprocess.CompletedProcess(argv, 0, b"", b"")
+
+    return run
+
+
+def test_hosts_that_hold_the_file_or_cannot_be_reached_are_settled_before_any_swarm(tmp_path):
+    from twisted_p2p.swarm.pushrun import Push
+    from twisted_p2p.swarm.remote import Host, Hosts, Ssh
+
+    source = tmp_path / "f.bin"
+    source.write_bytes(CONTENT)
+    names = ["lab2", "lab3", "127.0.0.1"]
+    calls: list[list[str]] = []
+    answers = {"lab2": f"size {len(CONTENT)}\n{DIGEST}  -\n", "127.0.0.1": "absent\n"}
+    remote = Hosts(Ssh(tmp_path), [Host(name, f"/d/.p2p-push-{name}") for name in names],
+                   run=stand_in_ssh(calls, answers, refused={"lab3"}))
+    out = io.StringIO()
+
+    def configure(needed: list[str]):
+        raise AssertionError(f"no swarm was needed, yet one was configured for {needed}")
+
+    job = Push(source, names, "/d", "/d/.p2p-push-{host}", configure, None, None, out)
+    outcomes, code = job.run(remote)
+    assert code is None and job.sha256 == DIGEST
+    assert outcomes == [
+        HostOutcome("lab2", ALREADY_THERE, "/d/f.bin"),
+        HostOutcome("lab3", FAILED, "/d/f.bin", "ssh: connect to host lab3 port 22: Connection refused"),
+        HostOutcome("127.0.0.1", FAILED, "/d/f.bin", "it is this machine, the seed: push sends to other hosts"),
+    ]
+    commands = [argv[-1] for argv in calls if "-T" in argv]
+    assert len(commands) == 2 and all(command.startswith("if [ -f /d/f.bin ]") for command in commands)
+    assert remote.hosts == {}  # every host settled, its connection closed
+    assert sorted(argv[-1] for argv in calls if "-O" in argv) == ["127.0.0.1", "lab2"]
+    said = out.getvalue()
+    assert "lab2: /d/f.bin is already there (same size and SHA-256); left out" in said
+    assert "lab3: cannot be used: ssh: connect to host lab3 port 22: Connection refused; left out" in said

@@ -25,7 +25,7 @@ from twisted_p2p.config import write as write_config
 from twisted_p2p.storage import data_path
 from twisted_p2p.swarm import closed
 from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.plan import Launch, plan, twistd_command
+from twisted_p2p.swarm.plan import Launch, is_local_host, local_identity, plan, twistd_command
 from twisted_p2p.swarm.progress import PeerProgress
 from twisted_p2p.swarm.pushresult import (
     ALREADY_THERE,
@@ -212,6 +212,11 @@ class Push:
         self.sha256 = hashing.result()
         if self.sha256 is None:
             raise OSError(f"cannot read {self.file}")
+        names, addresses = local_identity()
+        for host in self.hosts:  # its peer would run here, in a staging dir that is then removed
+            if host not in outcomes and is_local_host(host, names, addresses):
+                outcomes[host] = HostOutcome(host, FAILED, targets[host].path,
+                                             "it is this machine, the seed: push sends to other hosts")
         for host in outcomes:
             remote.forget(host)
         needed = [host for host in self.hosts if host not in outcomes]
