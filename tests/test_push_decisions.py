@@ -11,7 +11,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import pytest_twisted
 
 from twisted_p2p.config import PeerInfo

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
-from twisted_p2p.config import write as write_config
 from twisted_p2p.swarm.pushresult import FAILED, HostOutcome, as_json, check_script, exit_status, table
 from twisted_p2p.swarm.remote import Host, Hosts, Ssh, remote_dir_for
 
