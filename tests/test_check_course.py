@@ -159,6 +159,40 @@ def test_the_retry_scenario_is_read_by_its_own_check_alone(layout):
     assert verdicts(reached)["retries-earlier"].status == PASS
 
 
+def test_a_peer_that_exits_when_an_earlier_peer_is_not_up_is_told_it_does_not_retry(layout):
+    lay = layout(RETRY)
+    gone = swarm(lay, [], complete=False)
+    _ended(gone, 1002, 0.5, status=1)  # refused by 1001, which the kit had not started yet
+    gone.peers[1002].child.last_line = "cannot connect to peer 1001: Connection refused; exiting"
+    gone.peers[1002].listening_at = gone.peers[1001].listening_at = None
+    verdict = verdicts(gone)["retries-earlier"]
+    assert verdict.status == FAIL
+    assert verdict.evidence == ["[retry] 1002: exited (status 1) 0.50 s after its start, before 1001 (listed before "
+                                "it) was listening, never reaching it: cannot connect to peer 1001: Connection "
+                                "refused; exiting"]
+
+
+def test_a_check_outside_the_item_that_made_the_item_n_a_is_shown_and_fails_the_run(layout):
+    lay = layout()
+    crashed = swarm(lay, [], complete=False)
+    _ended(crashed, 1002, 0.1, status=1)
+    crashed.peers[1002].listening_at = None
+    results = evaluate(Observed([crashed]), {"connection"})
+    shown = {r.check.key: r.verdict.status for r in results}
+    assert shown["starts"] == FAIL and {r.check.item for r in results} == {"startup", "connection"}
+    assert "connects" not in shown  # only what the item's checks need
+    assert not ok(results)
+    assert render(results)[-1].endswith("required checks FAIL")
+
+
+def test_a_run_in_which_nothing_could_be_judged_does_not_pass(layout):
+    lay = layout()
+    results = evaluate(Observed([swarm(lay, [], complete=False)]), {"robustness"})  # the probes never ran
+    assert results and all(r.verdict.status == NA for r in results)
+    assert not ok(results)
+    assert render(results)[-1].endswith("not applicable: nothing could be judged")
+
+
 def _log(lay, peer_id, lines):
     home = lay.their_dir(peer_id) if lay.scenario.role(peer_id).theirs else lay.ours_dir
     (home / f"log_peer_{peer_id}.log").write_text("".join(f"{line}\n" for line in lines))

@@ -196,6 +196,15 @@ def test_more_than_k_plus_one_unchoked_but_not_within_one_round(layout):
     assert found["optimistic-every-m"].status == PASS  # two unchoked at once with k = 1
 
 
+def test_a_neighbour_whose_connection_closed_is_no_longer_unchoked(layout):
+    lay = layout(SEED)  # k = 1
+    talks = their_seed_with(lay, {1002: [(1.0, 1001, wire.UNCHOKE)], 1003: [(1.0, 1001, wire.UNCHOKE)],
+                                  1004: [(3.0, 1001, wire.UNCHOKE)]})
+    assert verdicts(swarm(lay, talks, complete=False))["preferred-every-p"].status == FAIL
+    talks[0].closed = 2.0  # it closed the connection to 1002 (both complete) before unchoking 1004
+    assert verdicts(swarm(lay, talks, complete=False))["preferred-every-p"].status == PASS
+
+
 def test_never_more_than_k_unchoked_with_three_interested_is_no_optimistic_unchoke(layout):
     lay = layout(SEED)
     preferred_only = their_seed_with(lay, {1002: [(1.0, 1001, wire.UNCHOKE), (2.0, 1001, wire.CHOKE)],

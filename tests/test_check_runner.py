@@ -15,6 +15,7 @@ from twisted_p2p.swarm.check.scenarios import SCENARIOS, Layout, prepare
 
 LATE = next(s for s in SCENARIOS if s.name == "late")  # ours 1001, 1002; theirs 1003 3 s late; ours 1004
 RETRY = next(s for s in SCENARIOS if s.name == "retry")  # ours 1001; theirs 1002, started first
+LEECHER = next(s for s in SCENARIOS if s.name == "leecher")  # ours 1001 seed; theirs 1002; ours 1003, 1004 held back
 
 
 @pytest.fixture
@@ -70,6 +71,34 @@ def test_in_the_retry_scenario_theirs_start_first_and_ours_after_they_listen(mad
     run.peers[1002].listening_at = 100.4
     assert next_to_start(run, 101.3) is None
     assert _start(run, 100.4 + RETRY.theirs_first) == 1001
+
+
+def test_a_peer_under_test_that_dials_before_it_listens_still_gets_an_earlier_peer_to_reach(made):
+    run = made(RETRY)
+    assert _start(run, 100.0) == 1002  # it never listens: it is busy dialling 1001
+    assert next_to_start(run, 100.0 + ASSUMED_UP + RETRY.theirs_first - 0.1) is None
+    assert _start(run, 100.0 + ASSUMED_UP + RETRY.theirs_first) == 1001
+
+
+def test_the_last_of_ours_waits_until_theirs_completed_and_then_some(made):
+    run = made(LEECHER)
+    for peer_id, at in ((1001, 100.0), (1002, 100.5), (1003, 101.0)):
+        run.peers[peer_id].child.started, run.peers[peer_id].listening_at = at, at + 0.2
+    assert next_to_start(run, 150.0) is None  # theirs never completed: 1004 is never started
+    assert run.held_back(1004) and not run.held_back(1003)
+    run.peers[1002].complete_at = 107.0
+    assert next_to_start(run, 107.0 + LEECHER.last_after - 0.1) is None
+    assert _start(run, 107.0 + LEECHER.last_after) == 1004
+    assert not run.held_back(1004)
+
+
+def test_the_last_of_ours_starts_after_theirs_exited_without_completing(made):
+    run = made(LEECHER)
+    for peer_id, at in ((1001, 100.0), (1002, 100.5), (1003, 101.0)):
+        run.peers[peer_id].child.started, run.peers[peer_id].listening_at = at, at + 0.2
+    run.peers[1002].child.ended = 103.0
+    assert next_to_start(run, 103.0 + LEECHER.last_after - 0.1) is None
+    assert _start(run, 103.0 + LEECHER.last_after) == 1004
 
 
 def test_without_a_proc_table_a_started_peer_is_taken_to_listen_after_a_while(made, monkeypatch):

@@ -33,7 +33,8 @@ Every byte to and from its peers passes a recording relay; the scorecard groups 
 checks by the four rubric items, each pass / FAIL / n/a with its evidence and, for a
 FAIL, the usual cause. The scenarios, their directories and logs stay in --work-dir.
 
-exit status: 0 every required check passes, 1 one fails, 2 usage error, 130 interrupted"""
+exit status: 0 every required check passes, 1 one fails or nothing could be judged,
+2 usage error, 130 interrupted"""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterator, Optional
 
@@ -95,13 +95,17 @@ def _read(path: Path, peer_id: int) -> PeerLog:
 
 
 def log_findings(run: ScenarioRun) -> dict[int, list[Finding]]:
-    """The audit's findings about each peer under test's log, with the whole swarm's logs."""
+    """The audit's findings about each peer under test's log, with the whole swarm's logs;
+    a peer of ours held back for theirs and never started is left out of the swarm, so no
+    log is faulted for missing a connection to it."""
     layout = run.layout
     logs = {}
     for peer_id in layout.scenario.ids:
         home = layout.their_dir(peer_id) if layout.scenario.role(peer_id).theirs else layout.ours_dir
         logs[peer_id] = _read(home / f"log_peer_{peer_id}.log", peer_id)
-    swarm = audit_rules.Swarm.of(layout.config_for(None), logs)
+    config = layout.config_for(None)
+    started = tuple(peer for peer in config.peers if not run.held_back(peer.peer_id))
+    swarm = audit_rules.Swarm.of(replace(config, peers=started), logs)
     found = {}
     for peer_id in layout.scenario.theirs:
         log = logs[peer_id]

@@ -107,7 +107,7 @@ def connects(observed: Observed) -> Verdict:
         for me in run.layout.scenario.theirs:
             views = observed.views_of(run, me)
             for other in ids:
-                if other == me:
+                if other == me or run.held_back(other):
                     continue
                 dials = ids.index(other) < ids.index(me)
                 ok = [v for v in views if v.other == other and v.dialled == dials and v.out.frames]  # started in order
@@ -128,23 +128,27 @@ def retries_earlier(observed: Observed) -> Verdict:
         ids = run.layout.scenario.ids
         for peer in run.theirs():
             where, child = _where(run, peer.peer_id), peer.child
-            if peer.listening_at is None or child.started is None:
+            if child.started is None:
                 continue  # starts says why
             for other in ids[: ids.index(peer.peer_id)]:
                 up = run.peers[other].listening_at
-                if up is None:
-                    continue  # ours never came up: nothing to reach
                 reached = [v for v in observed.views_of(run, peer.peer_id) if v.other == other and v.dialled and v.out.frames]
-                if reached:
+                if reached and up is not None:
                     good = good or (f"{where}: started {up - child.started:.1f} s before {other} listened, "
                                     f"reached it {reached[0].recording.opened - up:.2f} s after")
-                elif child.ended is not None and not child.stopped_by_kit:
-                    bad.append(f"{where}: exited (status {child.status}) without reaching {other}, started before it: "
+                elif child.ended is not None and not child.stopped_by_kit and (up is None or child.ended < up):
+                    bad.append(f"{where}: exited (status {child.status}) {child.ended - child.started:.2f} s after "
+                               f"its start, before {other} (listed before it) was listening, never reaching it: "
                                f"{child.last_line or '(no output)'}")
+                elif up is None:
+                    continue  # ours never came up (it was stopped before): nothing to reach
+                elif child.ended is not None and not child.stopped_by_kit:
+                    bad.append(f"{where}: exited (status {child.status}) {child.ended - up:.2f} s after {other} began "
+                               f"to listen, never having reached it: {child.last_line or '(no output)'}")
                 else:
                     bad.append(f"{where}: never reached {other}, which began to listen "
                                f"{up - child.started:.1f} s after it started ({run.ended_why})")
-    return judged(bad, good, None if good or bad else "the retry scenario did not run with it listening")
+    return judged(bad, good, None if good or bad else "the retry scenario did not run with it started")
 
 
 @check("log-connections", "startup", "its log has 'makes a connection to' each earlier peer, 'is connected from' each later one",

@@ -90,6 +90,14 @@ class ScenarioRun:
     def at(self, moment: Optional[float]) -> Optional[float]:
         return None if moment is None else moment - self.started
 
+    def held_back(self, peer_id: int) -> bool:
+        """Our last peer of a ``last_after`` scenario, never started because the peers under
+        test never got done: nobody's neighbour, so nobody is faulted for missing it."""
+        scenario = self.layout.scenario
+        peer = self.peers.get(peer_id)
+        return (scenario.last_after is not None and peer_id == scenario.ids[-1] and peer is not None
+                and not peer.theirs and peer.child.started is None)
+
 
 def listening_ports(candidates: set[int]) -> Optional[set[int]]:
     """Which of ``candidates`` have a socket listening on this machine, from Linux's
@@ -227,22 +235,38 @@ def start_order(run: ScenarioRun) -> list[PeerRun]:
 def next_to_start(run: ScenarioRun, now: float) -> Optional[PeerRun]:
     """The peer to start now, if any: the next in :func:`start_order`, once every peer
     before it has been listening for STAGGER s (``theirs_first`` s for the first of ours
-    after the peers under test), and a peer under test no sooner than ``late``."""
+    after the peers under test), a peer under test no sooner than ``late``, and the last
+    of ours, with ``last_after``, only that long after the peers under test are done."""
     scenario = run.layout.scenario
     order = start_order(run)
     waiting = next((peer for peer in order if peer.child.started is None), None)
     if waiting is None:
         return None
     before = order[: order.index(waiting)]
-    if any(peer.listening_at is None for peer in before):
+    first_of_ours = bool(before) and not waiting.theirs and before[-1].theirs and scenario.theirs_first is not None
+    up = [_up_for_retry(peer) if first_of_ours and peer.theirs else peer.listening_at for peer in before]
+    if any(moment is None for moment in up):
         return None
-    ready = max((peer.listening_at for peer in before if peer.listening_at is not None), default=None)
+    ready = max((moment for moment in up if moment is not None), default=None)
     if ready is not None:
-        first_of_ours = not waiting.theirs and before[-1].theirs
         ready += scenario.theirs_first if first_of_ours and scenario.theirs_first is not None else STAGGER
     if waiting.theirs:
         ready = max(ready or run.started, run.started + scenario.late)
+    if scenario.last_after is not None and waiting is order[-1] and not waiting.theirs:
+        done = [peer.complete_at or peer.child.ended for peer in run.theirs()]
+        if any(moment is None for moment in done):
+            return None
+        ready = max([ready or run.started] + [moment + scenario.last_after for moment in done if moment is not None])
     return waiting if ready is None or now >= ready else None
+
+
+def _up_for_retry(peer: PeerRun) -> Optional[float]:
+    """When a peer under test counts as up in a ``theirs_first`` scenario: once it listens,
+    or ASSUMED_UP s after its start if it dials the earlier peers before it listens (so
+    that it has someone to reach)."""
+    if peer.listening_at is not None or peer.child.started is None:
+        return peer.listening_at
+    return peer.child.started + ASSUMED_UP
 
 
 def _see_listening(run: ScenarioRun, now: float, progress: list[float]) -> None:

@@ -40,7 +40,10 @@ class Scenario:
     Peers start in PeerInfo.cfg order, each once the peers before it listen; ``late``
     delays the start of the peers under test further. ``theirs_first`` turns the order
     round: the peers under test start first, ours that many seconds after they listen (a
-    scenario of its own, read only by the check named in ``only``). ``their_rate`` and
+    scenario of its own, read only by the check named in ``only``). ``last_after`` holds
+    the last of ours back until that many seconds after every peer under test has the
+    whole file (or exited): the swarm then lasts on, so that the 'not interested' a peer
+    owes once complete is on the wire while its connections stay open. ``their_rate`` and
     ``their_download`` pace what they upload and download (bytes/s per connection, at
     the relay) and ``our_rate`` what ours upload, so that the swarm lasts several
     choking rounds and the neighbours of a slow peer under test have news for it. ``robust`` swarms are not run but
@@ -62,6 +65,7 @@ class Scenario:
     quick: bool = False
     robust: bool = False
     theirs_first: Optional[float] = None
+    last_after: Optional[float] = None
     only: str = ""  # the one check that reads this scenario ("": every check)
 
     @property
@@ -90,9 +94,10 @@ SCENARIOS = (
     Scenario("seed", "their peer is the only seed, started first; three of ours download from it",
              (THEIR_SEED, OUR_LEECHER, OUR_LEECHER, OUR_LEECHER), file_size=600_000, k=1, p=1, m=2,
              their_rate=60_000, our_rate=30_000, quick=True),
-    Scenario("leecher", "their peer downloads from our seed, between two of ours; 32 KiB pieces",
-             (OUR_SEED, THEIR_LEECHER, OUR_LEECHER), file_size=700_001, piece_size=32768, our_rate=200_000,
-             their_download=100_000, quick=True),
+    Scenario("leecher", "their peer downloads from our seed, between two of ours; one more of ours "
+             "starts 2 s after theirs completes; 32 KiB pieces",
+             (OUR_SEED, THEIR_LEECHER, OUR_LEECHER, OUR_LEECHER), file_size=700_001, piece_size=32768,
+             our_rate=200_000, their_download=100_000, quick=True, last_after=2.0),
     Scenario("retry", "their peer started 1 s before our earlier one listens: does it try again?",
              (OUR_SEED, THEIR_LEECHER), file_size=100_000, quick=True, theirs_first=1.0, only="retries-earlier"),
     Scenario("robust", "their seed, probed by misbehaving neighbours",

@@ -108,9 +108,11 @@ class Result:
 
 
 def evaluate(observed: Observed, items: Optional[set[str]] = None) -> list[Result]:
-    """Every check of ``items`` (all by default) in registry order, dependencies first."""
+    """Every check of ``items`` (all by default) in registry order, dependencies first,
+    and any check of another item that failed where one of those needs it: what made
+    them n/a is shown and counted (a peer that never started must not pass ``--only``)."""
     verdicts: dict[str, Verdict] = {}
-    results = []
+    every = []
     ran = {run.layout.scenario.name for run in observed.every_run}
     for each in CHECKS:
         failed_need = next((need for need in each.needs if verdicts.get(need, passed()).status == FAIL), None)
@@ -125,14 +127,26 @@ def evaluate(observed: Observed, items: Optional[set[str]] = None) -> list[Resul
             except Exception as exc:  # a bug of the kit must not hide the other checks
                 verdict = not_seen(f"the kit could not judge this: {type(exc).__name__}: {exc}")
         verdicts[each.key] = verdict
-        if items is None or each.item in items:
-            results.append(Result(each, verdict))
-    return results
+        every.append(Result(each, verdict))
+    shown = {r.check.key for r in every if items is None or r.check.item in items}
+    needs = {r.check.key: r.check.needs for r in every}
+    needed = list(shown)
+    while needed:
+        for need in needs[needed.pop()]:
+            if need not in shown and verdicts.get(need, passed()).status == FAIL:
+                shown.add(need)
+                needed.append(need)
+    return [r for r in every if r.check.key in shown]
+
+
+def judged_anything(results: list[Result]) -> bool:
+    return any(result.verdict.status != NA for result in results)
 
 
 def ok(results: list[Result]) -> bool:
-    """Only a required check (one resting on a course sentence) can fail the run."""
-    return all(result.verdict.status != FAIL for result in results if result.check.required)
+    """Only a required check (one resting on a course sentence) can fail the run; a run in
+    which nothing could be judged passes nothing either."""
+    return judged_anything(results) and all(result.verdict.status != FAIL for result in results if result.check.required)
 
 
 def render(results: list[Result], verbose: bool = False, closes: Optional[list[str]] = None) -> list[str]:
@@ -161,7 +175,8 @@ def render(results: list[Result], verbose: bool = False, closes: Optional[list[s
     counts = {status: sum(1 for r in results if r.verdict.status == status) for status in (PASS, NA)}
     lines += ["", f"{counts[PASS]} passed, {len(failures)} failed ({required} required, {len(failures) - required} "
               f"advice), {counts[NA]} not applicable: "
-              + ("every required check passes" if ok(results) else "required checks FAIL")]
+              + ("every required check passes" if ok(results) else "required checks FAIL" if failures
+                 else "nothing could be judged")]
     return lines
 
 

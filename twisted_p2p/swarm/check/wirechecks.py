@@ -15,6 +15,7 @@ from .scorecard import Verdict, check, judged
 WIRE = ("handshake-bytes", "message-framing", "bitfield")
 RACE = 0.5  # seconds a message may be in flight when the other side acts on its own
 ROUND = 0.05  # seconds within which chokes and unchokes belong to one round
+NOT_INTERESTED_WITHIN = 1.5  # seconds from holding all a neighbour offers to the 'not interested' owed (generous)
 
 
 def _sent(observed: Observed) -> list[View]:
@@ -174,12 +175,40 @@ def interest(observed: Observed) -> Verdict:
         if wanted_long is not None and not any(interested for _, interested in events):
             bad.append(f"{view.where(wanted_long)}: never 'interested' in {view.other}, which had pieces it lacked "
                        f"for over 3 s")
-        if events and events[-1][1] and view.run.peers[view.me].complete_at is not None:
-            done = view.run.peers[view.me].complete_at
-            closed = view.recording.closed
-            if done is not None and (closed is None or closed - done > 2.0):
-                bad.append(f"{view.where(done)}: complete, but its last word to {view.other} stayed 'interested'")
+        owed = _not_interested_owed(view, holding, events)
+        if owed:
+            bad.append(owed)
     return judged(bad, f"{said} interest messages, each justified", None if said or bad else "it never had to say")
+
+
+def _not_interested_owed(view: View, holding: Holdings, events: list[tuple[float, bool]]) -> Optional[str]:
+    """What was wrong if the peer under test came to hold every piece the other side had
+    offered (once complete, or earlier) while its last word there was 'interested', and
+    said no 'not interested' within NOT_INTERESTED_WITHIN s (None: nothing). Judged only
+    where the connection stayed open that long and nothing new was offered meanwhile."""
+    end = view.recording.closed or view.run.ended_at
+    offers = [f.delivered for f in view.into.frames if f.kind in ("bitfield", "have")]
+    moments = sorted({moment for moment, _ in holding.arrivals} | {moment for moment, interested in events if interested})
+    for moment in moments:
+        said = [interested for sent, interested in events if sent <= moment]
+        offered = _offered(view, moment)
+        if not said or not said[-1] or offered - holding.held(moment):
+            continue
+        due = moment + NOT_INTERESTED_WITHIN
+        if end < due + RACE:
+            return None  # the connection ended too soon to tell
+        told = next((sent for sent, interested in events if sent > moment and not interested), None)
+        until = due if told is None else min(told, due)
+        if any(_offered(view, when) - holding.held(when) for when in offers if moment < when <= until):
+            continue  # something new to want came first: interest stood again
+        if told is not None and told <= due:
+            continue
+        what = (f"complete ({holding.total} pieces)" if len(holding.held(moment)) == holding.total
+                else f"it held every piece {view.other} had offered ({len(offered)})")
+        later = (f"'not interested' only {told - moment:.1f} s later" if told is not None
+                 else f"no 'not interested' in the {end - moment:.1f} s the connection stayed open")
+        return f"{view.where(moment)}: {what}, but its last word to {view.other} stayed 'interested' ({later})"
+    return None
 
 
 def _lacked_for(view: View, holding: Holdings, seconds: float) -> Optional[float]:
@@ -212,10 +241,14 @@ def interest_on_change(observed: Observed) -> Verdict:
 
 
 def _unchoked_over_time(observed: Observed, run: ScenarioRun, me: int) -> list[tuple[float, Optional[int], bool]]:
-    """(time, neighbour, unchoked) for every choke/unchoke the peer under test sent."""
+    """(time, neighbour, unchoked) for every choke/unchoke the peer under test sent; a
+    connection that closed unchokes nobody from then on (a peer may close one to a
+    neighbour that completed, and unchoke another)."""
     changes = []
     for view in observed.views_of(run, me):
         changes += [(f.sent, view.other, f.kind == "unchoke") for f in view.out.frames if f.kind in ("choke", "unchoke")]
+        if view.recording.closed is not None:
+            changes.append((view.recording.closed, view.other, False))
     changes.sort(key=lambda change: change[0])
     return changes
 
