@@ -38,6 +38,7 @@ TICK = 0.2  # seconds between reading the logs and redrawing
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping
 TAIL_CHUNK = 128 * 1024  # bytes of one peer's log read per tick
 SKIPPED = RECEIVED.encode()  # received-message lines: most of a log, and nothing to show
+SSH_FAILED = 255  # ssh's own failure, or its remote command killed by a signal
 
 
 def in_new_session(argv: list[str], nice: int = 0) -> list[str]:
@@ -239,6 +240,8 @@ class Swarm:
             if self.keep_going and not peer.has_file:
                 # its own complaint, not its last event: a peer killed mid-swarm said none
                 said = f": {process.last_error}" if process.last_error else ""
+                if not said and process.launch.over_ssh and process.status == SSH_FAILED:
+                    said = " (its ssh session ended: the peer was killed, or the connection lost)"
                 self.dropped[peer.peer_id] = f"its peer ended with {process.progress.state}{said}"
                 self.display.say(f"peer {peer.peer_id}{where} ended with {process.progress.state}{said}; "
                                  "dropped, the others carry on")
