@@ -6,6 +6,7 @@ README says: no template, only ``--ssh-config`` because the test's keys are not 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -190,8 +191,11 @@ def test_push_sends_a_verified_file_to_three_hosts(tmp_path, hosts):
     code, output = run(tmp_path, hosts, "push", str(source), *targets, "--dest", str(WORK / "inbox"))
     print(f"\npush to 3 hosts: exit {code} after {time.monotonic() - began:.1f} s")
     assert code == 0, output
-    assert "piece size 16384: the course's smallest; the " in output  # 305 pieces: no bigger is needed
-    assert "ms round trip needs nothing bigger" in output  # timed: these hosts are a bridge away
+    # 305 pieces need nothing bigger than the smallest, unless the round trip, timed to
+    # hosts a bridge away, came out long on a busy machine; either way it says why.
+    chosen = re.search(r"piece size (\d+): .*?(\d+\.\d) ms round trip", output)
+    assert chosen, output
+    assert int(chosen[1]) == 16384 or "one piece per round trip moves" in output
     for address in targets:
         assert hosts.path(address, WORK / "inbox" / "payload.bin").read_bytes() == source.read_bytes()
         assert f"{address}  delivered and verified: {WORK / 'inbox' / 'payload.bin'}" in output
