@@ -99,3 +99,10 @@ def test_a_defect_fails_exactly_its_check(verdicts, defect):
 def test_the_defects_evidence_says_it_stayed_interested(verdicts):
     evidence = " ".join(verdicts["never-not-interested"].evidence("interest"))
     assert "stayed 'interested'" in evidence, evidence
+
+
+def test_a_peer_that_does_not_retry_is_told_so_as_advice_only(verdicts):
+    verdict = verdicts["no-retry"]
+    assert verdict.failed() == {"retries-earlier"} and verdict.failed(required_only=True) == set(), verdict.output
+    evidence = " ".join(verdict.evidence("retries-earlier"))
+    assert "exited (status 1)" in evidence and "never reaching it" in evidence, evidence
