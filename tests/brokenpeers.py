@@ -45,7 +45,7 @@ import string
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 # The repository root, so that twisted_p2p and its twistd plugin are found even when
 # this runs under a Python where the project is not installed (Twisted must be).
@@ -67,7 +67,7 @@ def _ascii_zeros() -> None:
     characters write them."""
     from twisted_p2p import wire
 
-    def encode_handshake(peer_id: int, pipelining: bool = False) -> bytes:
+    def encode_handshake(peer_id: int, pipelining: bool = False, nonce: Optional[bytes] = None) -> bytes:
         return wire.HANDSHAKE_HEADER + b"0" * 10 + peer_id.to_bytes(4, "big")
 
     wire.encode_handshake = encode_handshake
@@ -78,7 +78,7 @@ def _text_id() -> None:
     a longer ID), as people who write the ID with a string formatter do."""
     from twisted_p2p import wire
 
-    def encode_handshake(peer_id: int, pipelining: bool = False) -> bytes:
+    def encode_handshake(peer_id: int, pipelining: bool = False, nonce: Optional[bytes] = None) -> bytes:
         return wire.HANDSHAKE_HEADER + bytes(10) + str(peer_id).rjust(4, "0")[-4:].encode("ascii")
 
     wire.encode_handshake = encode_handshake
