@@ -13,7 +13,7 @@ setup(
     package_data={"twisted_p2p.swarm.web": ["static/*"]},
     install_requires=["twisted>=24.7", "zope.interface"],
     extras_require={
-        "test": ["pytest>=8.4.1", "pytest-twisted>=1.14", "hypothesis", "matplotlib"],
+        "test": ["pytest>=8.4.1", "pytest-twisted>=1.14", "hypothesis", "matplotlib", "twisted[tls]"],
         "plot": ["matplotlib"],
         "tls": ["twisted[tls]"],
     },
