@@ -16,6 +16,9 @@ capped     --upload-rate on every peer, 1 seed + 5 leechers, 10 MiB / 16 KiB;
 latency    every peer behind a relay that delays each way by 0, 10, 25 ms (--delays):
            the 1+5 swarm, 20 MiB / 16 KiB, plain, pipelined and libtorrent; 1+1, 20 MiB
            at 16 KiB and 256 KiB, plain and pipelined (bench/latency.py)
+push       ``p2p-swarm push`` to N namespace hosts with sshd, every upload capped with tbf
+           (the seed's too); reference: parallel scp to the same hosts and the bound
+           max(F/u, N*F/((N+1)*u)) (bench/push.py; needs root, sshd, tc)
 
 Sizes are binary: MiB = 2**20 bytes, rates in MiB/s. Writes bench/results.json,
 bench/results.md (the table) and bench/results.rst (the same, for README.rst).
@@ -29,14 +32,14 @@ import os
 import time
 from typing import Optional
 
-from bench import latency, rawtcp, swarm
+from bench import latency, push, rawtcp, swarm
 from bench.common import (HERE, KiB, MiB, SYSTEM_PYTHON, Files, fmt, libtorrent_version, log, median_of, ratio,
                           repeat, run_libtorrent)
 from bench.procs import machine
 
 from twisted_p2p.swarm.run import DEFAULT_PIPELINE  # noqa: E402  (the launcher's depth)
 
-CASES = ("dataplane", "swarm", "pipeline", "scale", "capped", "latency")
+CASES = ("dataplane", "swarm", "pipeline", "scale", "capped", "latency", "push")
 DEPTHS = (2, 4, 8, 16, 32)  # --pipeline depths tried one seed to one leecher
 #: How each case is timed, one line each: logged when the case starts, written under the table.
 METHODS = {
@@ -54,6 +57,7 @@ METHODS = {
     "capped": "capped: ratio = time from spawn to last complete / the bound (start-up counted against us); "
               "libtorrent from its first session created; transfer and start-up as in swarm",
     "latency": latency.METHOD,
+    "push": push.METHOD,
 }
 
 
@@ -306,6 +310,8 @@ def table(results: dict) -> list[list[str]]:
             ])
     if "latency" in cases:
         rows += latency.table_rows(cases["latency"])
+    if "push" in cases:
+        rows += push.table_rows(cases["push"])
     return rows
 
 
@@ -347,12 +353,21 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="one-way delays of the latency case, in ms (default %(default)s)")
     parser.add_argument("--latency-pipeline", type=int, default=DEFAULT_PIPELINE, metavar="N",
                         help="--pipeline depth of the latency case's pipelined runs (default: the launcher's, %(default)s)")
+    parser.add_argument("--push-hosts", type=int, default=8, metavar="N", help="hosts of the push case (default %(default)s)")
+    parser.add_argument("--push-size", type=int, default=200, metavar="MB",
+                        help="file of the push case, in MB of 10**6 bytes (default %(default)s)")
+    parser.add_argument("--push-rate", type=float, default=200.0, metavar="MBIT",
+                        help="every upload's cap in the push case, the seed's too, in Mbit/s (default %(default)g)")
+    parser.add_argument("--push-no-scp", action="store_true", help="skip the push case's parallel scp (about a minute)")
     parser.add_argument("--out", default=HERE, help="directory for results.json/.md/.rst (default: bench/)")
     options = parser.parse_args(argv)
     try:
         delays = latency.parse_delays(options.delays)
     except ValueError as exc:
         parser.error(str(exc))
+    if options.push_hosts < 3 or options.push_size <= 0 or options.push_rate <= 0:
+        parser.error("--push-hosts must be at least 3 (the caps are measured between hosts), "
+                     "--push-size and --push-rate positive")
     chosen = options.only or list(CASES)
     swarm.PEER_ENV.update(item.split("=", 1) for item in options.peer_env)
     repeats = options.repeats or (1 if options.quick else 3)
@@ -369,7 +384,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": info,
         "options": {"quick": options.quick, "repeats": repeats, "only": chosen, "peer_env": options.peer_env,
-                    "delays_ms": list(delays), "latency_pipeline": options.latency_pipeline},
+                    "delays_ms": list(delays), "latency_pipeline": options.latency_pipeline,
+                    "push": {"hosts": options.push_hosts, "size_mb": options.push_size,
+                             "rate_mbit": options.push_rate}},
         "cases": {},
     }
     files = Files()
@@ -391,6 +408,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if "latency" in chosen:
             results["cases"]["latency"] = latency.case_latency(files, repeats, delays, options.latency_pipeline,
                                                                lt_version)
+        if "push" in chosen:
+            results["cases"]["push"] = push.case_push(push.PushSpec(
+                options.push_hosts, options.push_size, options.push_rate, repeats, not options.push_no_scp))
     finally:
         files.close()
     results["duration_s"] = time.time() - began
