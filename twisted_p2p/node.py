@@ -29,7 +29,7 @@ from twisted_p2p.manifest import piece_is_intact
 from twisted_p2p.requests import RequestTimeouts
 from twisted_p2p.resume import Restored, Resume, current_boot_id
 from twisted_p2p.service import PeerService
-from twisted_p2p.storage import PieceStore, StorageError, data_path
+from twisted_p2p.storage import PieceStore, StorageError, data_path, resume_report
 
 
 def event_log_path(work_dir: str | Path, peer_id: int) -> Path:
@@ -73,6 +73,7 @@ class PeerNode(MultiService):
         secret: Optional[bytes] = None,
         allowed: Optional[AllowedHosts] = None,
         tls: Any = None,
+        forget_peers: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
@@ -86,6 +87,8 @@ class PeerNode(MultiService):
         if not self.info.has_file:
             self.resume = Resume(path, config.common, current_boot_id() if boot_id is None else boot_id)
             restored = self.resume.restore()
+            if forget_peers:  # a new swarm: the IDs its journal learned were another swarm's
+                restored.complete_peers, restored.told_peers = set(), set()
         self.store = PieceStore(path, config.common, self.info.has_file, restored.held if restored else None)
         if self.resume is not None and restored is not None:
             self._resume(self.resume, restored, piece_hashes)
@@ -131,6 +134,9 @@ class PeerNode(MultiService):
                 self.log.warn("{count} resumed pieces failed the manifest and will be fetched again", count=dropped)
                 restored.held = self.store.held
                 restored.durable = PieceSet(restored.durable.total, (i for i in restored.durable if i in restored.held))
+        if restored.held.count:
+            self.log.info("{report}", report=resume_report(self.info.peer_id, restored.held.count,
+                                                           restored.held.total))
         try:
             resume.start(restored)
         except OSError as exc:

@@ -36,6 +36,21 @@ def parse_digest_report(line: str) -> Optional[tuple[int, str]]:
     return (int(found["peer"]), found["digest"]) if found else None
 
 
+_RESUME_REPORT = r"peer (?P<peer>\d+) resumes with (?P<held>\d+) of (?P<total>\d+) pieces"
+
+
+def resume_report(peer_id: int, held: int, total: int) -> str:
+    """The line a leecher logs when it starts with pieces from before (verified against
+    the manifest if it has one), so that a launcher can say how much was kept."""
+    return f"peer {peer_id} resumes with {held} of {total} pieces"
+
+
+def parse_resume_report(line: str) -> Optional[tuple[int, int]]:
+    """(peer ID, pieces held) from a :func:`resume_report` line, or None."""
+    found = re.search(_RESUME_REPORT, line)
+    return (int(found["peer"]), int(found["held"])) if found else None
+
+
 def file_sha256(path: Path) -> str:
     """A file's SHA-256 in hex, read in 1 MiB chunks."""
     digest = hashlib.sha256()

@@ -61,6 +61,8 @@ class Options(usage.Options):
          "m seconds)"],
         ["write-hashes", None, "write CONFIG_DIR/FileName.hashes (SHA-256 per piece) from this peer's "
          "complete file, then exit; with that file present every peer checks each piece it receives"],
+        ["new-swarm", None, "resume only our own pieces from the journal, nothing it learned of other peers "
+         "(a launcher's new swarm, whose IDs may name other hosts than the last one's)"],
     ]
 
     def parseOptions(self, options: Optional[list[str]] = None) -> None:
@@ -190,6 +192,7 @@ def makeService(options: Options) -> Any:
             secret=secret,
             allowed=allowed,
             tls=tls,
+            forget_peers=bool(options["new-swarm"]),
         )
     except (ConfigError, StorageError, AuthError, push_tls.TLSError) as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from typing import Iterable, TextIO
 
-from twisted_p2p.swarm.progress import PeerProgress, render
+from twisted_p2p.swarm.progress import PeerProgress, render, render_hosts
 
 PLAIN_EVERY = 2.0  # seconds between blocks of plain lines when output is not a terminal
 
@@ -18,17 +18,26 @@ class Display:
     Messages go through :meth:`say` so they never land inside the block.
     """
 
-    def __init__(self, stream: TextIO, piece_size: int, tty: bool) -> None:
+    def __init__(self, stream: TextIO, piece_size: int, tty: bool, hosts: bool = False) -> None:
         self.stream = stream
         self.piece_size = piece_size
         self.tty = tty
+        #: push's view: a line per host by name (compact when many), each resume said once
+        self.hosts = hosts
+        self._resumes_said: set[int] = set()
         self._drawn = 0
         self._last_plain: float | None = None
 
     def update(self, peers: Iterable[PeerProgress], now: float, final: bool = False) -> None:
-        lines = render(peers, now, self.piece_size)
+        peers = list(peers)
+        width = shutil.get_terminal_size().columns - 1
+        if self.hosts:
+            for peer in peers:
+                if peer.resumed is not None and peer.peer_id not in self._resumes_said:
+                    self._resumes_said.add(peer.peer_id)
+                    self.say(f"{peer.host}: resuming: {peer.resumed:,} of {peer.total:,} pieces already there")
+        lines = render_hosts(peers, now, self.piece_size, width) if self.hosts else render(peers, now, self.piece_size)
         if self.tty:
-            width = shutil.get_terminal_size().columns - 1
             out = [f"\x1b[{self._drawn}F"] if self._drawn else []
             out += [f"\x1b[2K{line[:width]}\n" for line in lines]
             self.stream.write("".join(out))

@@ -20,7 +20,7 @@ from twisted_p2p.resume import forget as forget_resume_state
 from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.remote import Host, Ssh, peer_command, remote_dir_for
 
-_SAFE_HOST = re.compile(r"[A-Za-z0-9._:%-]+")
+_SAFE_HOST = re.compile(r"[A-Za-z0-9._:%@-]+")  # push names hosts user@host:port too
 DEMO_SEED = 20240101  # every seed's demo file is the same bytes
 
 

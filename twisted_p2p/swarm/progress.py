@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from twisted_p2p.eventlog import Event, parse_line
-from twisted_p2p.storage import parse_digest_report
+from twisted_p2p.storage import parse_digest_report, parse_resume_report
 
 RATE_WINDOW = 2.0  # seconds of recent downloads that the rate and "from" look at
 LINES_KEPT = 50  # event-log lines kept per peer for the dashboard
@@ -72,6 +72,8 @@ class PeerProgress:
     lines_seen: int = 0  # all its lines so far, kept or not: tells a reader which are new
     #: The SHA-256 a peer on another host printed when it finished (--echo-events).
     reported_sha256: Optional[str] = None
+    #: The pieces it started with, kept from before (a resumed leecher's report), if any.
+    resumed: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.seed:
@@ -92,6 +94,12 @@ class PeerProgress:
             report = parse_digest_report(line)
             if report is not None and report[0] == self.peer_id:
                 self.reported_sha256 = report[1]
+            kept = parse_resume_report(line)
+            if kept is not None and kept[0] == self.peer_id and self.resumed is None:
+                self.resumed = kept[1]
+                if kept[1] > self.held:
+                    self.held = kept[1]
+                    self.timeline.append((self.timeline[-1][0], self.held))
             return None
         if event.me != self.peer_id:
             return None
@@ -169,3 +177,47 @@ def render_line(peer: PeerProgress, now: float, piece_size: int) -> str:
 
 def render(peers: Iterable[PeerProgress], now: float, piece_size: int) -> list[str]:
     return [render_line(peer, now, piece_size) for peer in peers]
+
+
+#: More hosts than this and push packs several short cells into each line.
+COMPACT_OVER = 12
+
+
+def host_line(peer: PeerProgress, now: float, piece_size: int, name_width: int) -> str:
+    """push's line for one host: its name, bar, pieces, rate and state."""
+    digits = len(str(peer.total))
+    megabytes = peer.rate(now) * piece_size / 1e6
+    done = "" if peer.completed_at is None else f" done {peer.completed_at:.1f}s"
+    kept = f" ({peer.resumed} resumed)" if peer.resumed else ""
+    return (f"{peer.host:<{name_width}} [{bar(peer.held, peer.total)}] {peer.held:>{digits}}/{peer.total}"
+            f" {megabytes:6.1f} MB/s  {peer.state}{done}{kept}")
+
+
+def host_cell(peer: PeerProgress, now: float, piece_size: int) -> str:
+    """A host in a few characters, for many hosts: percentage and rate, or done."""
+    if peer.completed_at is not None:
+        return f"{peer.host} done {peer.completed_at:.0f}s"
+    if peer.state not in ("running", "waiting"):
+        return f"{peer.host} {peer.state}"
+    percent = 100 * peer.held // max(1, peer.total)
+    return f"{peer.host} {percent}% {peer.rate(now) * piece_size / 1e6:.0f}MB/s"
+
+
+def render_hosts(peers: Iterable[PeerProgress], now: float, piece_size: int, width: int = 100) -> list[str]:
+    """One line per host that receives the file (the seed, this machine, left out);
+    past COMPACT_OVER hosts, short cells packed into lines of ``width``, and a total."""
+    hosts = [peer for peer in peers if not peer.seed]
+    if not hosts:
+        return []
+    if len(hosts) <= COMPACT_OVER:
+        name_width = max(len(peer.host) for peer in hosts)
+        return [host_line(peer, now, piece_size, name_width) for peer in hosts]
+    cells = [host_cell(peer, now, piece_size) for peer in hosts]
+    cell_width = max(len(cell) for cell in cells) + 2
+    per_line = max(1, width // cell_width)
+    lines = ["".join(f"{cell:<{cell_width}}" for cell in cells[i:i + per_line]).rstrip()
+             for i in range(0, len(cells), per_line)]
+    done = sum(peer.completed_at is not None for peer in hosts)
+    rate = sum(peer.rate(now) for peer in hosts) * piece_size / 1e6
+    lines.append(f"{done} of {len(hosts)} hosts done, {rate:.0f} MB/s received in all")
+    return lines

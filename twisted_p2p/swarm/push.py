@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
+from twisted_p2p.swarm.pushinput import HostSpec, endpoints, parse_host, parse_rate, read_hosts
 from twisted_p2p.swarm.pushresult import FAILED, HostOutcome, as_json, check_script, exit_status, table
 from twisted_p2p.swarm.remote import Host, Hosts, Ssh, remote_dir_for
 
@@ -74,7 +75,11 @@ def piece_size_for(file_size: int, round_trip: Optional[float] = None, hosts: in
 
 def ssh_endpoint(host: str, ssh_config: Optional[str]) -> tuple[str, int]:
     """The address and port ssh would connect to for ``host`` (``ssh -G``; no connection)."""
-    argv = ["ssh", "-G"] + (["-F", ssh_config] if ssh_config else []) + [host]
+    try:
+        target = parse_host(host).ssh_args()
+    except ValueError:
+        target = [host]
+    argv = ["ssh", "-G"] + (["-F", ssh_config] if ssh_config else []) + target
     shown = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout
     settings = dict(line.split(" ", 1) for line in shown.splitlines() if " " in line)
     return settings.get("hostname", host), int(settings.get("port", "22"))
@@ -144,7 +149,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "each copy is checked by SHA-256, then left in the destination directory on its host.",
     )
     parser.add_argument("file", help="the file to send")
-    parser.add_argument("hosts", nargs="+", metavar="HOST", help="hosts to send it to (ssh names or addresses)")
+    parser.add_argument("hosts", nargs="*", metavar="HOST",
+                        help="hosts to send it to: [user@]host[:port], or a name of your ssh config")
+    parser.add_argument("-f", "--hosts-file", action="append", default=[], metavar="FILE",
+                        help="more hosts, one per line (# comments); - reads standard input")
+    parser.add_argument("--upload-rate", default=None, metavar="RATE",
+                        help="cap every peer's upload, this machine's too: bytes per second (25000000, 25M) "
+                        "or bits (200Mbit) [no cap]")
     parser.add_argument("--dest", default=None, metavar="DIR",
                         help="directory for the file on every host; {host} is replaced by the host's name "
                         "[the file's directory's absolute path]")
@@ -168,7 +179,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.piece_size is not None and args.piece_size <= 0:
         parser.error("--piece-size must be positive")
+    try:
+        args.upload_rate = parse_rate(args.upload_rate) if args.upload_rate is not None else None
+        args.specs = host_specs(args.hosts, args.hosts_file)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not args.specs:
+        parser.error("no hosts: give HOST arguments or -f FILE")
     return args
+
+
+def host_specs(hosts: list[str], files: list[str]) -> list[HostSpec]:
+    """The hosts of the command line, then of each file (``-`` is standard input),
+    each once; ValueError says which one is wrong, or which file cannot be read."""
+    names = list(hosts)
+    for name in files:
+        if name == "-":
+            names += read_hosts(sys.stdin, "standard input")
+            continue
+        try:
+            with open(name, encoding="utf-8") as stream:
+                names += read_hosts(stream, name)
+        except OSError as exc:
+            raise ValueError(f"-f {name}: {exc.strerror or exc}") from None
+    return [parse_host(name) for name in dict.fromkeys(names)]
 
 
 def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
@@ -177,14 +211,17 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     if not file.is_file():
         print(f"p2p-swarm push: {args.file}: no such file", file=sys.stderr)
         return 2
-    hosts = list(dict.fromkeys(args.hosts))
+    hosts = [spec.name for spec in args.specs]
     dest = args.dest or str(file.parent)
-    seed_address, why = (args.seed_address, "") if args.seed_address else first_route(hosts)
+    reached = endpoints(args.specs, args.ssh_config)  # where ssh goes, its config applied
+    addresses = {name: point.address for name, point in reached.items()}
+    destinations = {spec.name: spec.ssh_args() for spec in args.specs if spec.ssh_args() != [spec.name]}
+    seed_address, why = (args.seed_address, "") if args.seed_address else first_route([addresses[h] for h in hosts])
     if seed_address is None:
         print(f"p2p-swarm push: {why}", file=sys.stderr)
         return 2
     if args.dry_run:
-        return dry_run(args, file, hosts, dest, seed_address, stdout)
+        return dry_run(args, file, hosts, dest, seed_address, stdout, destinations, addresses)
     if args.tls:
         from twisted_p2p.swarm.closed import check_tls
         from twisted_p2p.tls import TLSError
@@ -196,9 +233,11 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
             return 2
     from twisted_p2p.swarm.pushrun import Push
 
-    def configure(needed: list[str]) -> tuple[SwarmConfig, str]:
+    def configure(needed: list[str], resumable: Optional[int] = None) -> tuple[SwarmConfig, str]:
         if args.piece_size is not None:
             choice = PieceChoice(args.piece_size, "--piece-size")
+        elif resumable is not None:  # the same pieces, or the unfinished copies are worth nothing
+            choice = PieceChoice(resumable, "the same as the unfinished push's, whose pieces are there")
         else:
             choice = piece_size_for(file.stat().st_size, farthest_round_trip(needed, args.ssh_config), len(needed))
         assert seed_address is not None
@@ -207,9 +246,10 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     began = time.monotonic()
     control = Path(tempfile.mkdtemp(prefix="p2p-swarm-ssh-"))
     work = os.path.join(dest, ".p2p-push-{host}")  # {host}: hosts may share a filesystem
-    remote = Hosts(Ssh(control, args.ssh_config, args.connect_timeout),
+    remote = Hosts(Ssh(control, args.ssh_config, args.connect_timeout, destinations=destinations),
                    [Host(host, remote_dir_for(work, host)) for host in hosts])
-    job = Push(file, hosts, dest, work, configure, args.remote_twistd, args.timeout, stdout, tls=args.tls)
+    job = Push(file, hosts, dest, work, configure, args.remote_twistd, args.timeout, stdout, tls=args.tls,
+               addresses=addresses, peer_options=peer_options(args.upload_rate))
     try:
         outcomes, code = job.run(remote)
     except KeyboardInterrupt:
@@ -245,8 +285,13 @@ def conclude(outcomes: list[HostOutcome], code: Optional[int], file: Path, sha25
     return code
 
 
+def peer_options(upload_rate: Optional[int]) -> list[str]:
+    """What every peer of this push is started with besides PEER_OPTIONS and the closed swarm's."""
+    return ["--upload-rate", str(upload_rate)] if upload_rate else []
+
+
 def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, seed_address: str,
-            stdout: TextIO) -> int:
+            stdout: TextIO, destinations: dict[str, list[str]], addresses: dict[str, str]) -> int:
     """What would run on each host, with nothing contacted."""
     from twisted_p2p.swarm import run
     from twisted_p2p.swarm.plan import plan, twistd_command
@@ -258,13 +303,17 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
     twistd = [args.remote_twistd] if args.remote_twistd else twistd_command()
     staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
     try:
-        launches, planned = plan(config, staging, staging, Ssh(staging, args.ssh_config, args.connect_timeout),
-                                 work, twistd)
+        launches, planned = plan(config, staging, staging, Ssh(staging, args.ssh_config, args.connect_timeout,
+                                                               destinations=destinations), work, twistd)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for host_plan in planned:
+        host_plan.resume_from = 0  # push's: an unfinished copy there is kept only if it matches (not known here)
     for launch in launches:
-        launch.argv += PEER_OPTIONS  # (and the closed swarm's, made for the push itself)
+        launch.argv += PEER_OPTIONS + peer_options(args.upload_rate)  # (and the closed swarm's, made for the push)
     for host in hosts:
+        if addresses.get(host, host) != host:
+            print(f"{host}: ssh reaches it at {addresses[host]}, the address its peer is listed by", file=stdout)
         there = os.path.join(remote_dir_for(dest, host), file.name)
         print(f"{host}: first, does it hold {file.name} already? {check_script(there, config.common.file_size)}",
               file=stdout)

@@ -14,7 +14,7 @@ import shutil
 import signal
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
@@ -27,6 +27,7 @@ from twisted_p2p.swarm import closed
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.plan import Launch, is_local_host, local_identity, plan, twistd_command
 from twisted_p2p.swarm.progress import PeerProgress
+from twisted_p2p.swarm.pushinput import with_addresses
 from twisted_p2p.swarm.pushresult import (
     ALREADY_THERE,
     DELIVERED,
@@ -37,12 +38,22 @@ from twisted_p2p.swarm.pushresult import (
     holds_file,
     unfinished_cause,
 )
+from twisted_p2p.swarm.pushresume import (
+    RECORD_NAME,
+    Probe,
+    Record,
+    lacks_room,
+    piece_size_to_resume,
+    probe_script,
+    resume_from,
+    split_answer,
+)
 from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
 from twisted_p2p.swarm.report import sha256_file
 from twisted_p2p.swarm.supervise import Swarm
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``).
-PEER_OPTIONS = ["--refill-slots", "--pipeline", "256"]
+PEER_OPTIONS = ["--refill-slots", "--pipeline", "256", "--new-swarm"]
 EXIT_CODES = {"interrupted": 130, "terminated": 143}
 
 
@@ -62,15 +73,19 @@ def cause_of(error: RemoteError, host: str) -> str:
 
 
 def survey(remote: Hosts, targets: Sequence[Target], size: int, sha256: Callable[[], Optional[str]],
-           say: Callable[[str], None]) -> dict[str, HostOutcome]:
+           say: Callable[[str], None], probes: Optional[dict[str, Probe]] = None) -> dict[str, HostOutcome]:
     """Connect to every host at once and ask, in one command each, whether it holds the
-    file; the hosts that are settled already (holding it, or unreachable) and what each
-    said. ``sha256`` gives the local file's (hashed meanwhile)."""
+    file, what an earlier push left in its work dir and how much room its disk has
+    (``probes`` gets that, by host); the hosts that are settled already (holding it,
+    unreachable, or without room) and what each said. ``sha256`` gives the local
+    file's (hashed meanwhile)."""
     paths = {target.host: target.path for target in targets}
+    works = {target.host: target.work for target in targets}
 
     def ask(host: str) -> str:
         remote.connect(host)
-        return remote.execute(host, check_script(paths[host], size))
+        return remote.execute(host, check_script(paths[host], size) + "\n"
+                              + probe_script(works[host], os.path.dirname(paths[host])))
 
     answers = remote.each([target.host for target in targets], ask)
     expected = sha256()
@@ -81,10 +96,17 @@ def survey(remote: Hosts, targets: Sequence[Target], size: int, sha256: Callable
             settled[target.host] = HostOutcome(target.host, FAILED, target.path, cause_of(answer, target.host))
             say(f"{target.host}: cannot be used: {cause_of(answer, target.host)}; left out")
             continue
+        answer, probe = split_answer(answer)
         there, what = holds_file(answer, size, expected or "")
+        if probes is not None:
+            probes[target.host] = probe
+        full = None if there else lacks_room(probe, size, os.path.dirname(target.path))
         if there:
             settled[target.host] = HostOutcome(target.host, ALREADY_THERE, target.path)
             say(f"{target.host}: {target.path} is already there ({what}); left out")
+        elif full is not None:
+            settled[target.host] = HostOutcome(target.host, FAILED, target.path, full)
+            say(f"{target.host}: {full}; left out")
         else:
             say(f"{target.host}: {what}")
     return settled
@@ -97,9 +119,12 @@ def prepare(remote: Hosts, config: SwarmConfig, twistd: Sequence[str]) -> dict[s
     return {host: cause_of(result, host) for host, result in done.items() if isinstance(result, RemoteError)}
 
 
-def send_config(remote: Hosts, files: dict[str, Path]) -> dict[str, str]:
-    """``files`` (Common.cfg, PeerInfo.cfg, ...) to every host left in ``remote``; those that failed."""
-    done = remote.each(list(remote.hosts), lambda host: remote.put(remote.hosts[host], files))
+def send_config(remote: Hosts, files: dict[str, Path], own: Optional[dict[str, dict[str, Path]]] = None
+                ) -> dict[str, str]:
+    """``files`` (Common.cfg, PeerInfo.cfg, ...) and each host's ``own`` to every host
+    left in ``remote``; those that failed."""
+    own = own or {}
+    done = remote.each(list(remote.hosts), lambda host: remote.put(remote.hosts[host], {**files, **own.get(host, {})}))
     return {host: cause_of(result, host) for host, result in done.items() if isinstance(result, RemoteError)}
 
 
@@ -114,7 +139,7 @@ def run_swarm(config: SwarmConfig, launches: list[Launch], dropped: dict[int, st
         peer.peer_id: PeerProgress(peer.peer_id, peer.host, config.common.num_pieces, peer.has_file, start)
         for peer in config.peers
     }
-    display = Display(stdout, config.common.piece_size, tty=stdout.isatty())
+    display = Display(stdout, config.common.piece_size, tty=stdout.isatty(), hosts=True)
     swarm = Swarm(reactor, launches, progress, display, keep_going=True)
     swarm.dropped.update(dropped)
 
@@ -190,12 +215,15 @@ class Push:
     hosts: list[str]
     dest: str
     work: str  # the work dir on each host; ``{host}`` is the host's name
-    configure: Callable[[list[str]], tuple[SwarmConfig, str]]
+    configure: Callable[[list[str], Optional[int]], tuple[SwarmConfig, str]]  # (hosts, piece size to resume)
     remote_twistd: Optional[str]
     timeout: Optional[float]
     stdout: TextIO
     sha256: Optional[str] = None
     tls: bool = False  # peers talk over TLS with a certificate made for this push
+    addresses: dict[str, str] = field(default_factory=dict)  # host -> the address ssh reaches (PeerInfo.cfg's)
+    peer_options: list[str] = field(default_factory=list)  # every peer's too (--upload-rate)
+    probes: dict[str, Probe] = field(default_factory=dict)  # host -> its work dir and disk, as surveyed
 
     def run(self, remote: Hosts) -> tuple[list[HostOutcome], Optional[int]]:
         """Every host's outcome, in the order given, and the exit status if it is not
@@ -208,13 +236,13 @@ class Push:
             f"{self.file.name} is there already ...")
         with ThreadPoolExecutor(max_workers=1) as pool:  # the local file is hashed meanwhile
             hashing = pool.submit(sha256_file, self.file)
-            outcomes = survey(remote, list(targets.values()), size, hashing.result, say)
+            outcomes = survey(remote, list(targets.values()), size, hashing.result, say, self.probes)
         self.sha256 = hashing.result()
         if self.sha256 is None:
             raise OSError(f"cannot read {self.file}")
         names, addresses = local_identity()
         for host in self.hosts:  # its peer would run here, in a staging dir that is then removed
-            if host not in outcomes and is_local_host(host, names, addresses):
+            if host not in outcomes and is_local_host(self.addresses.get(host, host), names, addresses):
                 outcomes[host] = HostOutcome(host, FAILED, targets[host].path,
                                              "it is this machine, the seed: push sends to other hosts")
         for host in outcomes:
@@ -228,14 +256,25 @@ class Push:
 
     def _swarm(self, remote: Hosts, needed: list[str], targets: dict[str, Target],
                say: Callable[[str], None]) -> tuple[dict[str, HostOutcome], Optional[int]]:
-        config, why = self.configure(needed)
+        assert self.sha256 is not None  # hashed in run()
+        resumable = piece_size_to_resume([self.probes[host] for host in needed if host in self.probes],
+                                         self.file.name, self.file.stat().st_size, self.sha256)
+        config, why = self.configure(needed, resumable)
         common = config.common
         say(f"pushing {self.file.name} ({common.file_size} bytes, {common.num_pieces} pieces of {common.piece_size}) "
             f"from {config.peers[0].host} to {len(needed)} host{'s' if len(needed) != 1 else ''}, into {self.dest}")
         say(f"piece size {common.piece_size}: {why}")
         twistd = [self.remote_twistd] if self.remote_twistd else twistd_command()
+        records = {}
         for peer in config.peers[1:]:
             remote.hosts[peer.host].peers = [peer]
+            kept, what = resume_from(self.probes.get(peer.host, Probe()), common.file_name, common.file_size,
+                                     self.sha256, common.piece_size)
+            remote.hosts[peer.host].resume_from = kept
+            records[peer.host] = Record(common.file_name, common.file_size, self.sha256, common.piece_size,
+                                        peer.peer_id)
+            if what:
+                say(f"{peer.host}: {what}")
         say(f"preparing {len(needed)} host{'s' if len(needed) != 1 else ''} over ssh ...")
         outcomes = self._drop(remote, prepare(remote, config, twistd), targets, "cannot be prepared", say)
         config, _ = dropped_before_start(config, {host: "" for host in outcomes})
@@ -243,7 +282,7 @@ class Push:
             return outcomes, None
         staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
         try:
-            write_config(staging, config)
+            write_config(staging, with_addresses(config, self.addresses))  # the peers dial addresses
             seed = data_path(staging, config.peers[0].peer_id, common)
             seed.parent.mkdir()
             try:
@@ -253,13 +292,17 @@ class Push:
             # A closed swarm: a fresh secret, the piece hashes (and the push's certificate).
             sealed = closed.prepare(staging, seed, common, self.tls)
             files = {"Common.cfg": staging / "Common.cfg", "PeerInfo.cfg": staging / "PeerInfo.cfg", **sealed.files}
-            unsent = self._drop(remote, send_config(remote, files), targets, "cannot be prepared", say)
+            own = {}
+            for host, record in records.items():
+                (staging / f"{record.peer_id}.{RECORD_NAME}").write_text(record.encode())
+                own[host] = {RECORD_NAME: staging / f"{record.peer_id}.{RECORD_NAME}"}
+            unsent = self._drop(remote, send_config(remote, files, own), targets, "cannot be prepared", say)
             outcomes.update(unsent)
             _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
             launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd)
             launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
             for launch in launches:
-                launch.argv += PEER_OPTIONS + sealed.options
+                launch.argv += PEER_OPTIONS + self.peer_options + sealed.options
             swarm = run_swarm(config, launches, dropped, self.timeout, self.stdout)
             left = remote.make_sure_stopped()
             if left:

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import Callable, Mapping, Optional, Sequence, TypeVar
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
 from twisted_p2p.node import event_log_path
@@ -38,6 +38,11 @@ class Ssh:
     config_file: Optional[str] = None
     connect_timeout: float = 10.0
     program: str = "ssh"
+    #: ssh's arguments for a host named otherwise (push's ``user@host:port``: ``-p PORT user@host``)
+    destinations: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def _to(self, host: str) -> list[str]:
+        return list(self.destinations.get(host, (host,)))
 
     def options(self) -> list[str]:
         argv = [self.program]
@@ -51,15 +56,15 @@ class Ssh:
 
     def command(self, host: str, remote: str) -> list[str]:
         """``remote`` (a shell command line) run on ``host`` over its connection."""
-        return [*self.options(), "-o", "ControlMaster=no", "-T", host, remote]
+        return [*self.options(), "-o", "ControlMaster=no", "-T", *self._to(host), remote]
 
     def open(self, host: str) -> list[str]:
         """The connection in the background; it ends 30 s after its last session even if
         the launcher is killed before it can close it."""
-        return [*self.options(), "-o", "ControlMaster=yes", "-o", "ControlPersist=30", "-f", "-N", host]
+        return [*self.options(), "-o", "ControlMaster=yes", "-o", "ControlPersist=30", "-f", "-N", *self._to(host)]
 
     def close(self, host: str) -> list[str]:
-        return [*self.options(), "-O", "exit", host]
+        return [*self.options(), "-O", "exit", *self._to(host)]
 
 
 def last_line(text: str) -> str:
@@ -74,6 +79,10 @@ class Host:
     name: str
     directory: str
     peers: list[PeerInfo] = field(default_factory=list)
+    #: push's work dir: its one leecher starts from the partial copy of peer_N (N: the
+    #: earlier push's ID; 0: from nothing) and every other peer_* dir is removed.
+    #: None: as ``run`` prepares it.
+    resume_from: Optional[int] = None
 
 
 def remote_dir_for(template: str, host: str) -> str:
@@ -104,6 +113,12 @@ def prepare_script(config: SwarmConfig, host: Host, twistd: Sequence[str]) -> st
         if peer.has_file:
             lines.append(f"[ \"$(wc -c < peer_{n}/{name} 2>/dev/null)\" = \"{common.file_size}\" ] "
                          f"|| echo missing-seed {n}")
+        elif host.resume_from is not None:
+            kept = host.resume_from
+            lines.append(f"for p in peer_*; do [ \"$p\" = peer_{kept} ] || rm -rf \"$p\"; done")
+            if kept and kept != n:
+                lines.append(f"[ ! -d peer_{kept} ] || mv peer_{kept} peer_{n}")
+            lines.append(f"mkdir -p peer_{n} && rm -f peer_{n}/{name}.state.tmp peer_{n}/{name}.journal.tmp")
         else:
             lines.append(f"rm -f peer_{n}/{name} peer_{n}/{name}.state peer_{n}/{name}.journal "
                          f"peer_{n}/{name}.state.tmp peer_{n}/{name}.journal.tmp")
