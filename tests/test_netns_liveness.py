@@ -42,6 +42,9 @@ from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from netns import Hosts, private_hosts
 from support import seed_bytes, twistd, write_config, write_seed_files
 
+#: Three swarms across hosts that vanish and come back: about 80 s; CI runs them with -m slow.
+pytestmark = pytest.mark.slow
+
 SUBNET = "10.213.8"
 TAG = f"p2pl{os.getpid()}"  # at most 11 characters, so interface names stay within 15
 PEER_IDS = [1001, 1002, 1003, 1004]

@@ -116,6 +116,7 @@ def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
     assert code == 0, output
 
 
+@pytest.mark.slow  # four launches across four hosts: about 70 s
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "timeout", "a failed peer"])
 def test_every_way_of_stopping_leaves_nothing_on_any_host(tmp_path, hosts, how):
     six_peers_on_four_hosts(tmp_path, hosts)
