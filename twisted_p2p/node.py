@@ -74,6 +74,7 @@ class PeerNode(MultiService):
         allowed: Optional[AllowedHosts] = None,
         tls: Any = None,
         forget_peers: bool = False,
+        split_seed: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
@@ -109,6 +110,9 @@ class PeerNode(MultiService):
             request_timeouts=request_timeouts,
             secret=secret,
         )
+        if split_seed:  # a seed sends each piece about once (policy.seed_share)
+            leechers = [peer.peer_id for peer in config.peers if not peer.has_file]
+            self.peer.requests.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
         self.peer.setServiceParent(self)
         #: A push's: only its hosts may connect; with ``tls`` (a tls.PushTLS), over TLS.
         self.allowed = allowed

@@ -6,7 +6,7 @@ with plain values, and each rule lives here once.
 from __future__ import annotations
 
 import random
-from typing import AbstractSet, Collection, Container, Iterable, Mapping, Optional
+from typing import AbstractSet, Collection, Container, Iterable, Mapping, Optional, Sequence
 
 from twisted_p2p.bitfield import PieceSet
 
@@ -74,6 +74,15 @@ def choose_piece(
             return piece
     candidates = [piece for piece in missing if flags[piece] and piece not in in_flight]
     return rng.choice(candidates) if candidates else None
+
+
+def seed_share(leechers: Sequence[int], peer_id: int, num_pieces: int) -> list[int]:
+    """The pieces ``peer_id`` asks a seed for first: every n-th, where n is the number of
+    peers that start without the file (``leechers``, in PeerInfo.cfg's order) and the
+    offset its place among them; none for a peer that is not one of them."""
+    if peer_id not in leechers:
+        return []
+    return list(range(list(leechers).index(peer_id), num_pieces, len(leechers)))
 
 
 def choose_preferred(

@@ -59,6 +59,9 @@ class Options(usage.Options):
         ["refill-slots", None, "our extension: give a preferred or optimistic slot freed between rounds "
          "to a waiting neighbour at once (the course's protocol, the default, chooses only every p and "
          "m seconds)"],
+        ["split-seed", None, "our extension: ask a peer that holds the whole file only for our share of "
+         "the pieces (every n-th, n the peers without the file) until we hold it, and the rest from the "
+         "others, so that a seed sends each piece about once (p2p-swarm push uses it)"],
         ["write-hashes", None, "write CONFIG_DIR/FileName.hashes (SHA-256 per piece) from this peer's "
          "complete file, then exit; with that file present every peer checks each piece it receives"],
         ["new-swarm", None, "resume only our own pieces from the journal, nothing it learned of other peers "
@@ -193,6 +196,7 @@ def makeService(options: Options) -> Any:
             allowed=allowed,
             tls=tls,
             forget_peers=bool(options["new-swarm"]),
+            split_seed=bool(options["split-seed"]),
         )
     except (ConfigError, StorageError, AuthError, push_tls.TLSError) as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None

@@ -52,8 +52,9 @@ from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
 from twisted_p2p.swarm.report import sha256_file
 from twisted_p2p.swarm.supervise import Swarm
 
-#: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``).
-PEER_OPTIONS = ["--refill-slots", "--pipeline", "256", "--new-swarm"]
+#: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
+#: ``--split-seed``: the seed sends each piece about once).
+PEER_OPTIONS = ["--refill-slots", "--pipeline", "256", "--new-swarm", "--split-seed"]
 EXIT_CODES = {"interrupted": 130, "terminated": 143}
 
 
