@@ -62,7 +62,8 @@ def test_every_kind_keeps_its_order_and_all_lines_are_flushed():
     log.complete()
     kinds = [e.kind for e in map(parse_line, lines_of(stream))]
     assert kinds == ["connect_to", "have", "unchoked", "downloaded", "have", "preferred", "complete"]
-    assert echo.getvalue() == stream.getvalue()
+    # the echo (a launcher following the peer) gets all but the received haves
+    assert echo.getvalue().splitlines() == [line for line in lines_of(stream) if parse_line(line).kind != "have"]
     assert clock.getDelayedCalls()  # one flush at the end of this turn
     clock.advance(0)
     assert not clock.getDelayedCalls()

@@ -141,7 +141,8 @@ def run_swarm(config: SwarmConfig, launches: list[Launch], dropped: dict[int, st
         for peer in config.peers
     }
     display = Display(stdout, config.common.piece_size, tty=stdout.isatty(), hosts=True)
-    swarm = Swarm(reactor, launches, progress, display, keep_going=True)
+    # The seed is not niced: its upload is what the whole push waits for.
+    swarm = Swarm(reactor, launches, progress, display, keep_going=True, local_nice=0)
     swarm.dropped.update(dropped)
 
     def finished(result: object) -> None:

@@ -240,20 +240,22 @@ class Hosts:
 
     def still_running(self) -> dict[str, list[int]]:
         """The peers started on each host whose process is still there. They are found by
-        their command line, since a peer stopped early may never have said its pid."""
-        alive = {}
-        for host in self.hosts.values():
-            if host.name not in self._opened:
-                continue
+        their command line, since a peer stopped early may never have said its pid. All
+        hosts are asked at once (one by one, eight hosts took a second)."""
+        def left_on(host: Host) -> list[int]:
             check = "; ".join(f"pgrep -f -- {self._pattern(host, peer.peer_id)} >/dev/null && echo {peer.peer_id}"
                               for peer in host.peers) + "; true"
             try:
-                left = [int(word) for word in self.execute(host.name, check, timeout=30).split()]
-            except (RemoteError, subprocess.TimeoutExpired, ValueError):
-                left = [peer.peer_id for peer in host.peers]  # cannot tell: assume the worst
-            if left:
-                alive[host.name] = left
-        return alive
+                return [int(word) for word in self.execute(host.name, check, timeout=30).split()]
+            except (RemoteError, subprocess.TimeoutExpired, ValueError, OSError):
+                return [peer.peer_id for peer in host.peers]  # cannot tell: assume the worst
+
+        opened = [host for host in self.hosts.values() if host.name in self._opened]
+        if not opened:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(opened)) as pool:
+            found = zip([host.name for host in opened], pool.map(left_on, opened))
+            return {name: left for name, left in found if left}
 
     def make_sure_stopped(self, grace: float = 5.0) -> dict[str, list[int]]:
         """Wait up to ``grace`` s for the remote peers to go (their lifeline closed);

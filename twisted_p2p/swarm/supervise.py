@@ -190,8 +190,9 @@ class Swarm:
     """
 
     def __init__(self, reactor: Any, launches: list[Launch], progress: dict[int, PeerProgress], display: Display,
-                 grace: float = GRACE, keep_going: bool = False) -> None:
+                 grace: float = GRACE, keep_going: bool = False, local_nice: int = PEER_NICE) -> None:
         self.reactor = reactor
+        self.local_nice = local_nice  # push's one local peer, the seed, is its bottleneck: 0
         self.launches = launches
         self.progress = progress
         self.display = display
@@ -221,7 +222,7 @@ class Swarm:
         progress = self.progress[launch.peer.peer_id]
         process = PeerProcess(launch, progress, self._ended)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        argv = in_new_session(launch.argv, PEER_NICE if launch.tail else 0)
+        argv = in_new_session(launch.argv, self.local_nice if launch.tail else 0)
         try:
             self.reactor.spawnProcess(process, argv[0], argv, env=env, path=str(launch.cwd), usePTY=False)
         except OSError as exc:
