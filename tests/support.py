@@ -98,3 +98,17 @@ def listening(port: int) -> bool:
         return False
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop_processes(processes: Iterable[subprocess.Popen], grace: float = 10) -> None:
+    """SIGTERM to every process still running, by its pid; SIGKILL if it lingers."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -26,7 +26,8 @@ import pytest
 
 from deviantpeers import TOLERABLE
 from twisted_p2p.eventlog import parse_line
-from support import free_ports, listening, seed_bytes, swarm_config, twistd, write_config, write_seed_files
+from support import (free_ports, listening, seed_bytes, stop_processes, swarm_config, twistd, write_config,
+                     write_seed_files)
 
 pytestmark = pytest.mark.slow
 
@@ -149,16 +150,7 @@ class MixedSwarm:
         return "; ".join(parts)
 
     def stop(self) -> None:
-        """SIGTERM to every process still running, by its pid; SIGKILL if it lingers."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
 
 
 @pytest.fixture
