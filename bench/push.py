@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,7 +242,7 @@ def case_push(spec: PushSpec, extra: Optional[list[str]] = None) -> dict:
         shutil.rmtree(files, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     good = sorted(run["seconds"] for run in row["runs"] if run["ok"])
-    row["push_s"] = good[len(good) // 2] if good else None
+    row["push_s"] = statistics.median(good) if good else None
     row["ratio_to_bound"] = row["push_s"] / row["bound_s"] if row["push_s"] else None
     scp = row.get("scp", {})
     row["scp_s"] = scp.get("seconds") if scp.get("ok") else None
