@@ -5,6 +5,7 @@ README says: no template, only ``--ssh-config`` because the test's keys are not 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -189,7 +190,8 @@ def test_push_sends_a_verified_file_to_three_hosts(tmp_path, hosts):
     source.write_bytes(demo_bytes(5_000_000))
     targets = hosts.addresses[:3]
     began = time.monotonic()
-    code, output = run(tmp_path, hosts, "push", str(source), *targets, "--dest", str(WORK / "inbox"))
+    code, output = run(tmp_path, hosts, "push", str(source), *targets, "--dest", str(WORK / "inbox"),
+                       "--report", str(tmp_path / "report"))
     print(f"\npush to 3 hosts: exit {code} after {time.monotonic() - began:.1f} s")
     assert code == 0, output
     # 305 pieces need nothing bigger than the smallest, unless the round trip, timed to
@@ -202,3 +204,7 @@ def test_push_sends_a_verified_file_to_three_hosts(tmp_path, hosts):
         assert f"{address}  delivered and verified: {WORK / 'inbox' / 'payload.bin'}" in output
         assert not hosts.path(address, WORK / "inbox" / f".p2p-push-{address}").exists()
     assert left_on_hosts(hosts) == {}
+    report = json.loads((tmp_path / "report" / "swarm-report.json").read_text())  # kept, as asked
+    assert report["exit_code"] == 0 and [peer["sha256_ok"] for peer in report["peers"]] == [True] * 4
+    assert (tmp_path / "report" / "swarm-report.html").read_text().startswith("<!DOCTYPE html>")
+    assert not list(tmp_path.glob("swarm-report*"))

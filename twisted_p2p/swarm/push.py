@@ -172,6 +172,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print what would run on each host, and run nothing")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also write the per-host result to FILE, for scripts (see the README)")
+    parser.add_argument("--report", default=None, metavar="DIR",
+                        help="also keep the swarm's report in DIR (swarm-report.json and .html, as run writes "
+                        "them); none by default, as it costs time at the end")
     parser.add_argument("--tls", action="store_true",
                         help="encrypt the peers' connections (TLS with a certificate made for this push; needs "
                         "the tls extra, pyOpenSSL). Without it the swarm is still closed: its peers prove to "
@@ -249,7 +252,8 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     remote = Hosts(Ssh(control, args.ssh_config, args.connect_timeout, destinations=destinations),
                    [Host(host, remote_dir_for(work, host)) for host in hosts])
     job = Push(file, hosts, dest, work, configure, args.remote_twistd, args.timeout, stdout, tls=args.tls,
-               addresses=addresses, peer_options=peer_options(args.upload_rate))
+               addresses=addresses, peer_options=peer_options(args.upload_rate),
+               report_dir=Path(args.report).resolve() if args.report else None)
     try:
         outcomes, code = job.run(remote)
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,8 @@ from twisted_p2p.swarm.pushresume import (
     split_answer,
 )
 from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
-from twisted_p2p.swarm.report import sha256_file
+from twisted_p2p.swarm.htmlreport import write_html_report
+from twisted_p2p.swarm.report import PeerResult, build_report, sha256_file, write_report
 from twisted_p2p.swarm.supervise import Swarm
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
@@ -195,6 +197,25 @@ def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: 
             for host, result in done.items()}
 
 
+def write_push_report(directory: Path, config: SwarmConfig, swarm: Swarm, outcomes: dict[str, HostOutcome],
+                      code: Optional[int], duration: float) -> Path:
+    """The swarm's report, as ``run`` writes it (JSON and the HTML page), kept in
+    ``directory``: a push writes none unless asked, as it costs time at the end."""
+    statuses = {process.launch.peer.peer_id: process.status for process in swarm.processes}
+    results = []
+    for peer in config.peers:
+        outcome = outcomes.get(peer.host)
+        ok = True if peer.has_file else (outcome.state == DELIVERED if outcome is not None else None)
+        results.append(PeerResult(swarm.progress[peer.peer_id], statuses.get(peer.peer_id), ok))
+    exit_code = code if code is not None else (0 if all(result.ok for result in results) else 1)
+    file_info = {"name": config.common.file_name, "size": config.common.file_size,
+                 "pieces": config.common.num_pieces, "sha256": None}
+    report = build_report(results, swarm.outcome or "finished", exit_code, duration, file_info)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_report(report, directory)
+    return write_html_report(directory, report, swarm.progress, config)
+
+
 def dropped_before_start(config: SwarmConfig, failed: dict[str, str]) -> tuple[SwarmConfig, dict[int, str]]:
     """``config`` without the peers of hosts that failed, and those peers' causes."""
     gone = {peer.peer_id: failed[peer.host] for peer in config.peers if peer.host in failed}
@@ -226,6 +247,7 @@ class Push:
     addresses: dict[str, str] = field(default_factory=dict)  # host -> the address ssh reaches (PeerInfo.cfg's)
     peer_options: list[str] = field(default_factory=list)  # every peer's too (--upload-rate)
     probes: dict[str, Probe] = field(default_factory=dict)  # host -> its work dir and disk, as surveyed
+    report_dir: Optional[Path] = None  # where to keep the swarm's report (JSON and HTML), if anywhere
 
     def run(self, remote: Hosts) -> tuple[list[HostOutcome], Optional[int]]:
         """Every host's outcome, in the order given, and the exit status if it is not
@@ -305,7 +327,9 @@ class Push:
             launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
             for launch in launches:
                 launch.argv += PEER_OPTIONS + self.peer_options + sealed.options
+            began = time.monotonic()
             swarm = run_swarm(config, launches, dropped, self.timeout, self.stdout)
+            duration = time.monotonic() - began
             left = remote.make_sure_stopped()
             if left:
                 for host, peer_ids in left.items():
@@ -314,7 +338,10 @@ class Push:
                 say(f"checked over ssh: none of the {len(remote.hosts)} peers started on other hosts is running")
             assert self.sha256 is not None  # hashed in run()
             outcomes.update(deliver(remote, swarm, targets, self.file.name, self.sha256, left))
-            return outcomes, EXIT_CODES.get(swarm.outcome or "")
+            code = EXIT_CODES.get(swarm.outcome or "")
+            if self.report_dir is not None:
+                say(f"report: {write_push_report(self.report_dir, config, swarm, outcomes, code, duration)}")
+            return outcomes, code
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
