@@ -174,6 +174,10 @@ def test_answers_go_only_to_unchoked_neighbours_with_the_right_bytes(layout):
     crossed = their_seed_with(lay, {1002: [(0.4, 1002, wire.encode_request(3)), (0.45, 1001, wire.UNCHOKE),
                                            (0.5, 1001, piece(lay, 3))]})
     assert verdicts(swarm(lay, crossed, complete=False))["serves-requests"].status == PASS
+    # behind several paced pieces the unchoke reaches the relay seconds after the request
+    late = their_seed_with(lay, {1002: [(0.4, 1002, wire.encode_request(3)), (3.4, 1001, wire.UNCHOKE),
+                                        (3.5, 1001, piece(lay, 3))]})
+    assert verdicts(swarm(lay, late, complete=False))["serves-requests"].status == PASS
     to_choked = their_seed_with(lay, {1002: [(0.4, 1002, wire.encode_request(3)), (1.5, 1001, piece(lay, 3))]})
     verdict = verdicts(swarm(lay, to_choked, complete=False))["serves-requests"]
     assert verdict.status == FAIL and "piece 3, not asked for while 1002 was unchoked" in verdict.evidence[0]
@@ -245,3 +249,15 @@ def test_after_a_broken_handshake_the_rest_is_not_blamed_unless_the_swarm_still_
     assert "handshake-bytes failed" in stuck["requests-when-unchoked"].evidence[0]
     completed = verdicts(swarm(lay, [connection(1002, 1001, said)], complete=True))
     assert completed["requests-when-unchoked"].status == FAIL
+
+
+def test_a_choke_recorded_late_behind_paced_pieces_is_not_a_third_unchoke():
+    """The peer chokes 1002 and unchokes 1004 in one round; the relay reads the choke
+    85 ms later, behind paced pieces: two at once, not three. A state that lasts is."""
+    from twisted_p2p.swarm.check.wirechecks import RACE, _most_unchoked
+
+    round_ = [(22.469, 1002, True), (22.469, 1004, False), (23.144, 1004, True), (23.229, 1002, False)]
+    start = [(20.0, 1002, True), (20.0, 1003, True)]
+    assert _most_unchoked(start + round_) == (2, 20.0)
+    lasting = [(23.144, 1004, True), (23.144 + RACE + 0.1, 1002, False)]
+    assert _most_unchoked(start + lasting)[0] == 3

@@ -151,8 +151,10 @@ def serves_requests(observed: Observed) -> Verdict:
                 unchoked = frame.kind == "unchoke"  # what was asked before a choke may still be answered
                 if not unchoked:
                     owed.clear()  # but need not be
-                else:  # the relay gets an unchoke after the peer decided it, once what it sent before is through
-                    asked += [each for each in early if moment - each[0] <= RACE]
+                else:  # the relay gets an unchoke after the peer decided it, once what it sent before is
+                    # through: behind paced pieces that can be seconds, so a request that came before it
+                    # counts as asked once it is answered after the unchoke
+                    asked += early
                     early.clear()
             elif not mine and frame.kind == "request":
                 if unchoked:

@@ -14,7 +14,6 @@ from .scorecard import Verdict, check, judged
 
 WIRE = ("handshake-bytes", "message-framing", "bitfield")
 RACE = 0.5  # seconds a message may be in flight when the other side acts on its own
-ROUND = 0.05  # seconds within which chokes and unchokes belong to one round
 NOT_INTERESTED_WITHIN = 1.5  # seconds from holding all a neighbour offers to the 'not interested' owed (generous)
 
 
@@ -255,13 +254,16 @@ def _unchoked_over_time(observed: Observed, run: ScenarioRun, me: int) -> list[t
 
 def _most_unchoked(changes: list[tuple[float, Optional[int], bool]]) -> tuple[int, float]:
     """The most neighbours unchoked at one time, and the first moment it happened; the
-    changes of one round (sent within :data:`ROUND`) count together."""
+    changes of one round count together, and a state that lasted less than
+    :data:`RACE` does not count: the relay records what the peer sent when it reads it,
+    so a choke queued behind paced pieces on one connection shows up after an unchoke
+    the peer wrote at the same moment on another."""
     state: dict[Optional[int], bool] = {}
     most, when = 0, 0.0
     for position, (moment, other, unchoked) in enumerate(changes):
         state[other] = unchoked
         following = changes[position + 1][0] if position + 1 < len(changes) else None
-        if following is not None and following - moment < ROUND:
+        if following is not None and following - moment < RACE:
             continue
         count = sum(state.values())
         if count > most:
