@@ -188,13 +188,13 @@ def test_each_line_says_what_it_shows(swarm):
     assert explained(two, f"{L1}:3") == "1002 wants a piece 1001 has (seen in its bitfield or a 'have')"
     assert explained(two, f"{L2}:3") == "1001 needs none of 1002's pieces (a seed)"
     assert explained(two, f"{L1}:4") == ("1001 chooses its preferred neighbors (1; k = 1); 1001 logs 2 such lines, "
-                                         "1 of 1 gaps a whole number of p = 1 s (within 0.05 s)")
+                                         "1 of 1 gaps a whole number of p = 1 s (within 0.1 s)")
     assert explained(two, f"{L2}:4") == "1001 unchoked 1002: newly preferred"
     assert explained(two, f"{L1}:8") == "1.000 s after its previous choice (line 4): p = 1 s"
     assert explained(two, f"{L2}:8") == "1001 choked 1002: no longer preferred, nor optimistic 1003 unchoked " \
                                         "already: no 'unchoke' is sent again"
     assert explained(two, f"{L1}:6") == ("1001 chooses its optimistically unchoked neighbor; 1001 logs 2 such lines, "
-                                         "1 of 1 gaps a whole number of m = 2 s (within 0.05 s)")
+                                         "1 of 1 gaps a whole number of m = 2 s (within 0.1 s)")
     assert explained(two, f"{L3}:5") == "1001 unchoked 1003: the optimistically unchoked neighbor"
     assert explained(two, f"{L1}:9") == ("2.000 s after its previous choice (line 6): m = 2 s no 'is unchoked by "
                                          "1001' line near this time in the log of 1002")  # as these logs have it

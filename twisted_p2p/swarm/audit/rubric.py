@@ -156,8 +156,8 @@ def waits_for_all(view: _View) -> list[str]:
 
 
 #: How far from a whole number of rounds a choice may be logged: scheduling, and the
-#: time the round itself takes.
-ROUND_SLACK = 0.05
+#: time the round itself takes (tens of ms on a loaded two-core machine).
+ROUND_SLACK = 0.1
 #: Lines that answer a choice in the neighbours' logs ('is unchoked by') come this soon.
 ANSWER_WITHIN = 0.5
 ROUNDS_SHOWN = 3  # consecutive choices printed one by one
