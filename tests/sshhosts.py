@@ -399,6 +399,18 @@ def ssh_hosts(count: int = 4, subnet: str = SUBNET, tag: Optional[str] = None, r
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@contextmanager
+def hosts_with_private_work(count: int, subnet: str, tag: str, work: Path) -> Iterator[SshHosts]:
+    """``count`` hosts, each with its own empty copy of ``work`` (as separate machines'
+    disks); ``work`` here, where a launcher writes, is removed afterwards too. ``tag``
+    is made unique to this process."""
+    try:
+        with ssh_hosts(count, subnet=subnet, tag=f"{tag}{os.getpid()}", private_dirs=[work]) as made:
+            yield made
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 @pytest.fixture
 def ssh_hosts4() -> Iterator[SshHosts]:
     """Four hosts with sshd, at 10.213.9.2 to .5; this machine is 10.213.9.1."""

@@ -5,7 +5,6 @@ the copies end exact and nothing of the secret is left on the hosts."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import pytest
 
 from twisted_p2p.swarm.plan import demo_bytes
 
-from sshhosts import SshHosts, ssh_hosts
+from sshhosts import SshHosts, hosts_with_private_work
 
 SUBNET = "10.213.40"
 WORK = Path(f"/tmp/p2p-push-closed-{os.getpid()}")
@@ -27,11 +26,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[SshHosts]:
-    try:
-        with ssh_hosts(3, subnet=SUBNET, tag=f"p2pc{os.getpid()}", private_dirs=[WORK]) as made:
-            yield made
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
+    with hosts_with_private_work(3, SUBNET, "p2pc", WORK) as made:
+        yield made
 
 
 def watch_peers(hosts: SshHosts, seen: dict[str, str], stop: threading.Event) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from twisted_p2p.swarm.plan import demo_bytes
 
-from sshhosts import SshHosts, ssh_hosts
+from sshhosts import SshHosts, hosts_with_private_work
 
 SUBNET = "10.213.12"
 WORK = Path(f"/tmp/p2p-push-resume-{os.getpid()}")  # private on every host: separate disks
@@ -28,11 +28,8 @@ FILE_SIZE = 12_000_000  # at the hosts' 50 Mbit/s: seconds to send, time to inte
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[SshHosts]:
-    try:
-        with ssh_hosts(3, subnet=SUBNET, tag=f"p2pr{os.getpid()}", private_dirs=[WORK]) as made:
-            yield made
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
+    with hosts_with_private_work(3, SUBNET, "p2ps", WORK) as made:
+        yield made
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.swarm.plan import demo_bytes
 
-from sshhosts import SshHosts, ssh_hosts
+from sshhosts import SshHosts, hosts_with_private_work
 from support import write_config
 
 SUBNET = "10.213.10"
@@ -31,11 +30,8 @@ FILE_SIZE = 3_000_000
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[SshHosts]:
-    try:
-        with ssh_hosts(4, subnet=SUBNET, tag=f"p2pr{os.getpid()}", private_dirs=[WORK]) as made:
-            yield made
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)  # the launcher's own work dir, on this machine
+    with hosts_with_private_work(4, SUBNET, "p2pr", WORK) as made:
+        yield made
 
 
 def six_peers_on_four_hosts(tmp_path: Path, hosts: SshHosts) -> Path:
