@@ -162,6 +162,17 @@ class SshHosts:
             found.append((pid, raw.replace(b"\0", b" ").decode(errors="replace").strip()))
         return found
 
+    def left_running(self, settle: float = 3.0) -> dict[str, list[tuple[int, str]]]:
+        """What still runs on each host; a process that ends within ``settle`` s is not
+        left (a restarted sshd's short-lived children, answering the probe that saw it
+        listen, showed up so under load; a peer left behind stays)."""
+        deadline = time.monotonic() + settle
+        while True:
+            left = {address: found for address in self.addresses if (found := self.processes(address))}
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.2)
+
     def sshd_log(self, address: str) -> str:
         return (self._hosts[address].directory / "sshd.log").read_text(errors="replace")
 

@@ -68,16 +68,6 @@ def copy_on(hosts: SshHosts, address: str) -> bytes | None:
     return path.read_bytes() if path.exists() else None
 
 
-def left_on_hosts(hosts: SshHosts, settle: float = 3.0) -> dict[str, list]:
-    """What still runs on each host, a process that ends within ``settle`` s aside."""
-    deadline = time.monotonic() + settle
-    while True:
-        left = {address: found for address in hosts.addresses if (found := hosts.processes(address))}
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
-
-
 def kill_peer_once_it_has_pieces(hosts: SshHosts, address: str, peer_id: int, limit: float = 60) -> int:
     """SIGKILL the peer on ``address`` as soon as its event log shows a piece received
     (mid-push: it is far from complete); the number of pieces it had logged."""
@@ -135,7 +125,7 @@ def test_an_unreachable_host_and_a_peer_killed_mid_push_leave_the_others_with_ex
     listed = [line.split()[1] for line in (kept / "PeerInfo.cfg").read_text().splitlines()]
     assert listed == [hosts.gateway, first, victim, third]
     assert not hosts.path(first, INBOX / f".p2p-push-{first}").exists()  # removed with the delivery
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
 
 
 def test_a_second_push_skips_the_hosts_that_hold_the_file_and_the_json_says_so(hosts, source, tmp_path):
@@ -169,7 +159,7 @@ def test_a_second_push_skips_the_hosts_that_hold_the_file_and_the_json_says_so(h
     assert "nothing to send: every host holds the file already" in output
     assert "started peer" not in output and "preparing" not in output
     assert took < 10
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
 
 
 def test_a_host_that_cannot_be_prepared_is_left_out_and_the_other_gets_the_file(hosts, source):
@@ -183,7 +173,7 @@ def test_a_host_that_cannot_be_prepared_is_left_out_and_the_other_gets_the_file(
     assert re.search(rf"^{re.escape(blocked)} +failed: mkdir: ", output, re.M), output
     assert "started peer 1003" not in output  # never started, and not waited for
     assert "Traceback" not in output
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
 
 
 def test_push_timeout_stops_every_peer_and_says_how_far_each_got(hosts, source):
@@ -196,4 +186,4 @@ def test_push_timeout_stops_every_peer_and_says_how_far_each_got(hosts, source):
                          rf"\(kept in ", output, re.M), output
         assert copy_on(hosts, address) is None
     assert "none of the 2 peers started on other hosts is running" in output
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}

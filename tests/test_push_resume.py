@@ -82,15 +82,6 @@ def pieces_logged(hosts: SshHosts, address: str, peer_id: int) -> int:
     return int(counts[-1]) if counts else 0
 
 
-def left_on_hosts(hosts: SshHosts, settle: float = 3.0) -> dict[str, list]:
-    deadline = time.monotonic() + settle
-    while True:
-        left = {address: found for address in hosts.addresses if (found := hosts.processes(address))}
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
-
-
 def test_an_interrupted_push_is_resumed_from_the_verified_pieces_and_sends_less(hosts, source):
     targets = hosts.addresses
     began, before = time.monotonic(), received(hosts)
@@ -106,7 +97,7 @@ def test_an_interrupted_push_is_resumed_from_the_verified_pieces_and_sends_less(
     assert process.returncode == 130, output
     rows = re.findall(r"^\S+ +failed: push interrupted at (\d+)/(\d+) pieces \(kept in ", output, re.M)
     assert len(rows) == 3 and all(0 < int(held) < int(total) for held, total in rows), output
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
 
     began, before = time.monotonic(), received(hosts)
     output = finish(push(hosts, source, targets))
@@ -127,7 +118,7 @@ def test_an_interrupted_push_is_resumed_from_the_verified_pieces_and_sends_less(
     lacked = sum(184 - count for count in kept.values()) * 65536
     assert resumed_bytes < lacked * 1.15 + 1_000_000, (resumed_bytes, lacked)
     assert resumed_bytes < 3 * FILE_SIZE * 0.85
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
 
 
 def test_hosts_from_a_file_and_standard_input_by_alias_and_user_at_host_port(hosts, source, tmp_path):
@@ -153,7 +144,7 @@ def test_hosts_from_a_file_and_standard_input_by_alias_and_user_at_host_port(hos
     assert dry.returncode == 0, dry.stderr
     assert f"lab-one: ssh reaches it at {first}, the address its peer is listed by" in dry.stdout
     assert f"-p 2222 root@{second}" in dry.stdout and "--upload-rate 25000000" in dry.stdout
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
 
 
 def test_a_host_whose_disk_is_too_small_is_left_out_in_one_line_and_the_others_get_the_file(hosts, source):
@@ -174,4 +165,4 @@ def test_a_host_whose_disk_is_too_small_is_left_out_in_one_line_and_the_others_g
     assert "to 2 hosts, into" in output and "Traceback" not in output
     assert copy_on(hosts, first) == source.read_bytes() and copy_on(hosts, third) == source.read_bytes()
     assert copy_on(hosts, small) is None
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}

@@ -60,18 +60,6 @@ def run(tmp_path: Path, hosts: SshHosts, *args: str, timeout: float = 90) -> tup
     return process.returncode, output
 
 
-def left_on_hosts(hosts: SshHosts, settle: float = 3.0) -> dict[str, list]:
-    """The processes still running on each host; one that ends within ``settle`` s is not
-    left (a restarted sshd's short-lived children, answering the probe that saw it
-    listen, showed up so under load; a peer left behind stays)."""
-    deadline = time.monotonic() + settle
-    while True:
-        left = {address: found for address in hosts.addresses if (found := hosts.processes(address))}
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
-
-
 def wait_for(process: subprocess.Popen, text: str, limit: float = 60) -> str:
     """Read the launcher's output until ``text`` appears."""
     seen = []
@@ -98,7 +86,7 @@ def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
     expected = demo_bytes(FILE_SIZE)
     for peer_id, address in zip(range(1001, 1007), hosts.addresses * 2):
         assert hosts.path(address, WORK / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == expected
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
     # Each host's event logs come back here, so the audit and its rubric read the whole swarm.
     assert "fetched the event logs of peers 1001, 1002, 1003, 1004, 1005, 1006 from their hosts" in output
     for peer_id, address in zip(range(1001, 1007), hosts.addresses * 2):
@@ -137,7 +125,7 @@ def test_every_way_of_stopping_leaves_nothing_on_any_host(tmp_path, hosts, how):
     expected = {"SIGINT": 130, "SIGTERM": 143, "timeout": 124, "a failed peer": 1}[how]
     assert process.returncode == expected, output
     assert "none of the 6 peers started on 4 other hosts is running" in output, output
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
     if how == "a failed peer":
         assert "peer 1003 on" in output and "ended with" in output
     if how == "SIGINT":  # a second run after an interrupted one passes
@@ -169,7 +157,7 @@ def test_an_unreachable_host_is_one_clear_line_and_nothing_starts(tmp_path, host
     assert len(errors) == 1 and f"host {gone}: ssh: connect to host {gone} port 22" in errors[0], output
     assert "Traceback" not in output
     assert took < 30
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
 
 
 def test_twistd_missing_on_the_hosts_is_said_in_one_line(tmp_path, hosts):
@@ -199,7 +187,7 @@ def test_push_sends_a_verified_file_to_three_hosts(tmp_path, hosts):
         assert hosts.path(address, WORK / "inbox" / "payload.bin").read_bytes() == source.read_bytes()
         assert f"{address}  delivered and verified: {WORK / 'inbox' / 'payload.bin'}" in output
         assert not hosts.path(address, WORK / "inbox" / f".p2p-push-{address}").exists()
-    assert left_on_hosts(hosts) == {}
+    assert hosts.left_running() == {}
     report = json.loads((tmp_path / "report" / "swarm-report.json").read_text())  # kept, as asked
     assert report["exit_code"] == 0 and [peer["sha256_ok"] for peer in report["peers"]] == [True] * 4
     assert (tmp_path / "report" / "swarm-report.html").read_text().startswith("<!DOCTYPE html>")
