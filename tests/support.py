@@ -1,6 +1,7 @@
 """Builders shared by the tests: swarm configs, seed files, free loopback ports."""
 from __future__ import annotations
 
+import os
 import random
 import socket
 import subprocess
@@ -112,3 +113,18 @@ def stop_processes(processes: Iterable[subprocess.Popen], grace: float = 10) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Every process of this machine (this one aside) whose command line holds ``text``:
+    what a test left running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in command:
+                found.append(f"{entry.name}: {command}")
+    return found

@@ -9,7 +9,6 @@ or flood garbage included.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from twisted_p2p.swarm.plan import twistd_command
+
+from support import processes_mentioning
 
 pytestmark = pytest.mark.slow
 
@@ -66,26 +67,13 @@ class KitRun:
         return next(check for check in self.report["checks"] if check["key"] == key)
 
 
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in command:
-                found.append(f"{entry.name}: {command}")
-    return found
-
-
 def _run_kit(name: str, command: list[str], work: Path) -> KitRun:
     report = work / f"{name}.json"
     began = time.monotonic()
     done = subprocess.run([*P2P_SWARM, "check", "--quick", "--work-dir", str(work / name), "--json", str(report),
                            "--", *command], capture_output=True, text=True, timeout=TIMEOUT, cwd=work)
     seconds = time.monotonic() - began
-    leftovers = _processes_mentioning(f"brokenpeers.py {name} ") if name in EXPECTED else []
+    leftovers = processes_mentioning(f"brokenpeers.py {name} ") if name in EXPECTED else []
     data = json.loads(report.read_text()) if report.exists() else {}
     return KitRun(done.returncode, data, done.stdout + done.stderr, seconds, leftovers)
 

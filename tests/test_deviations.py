@@ -8,7 +8,6 @@ a time; each must end on its own within its timeout and leave no process behind.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from deviantpeers import DEFECTS, TOLERABLE
+from support import processes_mentioning
 
 pytestmark = pytest.mark.slow
 
@@ -44,26 +44,13 @@ class Verdict:
         return next(check["evidence"] for check in self.report["checks"] if check["key"] == key)
 
 
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in command:
-                found.append(f"{entry.name}: {command}")
-    return found
-
-
 def _check(deviation: str, work: Path) -> Verdict:
     report = work / f"{deviation}.json"
     done = subprocess.run([*P2P_SWARM, "check", "--quick", "--work-dir", str(work / deviation),
                            "--json", str(report), "--", sys.executable, str(DEVIANT), deviation, "{id}"],
                           capture_output=True, text=True, timeout=TIMEOUT, cwd=work)
     data = json.loads(report.read_text()) if report.exists() else {}
-    leftovers = _processes_mentioning(f"deviantpeers.py {deviation} ")
+    leftovers = processes_mentioning(f"deviantpeers.py {deviation} ")
     return Verdict(done.returncode, data, done.stdout + done.stderr, leftovers)
 
 
