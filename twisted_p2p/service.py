@@ -323,15 +323,12 @@ class PeerService(Service):
         neighbour = protocol.neighbour
         assert neighbour is not None
         peer = neighbour.peer_id
-        if not neighbour.spoke:
+        first = not neighbour.spoke
+        if first:
             neighbour.spoke = True
             if type(message) is not wire.Bitfield:
                 # It skipped its bitfield, as a peer with no pieces may: it has none.
                 self._learn_complete(peer, False)
-        elif type(message) is wire.Bitfield and not neighbour.late_bitfield_noted:
-            neighbour.late_bitfield_noted = True
-            self.log.info("peer {peer} sent a bitfield after other messages (the course sends it only first); "
-                          "taken as an update, now and whenever it sends one again", peer=peer)
         match message:
             case wire.Have(index):  # first: most of what a large swarm sends
                 self._on_have(neighbour, index)
@@ -340,6 +337,10 @@ class PeerService(Service):
             case wire.Request(index):
                 self._on_request(neighbour, index)
             case wire.Bitfield(pieces):
+                if not first and not neighbour.late_bitfield_noted:
+                    neighbour.late_bitfield_noted = True
+                    self.log.info("peer {peer} sent a bitfield after other messages (the course sends it only "
+                                  "first); taken as an update, now and whenever it sends one again", peer=peer)
                 self._on_bitfield(neighbour, pieces)
             case wire.Choke():
                 self.events.choked_by(peer)
