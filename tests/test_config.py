@@ -4,8 +4,6 @@ from __future__ import annotations
 import pytest
 
 from twisted_p2p.config import (
-    COMMON_CFG,
-    PEER_INFO_CFG,
     Common,
     ConfigError,
     PeerInfo,
@@ -14,6 +12,7 @@ from twisted_p2p.config import (
     load_common,
     load_peers,
 )
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG
 
 COMMON_LINES = [
     "NumberOfPreferredNeighbors 2",

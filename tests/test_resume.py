@@ -18,7 +18,8 @@ from twisted.internet import defer, reactor, task
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import parse_line
 from twisted_p2p.node import PeerNode
-from twisted_p2p.resume import Resume, current_boot_id, decode_state, encode_state, forget, journal_path
+from twisted_p2p.resume import Resume, current_boot_id, decode_state, encode_state, forget
+from twisted_p2p.layout import journal_path
 from twisted_p2p.storage import PieceStore, StorageError, data_path
 
 from test_swarm import _run_swarm

@@ -11,7 +11,8 @@ from twisted.test import iosim
 
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.factory import PeerClientFactory, PeerServerFactory
-from twisted_p2p.node import PeerNode, event_log_path
+from twisted_p2p.layout import event_log_path
+from twisted_p2p.node import PeerNode
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
 

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-COMMON_CFG = "Common.cfg"
-PEER_INFO_CFG = "PeerInfo.cfg"
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG
+
 MAX_UINT32 = 2**32 - 1
 
 _COMMON_KEYS = {
@@ -29,9 +29,9 @@ def write(config_dir: str | os.PathLike[str], config: SwarmConfig) -> None:
     directory = Path(config_dir)
     directory.mkdir(parents=True, exist_ok=True)
     common = config.common
-    (directory / "Common.cfg").write_text(
+    (directory / COMMON_CFG).write_text(
         "".join(f"{key} {getattr(common, field)}\n" for key, field in _COMMON_KEYS.items()))
-    (directory / "PeerInfo.cfg").write_text(
+    (directory / PEER_INFO_CFG).write_text(
         "".join(f"{p.peer_id} {p.host} {p.port} {int(p.has_file)}\n" for p in config.peers))
 
 

@@ -24,16 +24,13 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.dialler import Dialler
 from twisted_p2p.eventlog import EventLog
+from twisted_p2p.layout import event_log_path
 from twisted_p2p.factory import AllowedHostsOnly, PeerClientFactory, PeerServerFactory
 from twisted_p2p.manifest import piece_is_intact
 from twisted_p2p.requests import RequestTimeouts
 from twisted_p2p.resume import Restored, Resume, current_boot_id
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, StorageError, data_path, resume_report
-
-
-def event_log_path(work_dir: str | Path, peer_id: int) -> Path:
-    return Path(work_dir) / f"log_peer_{peer_id}.log"
 
 
 def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> IStreamClientEndpoint:

@@ -31,6 +31,7 @@ from twisted.logger import Logger
 
 from twisted_p2p.bitfield import BitfieldError, PieceSet
 from twisted_p2p.config import Common
+from twisted_p2p.layout import journal_path, state_path, temporary_path
 from twisted_p2p.storage import PieceStore
 
 STATE_FORMAT = "twisted_p2p resume state 1"
@@ -48,14 +49,6 @@ def current_boot_id() -> Optional[str]:
         return BOOT_ID_PATH.read_text().strip() or None
     except OSError:
         return None
-
-
-def state_path(data: Path) -> Path:
-    return data.with_name(data.name + ".state")
-
-
-def journal_path(data: Path) -> Path:
-    return data.with_name(data.name + ".journal")
 
 
 def forget(data: Path) -> None:
@@ -167,7 +160,7 @@ def decode_journal(
 
 def _replace(path: Path, data: bytes, sync: bool) -> None:
     """Write ``data`` to ``path`` by rename, so that it is never seen half-written."""
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = temporary_path(path)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Callable, Optional
 
+from twisted_p2p import layout
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import Common
 
@@ -17,7 +18,7 @@ class StorageError(Exception):
 
 
 def data_path(work_dir: str | os.PathLike[str], peer_id: int, common: Common) -> Path:
-    return Path(work_dir) / f"peer_{peer_id}" / common.file_name
+    return layout.data_path(work_dir, peer_id, common.file_name)
 
 
 # A pattern string, compiled (and cached by re) on the launcher's first parse rather

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig
-from twisted_p2p.node import event_log_path
+from twisted_p2p.layout import event_log_path
 from twisted_p2p.resume import forget as forget_resume_state
 from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.remote import Host, Ssh, peer_command, remote_dir_for

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping, Optional, Sequence, TypeVar
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
-from twisted_p2p.node import event_log_path
+from twisted_p2p.layout import event_log_path
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from typing import Callable, Optional, TextIO
 from twisted.python.failure import Failure
 
 from twisted_p2p.config import ConfigError, SwarmConfig, load
-from twisted_p2p.node import event_log_path
+from twisted_p2p.layout import event_log_path
 from twisted_p2p.pipeline import MAX_DEPTH
 from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.audit import audit

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from twisted_p2p.config import COMMON_CFG, ConfigError, load
+from twisted_p2p.config import ConfigError, load
+from twisted_p2p.layout import COMMON_CFG
 
 from .report import audit, report
 from .rubric import rubric
