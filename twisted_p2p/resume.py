@@ -22,7 +22,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, TypeVar
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -33,6 +33,8 @@ from twisted_p2p.bitfield import BitfieldError, PieceSet
 from twisted_p2p.config import Common
 from twisted_p2p.layout import journal_path, state_path, temporary_path
 from twisted_p2p.storage import PieceStore
+
+_Decoded = TypeVar("_Decoded")
 
 STATE_FORMAT = "twisted_p2p resume state 1"
 JOURNAL_FORMAT = "twisted_p2p resume journal 1"
@@ -197,12 +199,12 @@ class Resume:
                 log.warn("ignoring the resume state of {data}: it has {size} bytes, not {expected}",
                          data=self.data, size=size, expected=self.common.file_size)
             return nothing
+        no_state: tuple[PieceSet, set[int], set[int]] = (PieceSet(total), set(), set())
         durable, peers, told = self._read("state", self.state_path, lambda data: decode_state(data, self.common),
-                                          (PieceSet(total), set(), set()))
+                                          no_state)
+        no_journal: tuple[list[int], dict[int, bool], set[int]] = ([], {}, set())
         journalled, learned, told_since = self._read(
-            "journal", self.journal_path, lambda data: decode_journal(data, self.common, self.boot_id),
-            ([], {}, set())
-        )
+            "journal", self.journal_path, lambda data: decode_journal(data, self.common, self.boot_id), no_journal)
         held = PieceSet(total, durable)
         for index in journalled:
             held.add(index)
@@ -214,7 +216,7 @@ class Resume:
                      durable=durable.count)
         return Restored(held, durable, peers, told | told_since)
 
-    def _read(self, what: str, path: Path, decode: Callable[[bytes], object], empty: object) -> object:
+    def _read(self, what: str, path: Path, decode: Callable[[bytes], _Decoded], empty: _Decoded) -> _Decoded:
         try:
             return decode(path.read_bytes())
         except FileNotFoundError:
