@@ -16,6 +16,7 @@ setup(
         "test": ["pytest>=8.4.1", "pytest-twisted>=1.14", "hypothesis", "matplotlib", "twisted[tls]"],
         "plot": ["matplotlib"],
         "tls": ["twisted[tls]"],
+        "docs": ["sphinx"],
     },
     entry_points={"console_scripts": ["p2p-swarm = twisted_p2p.swarm.cli:main"]},
 )
