@@ -17,7 +17,7 @@ from twisted.python import usage
 
 from twisted_p2p.config import ConfigError, SwarmConfig, load
 from twisted_p2p.pipeline import MAX_DEPTH
-from twisted_p2p.settings import PeerSettings, option_table
+from twisted_p2p.settings import PeerSettings, option_name, option_table
 
 _SETTINGS_PARAMETERS, _SETTINGS_FLAGS = option_table()
 
@@ -71,9 +71,9 @@ class Options(usage.Options):
             raise usage.UsageError(f"--pipeline must be 0 (off) up to {MAX_DEPTH} requests")
         if settings.upload_rate < 0:
             raise usage.UsageError("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
-        for name in ("handshake-timeout", "request-timeout"):
-            if self[name] <= 0:
-                raise usage.UsageError(f"--{name} must be a positive number of seconds")
+        for name in ("handshake_timeout", "request_timeout"):
+            if getattr(settings, name) <= 0:
+                raise usage.UsageError(f"--{option_name(name)} must be a positive number of seconds")
 
 
 class Access(NamedTuple):
