@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, write
+from twisted_p2p.settings import PeerSettings
 from twisted_p2p.swarm.plan import twistd_command
 
 
@@ -41,6 +42,12 @@ def swarm_config(
     common = Common(k, p, m, "TheFile.dat", file_size, piece_size)
     peers = tuple(PeerInfo(pid, "127.0.0.1", port, pid in seeds) for pid, port in zip(peer_ids, ports))
     return SwarmConfig(common, peers)
+
+
+def peer_settings(**values) -> PeerSettings:
+    """The settings of a peer under test: as a peer's defaults, but listening on
+    127.0.0.1 only (a test's peers are all local), and with ``values``."""
+    return PeerSettings(**{"interface": "127.0.0.1", **values})
 
 
 def write_config(config_dir: Path, config: SwarmConfig) -> None:

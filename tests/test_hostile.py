@@ -35,7 +35,7 @@ from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
-from support import free_ports, seed_bytes, swarm_config, write_seed_files
+from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
 
 IDS = [1001, 1002, 1003, 1004, 1005, 1006]
 PIECE = 16384
@@ -153,9 +153,10 @@ class Harness:
         self.observer = EventLoggingObserver()
         globalLogPublisher.addObserver(self.observer)
         self.node = PeerNode(
-            self.config, me, tmp_path, reactor, rng=random.Random(5), interface="127.0.0.1",
-            handshake_timeout=handshake_timeout,
-            refill_slots=True,  # p = m = 60 s: a neighbour is unchoked at once, not at the round
+            self.config, me, tmp_path, reactor, peer_settings(
+                random_seed=5, handshake_timeout=handshake_timeout,
+                refill_slots=True,  # p = m = 60 s: a neighbour is unchoked at once, not at the round
+            ),
         )
         self.clients: list[RawClient] = []
         self.node.startService()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import random
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, wri
 from twisted_p2p.node import PeerNode
 from twisted_p2p.storage import data_path
 
-from support import free_ports, seed_bytes, swarm_config, write_config, write_seed_files
+from support import free_ports, peer_settings, seed_bytes, swarm_config, write_config, write_seed_files
 from test_processes import run_twistd
 from test_protocol import CONTENT, PIECE, Peer, warning_texts, warnings  # noqa: F401 (a fixture)
 from test_swarm import _run_swarm
@@ -90,8 +89,7 @@ def test_a_seed_with_a_corrupt_file_is_caught_by_the_manifest(tmp_path):
     data_path(tmp_path, 1002, config.common).write_bytes(bytes(corrupt))  # 1002 lies
     digests = piece_hashes(data_path(tmp_path, 1001, config.common), config.common)
     nodes = [
-        PeerNode(config, peer_id, tmp_path, reactor, rng=random.Random(peer_id), interface="127.0.0.1",
-                 piece_hashes=digests)
+        PeerNode(config, peer_id, tmp_path, reactor, peer_settings(random_seed=peer_id), piece_hashes=digests)
         for peer_id in ids
     ]
     observer = EventLoggingObserver()

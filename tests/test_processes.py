@@ -1,9 +1,10 @@
 """Real ``twistd p2ppeer`` processes: a whole swarm, the errors a person sees, packaging."""
 from __future__ import annotations
 
+import signal
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def _write_good_config(tmp_path: Path) -> None:
 def test_mistakes_give_one_clear_line_and_a_failing_status(tmp_path, args, expected):
     _write_good_config(tmp_path)
     result = run_twistd(["-n", "--pidfile="] + args, tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 1  # SystemExit with a message
     assert expected in result.stderr, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -73,7 +74,7 @@ def test_config_error_names_the_file_and_line(tmp_path):
     common = tmp_path / "conf" / "Common.cfg"
     common.write_text(common.read_text().replace("PieceSize 100", "PieceSize 1OO"))
     result = run_twistd(["-n", "--pidfile=", "p2ppeer", "--id", "1002"], tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 1  # SystemExit with a message
     assert "conf/Common.cfg:6: PieceSize must be a whole number, not '1OO'" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -83,7 +84,7 @@ def test_seed_file_of_the_wrong_size_is_refused(tmp_path):
     (tmp_path / "peer_1001").mkdir()
     (tmp_path / "peer_1001" / "TheFile.dat").write_bytes(b"x" * 999)
     result = run_twistd(["-n", "--pidfile=", "p2ppeer", "--id", "1001"], tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 1  # SystemExit with a message
     assert "has 999 bytes; Common.cfg says FileSize 1000" in result.stderr
 
 
@@ -110,28 +111,58 @@ def test_installed_tree_holds_the_plugin_pointing_at_a_real_tap(tmp_path):
     assert result.stdout.split() == ["True", "True", "True"], result.stderr
 
 
-def test_a_peer_with_a_lifeline_stops_cleanly_when_its_standard_input_closes(tmp_path):
-    """What ssh does to a remote peer when the launcher goes, however it goes."""
+def _waiting_leecher(tmp_path: Path, twistd_options: list[str], *options: str, stdin=subprocess.DEVNULL
+                     ) -> subprocess.Popen:
+    """Peer 1002 of two, started alone: it runs, waiting for its seed, until stopped."""
     config = swarm_config([1001, 1002], [1001], 100_000, 16384, ports=free_ports(2))
     write_config(tmp_path, config)
     peer = subprocess.Popen(
-        twistd() + ["-n", "--pidfile=", "p2ppeer", "--id", "1002", "--exit-on-stdin-close"],
-        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        twistd() + ["-n", *twistd_options, "p2ppeer", "--id", "1002", *options],
+        cwd=tmp_path, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "peer_1002" / "TheFile.dat.journal").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return peer
+
+
+def _output_once_stopped(peer: subprocess.Popen, stop) -> str:
+    """``stop(peer)``, then its output once it has exited (its standard input closed)."""
     try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "peer_1002" / "TheFile.dat.journal").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        assert peer.poll() is None  # waiting for its seed, lifeline held
-        output = peer.communicate(timeout=15)[0].decode()  # closes its standard input
+        assert peer.poll() is None  # still waiting for its seed
+        stop(peer)
+        return peer.communicate(timeout=15)[0].decode()
     finally:
         if peer.poll() is None:
             peer.kill()
             peer.wait()
+
+
+def test_a_peer_with_a_lifeline_stops_cleanly_when_its_standard_input_closes(tmp_path):
+    """What ssh does to a remote peer when the launcher goes, however it goes."""
+    peer = _waiting_leecher(tmp_path, ["--pidfile="], "--exit-on-stdin-close", stdin=subprocess.PIPE)
+    output = _output_once_stopped(peer, lambda peer: None)  # communicate closes its standard input
     assert peer.returncode == 0, output
     assert "standard input closed (the launcher is gone): stopping" in output
     assert "peer 1002 stopping with 0 of 7 pieces" in output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_a_peer_cleanly_with_status_0(tmp_path, signum):
+    """twistd raises a stopping signal again once the reactor has stopped, so a plain
+    twistd service dies "killed by signal"; a peer stopped so has saved its state and
+    closed its connections, and says so with status 0. twistd still ends as usual (its
+    last line, its pidfile removed)."""
+    peer = _waiting_leecher(tmp_path, [])  # with the default pidfile, twistd.pid
+    assert (tmp_path / "twistd.pid").read_text().strip() == str(peer.pid)
+    output = _output_once_stopped(peer, lambda peer: peer.send_signal(signum))
+    assert peer.returncode == 0, output
+    assert f"Received {signum.name}, shutting down." in output
+    assert "peer 1002 stopping with 0 of 7 pieces" in output
+    assert output.rstrip().endswith("Server Shut Down."), output
+    assert not (tmp_path / "twistd.pid").exists()
+    assert "Traceback" not in output, output
 
 
 def test_a_peer_whose_port_is_taken_says_so_and_exits_non_zero(tmp_path):

@@ -16,7 +16,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import globalLogPublisher
 
-from twisted_p2p import wire
+from twisted_p2p import auth, wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.protocol import HAVE_INTERVAL, PeerProtocol
@@ -24,7 +24,7 @@ from twisted_p2p.resume import Resume
 from twisted_p2p.service import TOLD_GRACE, PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
-from support import seed_bytes, swarm_config
+from support import peer_settings, seed_bytes, swarm_config
 
 PIECE = 100
 FILE_SIZE = 1050  # 11 pieces, the last of 50 bytes
@@ -34,8 +34,9 @@ CONTENT = seed_bytes(FILE_SIZE)
 class Peer:
     """One PeerService under test, and the fake neighbours connected to it."""
 
-    def __init__(self, tmp_path: Path, me: int, seeds=(1001,), k: int = 2, handshake_timeout: float = 30.0,
-                 resume: bool = False, **options):
+    def __init__(self, tmp_path: Path, me: int, seeds=(1001,), k: int = 2, resume: bool = False,
+                 piece_hashes=None, secret=None, new_nonce=auth.new_nonce, **settings):
+        """``settings``: fields of PeerSettings (see support.peer_settings)."""
         self.config = swarm_config([1001, 1002, 1003, 1004, 1005], seeds, FILE_SIZE, PIECE, k=k, p=5, m=15)
         self.common = self.config.common
         self.me = me
@@ -54,11 +55,11 @@ class Peer:
         self.log = io.StringIO()
         # Most tests here are about other things than round timing: a free slot is
         # filled at once (our extension); the course's rounds are tested with it off.
-        options.setdefault("refill_slots", True)
+        settings.setdefault("refill_slots", True)
         self.service = PeerService(
             self.config, me, self.store, EventLog(me, self.log, self.clock), self.clock, random.Random(3),
-            handshake_timeout=handshake_timeout, resume=self.resume,
-            restored=restored, **options,
+            peer_settings(**settings), piece_hashes=piece_hashes, resume=self.resume, restored=restored,
+            secret=secret, new_nonce=new_nonce,
         )
         self.service.startService()
         self.decoder = wire.Decoder(self.common)

@@ -24,7 +24,7 @@ from twisted_p2p.storage import PieceStore, StorageError, data_path
 
 from test_swarm import _run_swarm
 from support import (
-    free_ports, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
+    free_ports, peer_settings, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
     write_seed_files,
 )
 
@@ -481,8 +481,8 @@ def test_in_process_kill_and_restart_fetches_only_the_rest(tmp_path):
     write_seed_files(tmp_path, config, content)
 
     def node(peer_id):
-        return PeerNode(config, peer_id, tmp_path, reactor, rng=random.Random(peer_id), interface="127.0.0.1",
-                        upload_rate=300_000 if peer_id == 1001 else 0, boot_id="this-boot")
+        settings = peer_settings(random_seed=peer_id, upload_rate=300_000 if peer_id == 1001 else 0)
+        return PeerNode(config, peer_id, tmp_path, reactor, settings, boot_id="this-boot")
 
     nodes = {peer_id: node(peer_id) for peer_id in ids}
     for each in nodes.values():

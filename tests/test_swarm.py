@@ -16,7 +16,7 @@ from twisted_p2p.node import PeerNode
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
-from support import free_ports, seed_bytes, swarm_config, write_seed_files
+from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
 
 
 def test_two_peers_wired_in_memory_exchange_the_file(tmp_path):
@@ -59,7 +59,7 @@ def _swarm_nodes(tmp_path, seeds, file_size=3_000_000, piece_size=16384):
     content = seed_bytes(file_size)
     write_seed_files(tmp_path, config, content)
     nodes = [
-        PeerNode(config, peer_id, tmp_path, reactor, rng=random.Random(peer_id), interface="127.0.0.1")
+        PeerNode(config, peer_id, tmp_path, reactor, peer_settings(random_seed=peer_id))
         for peer_id in ids
     ]
     return config, content, nodes

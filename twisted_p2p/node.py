@@ -27,9 +27,9 @@ from twisted_p2p.eventlog import EventLog
 from twisted_p2p.layout import event_log_path
 from twisted_p2p.factory import AllowedHostsOnly, PeerClientFactory, PeerServerFactory
 from twisted_p2p.manifest import piece_is_intact
-from twisted_p2p.requests import RequestTimeouts
 from twisted_p2p.resume import Restored, Resume, current_boot_id
 from twisted_p2p.service import PeerService
+from twisted_p2p.settings import PeerSettings
 from twisted_p2p.storage import PieceStore, StorageError, data_path, resume_report
 
 
@@ -55,37 +55,30 @@ class PeerNode(MultiService):
         peer_id: int,
         work_dir: str | Path,
         reactor: Any,
-        rng: Optional[random.Random] = None,
-        interface: str = "",
+        settings: PeerSettings = PeerSettings(),
+        *,
         echo: Optional[TextIO] = None,
-        handshake_timeout: float = 30.0,
-        retry_delays: tuple[float, float] = (0.025, 2.0),
-        upload_rate: float = 0,
-        pipeline: int = 0,
-        refill_slots: bool = False,
         piece_hashes: Optional[Sequence[bytes]] = None,
-        request_timeouts: RequestTimeouts = RequestTimeouts(),
-        connect_timeout: float = 5.0,
         boot_id: Optional[str] = None,
         secret: Optional[bytes] = None,
         allowed: Optional[AllowedHosts] = None,
         tls: Any = None,
-        forget_peers: bool = False,
-        split_seed: bool = False,
     ) -> None:
+        """``echo``: where ``settings.echo_events`` sends the events too; ``secret``,
+        ``allowed`` and ``tls``: a push's (see :mod:`twisted_p2p.auth`, :mod:`twisted_p2p.tls`)."""
         super().__init__()
         self.config = config
         self.info = config.peer(peer_id)
         self.reactor = reactor
-        self.interface = interface
-        rng = rng or random.Random()
+        self.settings = settings
+        rng = random.Random(settings.random_seed)
         path = data_path(work_dir, peer_id, config.common)
         self.resume: Optional[Resume] = None
         restored: Optional[Restored] = None
         if not self.info.has_file:
             self.resume = Resume(path, config.common, current_boot_id() if boot_id is None else boot_id)
             restored = self.resume.restore()
-            if forget_peers:  # a new swarm: the IDs its journal learned were another swarm's
+            if settings.new_swarm:  # a new swarm: the IDs its journal learned were another swarm's
                 restored.complete_peers, restored.told_peers = set(), set()
         self.store = PieceStore(path, config.common, self.info.has_file, restored.held if restored else None)
         if self.resume is not None and restored is not None:
@@ -98,33 +91,32 @@ class PeerNode(MultiService):
             raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
         self.events = EventLog(peer_id, self._event_file, reactor, echo=echo)
         self.peer = PeerService(
-            config, peer_id, self.store, self.events, reactor, rng, handshake_timeout,
-            upload_rate=upload_rate, pipeline=pipeline, refill_slots=refill_slots, piece_hashes=piece_hashes,
+            config, peer_id, self.store, self.events, reactor, rng, settings, piece_hashes=piece_hashes,
             run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
-            report_digest=echo is not None,
-            resume=self.resume,
-            restored=restored,
-            request_timeouts=request_timeouts,
-            secret=secret,
+            resume=self.resume, restored=restored, secret=secret,
         )
-        if split_seed:  # a seed sends each piece about once (policy.seed_share)
+        if settings.split_seed:  # a seed sends each piece about once (policy.seed_share)
             leechers = [peer.peer_id for peer in config.peers if not peer.has_file]
             self.peer.requests.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
         self.peer.setServiceParent(self)
         #: A push's: only its hosts may connect; with ``tls`` (a tls.PushTLS), over TLS.
         self.allowed = allowed
         self.tls = tls
-        for earlier in config.peers_before(peer_id):
-            endpoint = client_endpoint(reactor, earlier.host, earlier.port, connect_timeout)
-            if tls is not None:
+        self._dial_earlier_peers(rng)
+        self.port: Optional[IListeningPort] = None
+
+    def _dial_earlier_peers(self, rng: random.Random) -> None:
+        """One Dialler per peer listed before us (SPEC §3)."""
+        for earlier in self.config.peers_before(self.info.peer_id):
+            endpoint = client_endpoint(self.reactor, earlier.host, earlier.port, self.settings.connect_timeout)
+            if self.tls is not None:
                 from twisted.internet.endpoints import wrapClientTLS
 
-                endpoint = wrapClientTLS(tls.client, endpoint)
-            dialler = Dialler(earlier.peer_id, endpoint, PeerClientFactory(self.peer, earlier.peer_id), reactor, rng,
-                              connect_delays=retry_delays, should_dial=self.peer.should_dial,
+                endpoint = wrapClientTLS(self.tls.client, endpoint)
+            dialler = Dialler(earlier.peer_id, endpoint, PeerClientFactory(self.peer, earlier.peer_id), self.reactor,
+                              rng, connect_delays=self.settings.retry_delays, should_dial=self.peer.should_dial,
                               unreachable=self.peer.unreachable)
             dialler.setServiceParent(self)
-        self.port: Optional[IListeningPort] = None
 
     def _resume(self, resume: Resume, restored: Restored, piece_hashes: Optional[Sequence[bytes]]) -> None:
         """Start the resume journal from what may be trusted; with a manifest, trust the
@@ -150,7 +142,7 @@ class PeerNode(MultiService):
                           "the file); nothing to do", me=self.info.peer_id)
 
     def startService(self) -> None:
-        endpoint = TCP4ServerEndpoint(self.reactor, self.info.port, interface=self.interface)
+        endpoint = TCP4ServerEndpoint(self.reactor, self.info.port, interface=self.settings.interface)
         factory: Any = PeerServerFactory(self.peer)
         if self.tls is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory

@@ -24,8 +24,9 @@ from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import EventLog
 from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.ratelimit import TokenBucket
-from twisted_p2p.requests import Answer, RequestBook, RequestTimeouts
+from twisted_p2p.requests import Answer, RequestBook
 from twisted_p2p.resume import Checkpoints, Restored, Resume
+from twisted_p2p.settings import PeerSettings
 from twisted_p2p.storage import PieceStore, digest_report
 
 
@@ -68,20 +69,12 @@ class PeerService(Service):
         events: EventLog,
         clock: IReactorTime,
         rng: random.Random,
-        handshake_timeout: float = 30.0,
-        close_timeout: float = 5.0,
-        upload_rate: float = 0,
-        save_interval: float = 2.0,
+        settings: PeerSettings = PeerSettings(),
+        *,
         piece_hashes: Optional[Sequence[bytes]] = None,
         run_in_thread: Optional[Callable[..., Deferred[None]]] = None,
-        report_digest: bool = False,
         resume: Optional[Resume] = None,
         restored: Optional[Restored] = None,
-        request_timeouts: RequestTimeouts = RequestTimeouts(),
-        drop_grace: float = 2.0,
-        stale_after: float = 5.0,
-        pipeline: int = 0,
-        refill_slots: bool = False,
         secret: Optional[bytes] = None,
         new_nonce: Callable[[], bytes] = auth.new_nonce,
     ) -> None:
@@ -92,16 +85,17 @@ class PeerService(Service):
         self.events = events
         self.clock = clock
         self.rng = rng
-        self.handshake_timeout = handshake_timeout
-        self.close_timeout = close_timeout
+        self.settings = settings
+        self.handshake_timeout = settings.handshake_timeout
+        self.close_timeout = settings.close_timeout
         #: A dropped connection is aborted if it has not closed after this many seconds.
-        self.drop_grace = drop_grace
+        self.drop_grace = settings.drop_grace
         #: A second connection from a connected ID replaces the first when the first has
         #: been silent this long (its host may have crashed and come back).
-        self.stale_after = stale_after
+        self.stale_after = settings.stale_after
         #: With our pipelining extension on (above 1), requests outstanding to a neighbour
         #: that announces it too; every other neighbour gets the plain protocol.
-        self.pipeline = pipeline
+        self.pipeline = settings.pipeline
         #: With a secret (a push's), every neighbour must prove it holds it before it
         #: is taken in (:mod:`twisted_p2p.auth`); None: the plain protocol.
         self.secret = secret
@@ -111,15 +105,16 @@ class PeerService(Service):
         self.decoder = wire.Decoder(self.common)
         #: SHA-256 per piece from the optional manifest; None: pieces are not checked.
         self.piece_hashes = piece_hashes
-        #: Caps our total upload when ``upload_rate`` (bytes/s) is set; None: no cap.
-        self.upload_limiter = TokenBucket(upload_rate, self.common.piece_size, clock) if upload_rate else None
+        #: Caps our total upload when ``settings.upload_rate`` (bytes/s) is set; None: no cap.
+        self.upload_limiter = (TokenBucket(settings.upload_rate, self.common.piece_size, clock)
+                               if settings.upload_rate else None)
         self.neighbours: dict[int, Neighbour] = {}
-        self.requests = RequestBook(store.held.missing(), clock, rng, self._abandoned, request_timeouts)
+        self.requests = RequestBook(store.held.missing(), clock, rng, self._abandoned, settings.request_timeouts())
         self.choker = Choker(
             self.common.preferred_neighbors, self.common.unchoking_interval,
             self.common.optimistic_unchoking_interval, clock, rng, events,
             unchoke=self._unchoke, choke=self._choke, have_file=lambda: self.store.held.complete,
-            refill=refill_slots,
+            refill=settings.refill_slots,
         )
         self.resume = resume
         #: What we know from before a restart, if anything (see :mod:`twisted_p2p.resume`).
@@ -137,9 +132,10 @@ class PeerService(Service):
         self.done: Deferred[None] = Deferred()
         self._finished = False
         self.checkpoints = None if resume is None else Checkpoints(
-            resume, store, self.complete_peers, self.told_peers, clock, self.fail, save_interval, run_in_thread)
+            resume, store, self.complete_peers, self.told_peers, clock, self.fail, settings.save_interval,
+            run_in_thread)
         #: Log the file's SHA-256 when done, for a launcher that cannot read the file.
-        self.report_digest = report_digest
+        self.report_digest = settings.echo_events
 
     # -- lifecycle -------------------------------------------------------------
 

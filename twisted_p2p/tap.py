@@ -1,23 +1,26 @@
 """``twistd p2ppeer``: command-line options and makeService for the plugin.
 
-Mistakes in the options, the config files or the seed's file end the process with one
-line on standard error and a non-zero status, never a traceback.
+makeService reads the options and the files and composes the peer; the process around
+it (exit status, signals, standard output) is :mod:`twisted_p2p.process`'s. Mistakes in
+the options, the config files or the seed's file end the process with one line on
+standard error and status 1, never a traceback.
 """
 from __future__ import annotations
 
-import ctypes
-import os
-import random
+import contextlib
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twisted_p2p.config import ConfigError, load
+from twisted_p2p.config import ConfigError, SwarmConfig, load
 from twisted_p2p.pipeline import MAX_DEPTH
+from twisted_p2p.settings import PeerSettings, option_name, option_table
+
+_SETTINGS_PARAMETERS, _SETTINGS_FLAGS = option_table()
+
 
 class Options(usage.Options):
     synopsis = "--id PEER_ID [--config-dir DIR] [--work-dir DIR] [options]"
@@ -32,16 +35,6 @@ class Options(usage.Options):
         ["id", None, None, "this peer's ID, as listed in PeerInfo.cfg (required)"],
         ["config-dir", None, None, "directory with Common.cfg and PeerInfo.cfg [default: ./conf if it exists, else .]"],
         ["work-dir", None, ".", "directory for peer_ID/ and log_peer_ID.log"],
-        ["interface", None, None, "address to listen on [default: all IPv4 addresses]"],
-        ["handshake-timeout", None, 30.0, "seconds a new connection may take to send its handshake", float],
-        ["request-timeout", None, 5.0, "seconds a neighbour may take to answer its first request; after "
-         "that, 4 times its average answer time, from 1 s up to 30 s (or this, if longer)", float],
-        ["random-seed", None, None, "seed for the peer's random choices, to make a run reproducible", int],
-        ["upload-rate", None, 0, "cap on this peer's total upload, in bytes per second (0: no cap)", int],
-        ["pipeline", None, 0, "announce our pipelining extension and keep up to N requests outstanding to "
-         "a neighbour that announces it too (the depth in use follows the round trip, from 16 up to N); "
-         "others get the plain protocol, but a strict peer may drop a handshake whose reserved bytes are "
-         "not zero, so use it only among our own peers (0: off)", int],
         ["secret-file", None, None, "our authentication extension: FILE holds a secret (readable by its owner "
          "only); every neighbour must prove it holds it too before it is sent anything, and only the hosts "
          "of PeerInfo.cfg (or --allow-hosts) may connect. p2p-swarm push makes one per push"],
@@ -50,22 +43,12 @@ class Options(usage.Options):
          "else anyone]"],
         ["tls-cert", None, None, "TLS between peers: FILE holds the swarm's certificate and key (PEM); every "
          "neighbour must present a certificate signed by it (needs the tls extra, pyOpenSSL)"],
+        *_SETTINGS_PARAMETERS,
     ]
     optFlags = [
-        ["echo-events", None, "also write every event-log line to standard output, and the file's "
-         "SHA-256 when done (for a launcher that follows a peer on another host)"],
-        ["exit-on-stdin-close", None, "stop cleanly (state saved, exit 0) when standard input closes: "
-         "a lifeline for a launcher that runs the peer over ssh, so the peer never outlives it"],
-        ["refill-slots", None, "our extension: give a preferred or optimistic slot freed between rounds "
-         "to a waiting neighbour at once (the course's protocol, the default, chooses only every p and "
-         "m seconds)"],
-        ["split-seed", None, "our extension: ask a peer that holds the whole file only for our share of "
-         "the pieces (every n-th, n the peers without the file) until we hold it, and the rest from the "
-         "others, so that a seed sends each piece about once (p2p-swarm push uses it)"],
         ["write-hashes", None, "write CONFIG_DIR/FileName.hashes (SHA-256 per piece) from this peer's "
          "complete file, then exit; with that file present every peer checks each piece it receives"],
-        ["new-swarm", None, "resume only our own pieces from the journal, nothing it learned of other peers "
-         "(a launcher's new swarm, whose IDs may name other hosts than the last one's)"],
+        *_SETTINGS_FLAGS,
     ]
 
     def parseOptions(self, options: Optional[list[str]] = None) -> None:
@@ -83,153 +66,98 @@ class Options(usage.Options):
             raise usage.UsageError(f"--id must be a peer ID (a whole number), not {self['id']!r}") from None
         if self["config-dir"] is None:
             self["config-dir"] = "conf" if Path("conf").is_dir() else "."
-        if not 0 <= self["pipeline"] <= MAX_DEPTH:
+        settings = self.settings = PeerSettings.from_options(self)
+        if not 0 <= settings.pipeline <= MAX_DEPTH:
             raise usage.UsageError(f"--pipeline must be 0 (off) up to {MAX_DEPTH} requests")
-        if self["upload-rate"] < 0:
+        if settings.upload_rate < 0:
             raise usage.UsageError("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
-        for name in ("handshake-timeout", "request-timeout"):
-            if self[name] <= 0:
-                raise usage.UsageError(f"--{name} must be a positive number of seconds")
+        for name in ("handshake_timeout", "request_timeout"):
+            if getattr(settings, name) <= 0:
+                raise usage.UsageError(f"--{option_name(name)} must be a positive number of seconds")
 
 
-def _keep_piece_buffers() -> None:
-    """glibc hands freed blocks over 128 KiB back to the kernel, so with large pieces
-    every piece buffer is page-faulted in afresh (measured: half the throughput at
-    256 KiB pieces). Keep such blocks in the heap for reuse; elsewhere, do nothing."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 8 << 20)  # M_MMAP_THRESHOLD: blocks up to 8 MiB from the heap
-        libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD: keep up to 128 MiB of free heap
-    except (OSError, AttributeError):
-        pass
+class Access(NamedTuple):
+    """Whom the peer trusts, as --secret-file, --allow-hosts and --tls-cert say."""
 
-
-def _stop_when_stdin_closes(reactor: Any) -> None:
-    """Read standard input in a thread until it ends, then stop the reactor: whatever
-    holds the other end (ssh, a launcher) going away is the signal to stop."""
-
-    def watch() -> None:
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            pass
-        reactor.callFromThread(stop)
-
-    def stop() -> None:
-        if reactor.running:
-            Logger().info("standard input closed (the launcher is gone): stopping")
-            reactor.stop()
-
-    threading.Thread(target=watch, name="lifeline", daemon=True).start()
-
-
-def _exit_after_shutdown(reactor: Any, status: int) -> None:
-    """twistd always exits 0 after the reactor stops; a failed peer must not."""
-
-    def leave() -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-
-    reactor.addSystemEventTrigger("after", "shutdown", leave)
+    secret: Optional[bytes]
+    allowed: Any  # an auth.AllowedHosts, or None: anyone may connect
+    tls: Any  # a tls.PushTLS, or None: plain TCP
 
 
 def makeService(options: Options) -> Any:
-    """The peer's MultiService; the imports wait until here so ``twistd --help`` is quick."""
+    """The peer, a MultiService; the imports wait until here so ``twistd --help`` is quick."""
     from twisted.internet import reactor
 
-    from twisted_p2p import tls as push_tls
-    from twisted_p2p.auth import AllowedHosts, AuthError, load_secret
-    from twisted_p2p.manifest import load_manifest, manifest_path, write_manifest_from
+    from twisted_p2p import process
+    from twisted_p2p.manifest import load_manifest, manifest_path
     from twisted_p2p.node import PeerNode
-    from twisted_p2p.outlet import Outlet
-    from twisted_p2p.requests import RequestTimeouts
-    from twisted_p2p.storage import StorageError, data_path
 
-    _keep_piece_buffers()
+    settings: PeerSettings = options.settings
     peer_id = options["id"]
-    config_dir = options["config-dir"]
-    try:
-        config = load(config_dir)
-        if peer_id not in config.peer_ids:
-            raise ConfigError(Path(config_dir) / "PeerInfo.cfg", None, f"peer {peer_id} is not listed")
-        hashes_path = manifest_path(config_dir, config.common)
+    process.keep_piece_buffers()
+    with _one_line_errors(peer_id):
+        config = _load_config(options["config-dir"], peer_id)
+        hashes_path = manifest_path(options["config-dir"], config.common)
         if options["write-hashes"]:
-            source = data_path(options["work-dir"], peer_id, config.common)
-            write_manifest_from(source, config_dir, config.common)
-            print(f"wrote {hashes_path} ({config.common.num_pieces} pieces of {source})")
-            raise SystemExit(0)
-        secret = load_secret(options["secret-file"]) if options["secret-file"] else None
-        allowed = None
-        if options["allow-hosts"] is not None:
-            allowed = AllowedHosts(options["allow-hosts"].split(","))
-        elif secret is not None:
-            allowed = AllowedHosts((peer.host for peer in config.peers), strict=False)
-            for host in allowed.unresolved:
-                Logger().warn("host {host} of PeerInfo.cfg does not resolve: its connections are refused", host=host)
-        tls = None
-        if options["tls-cert"]:
-            tls = push_tls.load(options["tls-cert"])
-        echo = None
-        if options["echo-events"]:
-            # twistd's own log goes to standard output too, once this returns: through
-            # the outlet as well, so that a stalled reader blocks neither.
-            echo = sys.stdout = Outlet(sys.stdout)
-            reactor.addSystemEventTrigger("after", "shutdown", echo.drain, 5.0)
-        node = PeerNode(
-            config,
-            peer_id,
-            options["work-dir"],
-            reactor,
-            rng=random.Random(options["random-seed"]),
-            interface=options["interface"] or "",
-            echo=echo,
-            handshake_timeout=options["handshake-timeout"],
-            upload_rate=options["upload-rate"],
-            pipeline=options["pipeline"],
-            refill_slots=bool(options["refill-slots"]),
-            piece_hashes=load_manifest(hashes_path, config.common),
-            request_timeouts=RequestTimeouts(initial=options["request-timeout"],
-                                             maximum=max(RequestTimeouts.maximum, options["request-timeout"])),
-            secret=secret,
-            allowed=allowed,
-            tls=tls,
-            forget_peers=bool(options["new-swarm"]),
-            split_seed=bool(options["split-seed"]),
-        )
-    except (ConfigError, StorageError, AuthError, push_tls.TLSError) as exc:
+            _write_hashes(options, config, hashes_path)
+        access = _access(options, config)
+        echo = process.echo_to_stdout(reactor) if settings.echo_events else None
+        node = PeerNode(config, peer_id, options["work-dir"], reactor, settings, echo=echo,
+                        piece_hashes=load_manifest(hashes_path, config.common),
+                        secret=access.secret, allowed=access.allowed, tls=access.tls)
+    if node.peer.piece_hashes is not None:
+        Logger().info("checking every piece against {path}", path=hashes_path)
+    if access.secret is not None:
+        Logger().info("every neighbour must prove it holds the secret of {path}", path=options["secret-file"])
+    if access.allowed is not None:
+        Logger().info("accepting connections only from {hosts}", hosts=access.allowed.describe())
+    process.end_with(reactor, node.peer.done, lifeline=settings.exit_on_stdin_close)
+    return node
+
+
+@contextlib.contextmanager
+def _one_line_errors(peer_id: int) -> Iterator[None]:
+    """A mistake in the files ends the process with one line naming it, status 1."""
+    from twisted_p2p import tls
+    from twisted_p2p.auth import AuthError
+    from twisted_p2p.storage import StorageError
+
+    try:
+        yield
+    except (ConfigError, StorageError, AuthError, tls.TLSError) as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None
     except OSError as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc.filename or ''}: {exc.strerror or exc}") from None
-    if node.peer.piece_hashes is not None:
-        Logger().info("checking every piece against {path}", path=hashes_path)
-    if secret is not None:
-        Logger().info("every neighbour must prove it holds the secret of {path}", path=options["secret-file"])
-    if allowed is not None:
-        Logger().info("accepting connections only from {hosts}", hosts=allowed.describe())
 
-    def stop(_: object) -> None:
-        # The peer may fail before the reactor runs (its port is taken: twistd starts
-        # the services first); stopping must wait for the reactor then, or never happen.
-        if reactor.running:
-            reactor.stop()
-        else:
-            reactor.callWhenRunning(reactor.stop)
 
-    def failed(failure: Any) -> None:
-        _exit_after_shutdown(reactor, 1)
-        stop(None)
+def _load_config(config_dir: str, peer_id: int) -> SwarmConfig:
+    config = load(config_dir)
+    if peer_id not in config.peer_ids:
+        raise ConfigError(Path(config_dir) / "PeerInfo.cfg", None, f"peer {peer_id} is not listed")
+    return config
 
-    def signal_is_a_clean_stop() -> None:
-        # twistd re-raises SIGTERM/SIGINT once the reactor has stopped, so the process
-        # would die "killed by signal". For a peer that is a clean stop (state saved,
-        # connections closed): exit 0 instead.
-        if getattr(reactor, "_exitSignal", None) is not None:
-            reactor._exitSignal = None
 
-    reactor.addSystemEventTrigger("after", "shutdown", signal_is_a_clean_stop)
-    if options["exit-on-stdin-close"]:
-        reactor.callWhenRunning(_stop_when_stdin_closes, reactor)
-    node.peer.done.addCallbacks(stop, failed)
-    return node
+def _write_hashes(options: Options, config: SwarmConfig, hashes_path: Path) -> None:
+    """--write-hashes: the manifest from this peer's complete file, then exit 0."""
+    from twisted_p2p.manifest import write_manifest_from
+    from twisted_p2p.storage import data_path
+
+    source = data_path(options["work-dir"], options["id"], config.common)
+    write_manifest_from(source, options["config-dir"], config.common)
+    print(f"wrote {hashes_path} ({config.common.num_pieces} pieces of {source})")
+    raise SystemExit(0)
+
+
+def _access(options: Options, config: SwarmConfig) -> Access:
+    from twisted_p2p import tls
+    from twisted_p2p.auth import AllowedHosts, load_secret
+
+    secret = load_secret(options["secret-file"]) if options["secret-file"] else None
+    allowed = None
+    if options["allow-hosts"] is not None:
+        allowed = AllowedHosts(options["allow-hosts"].split(","))
+    elif secret is not None:
+        allowed = AllowedHosts((peer.host for peer in config.peers), strict=False)
+        for host in allowed.unresolved:
+            Logger().warn("host {host} of PeerInfo.cfg does not resolve: its connections are refused", host=host)
+    return Access(secret, allowed, tls.load(options["tls-cert"]) if options["tls-cert"] else None)

@@ -1,0 +1,114 @@
+"""PeerSettings: every tunable of one peer process, each default written once.
+
+The command line of ``twistd p2ppeer`` (:mod:`twisted_p2p.tap`) is built from these
+fields: a field with a help text is an option of the same name (``upload_rate`` is
+``--upload-rate``), its default and ``--help``'s ``[default: ...]`` come from here. The
+others have no option; they are here so that a timing of the peer has one home.
+
+What a peer is (its ID), where its files are (``--config-dir``, ``--work-dir``) and
+whom it trusts (``--secret-file``, ``--allow-hosts``, ``--tls-cert``) are not tunables:
+tap loads them and hands the results to the peer.
+
+This module is imported for ``twistd --help``: it imports nothing heavy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+
+if TYPE_CHECKING:
+    from twisted_p2p.requests import RequestTimeouts
+
+
+def _option(default: Any, kind: Callable[[str], Any], help: str, shown: Optional[str] = None) -> Any:
+    """A field that is also a command-line option: ``kind`` reads its text (bool: a
+    flag); ``shown`` is the default as --help tells it, when the value would not say it."""
+    return field(default=default, metadata={"kind": kind, "help": help, "shown": shown})
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    interface: str = _option("", str, "address to listen on", shown="all IPv4 addresses")
+    handshake_timeout: float = _option(30.0, float, "seconds a new connection may take to send its handshake")
+    request_timeout: float = _option(
+        5.0, float, "seconds a neighbour may take to answer its first request; after that, 4 times its average "
+        "answer time, from 1 s up to 30 s (or this, if longer)")
+    random_seed: Optional[int] = _option(None, int, "seed for the peer's random choices, to make a run reproducible")
+    upload_rate: int = _option(0, int, "cap on this peer's total upload, in bytes per second (0: no cap)")
+    pipeline: int = _option(
+        0, int, "announce our pipelining extension and keep up to N requests outstanding to a neighbour that "
+        "announces it too (the depth in use follows the round trip, from 16 up to N); others get the plain "
+        "protocol, but a strict peer may drop a handshake whose reserved bytes are not zero, so use it only "
+        "among our own peers (0: off)")
+    echo_events: bool = _option(
+        False, bool, "also write every event-log line to standard output, and the file's SHA-256 when done "
+        "(for a launcher that follows a peer on another host)")
+    exit_on_stdin_close: bool = _option(
+        False, bool, "stop cleanly (state saved, exit 0) when standard input closes: a lifeline for a launcher "
+        "that runs the peer over ssh, so the peer never outlives it")
+    refill_slots: bool = _option(
+        False, bool, "our extension: give a preferred or optimistic slot freed between rounds to a waiting "
+        "neighbour at once (the course's protocol, the default, chooses only every p and m seconds)")
+    split_seed: bool = _option(
+        False, bool, "our extension: ask a peer that holds the whole file only for our share of the pieces "
+        "(every n-th, n the peers without the file) until we hold it, and the rest from the others, so that a "
+        "seed sends each piece about once (p2p-swarm push uses it)")
+    new_swarm: bool = _option(
+        False, bool, "resume only our own pieces from the journal, nothing it learned of other peers (a "
+        "launcher's new swarm, whose IDs may name other hosts than the last one's)")
+    #: Seconds a dial of an earlier peer may take to connect.
+    connect_timeout: float = 5.0
+    #: An earlier peer not up yet is dialled again after the first delay, doubling up
+    #: to the second (seconds).
+    retry_delays: tuple[float, float] = (0.025, 2.0)
+    #: Seconds a connection we close may take to close before it is aborted.
+    close_timeout: float = 5.0
+    #: A dropped connection is aborted if it has not closed after this many seconds.
+    drop_grace: float = 2.0
+    #: A second connection from a connected ID replaces the first when the first has
+    #: been silent this long (its host may have crashed and come back).
+    stale_after: float = 5.0
+    #: Seconds between saves of the resume state.
+    save_interval: float = 2.0
+
+    def request_timeouts(self) -> RequestTimeouts:
+        """The request timeouts that start at ``request_timeout`` (a longer start
+        raises the ceiling with it)."""
+        from twisted_p2p.requests import RequestTimeouts
+
+        return RequestTimeouts(initial=self.request_timeout,
+                               maximum=max(RequestTimeouts.maximum, self.request_timeout))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> PeerSettings:
+        """The settings given on a command line parsed with :func:`option_table`."""
+        given = {}
+        for each in option_fields():
+            value = options[option_name(each.name)]
+            if value is not None:
+                given[each.name] = bool(value) if each.metadata["kind"] is bool else value
+        return cls(**given)
+
+
+def option_fields() -> list[Any]:
+    """The fields of PeerSettings that are command-line options."""
+    return [each for each in fields(PeerSettings) if "help" in each.metadata]
+
+
+def option_name(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def option_table() -> tuple[list[list[Any]], list[list[Any]]]:
+    """``optParameters`` and ``optFlags`` for twisted.python.usage.Options."""
+    parameters: list[list[Any]] = []
+    flags: list[list[Any]] = []
+    for each in option_fields():
+        kind, text, shown = each.metadata["kind"], each.metadata["help"], each.metadata["shown"]
+        if kind is bool:
+            flags.append([option_name(each.name), None, text])
+        elif shown is not None:  # usage.Options would print the raw value: say it in words
+            parameters.append([option_name(each.name), None, None, f"{text} [default: {shown}]", kind])
+        else:
+            parameters.append([option_name(each.name), None, each.default, text, kind])
+    return parameters, flags
