@@ -35,6 +35,7 @@ from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
+from wirebytes import encode
 from support import free_ports, seed_bytes, swarm_config, write_seed_files
 
 IDS = [1001, 1002, 1003, 1004, 1005, 1006]
@@ -379,7 +380,7 @@ def test_unsolicited_piece_to_a_leecher_closes_and_is_never_written(tmp_path, wh
             index = (request.index + 1) % (h.n - 1)  # a full-size piece it did not ask for
             assert request.index in h.node.peer.requests.in_flight
         assert h.path.read_bytes()[index * PIECE : (index + 1) * PIECE] == zeros
-        hostile.transport.write(wire.encode(wire.Piece(index, b"\x66" * PIECE)))
+        hostile.transport.write(encode(wire.Piece(index, b"\x66" * PIECE)))
         yield hostile.closed()
         assert h.warned(f"piece {index}, which we never requested from it")
         assert index not in h.node.store.held
@@ -393,7 +394,7 @@ def test_unsolicited_piece_to_a_leecher_closes_and_is_never_written(tmp_path, wh
         yield honest.until(lambda: any(isinstance(m, wire.Request) for m in honest.messages))
         (request,) = [m for m in honest.messages if isinstance(m, wire.Request)]
         honest_index = request.index
-        honest.transport.write(wire.encode(wire.Piece(honest_index, h.piece(honest_index))))
+        honest.transport.write(encode(wire.Piece(honest_index, h.piece(honest_index))))
         yield honest.until(lambda: wire.Have(honest_index) in honest.messages)
         assert h.node.store.held == PieceSet(h.n, [honest_index])
         offset = h.common.piece_offset(honest_index)
@@ -767,8 +768,8 @@ _VALID = [
     wire.encode_request(4),
     wire.encode_bitfield(PieceSet.full(_SMALL_N)),
     wire.encode_bitfield(PieceSet(_SMALL_N, [1, 9])),
-    wire.encode(wire.Piece(3, b"\x01" * SMALL_PIECE)),
-    wire.encode(wire.Piece(10, b"\x02" * 50)),
+    encode(wire.Piece(3, b"\x01" * SMALL_PIECE)),
+    encode(wire.Piece(10, b"\x02" * 50)),
 ]
 
 
