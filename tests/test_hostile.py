@@ -378,7 +378,7 @@ def test_unsolicited_piece_to_a_leecher_closes_and_is_never_written(tmp_path, wh
             yield hostile.until(lambda: any(isinstance(m, wire.Request) for m in hostile.messages))
             (request,) = [m for m in hostile.messages if isinstance(m, wire.Request)]
             index = (request.index + 1) % (h.n - 1)  # a full-size piece it did not ask for
-            assert request.index in h.node.peer.requests.in_flight
+            assert request.index in h.node.peer.pieces.in_flight
         assert h.path.read_bytes()[index * PIECE : (index + 1) * PIECE] == zeros
         hostile.transport.write(encode(wire.Piece(index, b"\x66" * PIECE)))
         yield hostile.closed()
@@ -386,7 +386,7 @@ def test_unsolicited_piece_to_a_leecher_closes_and_is_never_written(tmp_path, wh
         assert index not in h.node.store.held
         assert h.node.store.held.count == 0
         assert h.path.read_bytes()[index * PIECE : (index + 1) * PIECE] == zeros
-        assert h.node.peer.requests.in_flight == set()  # an open request went back to the pool
+        assert h.node.peer.pieces.in_flight == set()  # an open request went back to the pool
         # Another seed still serves the leecher, and the piece it sends is written.
         honest = yield h.join(1003, pieces=range(h.n))
         yield honest.until(lambda: wire.Interested() in honest.messages)
@@ -882,7 +882,7 @@ def _survives(me: int, chunks: list[bytes]) -> None:
                 assert set(writes) == set(store.held) and len(writes) == len(set(writes))
             protocol.connectionLost(None)
             assert service.neighbours == {} and service._connections == {}
-            assert service.requests.in_flight == set()
+            assert service.pieces.in_flight == set()
             service.stopService()
             store.close()
             if me == 1001:

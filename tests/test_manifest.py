@@ -150,7 +150,7 @@ def test_resumed_pieces_are_checked_against_the_manifest(tmp_path):
     node = PeerNode(config, 1002, tmp_path, reactor, piece_hashes=digests, boot_id="this-boot")
     try:
         assert sorted(node.store.held) == [0, 1, 2, 4, 5]
-        assert 3 in node.peer.requests.missing
+        assert 3 in node.peer.pieces.missing
     finally:
         node.store.close()
         node.resume.close()

@@ -211,7 +211,7 @@ def test_a_dropped_neighbour_is_forgotten_at_once_and_aborted_after_the_grace(tm
     assert transport.disconnecting and not transport.disconnected
     assert peer.service.neighbours == {}
     assert 1001 not in peer.service.choker.unchoked and 1001 not in peer.service.choker.interested
-    assert request.index not in peer.service.requests.in_flight
+    assert request.index not in peer.service.pieces.in_flight
     peer.clock.advance(peer.service.drop_grace - 0.01)
     assert not transport.disconnected
     peer.clock.advance(0.01)
@@ -566,8 +566,7 @@ def test_choke_returns_the_piece_to_the_pool_and_it_is_fetched_elsewhere(tmp_pat
     # Make piece 5 the only one left, so that both can only ever ask for it.
     for index in range(11):
         if index != 5:
-            peer.store.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
-            peer.service.requests.missing.discard(index)
+            peer.service.pieces.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
     first.dataReceived(wire.UNCHOKE)
     assert wire.Request(5) in peer.sent(first_transport)
     second.dataReceived(wire.UNCHOKE)
@@ -599,7 +598,7 @@ def test_lost_connection_returns_the_piece_to_the_pool(tmp_path):
     (request,) = [m for m in peer.sent(first_transport) if isinstance(m, wire.Request)]
     first.dataReceived(b"\x00\x00\x00\x69\x07\x00")  # EOF in the middle of a piece
     first.connectionLost(None)
-    assert request.index not in peer.service.requests.in_flight
+    assert request.index not in peer.service.pieces.in_flight
     assert 1001 not in peer.service.neighbours
     second, second_transport = peer.neighbour(1002, pieces=range(11), dialled=True)
     second.dataReceived(wire.UNCHOKE)
@@ -826,8 +825,7 @@ def test_a_piece_asked_twice_and_answered_twice_is_kept_once_without_a_violation
     peer = Peer(tmp_path, 1003, seeds=(1001,))
     for index in range(11):
         if index != 7:  # leave one piece, so both requests are for it
-            peer.store.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
-            peer.service.requests.missing.discard(index)
+            peer.service.pieces.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
     seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
     seed.dataReceived(wire.UNCHOKE)
     seed.dataReceived(wire.CHOKE)
