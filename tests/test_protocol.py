@@ -21,7 +21,8 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.protocol import HAVE_INTERVAL, PeerProtocol
 from twisted_p2p.resume import Resume
-from twisted_p2p.service import TOLD_GRACE, PeerService
+from twisted_p2p.ending import TOLD_GRACE
+from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
 from wirebytes import encode
