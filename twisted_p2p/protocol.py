@@ -3,11 +3,11 @@
     awaiting handshake [-> authenticating] -> open -> closing -> closed
 
 The handshake must come within the handshake timeout (with a secret, the neighbour's
-proof too: :mod:`twisted_p2p.auth`; nothing is sent before it passes); every message after it goes to
-its owner (:class:`~twisted_p2p.owner.ConnectionOwner`), which judges it (SPEC §3); a
-connection we drop is forgotten by the owner at once and
-aborted if it has not closed after a short grace, since ``loseConnection`` waits for a
-neighbour that may never read. Bytes are framed by :class:`twisted_p2p.wire.Framer`.
+proof too: :mod:`twisted_p2p.auth`; nothing is sent before it passes); every message
+after it goes to its owner (:class:`~twisted_p2p.owner.ConnectionOwner`), which judges it
+(SPEC §3); a connection we drop is forgotten by the owner at once and aborted if it has
+not closed after a short grace, since ``loseConnection`` waits for a neighbour that may
+never read. Bytes are framed by :class:`twisted_p2p.wire.Framer`.
 TCP keepalive with short intervals notices a neighbour whose host vanished. The upload
 side is a push producer, so a neighbour that stops reading makes us stop reading pieces
 from disk rather than buffer the file in memory. Haves that follow one another closely
