@@ -195,7 +195,8 @@ def _request_while_choked() -> None:
     neighbour at once, choked or not; the rest (one request at a time, unchoke, choke,
     abandoned requests) is unchanged."""
     from twisted_p2p import wire
-    from twisted_p2p.service import Neighbour, PeerService
+    from twisted_p2p.neighbour import Neighbour
+    from twisted_p2p.service import PeerService
 
     original_request = PeerService._request_from
 
@@ -213,7 +214,7 @@ def _request_while_choked() -> None:
         if not (getattr(self, "_eager", False) and neighbour.chokes_us):
             original_request(self, neighbour)
         elif neighbour.we_are_interested:
-            index = self.requests.next_request(neighbour.peer_id, neighbour.pieces)
+            index = neighbour.requests.next_request(neighbour.pieces)
             if index is not None:
                 neighbour.protocol.send(wire.encode_request(index))
 
@@ -225,14 +226,14 @@ def _request_while_choked() -> None:
 def _several_requests() -> None:
     """Up to PIPELINE requests outstanding to every neighbour, with a plain handshake:
     our own pipelining, used without negotiating it (as BitTorrent-minded authors do)."""
-    from twisted_p2p.requests import RequestBook
+    from twisted_p2p.requests import RequestBook, Requests
 
-    original_add = RequestBook.add
+    original_open = RequestBook.open
 
-    def add(self: RequestBook, peer: int, depth: int = 1) -> None:
-        original_add(self, peer, PIPELINE)
+    def open(self: RequestBook, peer: int, depth: int = 1) -> Requests:
+        return original_open(self, peer, PIPELINE)
 
-    RequestBook.add = add  # type: ignore[method-assign]
+    RequestBook.open = open  # type: ignore[method-assign]
 
 
 def _no_have() -> None:
@@ -247,7 +248,8 @@ def _repeat_interest() -> None:
     """'interested' after every have received while interested and still interested,
     not only when interest changes."""
     from twisted_p2p import wire
-    from twisted_p2p.service import Neighbour, PeerService
+    from twisted_p2p.neighbour import Neighbour
+    from twisted_p2p.service import PeerService
 
     original_have = PeerService._on_have
 
@@ -279,15 +281,20 @@ def _log_no_date() -> None:
 def _log_other_sentences() -> None:
     """An extra, non-SPEC line for every request we send, written like the real ones."""
     from twisted_p2p import eventlog
-    from twisted_p2p.service import Neighbour, PeerService
+    from twisted_p2p.neighbour import Neighbour
+    from twisted_p2p.service import PeerService
 
     eventlog.SENTENCES["request_sent"] = "Peer {me} sent the 'request' message to {other} for the piece {index}."
     original_request = PeerService._request_from
 
+    def oldest(neighbour: Neighbour) -> Optional[int]:
+        asked = neighbour.requests.outstanding
+        return asked[0] if asked else None
+
     def _request_from(self: PeerService, neighbour: Neighbour) -> None:
-        before = self.requests.outstanding(neighbour.peer_id)
+        before = oldest(neighbour)
         original_request(self, neighbour)
-        after = self.requests.outstanding(neighbour.peer_id)
+        after = oldest(neighbour)
         if after is not None and after != before:
             self.events._write("request_sent", other=neighbour.peer_id, index=after)
 
@@ -314,7 +321,8 @@ def _accept_unsolicited() -> None:
     """A piece never requested is stored like a new one when we lack it, and written over
     our copy when we have it (a seed's file too), instead of closing the connection."""
     from twisted_p2p import manifest, wire
-    from twisted_p2p.service import Neighbour, PeerService
+    from twisted_p2p.neighbour import Neighbour
+    from twisted_p2p.service import PeerService
 
     original_piece = PeerService._on_piece
 
@@ -324,7 +332,7 @@ def _accept_unsolicited() -> None:
             return
         except wire.ProtocolViolation:  # raised there for an unrequested piece only
             pass
-        self.choker.got_bytes(neighbour.peer_id, len(data))
+        neighbour.received += len(data)
         if index in self.store.held:
             descriptor = os.open(self.store.path, os.O_WRONLY)  # a seed's store is read-only
             try:

@@ -161,7 +161,8 @@ def _close_when_complete() -> None:
     status 1. Tolerable: the course's peers connect once each, in order, and a neighbour
     closing after completing is normal; only a peer that dials again upsets it."""
     from twisted_p2p.dialler import Dialler
-    from twisted_p2p.service import Neighbour, PeerService
+    from twisted_p2p.neighbour import Neighbour
+    from twisted_p2p.service import PeerService
 
     original_message = PeerService.message_received
     original_store = PeerService._store_piece

@@ -35,6 +35,7 @@ from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
+from wirebytes import encode
 from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
 
 IDS = [1001, 1002, 1003, 1004, 1005, 1006]
@@ -378,15 +379,15 @@ def test_unsolicited_piece_to_a_leecher_closes_and_is_never_written(tmp_path, wh
             yield hostile.until(lambda: any(isinstance(m, wire.Request) for m in hostile.messages))
             (request,) = [m for m in hostile.messages if isinstance(m, wire.Request)]
             index = (request.index + 1) % (h.n - 1)  # a full-size piece it did not ask for
-            assert request.index in h.node.peer.requests.in_flight
+            assert request.index in h.node.peer.pieces.in_flight
         assert h.path.read_bytes()[index * PIECE : (index + 1) * PIECE] == zeros
-        hostile.transport.write(wire.encode(wire.Piece(index, b"\x66" * PIECE)))
+        hostile.transport.write(encode(wire.Piece(index, b"\x66" * PIECE)))
         yield hostile.closed()
         assert h.warned(f"piece {index}, which we never requested from it")
         assert index not in h.node.store.held
         assert h.node.store.held.count == 0
         assert h.path.read_bytes()[index * PIECE : (index + 1) * PIECE] == zeros
-        assert h.node.peer.requests.in_flight == set()  # an open request went back to the pool
+        assert h.node.peer.pieces.in_flight == set()  # an open request went back to the pool
         # Another seed still serves the leecher, and the piece it sends is written.
         honest = yield h.join(1003, pieces=range(h.n))
         yield honest.until(lambda: wire.Interested() in honest.messages)
@@ -394,7 +395,7 @@ def test_unsolicited_piece_to_a_leecher_closes_and_is_never_written(tmp_path, wh
         yield honest.until(lambda: any(isinstance(m, wire.Request) for m in honest.messages))
         (request,) = [m for m in honest.messages if isinstance(m, wire.Request)]
         honest_index = request.index
-        honest.transport.write(wire.encode(wire.Piece(honest_index, h.piece(honest_index))))
+        honest.transport.write(encode(wire.Piece(honest_index, h.piece(honest_index))))
         yield honest.until(lambda: wire.Have(honest_index) in honest.messages)
         assert h.node.store.held == PieceSet(h.n, [honest_index])
         offset = h.common.piece_offset(honest_index)
@@ -768,8 +769,8 @@ _VALID = [
     wire.encode_request(4),
     wire.encode_bitfield(PieceSet.full(_SMALL_N)),
     wire.encode_bitfield(PieceSet(_SMALL_N, [1, 9])),
-    wire.encode(wire.Piece(3, b"\x01" * SMALL_PIECE)),
-    wire.encode(wire.Piece(10, b"\x02" * 50)),
+    encode(wire.Piece(3, b"\x01" * SMALL_PIECE)),
+    encode(wire.Piece(10, b"\x02" * 50)),
 ]
 
 
@@ -882,7 +883,7 @@ def _survives(me: int, chunks: list[bytes]) -> None:
                 assert set(writes) == set(store.held) and len(writes) == len(set(writes))
             protocol.connectionLost(None)
             assert service.neighbours == {} and service._connections == {}
-            assert service.requests.in_flight == set()
+            assert service.pieces.in_flight == set()
             service.stopService()
             store.close()
             if me == 1001:

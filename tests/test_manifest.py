@@ -17,6 +17,7 @@ from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, wri
 from twisted_p2p.node import PeerNode
 from twisted_p2p.storage import data_path
 
+from wirebytes import encode
 from support import free_ports, peer_settings, seed_bytes, swarm_config, write_config, write_seed_files
 from test_processes import run_twistd
 from test_protocol import CONTENT, PIECE, Peer, warning_texts, warnings  # noqa: F401 (a fixture)
@@ -60,7 +61,7 @@ def test_a_piece_that_fails_the_manifest_is_dropped_and_fetched_elsewhere(tmp_pa
     honest, honest_transport = peer.neighbour(1002, pieces=range(11), dialled=True)
     liar.dataReceived(wire.UNCHOKE)
     (request,) = [m for m in peer.sent(liar_transport) if isinstance(m, wire.Request)]
-    liar.dataReceived(wire.encode(wire.Piece(request.index, b"\xff" * peer.common.piece_length(request.index))))
+    liar.dataReceived(encode(wire.Piece(request.index, b"\xff" * peer.common.piece_length(request.index))))
     assert request.index not in peer.store.held
     assert peer.sent(liar_transport) == []  # no further request
     assert liar_transport.disconnecting  # the liar is dropped ...
@@ -72,7 +73,7 @@ def test_a_piece_that_fails_the_manifest_is_dropped_and_fetched_elsewhere(tmp_pa
     while requests := [m.index for m in peer.sent(honest_transport) if isinstance(m, wire.Request)]:
         asked += requests
         for index in requests:
-            honest.dataReceived(wire.encode(wire.Piece(index, CONTENT[index * PIECE : (index + 1) * PIECE])))
+            honest.dataReceived(encode(wire.Piece(index, CONTENT[index * PIECE : (index + 1) * PIECE])))
     assert request.index in asked  # the piece is fetched from the other
     assert peer.store.held.complete and peer.path.read_bytes() == CONTENT
 
@@ -147,7 +148,7 @@ def test_resumed_pieces_are_checked_against_the_manifest(tmp_path):
     node = PeerNode(config, 1002, tmp_path, reactor, piece_hashes=digests, boot_id="this-boot")
     try:
         assert sorted(node.store.held) == [0, 1, 2, 4, 5]
-        assert 3 in node.peer.requests.missing
+        assert 3 in node.peer.pieces.missing
     finally:
         node.store.close()
         node.resume.close()

@@ -11,7 +11,9 @@ from twisted.internet.task import Clock
 from twisted_p2p import pipeline
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.pipeline import PipelineWindow
-from twisted_p2p.requests import Answer, RequestBook
+from twisted_p2p.requests import Answer
+
+from piecebook import request_book
 
 PIECES = 4000
 PEER = 7
@@ -25,8 +27,8 @@ class Link:
 
     def __init__(self, round_trip: float, rate: float, ceiling: int, burst: float = 0.0) -> None:
         self.clock = Clock()
-        self.book = RequestBook(range(PIECES), self.clock, random.Random(3), lambda peer: None)
-        self.book.add(PEER, ceiling)
+        self.book = request_book(PIECES, range(PIECES), self.clock, random.Random(3))
+        self.requests = {PEER: self.book.open(PEER, ceiling)}
         self.round_trip = round_trip
         self.rate = rate
         self.burst = burst  # answers land only at multiples of this many seconds
@@ -36,18 +38,18 @@ class Link:
 
     def ask(self) -> None:
         everything = PieceSet.full(PIECES)
-        while (index := self.book.next_request(PEER, everything)) is not None:
+        while (index := self.requests[PEER].next_request(everything)) is not None:
             arrives = self.clock.seconds() + self.round_trip / 2
             self.free_at = max(self.free_at, arrives) + 1 / self.rate
             lands = self.free_at + self.round_trip / 2
             if self.burst:  # held and released together, as a relay or a busy reactor does
                 lands = math.ceil(lands / self.burst) * self.burst
             self.clock.callLater(lands - self.clock.seconds(), self.answer, index)
-        self.most_outstanding = max(self.most_outstanding, len(self.book.asked(PEER)))
+        self.most_outstanding = max(self.most_outstanding, len(self.requests[PEER].outstanding))
 
     def answer(self, index: int) -> None:
-        assert self.book.received(PEER, index) is Answer.NEW
-        self.book.held(index)
+        assert self.requests[PEER].received(index) is Answer.NEW
+        self.book.pieces.write(index, b"")
         self.delivered.append(self.clock.seconds())
         self.ask()
 
@@ -68,50 +70,50 @@ class Link:
 def test_over_a_long_round_trip_the_window_grows_until_the_link_is_full():
     link = Link(round_trip=0.050, rate=2000, ceiling=1024)  # 100 pieces in flight fill it
     link.run(2.0)
-    depth = link.book.depth(PEER)
+    depth = link.requests[PEER].depth
     assert 100 < depth <= 1.5 * 100 * 1.2  # about HEADROOM round trips' worth
     assert link.rate_between(1.0, 2.0) == pytest.approx(2000, rel=0.02)  # the link is full
-    window = link.book.window(PEER)
+    window = link.requests[PEER].window
     assert window.round_trip == pytest.approx(0.050 + 1 / 2000)
 
 
 def test_answers_that_land_in_bursts_count_at_their_average_rate():
     link = Link(round_trip=0.050, rate=2000, ceiling=1024, burst=0.010)  # about 20 at a time
     link.run(2.0)
-    window = link.book.window(PEER)
+    window = link.requests[PEER].window
     assert window.rate == pytest.approx(2000, rel=0.1)
     assert window.round_trip < 0.050 + 0.010 + 0.001  # at most one burst late
-    assert 100 < link.book.depth(PEER) <= 1.5 * 0.061 * 2000 * 1.1  # not the ceiling
+    assert 100 < link.requests[PEER].depth <= 1.5 * 0.061 * 2000 * 1.1  # not the ceiling
     assert link.rate_between(1.0, 2.0) == pytest.approx(2000, rel=0.02)
 
 
 def test_a_fixed_depth_of_the_floor_would_leave_that_link_mostly_idle():
     link = Link(round_trip=0.050, rate=2000, ceiling=pipeline.FLOOR)  # no room to grow
     link.run(2.0)
-    assert link.book.depth(PEER) == pipeline.FLOOR
+    assert link.requests[PEER].depth == pipeline.FLOOR
     assert link.rate_between(1.0, 2.0) == pytest.approx(pipeline.FLOOR / 0.050, rel=0.05)
 
 
 def test_on_a_short_round_trip_the_window_stays_at_the_floor():
     link = Link(round_trip=0.0002, rate=20000, ceiling=1024)  # 4 pieces per round trip
     link.run(0.5)
-    assert link.book.depth(PEER) == pipeline.FLOOR  # down from where it started
+    assert link.requests[PEER].depth == pipeline.FLOOR  # down from where it started
     assert link.most_outstanding == pipeline.START
 
 
 def test_the_window_never_passes_its_ceiling():
     link = Link(round_trip=0.050, rate=2000, ceiling=40)
     link.run(1.0)
-    assert link.book.depth(PEER) == 40 and link.most_outstanding == 40
+    assert link.requests[PEER].depth == 40 and link.most_outstanding == 40
 
 
 def test_when_the_neighbour_slows_down_the_window_shrinks_with_it():
     link = Link(round_trip=0.050, rate=2000, ceiling=1024)
     link.run(1.0)
-    fast = link.book.depth(PEER)
+    fast = link.requests[PEER].depth
     link.rate = 200  # its upload is now shared, or throttled
     link.run(4.0)
-    slow = link.book.depth(PEER)
+    slow = link.requests[PEER].depth
     assert slow < fast / 4
     assert slow <= max(pipeline.FLOOR, 1.5 * 0.050 * 200 * 1.5)
 
@@ -155,14 +157,14 @@ def test_a_span_short_of_pieces_to_ask_never_lowers_the_rate():
 def test_the_book_tells_the_window_when_a_neighbour_has_nothing_more_to_give():
     link = Link(round_trip=0.050, rate=2000, ceiling=1024)
     link.run(1.0)
-    fast = link.book.window(PEER).rate
-    link.book.choked(PEER)  # nothing outstanding now: room in its window
+    fast = link.requests[PEER].window.rate
+    link.requests[PEER].choked()  # nothing outstanding now: room in its window
     scarce = PieceSet(PIECES, range(3))  # it holds three pieces, all of them held already
     for index in range(3):
-        link.book.held(index)
-    assert not link.book.window(PEER).short
-    assert link.book.next_request(PEER, scarce) is None
-    assert link.book.window(PEER).short  # the span is marked: its slow answers will not count
+        link.book.pieces.write(index, b"")
+    assert not link.requests[PEER].window.short
+    assert link.requests[PEER].next_request(scarce) is None
+    assert link.requests[PEER].window.short  # the span is marked: its slow answers will not count
     assert fast == pytest.approx(2000, rel=0.05)
 
 

@@ -65,7 +65,7 @@ def test_pipelined_only_when_both_announce_it(tmp_path, ours, theirs, outstandin
                           + wire.encode_bitfield(PieceSet.full(peer.common.num_pieces)) + wire.UNCHOKE)
     asked = requests(peer, transport)
     assert len(asked) == outstanding and len(set(asked)) == outstanding
-    assert peer.service.requests.depth(1001) == outstanding
+    assert peer.service.neighbours[1001].requests.depth == outstanding
 
 
 def test_every_pipelined_request_goes_back_on_a_choke_and_is_asked_again(tmp_path):
@@ -74,10 +74,10 @@ def test_every_pipelined_request_goes_back_on_a_choke_and_is_asked_again(tmp_pat
     first = requests(peer, transport)
     assert len(first) == 4
     protocol.dataReceived(wire.CHOKE)
-    assert peer.service.requests.in_flight == set()
+    assert peer.service.pieces.in_flight == set()
     protocol.dataReceived(wire.UNCHOKE)
     again = requests(peer, transport)
-    assert len(again) == 4 and peer.service.requests.in_flight == set(again)
+    assert len(again) == 4 and peer.service.pieces.in_flight == set(again)
 
 
 def test_a_disconnect_returns_them_to_the_other_neighbours(tmp_path):
@@ -88,7 +88,7 @@ def test_a_disconnect_returns_them_to_the_other_neighbours(tmp_path):
     before = set(requests(peer, other_transport))
     assert len(before) == 1 and not before & first
     protocol.connectionLost(None)
-    assert peer.service.requests.in_flight == before  # the four came back to the pool
+    assert peer.service.pieces.in_flight == before  # the four came back to the pool
     piece = before.pop()
     content = peer_content(peer, piece)
     other.dataReceived(wire.encode_piece_header(piece, len(content)) + content)
@@ -108,9 +108,9 @@ def test_pipelined_pieces_arrive_in_order_and_each_is_stored_once(tmp_path):
     got = []
     for _ in range(20):
         asked = requests(peer, transport)
-        if not asked and not peer.service.requests.asked(1001):
+        if not asked and not peer.service.neighbours[1001].requests.outstanding:
             break
-        for index in peer.service.requests.asked(1001):
+        for index in list(peer.service.neighbours[1001].requests.outstanding):
             protocol.dataReceived(wire.encode_piece_header(index, peer.common.piece_length(index))
                                   + peer_content(peer, index))
             got.append(index)
@@ -134,7 +134,7 @@ def test_a_plain_neighbour_stays_at_one_request_however_fast_it_answers(tmp_path
     """The window that deepens a pipelined connection never applies to a plain one."""
     peer = Peer(tmp_path, 1002, pipeline=256)
     protocol, transport = unchoked_by_a_seed(peer, 1001, announce=False)
-    assert peer.service.requests.window(1001) is None
+    assert peer.service.neighbours[1001].requests.window is None
     for _ in range(min(12, peer.common.num_pieces - 1)):
         asked = requests(peer, transport)
         assert len(asked) == 1
@@ -142,4 +142,4 @@ def test_a_plain_neighbour_stays_at_one_request_however_fast_it_answers(tmp_path
         index = asked[0]
         protocol.dataReceived(wire.encode_piece_header(index, peer.common.piece_length(index))
                               + peer_content(peer, index))
-    assert peer.service.requests.depth(1001) == 1
+    assert peer.service.neighbours[1001].requests.depth == 1

@@ -21,9 +21,11 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.protocol import HAVE_INTERVAL, PeerProtocol
 from twisted_p2p.resume import Resume
-from twisted_p2p.service import TOLD_GRACE, PeerService
+from twisted_p2p.ending import TOLD_GRACE
+from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
 
+from wirebytes import encode
 from support import peer_settings, seed_bytes, swarm_config
 
 PIECE = 100
@@ -207,11 +209,11 @@ def test_a_dropped_neighbour_is_forgotten_at_once_and_aborted_after_the_grace(tm
     hostile.dataReceived(wire.INTERESTED + wire.UNCHOKE)
     (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
     assert 1001 in peer.service.choker.unchoked
-    hostile.dataReceived(wire.encode(wire.Have(99 % 11)) + b"\x00\x00\x00\x00")  # a length of 0
+    hostile.dataReceived(encode(wire.Have(99 % 11)) + b"\x00\x00\x00\x00")  # a length of 0
     assert transport.disconnecting and not transport.disconnected
     assert peer.service.neighbours == {}
     assert 1001 not in peer.service.choker.unchoked and 1001 not in peer.service.choker.interested
-    assert request.index not in peer.service.requests.in_flight
+    assert request.index not in peer.service.pieces.in_flight
     peer.clock.advance(peer.service.drop_grace - 0.01)
     assert not transport.disconnected
     peer.clock.advance(0.01)
@@ -232,16 +234,16 @@ def test_a_neighbour_that_never_answers_loses_the_piece_to_one_that_does(tmp_pat
         if not requests:
             break
         for index in requests:
-            honest.dataReceived(wire.encode(wire.Piece(index, CONTENT[index * 100 : index * 100 + 100])))
+            honest.dataReceived(encode(wire.Piece(index, CONTENT[index * 100 : index * 100 + 100])))
     assert peer.store.held.count == 10 and held_back not in peer.store.held  # held hostage, for now
     peer.clock.advance(peer.service.requests.timeouts.initial)
     assert not [m for m in peer.sent(silent_transport) if isinstance(m, wire.Request)]  # snubbed
     (request,) = [m for m in peer.sent(honest_transport) if isinstance(m, wire.Request)]
     assert request.index == held_back
-    honest.dataReceived(wire.encode(wire.Piece(held_back, CONTENT[held_back * 100 : held_back * 100 + 100])))
+    honest.dataReceived(encode(wire.Piece(held_back, CONTENT[held_back * 100 : held_back * 100 + 100])))
     assert peer.store.held.complete
     late = CONTENT[held_back * 100 : held_back * 100 + 100]
-    silent.dataReceived(wire.encode(wire.Piece(held_back, late)))  # its late answer: dropped quietly
+    silent.dataReceived(encode(wire.Piece(held_back, late)))  # its late answer: dropped quietly
     assert not silent_transport.disconnecting
     downloaded = [e.index for e in peer.events() if e.kind == "downloaded"]
     assert sorted(downloaded) == list(range(11))  # each piece once
@@ -354,7 +356,7 @@ def test_frames_before_a_violation_in_the_same_chunk_are_handled(tmp_path, warni
 def test_nothing_after_a_rejected_frame_in_the_same_chunk_is_handled(tmp_path, warnings):
     peer = Peer(tmp_path, 1001)
     protocol, transport = peer.neighbour(1002)
-    unsolicited = wire.encode(wire.Piece(0, CONTENT[:PIECE]))
+    unsolicited = encode(wire.Piece(0, CONTENT[:PIECE]))
     protocol.dataReceived(wire.encode_have(1) + unsolicited + wire.encode_have(2))
     assert transport.disconnecting
     assert [(e.kind, e.index) for e in peer.events()] == [("connect_from", None), ("have", 1)]
@@ -450,7 +452,7 @@ def test_upload_waits_while_the_transport_is_paused(tmp_path):
 def test_unsolicited_piece_is_a_violation_and_never_written(tmp_path, warnings):
     peer = Peer(tmp_path, 1002)
     protocol, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
-    protocol.dataReceived(wire.encode(wire.Piece(4, b"x" * PIECE)))
+    protocol.dataReceived(encode(wire.Piece(4, b"x" * PIECE)))
     assert transport.disconnecting
     assert 4 not in peer.store.held
     assert peer.path.read_bytes()[400:500] == bytes(PIECE)
@@ -462,7 +464,7 @@ def test_piece_of_the_wrong_size_is_a_violation(tmp_path, warnings):
     protocol, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
     protocol.dataReceived(wire.UNCHOKE)
     (request,) = peer.sent(transport)
-    protocol.dataReceived(wire.encode(wire.Piece(request.index, b"x" * (PIECE - 1))))
+    protocol.dataReceived(encode(wire.Piece(request.index, b"x" * (PIECE - 1))))
     assert transport.disconnecting
     assert peer.store.held.count == 0
 
@@ -498,7 +500,7 @@ def test_full_download_from_one_seed(tmp_path):
         index = requests[0].index
         requested.append(index)
         start = index * PIECE
-        seed.dataReceived(wire.encode(wire.Piece(index, CONTENT[start : start + PIECE])))
+        seed.dataReceived(encode(wire.Piece(index, CONTENT[start : start + PIECE])))
         messages = peer.sent(seed_transport)
         assert wire.Have(index) in messages
     assert sorted(requested) == list(range(11))  # each piece once, none twice
@@ -566,8 +568,7 @@ def test_choke_returns_the_piece_to_the_pool_and_it_is_fetched_elsewhere(tmp_pat
     # Make piece 5 the only one left, so that both can only ever ask for it.
     for index in range(11):
         if index != 5:
-            peer.store.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
-            peer.service.requests.missing.discard(index)
+            peer.service.pieces.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
     first.dataReceived(wire.UNCHOKE)
     assert wire.Request(5) in peer.sent(first_transport)
     second.dataReceived(wire.UNCHOKE)
@@ -584,10 +585,10 @@ def test_piece_arriving_after_a_choke_is_accepted_once(tmp_path):
     first.dataReceived(wire.CHOKE)
     index = request.index
     data = CONTENT[index * PIECE : index * PIECE + peer.common.piece_length(index)]
-    first.dataReceived(wire.encode(wire.Piece(index, data)))
+    first.dataReceived(encode(wire.Piece(index, data)))
     assert not first_transport.disconnecting
     assert index in peer.store.held
-    first.dataReceived(wire.encode(wire.Piece(index, data)))  # not asked again: a violation now
+    first.dataReceived(encode(wire.Piece(index, data)))  # not asked again: a violation now
     assert first_transport.disconnecting
     assert [e.kind for e in peer.events()].count("downloaded") == 1
 
@@ -599,7 +600,7 @@ def test_lost_connection_returns_the_piece_to_the_pool(tmp_path):
     (request,) = [m for m in peer.sent(first_transport) if isinstance(m, wire.Request)]
     first.dataReceived(b"\x00\x00\x00\x69\x07\x00")  # EOF in the middle of a piece
     first.connectionLost(None)
-    assert request.index not in peer.service.requests.in_flight
+    assert request.index not in peer.service.pieces.in_flight
     assert 1001 not in peer.service.neighbours
     second, second_transport = peer.neighbour(1002, pieces=range(11), dialled=True)
     second.dataReceived(wire.UNCHOKE)
@@ -685,7 +686,7 @@ def test_leecher_prefers_the_neighbours_that_sent_fastest(tmp_path):
         for _ in range(pieces):
             (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
             start = request.index * PIECE
-            protocol.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + PIECE])))
+            protocol.dataReceived(encode(wire.Piece(request.index, CONTENT[start : start + PIECE])))
     peer.clock.advance(5)
     assert peer.service.choker.preferred == {1003, 1004}
     preferred_lines = [e.others for e in peer.events() if e.kind == "preferred"]
@@ -750,7 +751,7 @@ def _complete_leecher(peer: Peer, seed, transport) -> None:
     while not peer.store.held.complete:
         (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
         start = request.index * PIECE
-        seed.dataReceived(wire.encode(wire.Piece(request.index, CONTENT[start : start + PIECE])))
+        seed.dataReceived(encode(wire.Piece(request.index, CONTENT[start : start + PIECE])))
 
 
 def test_a_peer_does_not_leave_before_every_peer_was_told_it_is_complete(tmp_path):
@@ -826,14 +827,13 @@ def test_a_piece_asked_twice_and_answered_twice_is_kept_once_without_a_violation
     peer = Peer(tmp_path, 1003, seeds=(1001,))
     for index in range(11):
         if index != 7:  # leave one piece, so both requests are for it
-            peer.store.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
-            peer.service.requests.missing.discard(index)
+            peer.service.pieces.write(index, CONTENT[index * PIECE : (index + 1) * PIECE])
     seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
     seed.dataReceived(wire.UNCHOKE)
     seed.dataReceived(wire.CHOKE)
     seed.dataReceived(wire.UNCHOKE)
     assert [m for m in peer.sent(transport) if isinstance(m, wire.Request)] == [wire.Request(7)] * 2
-    piece = wire.encode(wire.Piece(7, CONTENT[700:800]))
+    piece = encode(wire.Piece(7, CONTENT[700:800]))
     seed.dataReceived(piece + piece)
     assert not transport.disconnecting
     assert [e.kind for e in peer.events()].count("downloaded") == 1

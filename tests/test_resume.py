@@ -22,6 +22,7 @@ from twisted_p2p.resume import Resume, current_boot_id, decode_state, encode_sta
 from twisted_p2p.layout import journal_path
 from twisted_p2p.storage import PieceStore, StorageError, data_path
 
+from wirebytes import encode
 from test_swarm import _run_swarm
 from support import (
     free_ports, peer_settings, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
@@ -362,7 +363,7 @@ def test_a_write_that_fails_mid_download_stops_the_peer_without_claiming_the_pie
     (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
     start = request.index * 100
     data = PIECES_CONTENT[start : start + peer.common.piece_length(request.index)]
-    seed.dataReceived(wire.encode(wire.Piece(request.index, data)))
+    seed.dataReceived(encode(wire.Piece(request.index, data)))
     assert len(failures) == 1 and failures[0].check(PeerFailed)
     assert "No space left on device" in str(failures[0].value)
     assert peer.store.held.count == 0
@@ -376,7 +377,7 @@ def _complete_download(peer, seed, transport, content):
     while not peer.store.held.complete:
         (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
         start = request.index * 100
-        seed.dataReceived(wire.encode(wire.Piece(request.index, content[start : start + peer.common.piece_length(request.index)])))
+        seed.dataReceived(encode(wire.Piece(request.index, content[start : start + peer.common.piece_length(request.index)])))
 
 
 def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):

@@ -10,20 +10,36 @@ from twisted.internet.task import Clock
 
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.policy import seed_share
-from twisted_p2p.requests import RequestBook
+from twisted_p2p.requests import RequestBook, Requests
+
+from piecebook import request_book
 
 TOTAL = 20
 SEED = PieceSet.full(TOTAL)
 
 
-def book(missing=range(TOTAL), depth: int = 64) -> RequestBook:
-    requests = RequestBook(missing, Clock(), random.Random(7), lambda peer: None)
-    requests.add(1, depth)  # the seed
-    requests.add(2, depth)  # another leecher
-    return requests
+class Book:
+    """Our requests to a seed (peer 1) and to another leecher (peer 2)."""
+
+    def __init__(self, missing=range(TOTAL), depth: int = 64) -> None:
+        self.book: RequestBook = request_book(TOTAL, missing, Clock(), random.Random(7))
+        self.requests: dict[int, Requests] = {peer: self.book.open(peer, depth) for peer in (1, 2)}
+
+    def set_share(self, pieces: list[int]) -> None:
+        self.book.set_share(pieces)
+
+    def next_request(self, peer: int, theirs: PieceSet):
+        return self.requests[peer].next_request(theirs)
+
+    def held(self, index: int) -> None:
+        self.book.pieces.write(index, b"")
 
 
-def ask_all(requests: RequestBook, peer: int, theirs: PieceSet) -> list[int]:
+def book(missing=range(TOTAL), depth: int = 64) -> Book:
+    return Book(missing, depth)
+
+
+def ask_all(requests: Book, peer: int, theirs: PieceSet) -> list[int]:
     asked = []
     while (index := requests.next_request(peer, theirs)) is not None:
         asked.append(index)

@@ -23,6 +23,8 @@ from twisted_p2p.wire import (
     Unchoke,
 )
 
+from wirebytes import encode
+
 HEADER = b"P2PFILESHARINGPROJ"
 
 # The spec's example: 306 pieces of 32768 bytes, the last one 5,992 bytes.
@@ -54,11 +56,13 @@ class Framed:
         self.framer = wire.Framer(Decoder(common))
         self.peer_id: int | None = None
         self.messages: list[wire.Message] = []
+        self.fed = bytearray()
         if not handshake:
             self.feed(wire.encode_handshake(1))
             self.peer_id = None
 
     def feed(self, chunk: bytes) -> None:
+        self.fed += chunk
         self.framer.feed(chunk)
         while (frame := self.framer.next()) is not None:
             if isinstance(frame, wire.Handshake):
@@ -68,7 +72,14 @@ class Framed:
 
     @property
     def buffer(self) -> bytes:
-        return self.framer.pending
+        """What was fed but is not in a frame yet: each frame's encoding is unique."""
+        return unframed(self.fed, self.framer.handshaken, self.messages)
+
+
+def unframed(fed: bytes, handshaken: bool, messages: list) -> bytes:
+    """The bytes of ``fed`` after the handshake (if framed) and ``messages``."""
+    framed = (wire.HANDSHAKE_LENGTH if handshaken else 0) + sum(len(encode(m)) for m in messages)
+    return bytes(fed[framed:])
 
 
 def run(common: Common, chunks, handshake: bool = False) -> Framed:
@@ -196,7 +207,7 @@ def test_bad_handshake_fails_on_the_first_wrong_byte():
 )
 def test_no_payload_messages(message, constant, data):
     assert constant == data
-    assert wire.encode(message) == data
+    assert encode(message) == data
     assert Decoder(SPEC).decode(data[4:]) == message
 
 
@@ -205,9 +216,9 @@ def test_no_payload_messages(message, constant, data):
 )
 def test_have_and_request_bytes(index, tail):
     assert wire.encode_have(index) == b"\x00\x00\x00\x05\x04" + tail
-    assert wire.encode(Have(index)) == b"\x00\x00\x00\x05\x04" + tail
+    assert encode(Have(index)) == b"\x00\x00\x00\x05\x04" + tail
     assert wire.encode_request(index) == b"\x00\x00\x00\x05\x06" + tail
-    assert wire.encode(Request(index)) == b"\x00\x00\x00\x05\x06" + tail
+    assert encode(Request(index)) == b"\x00\x00\x00\x05\x06" + tail
     assert len(wire.encode_have(index)) == 9
 
 
@@ -230,7 +241,7 @@ def test_have_index_is_big_endian_full_width():
 def test_bitfield_bytes(total, pieces, data):
     message = Bitfield(PieceSet(total, pieces))
     assert wire.encode_bitfield(message.pieces) == data
-    assert wire.encode(message) == data
+    assert encode(message) == data
     common = Common(1, 1, 1, "f", total, 1)
     assert Decoder(common).decode(data[4:]) == message
 
@@ -238,14 +249,14 @@ def test_bitfield_bytes(total, pieces, data):
 def test_piece_bytes():
     data = b"abcdefg"
     expected = b"\x00\x00\x00\x0c\x07\x00\x00\x00\x02" + data
-    assert wire.encode(Piece(2, data)) == expected
+    assert encode(Piece(2, data)) == expected
     assert wire.encode_piece_header(2, 7) == expected[:9]
     assert Decoder(SMALL).decode(expected[4:]) == Piece(2, data)
 
 
 def test_piece_bytes_full_size_spec_geometry():
     data = bytes(range(256)) * 128
-    encoded = wire.encode(Piece(305 - 1, data))
+    encoded = encode(Piece(305 - 1, data))
     assert encoded[:9] == b"\x00\x00\x80\x05\x07\x00\x00\x01\x30"
     assert encoded[9:] == data
     assert len(encoded) == 4 + 32773
@@ -253,7 +264,7 @@ def test_piece_bytes_full_size_spec_geometry():
 
 def test_encode_rejects_non_messages():
     with pytest.raises(TypeError):
-        wire.encode("choke")  # type: ignore[arg-type]
+        encode("choke")  # type: ignore[arg-type]
 
 
 def _spec_messages():
@@ -278,7 +289,7 @@ def _spec_messages():
 
 @pytest.mark.parametrize("message", _spec_messages(), ids=lambda m: type(m).__name__)
 def test_round_trip_spec_geometry(message):
-    data = wire.encode(message)
+    data = encode(message)
     (length,) = struct.unpack(">I", data[:4])
     assert length == len(data) - 4  # the length counts the type byte and payload, not itself
     assert data[4] == {
@@ -291,7 +302,7 @@ def test_round_trip_spec_geometry(message):
 
 
 def test_decoded_piece_data_is_a_copy():
-    body = bytearray(wire.encode(Piece(2, b"1234567"))[4:])
+    body = bytearray(encode(Piece(2, b"1234567"))[4:])
     message = Decoder(SMALL).decode(memoryview(body))
     body[5:] = b"xxxxxxx"
     assert message == Piece(2, b"1234567")
@@ -327,7 +338,7 @@ def test_length_zero():
 
 def test_wide_geometry_bitfield_is_legal():
     pieces = PieceSet(1000, range(0, 1000, 7))
-    data = wire.encode(Bitfield(pieces))
+    data = encode(Bitfield(pieces))
     assert len(data) == 4 + 126
     assert run(WIDE, [data]).messages == [Bitfield(pieces)]
 
@@ -447,7 +458,7 @@ VALID_TEN = [
 
 @pytest.mark.parametrize(("common", "messages"), [(SMALL, VALID_SMALL), (TEN, VALID_TEN)])
 def test_valid_stream_same_messages_at_every_split(common, messages):
-    stream = b"".join(wire.encode(message) for message in messages)
+    stream = b"".join(encode(message) for message in messages)
     for chunks in splits(stream):
         got, violation, leftover = outcome(common, chunks)
         assert violation is None
@@ -456,7 +467,7 @@ def test_valid_stream_same_messages_at_every_split(common, messages):
 
 
 def test_valid_stream_with_handshake_at_every_split():
-    stream = wire.encode_handshake(1002) + b"".join(wire.encode(m) for m in VALID_SMALL[:6])
+    stream = wire.encode_handshake(1002) + b"".join(encode(m) for m in VALID_SMALL[:6])
     for chunks in splits(stream):
         framer = run(SMALL, chunks, handshake=True)
         assert framer.peer_id == 1002
@@ -467,7 +478,7 @@ def test_valid_stream_with_handshake_at_every_split():
 def test_truncated_stream_is_held_back_not_decoded():
     """EOF in the middle of a message is the connection's to report: the codec must
     neither decode the partial message nor complain about it."""
-    stream = wire.CHOKE + wire.encode(Piece(0, b"abcdefgh"))
+    stream = wire.CHOKE + encode(Piece(0, b"abcdefgh"))
     for end in range(len(wire.CHOKE), len(stream)):
         messages, violation, leftover = outcome(SMALL, [stream[:end]])
         assert violation is None
@@ -477,7 +488,7 @@ def test_truncated_stream_is_held_back_not_decoded():
 
 # -- property: any bytes, any split: messages or ProtocolViolation, nothing else ------
 
-_SOME_VALID = [wire.encode(m) for m in VALID_SMALL] + [wire.encode_handshake(1001)]
+_SOME_VALID = [encode(m) for m in VALID_SMALL] + [wire.encode_handshake(1001)]
 
 
 @st.composite
@@ -511,7 +522,7 @@ def test_any_stream_yields_messages_or_violation(stream_and_chunks, handshake):
         assert outcome(SMALL, [stream]) == (got, violation, leftover)
         assert outcome(SMALL, [stream[i : i + 1] for i in range(len(stream))]) == (got, violation, leftover)
     for message in got:  # whatever decoded re-encodes to a legal message
-        data = wire.encode(message)
+        data = encode(message)
         assert Decoder(SMALL).decode(data[4:]) == message
 
 
@@ -519,7 +530,7 @@ def test_a_hostile_length_is_refused_on_its_prefix_before_its_payload_comes():
     framed = Framed(SMALL)
     with pytest.raises(ProtocolViolation, match="a message of length 4294967295; at most 13 is legal here"):
         framed.feed(b"\xff\xff\xff\xff")
-    assert framed.framer.broken and framed.buffer == b""  # nothing kept, nothing reserved
+    assert framed.framer.broken and framed.framer.unfinished() is None  # nothing kept, nothing reserved
 
 
 def test_what_a_closing_sender_left_half_sent_is_described():
@@ -544,14 +555,16 @@ def taken(common: Common, chunks, handshake: bool = False):
         framer.feed(wire.encode_handshake(1))
         assert framer.take() == ([wire.Handshake(1)], None)
     messages: list = []
+    fed = bytearray() if handshake else bytearray(wire.encode_handshake(1))
     for chunk in chunks:
+        fed += chunk
         framer.feed(chunk)
         frames, violation = framer.take()
         messages += [frame for frame in frames if not isinstance(frame, wire.Handshake)]
         if violation is not None:
             assert framer.broken and framer.take() == ([], None)  # it takes nothing more
             return messages, str(violation), None
-    return messages, None, framer.pending
+    return messages, None, unframed(fed, framer.handshaken, messages)
 
 
 HAVES_AND_OTHERS = [Have(0), Have(2), Have(1), Interested(), Have(9), Have(3), Request(4), Have(5),
@@ -560,7 +573,7 @@ HAVES_AND_OTHERS = [Have(0), Have(2), Have(1), Interested(), Have(9), Have(3), R
 
 @pytest.mark.parametrize(("common", "messages"), [(SMALL, VALID_SMALL), (TEN, VALID_TEN), (TEN, HAVES_AND_OTHERS)])
 def test_take_gives_what_next_gives_at_every_split(common, messages):
-    stream = b"".join(wire.encode(message) for message in messages)
+    stream = b"".join(encode(message) for message in messages)
     for chunks in splits(stream):
         assert taken(common, chunks) == outcome(common, chunks) == (messages, None, b"")
     tail = wire.encode_have(1) + wire.encode_have(2)[:7]  # a have and most of another: held back
@@ -577,7 +590,7 @@ def test_take_gives_the_frames_before_a_violation_and_the_violation(common, stre
 
 
 def test_take_with_the_handshake_at_every_split():
-    stream = wire.encode_handshake(1002) + b"".join(wire.encode(m) for m in HAVES_AND_OTHERS)
+    stream = wire.encode_handshake(1002) + b"".join(encode(m) for m in HAVES_AND_OTHERS)
     for chunks in splits(stream):
         framer = wire.Framer(Decoder(TEN))
         frames: list = []

@@ -3,14 +3,17 @@
 Every p seconds the k preferred neighbours are chosen afresh and every m seconds one
 optimistic neighbour, at those rounds only, as the course describes: a slot freed
 between rounds stays free until the next. Our extension ``refill`` (opt-in) gives a
-free slot at once to a neighbour that becomes interested instead. The decisions are :mod:`twisted_p2p.policy`'s; this
-class keeps the state they need, runs the two LoopingCalls on the injected clock, and
+free slot at once to a neighbour that becomes interested instead. The decisions are
+:mod:`twisted_p2p.policy`'s, made from what each :class:`~twisted_p2p.neighbour.Neighbour`
+says of itself (its interest, whether we unchoke it, what it sent us); this class keeps
+only its own choice (the preferred and the optimistic neighbours), runs the two
+LoopingCalls on the injected clock, tells the neighbours it chokes and unchokes, and
 writes the preferred and optimistic lines of the event log when the choice changes.
 """
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -18,6 +21,7 @@ from twisted.logger import Logger
 
 from twisted_p2p import policy
 from twisted_p2p.eventlog import EventLog
+from twisted_p2p.neighbour import Neighbour
 
 
 class Choker:
@@ -31,8 +35,7 @@ class Choker:
         clock: IReactorTime,
         rng: random.Random,
         events: EventLog,
-        unchoke: Callable[[int], None],
-        choke: Callable[[int], None],
+        neighbours: Mapping[int, Neighbour],
         have_file: Callable[[], bool],
         refill: bool = False,
     ) -> None:
@@ -42,12 +45,8 @@ class Choker:
         self._clock = clock
         self._rng = rng
         self._events = events
-        self._unchoke = unchoke
-        self._choke = choke
+        self._neighbours = neighbours
         self._have_file = have_file
-        self.interested: set[int] = set()  # neighbours interested in our data
-        self.received: dict[int, int] = {}  # piece bytes from each neighbour this interval
-        self.unchoked: set[int] = set()
         self.preferred: frozenset[int] = frozenset()
         self.optimistic: Optional[int] = None
         self._optimistic_changed = float("-inf")  # an early pick waits m s after a change
@@ -76,37 +75,30 @@ class Choker:
             if loop.running:
                 loop.stop()
 
-    # -- what neighbours do ------------------------------------------------------------
+    # -- what neighbours say of themselves ----------------------------------------------
 
-    def add(self, peer: int) -> None:
-        self.received[peer] = 0
+    @property
+    def interested(self) -> frozenset[int]:
+        """The neighbours interested in our pieces."""
+        return frozenset(peer for peer, neighbour in self._neighbours.items() if neighbour.interested)
+
+    @property
+    def unchoked(self) -> frozenset[int]:
+        """The neighbours we unchoke."""
+        return frozenset(peer for peer, neighbour in self._neighbours.items() if neighbour.unchoked)
 
     def remove(self, peer: int) -> None:
         """A neighbour is gone: its slot is free at once."""
-        self.interested.discard(peer)
-        self.received.pop(peer, None)
-        self.unchoked.discard(peer)
         if peer in self.preferred:
             self.preferred = self.preferred - {peer}
         if self.optimistic == peer:
             self.optimistic = None
 
-    def set_interest(self, peer: int, interested: bool) -> None:
-        if interested:
-            self.interested.add(peer)
-            self.fill_free_slots()
-        else:
-            self.interested.discard(peer)
-
-    def got_bytes(self, peer: int, count: int) -> None:
-        self.received[peer] = self.received.get(peer, 0) + count
-
     # -- rounds ------------------------------------------------------------------------
 
     def preferred_round(self) -> None:
         """Every p seconds: choose the k preferred neighbours afresh (SPEC §3)."""
-        rates = dict(self.received)
-        self.received = dict.fromkeys(self.received, 0)
+        rates = {peer: neighbour.take_received() for peer, neighbour in self._neighbours.items()}
         preferred = policy.choose_preferred(self._rng, self.interested, rates, self.k, self._have_file())
         self._apply(preferred, self.optimistic)
 
@@ -141,8 +133,6 @@ class Choker:
                 self._events.optimistic(optimistic)
         unchoke, choke = policy.unchoke_changes(self.unchoked, preferred, optimistic)
         for peer in sorted(unchoke):
-            self.unchoked.add(peer)
-            self._unchoke(peer)
+            self._neighbours[peer].unchoke()
         for peer in sorted(choke):
-            self.unchoked.discard(peer)
-            self._choke(peer)
+            self._neighbours[peer].choke()

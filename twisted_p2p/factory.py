@@ -1,4 +1,4 @@
-"""The two factories of a peer; both hand every connection to the one PeerService."""
+"""The two factories of a peer; both hand every connection to its one owner (a PeerService)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
@@ -7,17 +7,17 @@ from twisted.internet.interfaces import IAddress, IProtocol
 from twisted.internet.protocol import ClientFactory, Factory, ServerFactory
 from twisted.logger import Logger
 
+from twisted_p2p.owner import ConnectionOwner
 from twisted_p2p.protocol import PeerProtocol
 
 if TYPE_CHECKING:
     from twisted_p2p.auth import AllowedHosts
-    from twisted_p2p.service import PeerService
 
 
 class PeerServerFactory(ServerFactory):
     """Accepts connections from the peers listed after us in PeerInfo.cfg."""
 
-    def __init__(self, service: PeerService) -> None:
+    def __init__(self, service: ConnectionOwner) -> None:
         self.service = service
 
     def buildProtocol(self, addr: IAddress) -> PeerProtocol:
@@ -31,7 +31,7 @@ class PeerClientFactory(ClientFactory):
 
     noisy = False  # its dialler retries until the peer is up: no log lines per attempt
 
-    def __init__(self, service: PeerService, peer_id: int) -> None:
+    def __init__(self, service: ConnectionOwner, peer_id: int) -> None:
         self.service = service
         self.peer_id = peer_id
 

@@ -3,10 +3,11 @@
     awaiting handshake [-> authenticating] -> open -> closing -> closed
 
 The handshake must come within the handshake timeout (with a secret, the neighbour's
-proof too: :mod:`twisted_p2p.auth`; nothing is sent before it passes); every message after it goes to
-the service, which judges it (SPEC §3); a connection we drop is forgotten by the service at once and
-aborted if it has not closed after a short grace, since ``loseConnection`` waits for a
-neighbour that may never read. Bytes are framed by :class:`twisted_p2p.wire.Framer`.
+proof too: :mod:`twisted_p2p.auth`; nothing is sent before it passes); every message
+after it goes to its owner (:class:`~twisted_p2p.owner.ConnectionOwner`), which judges it
+(SPEC §3); a connection we drop is forgotten by the owner at once and aborted if it has
+not closed after a short grace, since ``loseConnection`` waits for a neighbour that may
+never read. Bytes are framed by :class:`twisted_p2p.wire.Framer`.
 TCP keepalive with short intervals notices a neighbour whose host vanished. The upload
 side is a push producer, so a neighbour that stops reading makes us stop reading pieces
 from disk rather than buffer the file in memory. Haves that follow one another closely
@@ -18,7 +19,7 @@ from __future__ import annotations
 import enum
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -30,9 +31,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_p2p import auth, wire
-
-if TYPE_CHECKING:
-    from twisted_p2p.service import Neighbour, PeerService
+from twisted_p2p.owner import ConnectionOwner
 
 #: TCP keepalive: first probe after 3 s of silence, then every 2 s; with unanswered
 #: probes or unacknowledged data for 12 s the kernel gives up. A neighbour whose host
@@ -78,13 +77,15 @@ class State(enum.Enum):
 class PeerProtocol(Protocol, TimeoutMixin):
     log = Logger()
 
-    def __init__(self, service: PeerService, expected_peer_id: Optional[int] = None) -> None:
+    def __init__(self, service: ConnectionOwner, expected_peer_id: Optional[int] = None) -> None:
+        #: The peer this connection reports to; what it uses of it is declared in
+        #: :class:`~twisted_p2p.owner.ConnectionOwner`.
         self.service = service
         #: Set on connections we dialled: the handshake must carry this ID (SPEC §3).
         self.expected_peer_id = expected_peer_id
         self.peer_id: Optional[int] = None
-        #: The service's record of this neighbour, once the handshake is accepted.
-        self.neighbour: Optional[Neighbour] = None
+        #: The owner's record of this neighbour, once the handshake is accepted; only held here.
+        self.neighbour: Any = None
         self.state = State.HANDSHAKE
         self.framer = wire.Framer(service.decoder)
         #: With a secret, this connection's authentication; None: the plain protocol.

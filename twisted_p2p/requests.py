@@ -21,8 +21,8 @@ from typing import Callable, Iterable, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from twisted_p2p import policy
 from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.pieces import Pieces
 from twisted_p2p.pipeline import PipelineWindow
 
 
@@ -57,34 +57,10 @@ class Answer(enum.Enum):
     UNSOLICITED = "unsolicited"  # never asked of it: a protocol violation
 
 
-class _Asking:
-    """Our requests to one neighbour."""
-
-    __slots__ = ("window", "outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed", "timeout",
-                 "progress")
-
-    def __init__(self, timeout: float, depth: int) -> None:
-        #: Pipelined (``depth`` above 1): the depth follows what it delivers per round trip.
-        self.window = PipelineWindow(depth) if depth > 1 else None
-        self.outstanding: list[int] = []  # the requests it is expected to answer, oldest first
-        self.timer: Optional[IDelayedCall] = None
-        self.snubbed = False
-        #: When we last asked it for each piece it has not answered; how many times
-        #: (we may ask again after a choke, and it may answer both: SPEC §3 Choice).
-        self.sent: dict[int, float] = {}
-        self.unanswered: dict[int, int] = {}
-        self.smoothed: Optional[float] = None
-        self.timeout = timeout
-        self.progress = 0.0  # when it last answered, or was asked while owing nothing
-
-    @property
-    def depth(self) -> int:
-        """How many requests may be outstanding: 1 on the plain protocol."""
-        return 1 if self.window is None else self.window.depth
-
-
 class RequestBook:
-    """The pieces we lack, which of them are in flight, and to whom each request went.
+    """What our requests to every neighbour share: our :class:`~twisted_p2p.pieces.Pieces`,
+    the clock and chance, the timeouts. Each neighbour's own requests are a
+    :class:`Requests` it owns (see :meth:`open`).
 
     ``on_abandoned(peer)`` is called when a request to ``peer`` times out, after its
     piece went back to the pool, so that the caller can ask other neighbours for it.
@@ -92,162 +68,141 @@ class RequestBook:
 
     def __init__(
         self,
-        missing: Iterable[int],
+        pieces: Pieces,
         clock: IReactorTime,
         rng: random.Random,
         on_abandoned: Callable[[int], None],
         timeouts: RequestTimeouts = RequestTimeouts(),
     ) -> None:
-        self.missing = policy.MissingPieces(missing)
-        self.in_flight: set[int] = set()
+        self.pieces = pieces
         self.timeouts = timeouts
-        self._clock = clock
-        self._rng = rng
-        self._on_abandoned = on_abandoned
-        self._asking: dict[int, _Asking] = {}
-        #: Our share of what a seed sends (see :meth:`set_share`), the part still lacked;
-        #: None: a seed is asked like anyone else.
-        self._share: Optional[set[int]] = None
+        self.clock = clock
+        self.rng = rng
+        self.on_abandoned = on_abandoned
 
     def set_share(self, pieces: Iterable[int]) -> None:
-        """Ask a neighbour that holds the whole file only for ``pieces`` until we hold
-        them all (then for anything): when every leecher takes a different share from the
-        seed and the rest from each other, the seed sends each piece about once, where
-        random choices had it send some pieces to several leechers (1.5x the file for
-        eight hosts) while its upload was the bottleneck."""
-        self._share = {index for index in pieces if index in self.missing}
+        """See :meth:`Pieces.set_share`."""
+        self.pieces.set_share(pieces)
 
-    # -- neighbours ------------------------------------------------------------------
+    def open(self, peer: int, depth: int = 1) -> Requests:
+        """The requests to a new neighbour: one at a time, or up to ``depth`` on a
+        pipelined connection (where the depth in use adapts below that: :mod:`pipeline`)."""
+        return Requests(self, peer, depth)
 
-    def add(self, peer: int, depth: int = 1) -> None:
-        """A neighbour to ask: one request at a time, or up to ``depth`` on a pipelined
-        connection (where the depth in use adapts below that: :mod:`pipeline`)."""
-        self._asking[peer] = _Asking(self.timeouts.initial, depth)
 
-    def remove(self, peer: int) -> None:
-        """The neighbour is gone: its request goes back to the pool."""
-        asking = self._asking.pop(peer, None)
-        if asking is not None:
-            self._release(asking)
+class Requests:
+    """Our requests to one neighbour: what it owes us, since when, and how long it may take."""
 
-    def choked(self, peer: int) -> None:
-        """It choked us: its requests go back to the pool (SPEC §3). It has dropped
-        what we asked, so a snub ends here: after its next unchoke it is asked afresh."""
-        asking = self._asking[peer]
-        self._release(asking)
-        asking.snubbed = False
+    __slots__ = ("_book", "peer", "window", "outstanding", "timer", "snubbed", "sent", "unanswered", "smoothed",
+                 "timeout", "progress")
 
-    # -- asking ----------------------------------------------------------------------
+    def __init__(self, book: RequestBook, peer: int, depth: int) -> None:
+        self._book = book
+        self.peer = peer
+        #: Pipelined (``depth`` above 1): the depth follows what it delivers per round trip.
+        self.window = PipelineWindow(depth) if depth > 1 else None
+        self.outstanding: list[int] = []  # the requests it is expected to answer, oldest first
+        self.timer: Optional[IDelayedCall] = None
+        #: It let a request time out: asked nothing new until it answers or chokes us.
+        self.snubbed = False
+        #: When we last asked it for each piece it has not answered; how many times
+        #: (we may ask again after a choke, and it may answer both: SPEC §3 Choice).
+        self.sent: dict[int, float] = {}
+        self.unanswered: dict[int, int] = {}
+        self.smoothed: Optional[float] = None
+        #: How long the next request may go unanswered.
+        self.timeout = book.timeouts.initial
+        self.progress = 0.0  # when it last answered, or was asked while owing nothing
 
-    def outstanding(self, peer: int) -> Optional[int]:
-        """The oldest request ``peer`` owes us, if any."""
-        asked = self._asking[peer].outstanding
-        return asked[0] if asked else None
+    @property
+    def depth(self) -> int:
+        """How many requests may be outstanding: 1 on the plain protocol."""
+        return 1 if self.window is None else self.window.depth
 
-    def asked(self, peer: int) -> list[int]:
-        """Every request ``peer`` owes us, oldest first."""
-        return list(self._asking[peer].outstanding)
-
-    def depth(self, peer: int) -> int:
-        return self._asking[peer].depth
-
-    def window(self, peer: int) -> Optional[PipelineWindow]:
-        """The pipeline window of ``peer``; None on the plain protocol (or once gone)."""
-        asking = self._asking.get(peer)
-        return asking.window if asking is not None else None
-
-    def snubbed(self, peer: int) -> bool:
-        return self._asking[peer].snubbed
-
-    def timeout(self, peer: int) -> float:
-        """How long the next request to ``peer`` may go unanswered."""
-        return self._asking[peer].timeout
-
-    def next_request(self, peer: int, theirs: PieceSet) -> Optional[int]:
-        """Choose and record the next piece to ask ``peer`` for, or None: it owes us as
-        many as its depth, it is snubbed, or it has nothing we lack that nobody else is
+    def next_request(self, theirs: PieceSet) -> Optional[int]:
+        """Choose and record the next piece to ask it for, or None: it owes us as many
+        as its depth, it is snubbed, or it has nothing we lack that nobody else is
         asked for."""
-        asking = self._asking[peer]
-        if len(asking.outstanding) >= asking.depth or asking.snubbed:
+        if len(self.outstanding) >= self.depth or self.snubbed:
             return None
-        if self._share and theirs.complete:
-            free = [piece for piece in self._share if piece not in self.in_flight]
-            index = self._rng.choice(free) if free else None
-        else:
-            index = policy.choose_piece(self._rng, self.missing, theirs, self.in_flight)
+        book = self._book
+        index = book.pieces.choose(book.rng, theirs)
         if index is None:
-            if asking.window is not None:
-                asking.window.short_of_pieces()
+            if self.window is not None:
+                self.window.short_of_pieces()
             return None
-        now = self._clock.seconds()
-        self.in_flight.add(index)
-        if not asking.outstanding:
-            asking.progress = now
-            asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
-        asking.outstanding.append(index)
-        asking.sent[index] = now
-        asking.unanswered[index] = asking.unanswered.get(index, 0) + 1
+        now = book.clock.seconds()
+        book.pieces.in_flight.add(index)
+        if not self.outstanding:
+            self.progress = now
+            self.timer = book.clock.callLater(self.timeout, self._timed_out)
+        self.outstanding.append(index)
+        self.sent[index] = now
+        self.unanswered[index] = self.unanswered.get(index, 0) + 1
         return index
 
-    def received(self, peer: int, index: int) -> Answer:
-        """A piece arrived from ``peer``: was it asked of it, and do we still lack it?"""
-        asking = self._asking[peer]
-        count = asking.unanswered.pop(index, 0)
+    def received(self, index: int) -> Answer:
+        """A piece arrived from it: was it asked of it, and do we still lack it?"""
+        count = self.unanswered.pop(index, 0)
         if not count:
             return Answer.UNSOLICITED
         if count > 1:
-            asking.unanswered[index] = count - 1
-        sent = asking.sent.pop(index) if count == 1 else asking.sent[index]
-        now = self._clock.seconds()
-        self._learn_response_time(asking, now - max(sent, asking.progress))
-        if asking.window is not None:
+            self.unanswered[index] = count - 1
+        sent = self.sent.pop(index) if count == 1 else self.sent[index]
+        book = self._book
+        now = book.clock.seconds()
+        self._learn_response_time(now - max(sent, self.progress))
+        if self.window is not None:
             # It has owed us something ever since ``progress`` exactly when it owes now:
             # its list empties only on an answer (which moves ``progress``) or a release,
             # and the first request to an empty list moves ``progress`` again.
-            asking.window.answered(now - sent, now - asking.progress if asking.outstanding else None)
-        asking.snubbed = False  # it delivers after all: trusted again
-        if index in asking.outstanding:
-            asking.outstanding.remove(index)
-            self.in_flight.discard(index)
-            self._stop_timer(asking)
-            asking.progress = now
-            if asking.outstanding:  # it owes more: its clock starts again from this answer
-                asking.timer = self._clock.callLater(asking.timeout, self._timed_out, peer, asking)
-        return Answer.NEW if index in self.missing else Answer.SURPLUS
+            self.window.answered(now - sent, now - self.progress if self.outstanding else None)
+        self.snubbed = False  # it delivers after all: trusted again
+        if index in self.outstanding:
+            self.outstanding.remove(index)
+            book.pieces.in_flight.discard(index)
+            self._stop_timer()
+            self.progress = now
+            if self.outstanding:  # it owes more: its clock starts again from this answer
+                self.timer = book.clock.callLater(self.timeout, self._timed_out)
+        return Answer.NEW if index in book.pieces.missing else Answer.SURPLUS
 
-    def held(self, index: int) -> None:
-        """We hold ``index`` now: it is asked of nobody again."""
-        self.missing.discard(index)
-        if self._share:
-            self._share.discard(index)
+    def choked(self) -> None:
+        """It choked us: its requests go back to the pool (SPEC §3). It has dropped
+        what we asked, so a snub ends here: after its next unchoke it is asked afresh."""
+        self._release()
+        self.snubbed = False
 
-    # -- internals -------------------------------------------------------------------
+    def close(self) -> None:
+        """The neighbour is gone: its requests go back to the pool."""
+        self._release()
 
-    def _learn_response_time(self, asking: _Asking, seconds: float) -> None:
-        if asking.smoothed is None:
-            asking.smoothed = seconds
+    def _learn_response_time(self, seconds: float) -> None:
+        timeouts = self._book.timeouts
+        if self.smoothed is None:
+            self.smoothed = seconds
         else:
-            weight = self.timeouts.smoothing
-            asking.smoothed = (1 - weight) * asking.smoothed + weight * seconds
-        asking.timeout = self.timeouts.after_answer(asking.smoothed)
+            self.smoothed = (1 - timeouts.smoothing) * self.smoothed + timeouts.smoothing * seconds
+        self.timeout = timeouts.after_answer(self.smoothed)
 
-    def _timed_out(self, peer: int, asking: _Asking) -> None:
-        asking.timer = None
-        asking.snubbed = True
-        asking.timeout = self.timeouts.after_abandon(asking.timeout)
-        self._release(asking)
-        self._on_abandoned(peer)
+    def _timed_out(self) -> None:
+        self.timer = None
+        self.snubbed = True
+        self.timeout = self._book.timeouts.after_abandon(self.timeout)
+        self._release()
+        self._book.on_abandoned(self.peer)
 
-    def _stop_timer(self, asking: _Asking) -> None:
-        if asking.timer is not None:
-            if asking.timer.active():
-                asking.timer.cancel()
-            asking.timer = None
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
 
-    def _release(self, asking: _Asking) -> None:
+    def _release(self) -> None:
         """Put the outstanding pieces back into the pool; what was asked stays
         recorded, so that a late answer is still recognised as one."""
-        self._stop_timer(asking)
-        for index in asking.outstanding:
-            self.in_flight.discard(index)
-        asking.outstanding.clear()
+        self._stop_timer()
+        in_flight = self._book.pieces.in_flight
+        for index in self.outstanding:
+            in_flight.discard(index)
+        self.outstanding.clear()

@@ -1,11 +1,13 @@
 """PeerService: the neighbours of one peer, and the wiring of its parts.
 
-Both factories share this one service. It keeps what each neighbour has and how
-interest stands, and hands each concern to one part: :class:`~twisted_p2p.choker.Choker`
-(whom we unchoke), :class:`~twisted_p2p.requests.RequestBook` (what we ask whom, and
-timeouts), :class:`~twisted_p2p.resume.Resume` (what survives a crash), the
-:class:`~twisted_p2p.storage.PieceStore` and the :class:`~twisted_p2p.eventlog.EventLog`.
-Time comes from an injected clock and chance from an injected Random.
+Both factories share this one service; each connection reports to it through the
+contract of :mod:`twisted_p2p.owner`. It judges each message (SPEC §3) and hands each
+fact to its one owner: :class:`~twisted_p2p.pieces.Pieces` (what we hold, lack and have
+asked for), a :class:`~twisted_p2p.neighbour.Neighbour` per neighbour (its pieces, its
+choke and interest state, our requests to it), the :class:`~twisted_p2p.choker.Choker`
+(whom we unchoke), :class:`~twisted_p2p.resume.Resume` (what survives a crash) and the
+:class:`~twisted_p2p.eventlog.EventLog`. Time comes from an injected clock and chance
+from an injected Random.
 """
 from __future__ import annotations
 
@@ -17,12 +19,15 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from twisted_p2p import auth, manifest, policy, wire
+from twisted_p2p import auth, manifest, wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.choker import Choker
 from twisted_p2p.config import SwarmConfig
+from twisted_p2p.ending import Ending
 from twisted_p2p.eventlog import EventLog
-from twisted_p2p.protocol import PeerProtocol
+from twisted_p2p.neighbour import Neighbour
+from twisted_p2p.owner import Connection
+from twisted_p2p.pieces import Pieces
 from twisted_p2p.ratelimit import TokenBucket
 from twisted_p2p.requests import Answer, RequestBook
 from twisted_p2p.resume import Checkpoints, Restored, Resume
@@ -34,31 +39,7 @@ class PeerFailed(Exception):
     """The peer cannot go on (its disk failed); the process should exit non-zero."""
 
 
-class Neighbour:
-    """What we know about one connected neighbour."""
-
-    __slots__ = ("peer_id", "protocol", "pieces", "wanted", "we_are_interested", "chokes_us", "lying", "spoke",
-                 "late_bitfield_noted")
-
-    def __init__(self, peer_id: int, protocol: PeerProtocol, num_pieces: int) -> None:
-        self.peer_id = peer_id
-        self.protocol = protocol
-        self.pieces = PieceSet(num_pieces)  # nothing until a bitfield or a have says so
-        self.wanted = 0  # pieces it has that we lack
-        self.we_are_interested: Optional[bool] = None  # None: we have told it nothing yet
-        self.chokes_us = True
-        self.lying = False  # it sent a piece that failed the manifest: ask it for nothing
-        self.spoke = False  # it has sent a message since its handshake
-        self.late_bitfield_noted = False  # a bitfield after other messages is noted once
-
-
-#: Seconds a peer that is otherwise done (it holds the file and knows every peer does)
-#: still waits to tell neighbours it could not reach that it holds the file (SPEC §3,
-#: Choice: bounded): a neighbour that lost the connection may dial again meanwhile.
-TOLD_GRACE = 5.0
-
-
-class PeerService(Service):
+class PeerService(Ending, Service):
     log = Logger()
 
     def __init__(
@@ -101,7 +82,7 @@ class PeerService(Service):
         self.secret = secret
         self.new_nonce = new_nonce
         #: Every open connection, handshaken or not; the Deferred fires when it is lost.
-        self._connections: dict[PeerProtocol, Optional[Deferred[None]]] = {}
+        self._connections: dict[Connection, Optional[Deferred[None]]] = {}
         self.decoder = wire.Decoder(self.common)
         #: SHA-256 per piece from the optional manifest; None: pieces are not checked.
         self.piece_hashes = piece_hashes
@@ -109,12 +90,12 @@ class PeerService(Service):
         self.upload_limiter = (TokenBucket(settings.upload_rate, self.common.piece_size, clock)
                                if settings.upload_rate else None)
         self.neighbours: dict[int, Neighbour] = {}
-        self.requests = RequestBook(store.held.missing(), clock, rng, self._abandoned, settings.request_timeouts())
+        self.pieces = Pieces(store)
+        self.requests = RequestBook(self.pieces, clock, rng, self._abandoned, settings.request_timeouts())
         self.choker = Choker(
             self.common.preferred_neighbors, self.common.unchoking_interval,
             self.common.optimistic_unchoking_interval, clock, rng, events,
-            unchoke=self._unchoke, choke=self._choke, have_file=lambda: self.store.held.complete,
-            refill=settings.refill_slots,
+            self.neighbours, have_file=lambda: self.pieces.held.complete, refill=settings.refill_slots,
         )
         self.resume = resume
         #: What we know from before a restart, if anything (see :mod:`twisted_p2p.resume`).
@@ -186,63 +167,9 @@ class PeerService(Service):
         self.log.critical("peer {me} cannot go on: {why}", me=self.peer_id, why=why)
         self.done.errback(PeerFailed(why))
 
-    def _check_finished(self) -> None:
-        if self._finished or not policy.everyone_has_file(
-                self.store.held, self.complete_peers, self.config.peer_ids, self.peer_id):
-            return
-        if not policy.untold(self.told_peers, self.departed, self.config.peer_ids, self.peer_id):
-            self._finish()
-        elif self._told_grace is None and self.running:
-            self._told_grace = self.clock.callLater(TOLD_GRACE, self._stop_telling)
-
-    def _stop_telling(self) -> None:
-        """The course's rule is met; those we could not tell in time are not waited for."""
-        self._told_grace = None
-        if self._finished:
-            return
-        untold = policy.untold(self.told_peers, self.departed, self.config.peer_ids, self.peer_id)
-        self.log.info(
-            "every peer has the file; could not tell {peers} within {grace:.0f} s that we have it too; "
-            "leaving anyway", peers=", ".join(map(str, untold)), grace=TOLD_GRACE)
-        self._finish()
-
-    def _cancel_told_grace(self) -> None:
-        if self._told_grace is not None and self._told_grace.active():
-            self._told_grace.cancel()
-        self._told_grace = None
-
-    def should_dial(self, peer_id: int) -> bool:
-        """Whether a dialler should (still) dial ``peer_id``: not a neighbour that had
-        the file and went away, once we hold it too; nothing is left to exchange."""
-        return not (peer_id in self.departed and self.store.held.complete)
-
-    def unreachable(self, peer_id: int) -> None:
-        """Dialling ``peer_id`` failed: if it had the whole file, it is gone for good."""
-        if peer_id in self.complete_peers and peer_id not in self.neighbours and peer_id not in self.departed:
-            self.departed.add(peer_id)
-            self._check_finished()
-
-    def _learn_complete(self, peer_id: int, complete: bool) -> None:
-        if complete == (peer_id in self.complete_peers):
-            return
-        if complete:
-            self.complete_peers.add(peer_id)
-        else:
-            self.complete_peers.discard(peer_id)  # it restarted with less
-        if self.resume is not None:
-            self.resume.peer_learned(peer_id, complete)
-        self._check_finished()
-
-    def _told(self, peer_id: int) -> None:
-        """``peer_id`` was sent our complete bitfield or the have of our last piece."""
-        if peer_id not in self.told_peers:
-            self.told_peers.add(peer_id)
-            if self.resume is not None:
-                self.resume.peer_told(peer_id)
-
     # -- connections -------------------------------------------------------------
 
-    def check_handshake(self, protocol: PeerProtocol, peer_id: int) -> None:
+    def check_handshake(self, protocol: Connection, peer_id: int) -> None:
         """Raise ProtocolViolation if ``peer_id`` may not be this connection's neighbour."""
         if peer_id == self.peer_id:
             raise wire.ProtocolViolation(f"a handshake with our own ID {peer_id}")
@@ -253,7 +180,7 @@ class PeerService(Service):
                 f"a handshake with ID {peer_id} on the connection we dialled to {protocol.expected_peer_id}"
             )
 
-    def handshake_received(self, protocol: PeerProtocol, peer_id: int, pipelining: bool = False) -> None:
+    def handshake_received(self, protocol: Connection, peer_id: int, pipelining: bool = False) -> None:
         """Accept a neighbour, or raise ProtocolViolation (SPEC §3, handshake check);
         ``pipelining``: its handshake announced our extension."""
         self.check_handshake(protocol, peer_id)
@@ -263,32 +190,31 @@ class PeerService(Service):
             if quiet < self.stale_after:
                 raise wire.ProtocolViolation(f"a handshake with ID {peer_id}, which is already connected")
             existing.protocol.drop(f"has a new connection; this one was silent for {quiet:.0f} s")
-        neighbour = Neighbour(peer_id, protocol, self.common.num_pieces)
+        requests = self.requests.open(peer_id, self.pipeline if pipelining and self.pipeline > 1 else 1)
+        neighbour = Neighbour(peer_id, protocol, self.common.num_pieces, requests)
         self.neighbours[peer_id] = neighbour
         self.departed.discard(peer_id)
-        self.requests.add(peer_id, self.pipeline if pipelining and self.pipeline > 1 else 1)
-        self.choker.add(peer_id)
         protocol.neighbour = neighbour
         if protocol.outgoing:
             self.events.connection_made(peer_id)
         else:
             self.events.connected_from(peer_id)
-        protocol.send(wire.encode_bitfield(self.store.held))  # always, even all zeros
-        if self.store.held.complete:
+        protocol.send(wire.encode_bitfield(self.pieces.held))  # always, even all zeros
+        if self.pieces.held.complete:
             self._told(peer_id)
             self._check_finished()
 
-    def connection_made(self, protocol: PeerProtocol) -> None:
+    def connection_made(self, protocol: Connection) -> None:
         self._connections[protocol] = None
 
-    def connection_closing(self, protocol: PeerProtocol) -> None:
+    def connection_closing(self, protocol: Connection) -> None:
         """We are closing it: the neighbour is gone now, not when the socket is."""
         neighbour = protocol.neighbour
         if neighbour is not None and self.neighbours.get(neighbour.peer_id) is neighbour:
             del self.neighbours[neighbour.peer_id]
             self._forget(neighbour)
 
-    def connection_lost(self, protocol: PeerProtocol, closed_by_them: bool = False) -> None:
+    def connection_lost(self, protocol: Connection, closed_by_them: bool = False) -> None:
         """The socket is gone; ``closed_by_them``: the neighbour closed it cleanly."""
         on_lost = self._connections.pop(protocol, None)
         neighbour = protocol.neighbour
@@ -303,10 +229,10 @@ class PeerService(Service):
 
     def _forget(self, neighbour: Neighbour) -> None:
         """A neighbour is gone: its request goes back to the pool, its slot is free."""
-        window = self.requests.window(neighbour.peer_id)
+        window = neighbour.requests.window
         if window is not None and window.round_trip is not None:  # it was asked for something
             self.log.info("pipeline to peer {peer}: {window}", peer=neighbour.peer_id, window=window.describe())
-        self.requests.remove(neighbour.peer_id)
+        neighbour.requests.close()
         self.choker.remove(neighbour.peer_id)
         if self.running and not self._finished:
             self.choker.fill_free_slots()
@@ -315,7 +241,7 @@ class PeerService(Service):
 
     # -- messages ----------------------------------------------------------------
 
-    def message_received(self, protocol: PeerProtocol, message: wire.Message) -> None:
+    def message_received(self, protocol: Connection, message: wire.Message) -> None:
         neighbour = protocol.neighbour
         assert neighbour is not None
         peer = neighbour.peer_id
@@ -341,7 +267,7 @@ class PeerService(Service):
             case wire.Choke():
                 self.events.choked_by(peer)
                 neighbour.chokes_us = True
-                self.requests.choked(peer)
+                neighbour.requests.choked()
                 self._request_from_all()
             case wire.Unchoke():
                 self.events.unchoked_by(peer)
@@ -349,36 +275,36 @@ class PeerService(Service):
                 self._request_from(neighbour)
             case wire.Interested():
                 self.events.interested(peer)
-                self.choker.set_interest(peer, True)
+                neighbour.interested = True
+                self.choker.fill_free_slots()
             case wire.NotInterested():
                 self.events.not_interested(peer)
-                self.choker.set_interest(peer, False)
+                neighbour.interested = False
 
     def _on_bitfield(self, neighbour: Neighbour, pieces: PieceSet) -> None:
         """The pieces a bitfield shows are added to what the neighbour has: the first
         one, or a later one (SPEC §3, Accept) that never takes a piece away."""
-        neighbour.pieces.update(pieces)
-        neighbour.wanted = policy.wanted_count(self.store.held, neighbour.pieces)
-        self._update_interest(neighbour)
+        neighbour.add_pieces(pieces, self.pieces.held)
+        neighbour.update_interest()
         self._learn_complete(neighbour.peer_id, neighbour.pieces.complete)
         self._request_from(neighbour)
 
     def _on_have(self, neighbour: Neighbour, index: int) -> None:
         self.events.have(neighbour.peer_id, index)
-        if not neighbour.pieces.add(index):
+        held = self.pieces.held
+        if not neighbour.add_piece(index, held):
             return
-        if index not in self.store.held:
-            neighbour.wanted += 1
-            self._update_interest(neighbour)
+        if index not in held:
+            neighbour.update_interest()
             self._request_from(neighbour)
         if neighbour.pieces.complete:
             self._learn_complete(neighbour.peer_id, True)
 
     def _on_request(self, neighbour: Neighbour, index: int) -> None:
-        if neighbour.peer_id not in self.choker.unchoked:
+        if not neighbour.unchoked:
             self.log.debug("ignoring a request from choked peer {peer}", peer=neighbour.peer_id)
             return
-        if index not in self.store.held:
+        if index not in self.pieces.held:
             self.log.warn(
                 "peer {peer} requested piece {index}, which we do not have; ignored",
                 peer=neighbour.peer_id,
@@ -388,10 +314,10 @@ class PeerService(Service):
         neighbour.protocol.queue_upload(index)
 
     def _on_piece(self, neighbour: Neighbour, index: int, data: bytes) -> None:
-        answer = self.requests.received(neighbour.peer_id, index)
+        answer = neighbour.requests.received(index)
         if answer is Answer.UNSOLICITED:
             raise wire.ProtocolViolation(f"piece {index}, which we never requested from it")
-        self.choker.got_bytes(neighbour.peer_id, len(data))
+        neighbour.received += len(data)
         if answer is Answer.NEW:
             if not manifest.piece_is_intact(self.piece_hashes, index, data):
                 self._caught_lying(neighbour, index)
@@ -411,23 +337,20 @@ class PeerService(Service):
 
     def _store_piece(self, source: Neighbour, index: int, data: bytes) -> None:
         try:
-            self.store.write(index, data)
+            self.pieces.write(index, data)
             if self.resume is not None:
                 self.resume.piece_written(index)
         except OSError as exc:
             self.fail(f"cannot write piece {index} to {self.store.path}: {exc.strerror or exc}")
             return
-        self.requests.held(index)
-        held = self.store.held
+        held = self.pieces.held
         self.events.downloaded(index, source.peer_id, held.count)
         have = wire.encode_have(index)
         for neighbour in list(self.neighbours.values()):
             neighbour.protocol.send_have(have)
             if held.complete:
                 self._told(neighbour.peer_id)
-            if index in neighbour.pieces:
-                neighbour.wanted -= 1
-                self._update_interest(neighbour)
+            neighbour.we_got(index)
         if held.complete:
             self.events.complete()
             self.save_state()
@@ -438,19 +361,13 @@ class PeerService(Service):
 
     # -- interest and requests -------------------------------------------------------
 
-    def _update_interest(self, neighbour: Neighbour) -> None:
-        """Tell the neighbour when our interest changes, and only then (SPEC §3)."""
-        interested = not neighbour.lying and policy.is_interested(neighbour.wanted)
-        if interested != neighbour.we_are_interested:
-            neighbour.we_are_interested = interested
-            neighbour.protocol.send(wire.INTERESTED if interested else wire.NOT_INTERESTED)
-
     def _request_from(self, neighbour: Neighbour) -> None:
         """Ask it for as many pieces as it may owe us: one, or its pipeline's depth."""
         if neighbour.chokes_us or not neighbour.we_are_interested:
             return
-        while (index := self.requests.next_request(neighbour.peer_id, neighbour.pieces)) is not None:
-            neighbour.protocol.send(wire.encode_request(index))
+        requests, theirs, send = neighbour.requests, neighbour.pieces, neighbour.protocol.send
+        while (index := requests.next_request(theirs)) is not None:
+            send(wire.encode_request(index))
 
     def _request_from_all(self) -> None:
         for neighbour in list(self.neighbours.values()):
@@ -461,16 +378,6 @@ class PeerService(Service):
         self.log.info(
             "peer {peer} did not answer a request in time; asking others, and it nothing "
             "new until it answers (next timeout {timeout:.1f} s)",
-            peer=peer, timeout=self.requests.timeout(peer),
+            peer=peer, timeout=self.neighbours[peer].requests.timeout,
         )
         self._request_from_all()
-
-    # -- choking ---------------------------------------------------------------------
-
-    def _unchoke(self, peer: int) -> None:
-        self.neighbours[peer].protocol.send(wire.UNCHOKE)
-
-    def _choke(self, peer: int) -> None:
-        protocol = self.neighbours[peer].protocol
-        protocol.cancel_uploads()
-        protocol.send(wire.CHOKE)

@@ -1,4 +1,5 @@
-"""The wire format of SPEC §2: the 32-byte handshake and the eight messages.
+"""The wire format of SPEC §2: the bytes of the 32-byte handshake and of the eight
+messages (:mod:`twisted_p2p.messages`), both ways.
 
 Pure code, no I/O. Decoding checks everything the bytes alone can tell (SPEC §4);
 what only the swarm state can tell (an unrequested piece, a late bitfield) is the
@@ -8,12 +9,14 @@ sentence "peer N sent ...".
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from enum import IntEnum
-from typing import Optional, Union
+from typing import Optional
 
 from twisted_p2p.bitfield import BitfieldError, PieceSet, bitfield_length
 from twisted_p2p.config import Common
+from twisted_p2p.messages import (  # noqa: F401  (wire.Have and the rest: what the bytes mean)
+    Bitfield, Choke, Frame, Handshake, Have, Interested, Message, MessageType, NotInterested, Piece, Proof, Request,
+    Unchoke,
+)
 
 HANDSHAKE_HEADER = b"P2PFILESHARINGPROJ"
 HANDSHAKE_LENGTH = 32
@@ -27,91 +30,9 @@ class ProtocolViolation(Exception):
     """A neighbour broke SPEC §2 or §4; ``str()`` says exactly how."""
 
 
-class MessageType(IntEnum):
-    CHOKE = 0
-    UNCHOKE = 1
-    INTERESTED = 2
-    NOT_INTERESTED = 3
-    HAVE = 4
-    BITFIELD = 5
-    REQUEST = 6
-    PIECE = 7
-
-
 _TYPES = tuple(MessageType)  # by code: a tuple index is much cheaper than MessageType(code)
 _HAVE = int(MessageType.HAVE)  # as a plain int, for the framer's fast path
-_NAMES = {
-    MessageType.CHOKE: "choke",
-    MessageType.UNCHOKE: "unchoke",
-    MessageType.INTERESTED: "interested",
-    MessageType.NOT_INTERESTED: "not interested",
-    MessageType.HAVE: "have",
-    MessageType.BITFIELD: "bitfield",
-    MessageType.REQUEST: "request",
-    MessageType.PIECE: "piece",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Choke:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Unchoke:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Interested:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class NotInterested:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Have:
-    index: int
-
-
-@dataclass(frozen=True, slots=True)
-class Bitfield:
-    pieces: PieceSet
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    index: int
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    index: int
-    data: bytes
-
-
-Message = Union[Choke, Unchoke, Interested, NotInterested, Have, Bitfield, Request, Piece]
-
-
-@dataclass(frozen=True, slots=True)
-class Handshake:
-    peer_id: int
-    pipelining: bool = False  # it announced our pipelining extension
-    nonce: Optional[bytes] = None  # it announced our authentication extension, with this challenge
-
-
-@dataclass(frozen=True, slots=True)
-class Proof:
-    """Our authentication frame: the HMAC that answers the neighbour's challenge."""
-
-    mac: bytes
-
-
-#: What the framer gives: the handshake, then our proof where it is due, then messages.
-Frame = Union[Handshake, Proof, Message]
+_NAMES = {kind: kind.name.lower().replace("_", " ") for kind in MessageType}  # "not interested"
 _NO_PAYLOAD = {
     MessageType.CHOKE: Choke(),
     MessageType.UNCHOKE: Unchoke(),
@@ -216,26 +137,13 @@ def encode_piece_header(index: int, length: int) -> bytes:
     return _LENGTH_TYPE_INDEX.pack(length + 5, MessageType.PIECE, index)
 
 
-def encode(message: Message) -> bytes:
-    """Any message as bytes (pieces too, though a sender avoids the copy; see above)."""
-    match message:
-        case Choke():
-            return CHOKE
-        case Unchoke():
-            return UNCHOKE
-        case Interested():
-            return INTERESTED
-        case NotInterested():
-            return NOT_INTERESTED
-        case Have(index):
-            return encode_have(index)
-        case Request(index):
-            return encode_request(index)
-        case Bitfield(pieces):
-            return encode_bitfield(pieces)
-        case Piece(index, data):
-            return encode_piece_header(index, len(data)) + data
-    raise TypeError(f"not a message: {message!r}")
+class SharedHaves(dict[int, Have]):
+    """One Have per index, made on first lookup: a hit costs one dict lookup, which the
+    framer's fast path for haves relies on."""
+
+    def __missing__(self, index: int) -> Have:
+        have = self[index] = Have(index)
+        return have
 
 
 class Decoder:
@@ -246,16 +154,13 @@ class Decoder:
         self.num_pieces = common.num_pieces
         self.bitfield_length = bitfield_length(self.num_pieces)
         self.max_length = max(common.piece_size + 5, self.bitfield_length + 1)
-        #: One shared Have per index, made on first use: haves are most of what a peer
-        #: receives in a large swarm, and a message is immutable.
-        self._haves: list[Optional[Have]] = [None] * self.num_pieces
+        #: One shared Have per valid index, made on first use (``haves[index]``): haves
+        #: are most of what a peer receives in a large swarm, and a message is immutable.
+        self.haves = SharedHaves()
 
     def have(self, index: int) -> Have:
         """The Have for a valid ``index``."""
-        have = self._haves[index]
-        if have is None:
-            have = self._haves[index] = Have(index)
-        return have
+        return self.haves[index]
 
     def check_length(self, length: int) -> None:
         """Called on the 4-byte prefix, before a single payload byte is buffered."""
@@ -363,12 +268,11 @@ class Framer:
                 frames.append(proof)
             append = frames.append
             buffer, position, size = self._buffer, self._position, len(self._buffer)
-            decoder = self.decoder
-            haves, num_pieces = decoder._haves, decoder.num_pieces
+            haves, num_pieces = self.decoder.haves, self.decoder.num_pieces
             while size - position >= 9:
                 length, code, index = _LENGTH_TYPE_INDEX.unpack_from(buffer, position)
                 if length == 5 and code == _HAVE and index < num_pieces:
-                    append(haves[index] or decoder.have(index))
+                    append(haves[index])
                     position += 9
                     continue
                 self._position = position
@@ -432,11 +336,6 @@ class Framer:
         self._position = end
         self.expect_proof = False
         return Proof(bytes(buffer[position + _PROOF_HEADER.size : end]))
-
-    @property
-    def pending(self) -> bytes:
-        """What has arrived but is not a whole frame yet."""
-        return bytes(self._buffer[self._position :])
 
     def unfinished(self) -> Optional[str]:
         """What the sender left half-sent, if anything (said when it closes)."""

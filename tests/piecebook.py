@@ -1,0 +1,34 @@
+"""Pieces and a RequestBook without a file, for tests of what we ask whom."""
+from __future__ import annotations
+
+import random
+from typing import Callable, Iterable
+
+from twisted.internet.interfaces import IReactorTime
+
+from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.pieces import Pieces
+from twisted_p2p.requests import RequestBook, RequestTimeouts
+
+
+class MemoryStore:
+    """A PieceStore's bookkeeping alone: a written piece counts as held, its bytes are dropped."""
+
+    def __init__(self, total: int, missing: Iterable[int]) -> None:
+        lacked = set(missing)
+        self.held = PieceSet(total, (index for index in range(total) if index not in lacked))
+
+    def write(self, index: int, data: bytes) -> None:
+        self.held.add(index)
+
+
+def request_book(
+    total: int,
+    missing: Iterable[int],
+    clock: IReactorTime,
+    rng: random.Random,
+    on_abandoned: Callable[[int], None] = lambda peer: None,
+    timeouts: RequestTimeouts = RequestTimeouts(),
+) -> RequestBook:
+    """A RequestBook over Pieces of ``total`` where we lack ``missing``."""
+    return RequestBook(Pieces(MemoryStore(total, missing)), clock, rng, on_abandoned, timeouts)
