@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.config import write as write_config
-from twisted_p2p.storage import data_path
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, peer_dir_name
 from twisted_p2p.swarm import closed
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.plan import Launch, is_local_host, local_identity, plan, twistd_command
@@ -187,7 +187,7 @@ def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: 
         reported = progress.reported_sha256
         if reported is not None and reported != sha256:
             return HostOutcome(host, FAILED, target.path, f"its peer's copy has another SHA-256 (kept in {target.work})")
-        source = f"{target.work}/peer_{peer.peer_id}/{file_name}"
+        source = f"{target.work}/{peer_dir_name(peer.peer_id)}/{file_name}"
         remote.execute(host, deliver_script(target.work, source, target.path, None if reported else sha256))
         return HostOutcome(host, DELIVERED, target.path)
 
@@ -307,7 +307,7 @@ class Push:
         staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
         try:
             write_config(staging, with_addresses(config, self.addresses))  # the peers dial addresses
-            seed = data_path(staging, config.peers[0].peer_id, common)
+            seed = data_path(staging, config.peers[0].peer_id, common.file_name)
             seed.parent.mkdir()
             try:
                 os.link(self.file, seed)
@@ -315,7 +315,7 @@ class Push:
                 shutil.copyfile(self.file, seed)
             # A closed swarm: a fresh secret, the piece hashes (and the push's certificate).
             sealed = closed.prepare(staging, seed, common, self.tls)
-            files = {"Common.cfg": staging / "Common.cfg", "PeerInfo.cfg": staging / "PeerInfo.cfg", **sealed.files}
+            files = {COMMON_CFG: staging / COMMON_CFG, PEER_INFO_CFG: staging / PEER_INFO_CFG, **sealed.files}
             own = {}
             for host, record in records.items():
                 (staging / f"{record.peer_id}.{RECORD_NAME}").write_text(record.encode())

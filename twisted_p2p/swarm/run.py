@@ -19,9 +19,8 @@ from typing import Callable, Optional, TextIO
 from twisted.python.failure import Failure
 
 from twisted_p2p.config import ConfigError, SwarmConfig, load
-from twisted_p2p.layout import event_log_path
+from twisted_p2p.layout import data_path, event_log_path
 from twisted_p2p.pipeline import MAX_DEPTH
-from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.audit import audit
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.htmlreport import write_html_report
@@ -140,12 +139,12 @@ def check_files(config: SwarmConfig, work_dir: Path, local_ids: set[int], status
     filesystem), else by the SHA-256 it printed when it finished; with neither, its
     check is None ("not here"), not a failure.
     """
-    seeds = [data_path(work_dir, peer.peer_id, config.common) for peer in config.peers if peer.has_file]
+    seeds = [data_path(work_dir, peer.peer_id, config.common.file_name) for peer in config.peers if peer.has_file]
     reported = [progress[peer.peer_id].reported_sha256 for peer in config.peers if peer.has_file]
     expected = next((d for d in itertools.chain(map(sha256_file, seeds), reported) if d is not None), None)
     results = []
     for peer in config.peers:
-        digest = sha256_file(data_path(work_dir, peer.peer_id, config.common))
+        digest = sha256_file(data_path(work_dir, peer.peer_id, config.common.file_name))
         if digest is None and peer.peer_id not in local_ids:
             digest = progress[peer.peer_id].reported_sha256
         if digest is None:
@@ -222,9 +221,9 @@ def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_di
         print(f"p2p-swarm run: {exc}", file=sys.stderr)
         return 2
     missing = [launch.peer for launch in launches if launch.tail and launch.peer.has_file
-               and not data_path(work_dir, launch.peer.peer_id, config.common).is_file()]
+               and not data_path(work_dir, launch.peer.peer_id, config.common.file_name).is_file()]
     if missing:
-        path = data_path(work_dir, missing[0].peer_id, config.common)
+        path = data_path(work_dir, missing[0].peer_id, config.common.file_name)
         print(f"p2p-swarm run: seed {missing[0].peer_id} has no file {path} (add --demo-file to create one)",
               file=sys.stderr)
         return 2
@@ -248,8 +247,8 @@ def _main(args: argparse.Namespace, config_dir: Path, work_dir: Path, control_di
 
 def local_seed(config: SwarmConfig, work_dir: Path, peer_id: int) -> Optional[Path]:
     """The file to send to a remote seed that lacks it: its own here, else any seed's."""
-    paths = [data_path(work_dir, peer_id, config.common)]
-    paths += [data_path(work_dir, peer.peer_id, config.common) for peer in config.peers if peer.has_file]
+    paths = [data_path(work_dir, peer_id, config.common.file_name)]
+    paths += [data_path(work_dir, peer.peer_id, config.common.file_name) for peer in config.peers if peer.has_file]
     return next((path for path in paths if path.is_file() and path.stat().st_size == config.common.file_size), None)
 
 

@@ -16,7 +16,7 @@ from .reading import (
     LIST_ORDER, MISSING_LOG, NO_DATE, NO_TIME, NOT_A_SENTENCE, SPACING, STRAY_LOG, UNREAD_TIME, UNREADABLE_LOG,
     Finding, LenientLine, Note, PeerLog, Record, missing_log, own_records, parse_lenient, read_log,
 )
-from .report import LOG_GLOB, AuditResult, audit, find_logs, report, restart_note, verdict
+from .report import AuditResult, audit, find_logs, report, restart_note, verdict
 from .sessions import AT_ONCE, Session, split_sessions
 from .stamps import Stamp, read_stamp
 from .rules import (

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 from twisted_p2p.config import SwarmConfig
+from twisted_p2p.layout import event_log_name
 
 from .reading import Finding, PeerLog, Record, own_records
 from .required import (  # noqa: F401 -- the names are this module's interface too (the kit imports them)
@@ -117,7 +118,7 @@ def connections_follow_start_order(log: PeerLog, swarm: Swarm) -> list[Finding]:
             theirs = connections(swarm.logs[other])[log.peer_id]
             if mine[other] > theirs + len(swarm.sessions[other]) - 1:
                 findings.append(Finding(log.file, record.line, CONNECTION_TWICE,
-                                        f"with {other}, first on line {seen[other]}; log_peer_{other}.log shows "
+                                        f"with {other}, first on line {seen[other]}; {event_log_name(other)} shows "
                                         f"{theirs} connection{'s' if theirs != 1 else ''} with {log.peer_id}, "
                                         f"this log {mine[other]}", log.peer_id))
     for other in order:
@@ -349,7 +350,7 @@ def haves_match_downloads(log: PeerLog, swarm: Swarm) -> list[Finding]:
                                     f"{event.index}", log.peer_id))
         elif sender in downloads and event.index not in downloads[sender]:
             findings.append(Finding(log.file, record.line, HAVE_NOT_DOWNLOADED,
-                                    f"log_peer_{sender}.log never downloads piece {event.index}", log.peer_id))
+                                    f"{event_log_name(sender)} never downloads piece {event.index}", log.peer_id))
     return findings
 
 
