@@ -16,7 +16,7 @@ from twisted_p2p.swarm import plan
 from twisted_p2p.swarm.run import check_files
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
-from twisted_p2p.swarm.report import PeerResult, build_report, summary_table, write_report
+from twisted_p2p.swarm.runreport import PeerResult, build_report, summary_table, write_report
 
 from twisted_p2p.swarm.remote import Ssh
 
@@ -339,7 +339,7 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
 
 def test_the_plot_has_one_line_per_peer_in_each_panel_when_matplotlib_is_installed(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib", reason="the 'plot' extra (matplotlib) is not installed")
-    from twisted_p2p.swarm import report as report_module
+    from twisted_p2p.swarm import runreport as report_module
 
     seed = PeerProgress(1, "h", 2, True, START)
     leecher = PeerProgress(2, "h", 2, False, START)

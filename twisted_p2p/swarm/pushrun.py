@@ -50,8 +50,8 @@ from twisted_p2p.swarm.pushresume import (
     split_answer,
 )
 from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
-from twisted_p2p.swarm.htmlreport import write_html_report
-from twisted_p2p.swarm.report import PeerResult, build_report, sha256_file, write_report
+from twisted_p2p.swarm.runpage import write_html_report
+from twisted_p2p.swarm.runreport import PeerResult, build_report, sha256_file, write_report
 from twisted_p2p.swarm.supervise import Swarm
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and

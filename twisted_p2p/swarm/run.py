@@ -23,12 +23,12 @@ from twisted_p2p.layout import data_path, event_log_path
 from twisted_p2p.pipeline import MAX_DEPTH
 from twisted_p2p.swarm.audit import audit
 from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.htmlreport import write_html_report
+from twisted_p2p.swarm.runpage import write_html_report
 from twisted_p2p.swarm.pace import demo_pace
 from twisted_p2p.swarm.plan import Launch, plan, prepare_work_dir, twistd_command
 from twisted_p2p.swarm.remote import Host, Hosts, RemoteError, Ssh, prepare_script
 from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.report import (
+from twisted_p2p.swarm.runreport import (
     PeerResult,
     build_report,
     sha256_file,

@@ -18,7 +18,7 @@ from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import SENTENCES, TIME_FORMAT
 
 from .reading import PeerLog, Record, own_records
-from .report import AuditResult
+from .result import AuditResult
 from .sessions import Session, pieces_held
 
 ITEMS = (

@@ -12,7 +12,7 @@ from twisted_p2p.layout import EVENT_LOG_GLOB, event_log_peer
 
 from .reading import STRAY_LOG, Finding, Note, PeerLog, missing_log, read_log
 from .required import course_sentence, is_required
-from .rules import RULES, Swarm, ends_complete
+from .rules import RULES, AuditedSwarm, ends_complete
 from .sessions import Session, pieces_held
 
 @dataclass
@@ -60,7 +60,7 @@ def audit(work_dir: Path, config: SwarmConfig, slack: Optional[float] = None) ->
     for peer in config.peers:
         path = paths.get(peer.peer_id)
         logs[peer.peer_id] = read_log(path, peer.peer_id) if path is not None else missing_log(peer.peer_id)
-    swarm = Swarm.of(config, logs, slack)
+    swarm = AuditedSwarm.of(config, logs, slack)
     findings: list[Finding] = []
     for log in logs.values():
         found = list(log.findings)
