@@ -297,7 +297,7 @@ def peer_options(upload_rate: Optional[int]) -> list[str]:
 def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, seed_address: str,
             stdout: TextIO, destinations: dict[str, list[str]], addresses: dict[str, str]) -> int:
     """What would run on each host, with nothing contacted."""
-    from twisted_p2p.swarm import run
+    from twisted_p2p.swarm.launch import print_plan
     from twisted_p2p.swarm.plan import plan, twistd_command
     from twisted_p2p.swarm.pushrun import PEER_OPTIONS
 
@@ -321,5 +321,5 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
         there = os.path.join(remote_dir_for(dest, host), file.name)
         print(f"{host}: first, does it hold {file.name} already? {check_script(there, config.common.file_size)}",
               file=stdout)
-    run.dry_run(launches, planned, config, twistd, stdout)
+    print_plan(launches, planned, config, twistd, stdout)
     return 0

@@ -4,14 +4,14 @@ Each step works on every host at once and never lets one host's failure stop the
 others: :func:`survey` asks whether a host holds the file already, :func:`prepare`
 readies the work dirs of the rest, :func:`send_config` hands them the PeerInfo.cfg of
 the hosts that are ready (a peer exits only once every listed peer has the file, so a
-host that failed must not be listed), :func:`run_swarm` runs the peers with a failed
-one dropped, and :func:`deliver` verifies and moves each finished copy.
+host that failed must not be listed), :func:`~twisted_p2p.swarm.reactorrun.run_peers`
+runs the peers with a failed one dropped, and :func:`deliver` verifies and moves each
+finished copy.
 """
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,15 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
-from twisted.python.failure import Failure
-
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.config import write as write_config
 from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, peer_dir_name
 from twisted_p2p.swarm import closed
-from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.plan import Launch, is_local_host, local_identity, plan, twistd_command
-from twisted_p2p.swarm.progress import PeerProgress
+from twisted_p2p.swarm.options import DEFAULT_PIPELINE, RunOptions, peer_options
+from twisted_p2p.swarm.plan import is_local_host, local_identity, plan, twistd_command
 from twisted_p2p.swarm.pushinput import with_addresses
 from twisted_p2p.swarm.pushresult import (
     ALREADY_THERE,
@@ -49,6 +46,7 @@ from twisted_p2p.swarm.pushresume import (
     resume_from,
     split_answer,
 )
+from twisted_p2p.swarm.reactorrun import run_peers
 from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
 from twisted_p2p.swarm.runpage import write_html_report
 from twisted_p2p.swarm.runreport import PeerResult, build_report, sha256_file, write_report
@@ -56,7 +54,8 @@ from twisted_p2p.swarm.supervise import Swarm
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
 #: ``--split-seed``: the seed sends each piece about once).
-PEER_OPTIONS = ["--refill-slots", "--pipeline", "256", "--new-swarm", "--split-seed"]
+PEER_OPTIONS = peer_options(RunOptions(pipeline=DEFAULT_PIPELINE, refill_slots=True), all_ours=True) + [
+    "--new-swarm", "--split-seed"]
 EXIT_CODES = {"interrupted": 130, "terminated": 143}
 
 
@@ -129,41 +128,6 @@ def send_config(remote: Hosts, files: dict[str, Path], own: Optional[dict[str, d
     own = own or {}
     done = remote.each(list(remote.hosts), lambda host: remote.put(remote.hosts[host], {**files, **own.get(host, {})}))
     return {host: cause_of(result, host) for host, result in done.items() if isinstance(result, RemoteError)}
-
-
-def run_swarm(config: SwarmConfig, launches: list[Launch], dropped: dict[int, str], timeout: Optional[float],
-              stdout: TextIO) -> Swarm:
-    """Run the peers to the end in the global reactor (once per process). ``dropped``:
-    peers listed in PeerInfo.cfg that were not started, and why."""
-    from twisted.internet import reactor
-
-    start = reactor.seconds()
-    progress = {
-        peer.peer_id: PeerProgress(peer.peer_id, peer.host, config.common.num_pieces, peer.has_file, start)
-        for peer in config.peers
-    }
-    display = Display(stdout, config.common.piece_size, tty=stdout.isatty(), hosts=True)
-    # The seed is not niced: its upload is what the whole push waits for.
-    swarm = Swarm(reactor, launches, progress, display, keep_going=True, local_nice=0)
-    swarm.dropped.update(dropped)
-
-    def finished(result: object) -> None:
-        if isinstance(result, Failure):
-            display.say(f"p2p-swarm push: internal error: {result.getTraceback()}")
-            swarm.outcome = "failed"
-        reactor.stop()
-
-    def handle_signals() -> None:
-        def handler(signum: int, frame: object) -> None:
-            reactor.callFromThread(swarm.interrupt, signum)
-
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-
-    reactor.callWhenRunning(handle_signals)
-    reactor.callWhenRunning(lambda: swarm.run(0.0, timeout).addBoth(finished))
-    reactor.run()
-    return swarm
 
 
 def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: str, sha256: str,
@@ -328,7 +292,8 @@ class Push:
             for launch in launches:
                 launch.argv += PEER_OPTIONS + self.peer_options + sealed.options
             began = time.monotonic()
-            swarm = run_swarm(config, launches, dropped, self.timeout, self.stdout)
+            swarm = run_peers(RunOptions(stagger=0.0, timeout=self.timeout), config, launches, self.stdout,
+                              dropped=dropped, push=True).swarm
             duration = time.monotonic() - began
             left = remote.make_sure_stopped()
             if left:
