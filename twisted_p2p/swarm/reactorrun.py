@@ -28,7 +28,7 @@ CANNOT_LISTEN = 2  # the exit status when the dashboard cannot listen
 
 
 @dataclass
-class PeersRun:
+class RunState:
     """One run of the peers, as its end needs it: ``outcome`` is a key of the exit codes
     once the peers are done, and ``code`` the exit status once the run is concluded."""
 
@@ -50,12 +50,12 @@ class PeersRun:
 
 
 #: What ends a run (its checks, summary and reports), given it; the exit status.
-Conclude = Callable[[PeersRun], int]
+Conclude = Callable[[RunState], int]
 
 
 def run_peers(options: RunOptions, config: SwarmConfig, launches: list[Launch], stdout: TextIO,
               conclude: Optional[Conclude] = None, dropped: Optional[dict[int, str]] = None,
-              push: bool = False) -> PeersRun:
+              push: bool = False) -> RunState:
     """Run ``launches`` to their end (``options``: stagger, timeout, dashboard) and then
     ``conclude`` the run, once: before the dashboard lingers, else after the reactor
     stops. ``push``: a leecher that fails is dropped (``dropped``: those never started,
@@ -72,7 +72,7 @@ def run_peers(options: RunOptions, config: SwarmConfig, launches: list[Launch], 
     pushed: dict[str, Any] = {"keep_going": True, "local_nice": 0} if push else {}
     swarm = Swarm(reactor, launches, progress, display, **pushed)
     swarm.dropped.update(dropped or {})
-    run = PeersRun(swarm, display, started, reactor)
+    run = RunState(swarm, display, started, reactor)
     dashboard = None
     if options.web is not None:
         dashboard = serve_dashboard(run, config, options.web)
@@ -87,13 +87,14 @@ def run_peers(options: RunOptions, config: SwarmConfig, launches: list[Launch], 
     reactor.run()
     if dashboard is not None:
         dashboard.stop()
-    if run.code is None and conclude is not None:
+    if run.code is None:  # not concluded while the dashboard lingered
         run.duration = run.elapsed()
-        run.code = conclude(run)
+        if conclude is not None:
+            run.code = conclude(run)
     return run
 
 
-def serve_dashboard(run: PeersRun, config: SwarmConfig, address: tuple[str, int]) -> Optional[Dashboard]:
+def serve_dashboard(run: RunState, config: SwarmConfig, address: tuple[str, int]) -> Optional[Dashboard]:
     """The live dashboard at ``address``, or None (and why, on stderr) if it cannot listen."""
     from twisted.internet.error import CannotListenError
 
@@ -105,7 +106,7 @@ def serve_dashboard(run: PeersRun, config: SwarmConfig, address: tuple[str, int]
         return None
 
 
-def ended_by(run: PeersRun, program: str, dashboard: Optional[Dashboard], linger: Optional[float],
+def ended_by(run: RunState, program: str, dashboard: Optional[Dashboard], linger: Optional[float],
              conclude: Optional[Conclude], stdout: TextIO) -> Callable[[object], None]:
     """What to do when the peers are done: stop the reactor, or, with a dashboard, tell
     the page that the files are being checked (the check holds the reactor for a
@@ -142,7 +143,7 @@ def ended_by(run: PeersRun, program: str, dashboard: Optional[Dashboard], linger
     return ended
 
 
-def take_signals(run: PeersRun) -> None:
+def take_signals(run: RunState) -> None:
     """SIGINT and SIGTERM stop the peers (:meth:`Swarm.interrupt`), or, once only the
     dashboard lingers, the reactor; the handler runs between the reactor's steps."""
     def handler(signum: int, frame: object) -> None:

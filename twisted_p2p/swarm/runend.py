@@ -11,7 +11,7 @@ from twisted_p2p.layout import data_path, event_log_path
 from twisted_p2p.swarm.audit import audit
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.reactorrun import PeersRun
+from twisted_p2p.swarm.reactorrun import RunState
 from twisted_p2p.swarm.remote import Hosts
 from twisted_p2p.swarm.runpage import write_html_report
 from twisted_p2p.swarm.runreport import PeerResult, build_report, sha256_file, summary_table, write_plot, write_report
@@ -77,7 +77,7 @@ def stopped_everywhere(remote: Hosts, work_dir: Path, display: Display) -> bool:
     return True
 
 
-def conclude(config: SwarmConfig, work_dir: Path, run: PeersRun, remote: Hosts, stdout: TextIO) -> int:
+def conclude(config: SwarmConfig, work_dir: Path, run: RunState, remote: Hosts, stdout: TextIO) -> int:
     """After the run: no peer left on other hosts, every file checked, the summary and the
     reports written; the exit status."""
     outcome = run.outcome
