@@ -11,7 +11,6 @@ import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass
-from statistics import median
 from typing import Callable, Iterable, Optional
 
 from twisted_p2p.config import SwarmConfig
