@@ -20,7 +20,7 @@ from twisted_p2p.config import load
 from twisted_p2p.swarm.course import quote
 from twisted_p2p.eventlog import SENTENCES
 from twisted_p2p.swarm import audit as A
-from twisted_p2p.swarm.audit.rules import Swarm, optimistic_changes_every_m_seconds
+from twisted_p2p.swarm.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
 from twisted_p2p.swarm.cli import main as cli_main
 
 from support import free_ports, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config, write_seed_files
@@ -413,7 +413,8 @@ def test_the_optimistic_interval_allows_the_slack(tmp_path):
     assert findings(tmp_path) == set()
     config = load(tmp_path)
     log = A.read_log(tmp_path / L1, 1001)
-    assert [f.line for f in optimistic_changes_every_m_seconds(log, Swarm.of(config, {1001: log}, slack=0.2))] == [7]
+    swarm = AuditedSwarm.of(config, {1001: log}, slack=0.2)
+    assert [f.line for f in optimistic_changes_every_m_seconds(log, swarm)] == [7]
 
 
 def test_a_finding_is_printed_as_file_line_rule_detail(tmp_path, capsys):
@@ -495,7 +496,8 @@ def test_a_lenient_log_wraps_at_midnight_and_its_timing_is_still_checked(tmp_pat
         "[00:00:04] Peer 1001 has the optimistically unchoked neighbor 1002.\n"  # 1 s later: too soon
     )
     log = A.read_log(tmp_path / L1, 1001)
-    assert [f.line for f in optimistic_changes_every_m_seconds(log, Swarm.of(load(tmp_path), {1001: log}))] == [5]
+    swarm = AuditedSwarm.of(load(tmp_path), {1001: log})
+    assert [f.line for f in optimistic_changes_every_m_seconds(log, swarm)] == [5]
 
 
 # -- the command line --------------------------------------------------------------------------

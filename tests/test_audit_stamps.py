@@ -16,7 +16,7 @@ import pytest
 
 from twisted_p2p.config import load
 from twisted_p2p.swarm import audit as A
-from twisted_p2p.swarm.audit.rules import Swarm, optimistic_changes_every_m_seconds
+from twisted_p2p.swarm.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
 
 from test_audit import L1, clean_logs, write_swarm
 
@@ -165,7 +165,7 @@ def test_whole_second_stamps_are_timed_to_the_second(tmp_path):
     ])
     assert log.findings == []
     assert {record.resolution for record in log.records} == {1.0}
-    swarm = Swarm.of(load(tmp_path), {1001: log})
+    swarm = AuditedSwarm.of(load(tmp_path), {1001: log})
     assert [f.line for f in optimistic_changes_every_m_seconds(log, swarm)] == [5]
 
 

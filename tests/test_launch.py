@@ -13,10 +13,10 @@ import pytest
 from twisted_p2p.config import ConfigError, PeerInfo, load
 from twisted_p2p.eventlog import SENTENCES, format_time
 from twisted_p2p.swarm import plan
-from twisted_p2p.swarm.run import check_files
+from twisted_p2p.swarm.runend import check_files
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
-from twisted_p2p.swarm.report import PeerResult, build_report, summary_table, write_report
+from twisted_p2p.swarm.runreport import PeerResult, build_report, summary_table, write_report
 
 from twisted_p2p.swarm.remote import Ssh
 
@@ -339,7 +339,7 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
 
 def test_the_plot_has_one_line_per_peer_in_each_panel_when_matplotlib_is_installed(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib", reason="the 'plot' extra (matplotlib) is not installed")
-    from twisted_p2p.swarm import report as report_module
+    from twisted_p2p.swarm import runreport as report_module
 
     seed = PeerProgress(1, "h", 2, True, START)
     leecher = PeerProgress(2, "h", 2, False, START)
@@ -399,31 +399,32 @@ def test_dry_run_prints_what_would_run_on_each_host_and_runs_nothing(tmp_path, c
 
 
 def test_the_report_audits_the_logs_only_when_all_are_here_and_not_too_big(tmp_path, monkeypatch):
-    from twisted_p2p.swarm import run
+    from twisted_p2p.swarm import runend
 
     config = swarm_config([1001, 1002], seeds=[1001], file_size=1000, piece_size=100)
     for peer_id in (1001, 1002):
         (tmp_path / f"log_peer_{peer_id}.log").write_text("x" * 600)
-    assert run.auditable(tmp_path, config)
-    monkeypatch.setattr(run, "AUDIT_LIMIT", 1000)
-    assert not run.auditable(tmp_path, config)
+    assert runend.auditable(tmp_path, config)
+    monkeypatch.setattr(runend, "AUDIT_LIMIT", 1000)
+    assert not runend.auditable(tmp_path, config)
     (tmp_path / "log_peer_1002.log").unlink()  # it ran on another host, and could not be fetched
-    monkeypatch.setattr(run, "AUDIT_LIMIT", 10_000)
-    assert not run.auditable(tmp_path, config)
+    monkeypatch.setattr(runend, "AUDIT_LIMIT", 10_000)
+    assert not runend.auditable(tmp_path, config)
 
 
 def test_the_launcher_speaks_the_course_protocol_unless_an_extension_is_asked_for():
     from twisted_p2p.swarm import run
+    from twisted_p2p.swarm.options import peer_options
 
     args = run.parse_args(["conf"])
     assert args.pipeline == 0 and not args.refill_slots
-    assert run.peer_options(args, all_ours=True) == []  # one request at a time, rounds only
+    assert peer_options(args, all_ours=True) == []  # one request at a time, rounds only
     extended = run.parse_args(["conf", "--pipeline", str(run.DEFAULT_PIPELINE), "--refill-slots"])
-    assert run.peer_options(extended, all_ours=True) == ["--refill-slots", "--pipeline", str(run.DEFAULT_PIPELINE)]
-    assert run.peer_options(extended, all_ours=False) == ["--refill-slots"]  # a peer it does not start may be anyone's
+    assert peer_options(extended, all_ours=True) == ["--refill-slots", "--pipeline", str(run.DEFAULT_PIPELINE)]
+    assert peer_options(extended, all_ours=False) == ["--refill-slots"]  # a peer it does not start may be anyone's
     shell = run.parse_args(["conf", "--pipeline", "64", "--remote-shell", "ssh {host} run-peer {id}"])
-    assert shell.pipeline == 0 and run.peer_options(shell, all_ours=True) == []
+    assert shell.pipeline == 0 and peer_options(shell, all_ours=True) == []
     capped = run.parse_args(["conf", "--upload-rate", "5000"])
-    assert run.peer_options(capped, all_ours=True) == ["--upload-rate", "5000"]
+    assert peer_options(capped, all_ours=True) == ["--upload-rate", "5000"]
     with pytest.raises(SystemExit):
         run.parse_args(["conf", "--pipeline", "1025"])

@@ -120,7 +120,7 @@ def assert_png_is_the_plot_of(png: Path, report: dict) -> None:
     import numpy
     from matplotlib.image import imread
 
-    from twisted_p2p.swarm.report import plot_figure
+    from twisted_p2p.swarm.runreport import plot_figure
 
     figure = plot_figure(report)
     pieces, unchoked = figure.axes

@@ -9,7 +9,7 @@ import pytest
 from twisted.web.test.requesthelper import DummyRequest
 
 from twisted_p2p.eventlog import SENTENCES, format_time
-from twisted_p2p.swarm.htmlreport import PALETTE
+from twisted_p2p.swarm.runpage import PALETTE
 from twisted_p2p.swarm.progress import PeerProgress
 from twisted_p2p.swarm.web.feed import Feed
 from twisted_p2p.swarm.web.server import EventStream, parse_address, sse

@@ -47,6 +47,15 @@ def peer_dir_name(peer_id: int) -> str:
     return f"peer_{peer_id}"
 
 
+#: Every peer's subdirectory (a shell glob, as :func:`peer_dir_name` spells them).
+PEER_DIR_GLOB = "peer_*"
+
+
+def twistd_output_name(peer_id: int) -> str:
+    """``twistd_peer_ID.log``: where the launcher keeps what a peer's twistd printed."""
+    return f"twistd_peer_{peer_id}.log"
+
+
 def data_path(work_dir: PathLike, peer_id: int, file_name: str) -> Path:
     """``WORK_DIR/peer_ID/FileName``: where a peer keeps the shared file."""
     return Path(work_dir) / peer_dir_name(peer_id) / file_name

@@ -5,9 +5,9 @@ import argparse
 import sys
 from typing import Optional
 
+from twisted_p2p.layout import data_path
 from twisted_p2p.config import ConfigError, load
 from twisted_p2p.manifest import write_manifest_from
-from twisted_p2p.storage import data_path
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         config = load(args.config_dir)
         seeds = [peer for peer in config.peers if peer.has_file]
-        sources = [data_path(args.work_dir, peer.peer_id, config.common) for peer in seeds]
+        sources = [data_path(args.work_dir, peer.peer_id, config.common.file_name) for peer in seeds]
         source = next((path for path in sources if path.exists()), None)
         if source is None:
             print(f"p2p-swarm hashes: no seed's file found ({', '.join(map(str, sources))})", file=sys.stderr)

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig
-from twisted_p2p.layout import event_log_path
+from twisted_p2p.layout import PEER_INFO_CFG, data_path, event_log_path, twistd_output_name
 from twisted_p2p.resume import forget as forget_resume_state
-from twisted_p2p.storage import data_path
 from twisted_p2p.swarm.remote import Host, Ssh, peer_command, remote_dir_for
 
 _SAFE_HOST = re.compile(r"[A-Za-z0-9._:%@-]+")  # push names hosts user@host:port too
@@ -89,7 +88,7 @@ def remote_command(template: str, twistd: list[str], peer: PeerInfo, remote_dir:
     be a plain host name or address.
     """
     if not _SAFE_HOST.fullmatch(peer.host):
-        raise ConfigError("PeerInfo.cfg", None, f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
+        raise ConfigError(PEER_INFO_CFG, None, f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
     values = {"host": peer.host, "id": str(peer.peer_id), "dir": remote_dir,
               "config_dir": str(config_dir), "twistd": shlex.join(twistd)}
     argv: list[str] = []
@@ -119,14 +118,14 @@ def prepare_work_dir(config: SwarmConfig, work_dir: Path, demo_file: bool) -> li
     """
     messages = []
     for peer in config.peers:
-        path = data_path(work_dir, peer.peer_id, config.common)
+        path = data_path(work_dir, peer.peer_id, config.common.file_name)
         path.parent.mkdir(parents=True, exist_ok=True)
         event_log_path(work_dir, peer.peer_id).unlink(missing_ok=True)
         if not peer.has_file:
             path.unlink(missing_ok=True)
             forget_resume_state(path)  # a fresh run: nothing to resume
     if demo_file:
-        seeds = [data_path(work_dir, peer.peer_id, config.common) for peer in config.peers if peer.has_file]
+        seeds = [data_path(work_dir, peer.peer_id, config.common.file_name) for peer in config.peers if peer.has_file]
         existing = [path for path in seeds if path.is_file() and path.stat().st_size == config.common.file_size]
         for path in seeds:
             if not path.exists():
@@ -173,13 +172,13 @@ def plan(
     launches = []
     hosts: dict[str, Host] = {}
     for peer in config.peers:
-        output = work_dir / f"twistd_peer_{peer.peer_id}.log"
+        output = work_dir / twistd_output_name(peer.peer_id)
         if is_local_host(peer.host, names, addresses):
             argv = local_command(twistd, peer.peer_id, config_dir, work_dir)
             launches.append(Launch(peer, argv, work_dir, output, event_log_path(work_dir, peer.peer_id)))
             continue
         if not _SAFE_HOST.fullmatch(peer.host) or peer.host.startswith("-"):
-            raise ConfigError("PeerInfo.cfg", None, f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
+            raise ConfigError(PEER_INFO_CFG, None, f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
         if template is not None:
             argv = remote_command(template, twistd, peer, remote_dir_for(remote_dir, peer.host), config_dir)
         else:

@@ -29,6 +29,8 @@ from twisted_p2p.swarm.pushresult import FAILED, HostOutcome, as_json, check_scr
 from twisted_p2p.swarm.remote import Host, Hosts, Ssh, remote_dir_for
 
 SEED_ID = 1001
+#: The push's work dir on each host, beside the destination; ``{host}``: hosts may share a filesystem.
+WORK_DIR = ".p2p-push-{host}"
 MIN_PIECE, MAX_PIECE = 16 << 10, 4 << 20
 #: Pieces a file of its size is cut into, about: enough for the hosts to trade among
 #: themselves, few enough that per-piece work and have messages stay small.
@@ -248,7 +250,7 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
 
     began = time.monotonic()
     control = Path(tempfile.mkdtemp(prefix="p2p-swarm-ssh-"))
-    work = os.path.join(dest, ".p2p-push-{host}")  # {host}: hosts may share a filesystem
+    work = os.path.join(dest, WORK_DIR)
     remote = Hosts(Ssh(control, args.ssh_config, args.connect_timeout, destinations=destinations),
                    [Host(host, remote_dir_for(work, host)) for host in hosts])
     job = Push(file, hosts, dest, work, configure, args.remote_twistd, args.timeout, stdout, tls=args.tls,
@@ -297,13 +299,13 @@ def peer_options(upload_rate: Optional[int]) -> list[str]:
 def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, seed_address: str,
             stdout: TextIO, destinations: dict[str, list[str]], addresses: dict[str, str]) -> int:
     """What would run on each host, with nothing contacted."""
-    from twisted_p2p.swarm import run
+    from twisted_p2p.swarm.launch import print_plan
     from twisted_p2p.swarm.plan import plan, twistd_command
     from twisted_p2p.swarm.pushrun import PEER_OPTIONS
 
     piece_size = args.piece_size or piece_size_for(file.stat().st_size, None, len(hosts)).size
     config = swarm_for(file, hosts, seed_address, free_port(), random.Random(), piece_size)
-    work = os.path.join(dest, ".p2p-push-{host}")
+    work = os.path.join(dest, WORK_DIR)
     twistd = [args.remote_twistd] if args.remote_twistd else twistd_command()
     staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
     try:
@@ -321,5 +323,5 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
         there = os.path.join(remote_dir_for(dest, host), file.name)
         print(f"{host}: first, does it hold {file.name} already? {check_script(there, config.common.file_size)}",
               file=stdout)
-    run.dry_run(launches, planned, config, twistd, stdout)
+    print_plan(launches, planned, config, twistd, stdout)
     return 0

@@ -4,14 +4,14 @@ Each step works on every host at once and never lets one host's failure stop the
 others: :func:`survey` asks whether a host holds the file already, :func:`prepare`
 readies the work dirs of the rest, :func:`send_config` hands them the PeerInfo.cfg of
 the hosts that are ready (a peer exits only once every listed peer has the file, so a
-host that failed must not be listed), :func:`run_swarm` runs the peers with a failed
-one dropped, and :func:`deliver` verifies and moves each finished copy.
+host that failed must not be listed), :func:`~twisted_p2p.swarm.reactorrun.run_peers`
+runs the peers with a failed one dropped, and :func:`deliver` verifies and moves each
+finished copy.
 """
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,15 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
-from twisted.python.failure import Failure
-
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.config import write as write_config
-from twisted_p2p.storage import data_path
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, peer_dir_name
 from twisted_p2p.swarm import closed
-from twisted_p2p.swarm.display import Display
+from twisted_p2p.swarm.options import DEFAULT_PIPELINE, RunOptions, peer_options
 from twisted_p2p.swarm.plan import Launch, is_local_host, local_identity, plan, twistd_command
-from twisted_p2p.swarm.progress import PeerProgress
 from twisted_p2p.swarm.pushinput import with_addresses
 from twisted_p2p.swarm.pushresult import (
     ALREADY_THERE,
@@ -49,14 +46,16 @@ from twisted_p2p.swarm.pushresume import (
     resume_from,
     split_answer,
 )
+from twisted_p2p.swarm.reactorrun import run_peers
 from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
-from twisted_p2p.swarm.htmlreport import write_html_report
-from twisted_p2p.swarm.report import PeerResult, build_report, sha256_file, write_report
+from twisted_p2p.swarm.runpage import write_html_report
+from twisted_p2p.swarm.runreport import PeerResult, build_report, sha256_file, write_report
 from twisted_p2p.swarm.supervise import Swarm
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
 #: ``--split-seed``: the seed sends each piece about once).
-PEER_OPTIONS = ["--refill-slots", "--pipeline", "256", "--new-swarm", "--split-seed"]
+PEER_OPTIONS = peer_options(RunOptions(pipeline=DEFAULT_PIPELINE, refill_slots=True), all_ours=True) + [
+    "--new-swarm", "--split-seed"]
 EXIT_CODES = {"interrupted": 130, "terminated": 143}
 
 
@@ -131,41 +130,6 @@ def send_config(remote: Hosts, files: dict[str, Path], own: Optional[dict[str, d
     return {host: cause_of(result, host) for host, result in done.items() if isinstance(result, RemoteError)}
 
 
-def run_swarm(config: SwarmConfig, launches: list[Launch], dropped: dict[int, str], timeout: Optional[float],
-              stdout: TextIO) -> Swarm:
-    """Run the peers to the end in the global reactor (once per process). ``dropped``:
-    peers listed in PeerInfo.cfg that were not started, and why."""
-    from twisted.internet import reactor
-
-    start = reactor.seconds()
-    progress = {
-        peer.peer_id: PeerProgress(peer.peer_id, peer.host, config.common.num_pieces, peer.has_file, start)
-        for peer in config.peers
-    }
-    display = Display(stdout, config.common.piece_size, tty=stdout.isatty(), hosts=True)
-    # The seed is not niced: its upload is what the whole push waits for.
-    swarm = Swarm(reactor, launches, progress, display, keep_going=True, local_nice=0)
-    swarm.dropped.update(dropped)
-
-    def finished(result: object) -> None:
-        if isinstance(result, Failure):
-            display.say(f"p2p-swarm push: internal error: {result.getTraceback()}")
-            swarm.outcome = "failed"
-        reactor.stop()
-
-    def handle_signals() -> None:
-        def handler(signum: int, frame: object) -> None:
-            reactor.callFromThread(swarm.interrupt, signum)
-
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-
-    reactor.callWhenRunning(handle_signals)
-    reactor.callWhenRunning(lambda: swarm.run(0.0, timeout).addBoth(finished))
-    reactor.run()
-    return swarm
-
-
 def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: str, sha256: str,
             left: dict[str, list[int]]) -> dict[str, HostOutcome]:
     """For every host of the swarm: its copy checked (by the SHA-256 its peer reported,
@@ -187,7 +151,7 @@ def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: 
         reported = progress.reported_sha256
         if reported is not None and reported != sha256:
             return HostOutcome(host, FAILED, target.path, f"its peer's copy has another SHA-256 (kept in {target.work})")
-        source = f"{target.work}/peer_{peer.peer_id}/{file_name}"
+        source = f"{target.work}/{peer_dir_name(peer.peer_id)}/{file_name}"
         remote.execute(host, deliver_script(target.work, source, target.path, None if reported else sha256))
         return HostOutcome(host, DELIVERED, target.path)
 
@@ -289,6 +253,32 @@ class Push:
             f"from {config.peers[0].host} to {len(needed)} host{'s' if len(needed) != 1 else ''}, into {self.dest}")
         say(f"piece size {common.piece_size}: {why}")
         twistd = [self.remote_twistd] if self.remote_twistd else twistd_command()
+        records = self._resume_records(remote, config, say)
+        say(f"preparing {len(needed)} host{'s' if len(needed) != 1 else ''} over ssh ...")
+        outcomes = self._drop(remote, prepare(remote, config, twistd), targets, "cannot be prepared", say)
+        config, _ = dropped_before_start(config, {host: "" for host in outcomes})
+        if len(config.peers) == 1:
+            return outcomes, None
+        staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
+        try:
+            sealed, files, own = self._stage(staging, config, records)
+            unsent = self._drop(remote, send_config(remote, files, own), targets, "cannot be prepared", say)
+            outcomes.update(unsent)
+            _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
+            launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd)
+            launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
+            for launch in launches:
+                launch.argv += PEER_OPTIONS + self.peer_options + sealed.options
+            code = self._run_and_deliver(remote, config, launches, dropped, targets, outcomes, say)
+            return outcomes, code
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _resume_records(self, remote: Hosts, config: SwarmConfig, say: Callable[[str], None]) -> dict[str, Record]:
+        """Give each host its leecher and what of an unfinished copy it resumes from (said
+        when there is one); the record each host keeps of this push, by host."""
+        assert self.sha256 is not None  # hashed in run()
+        common = config.common
         records = {}
         for peer in config.peers[1:]:
             remote.hosts[peer.host].peers = [peer]
@@ -299,51 +289,50 @@ class Push:
                                         peer.peer_id)
             if what:
                 say(f"{peer.host}: {what}")
-        say(f"preparing {len(needed)} host{'s' if len(needed) != 1 else ''} over ssh ...")
-        outcomes = self._drop(remote, prepare(remote, config, twistd), targets, "cannot be prepared", say)
-        config, _ = dropped_before_start(config, {host: "" for host in outcomes})
-        if len(config.peers) == 1:
-            return outcomes, None
-        staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
+        return records
+
+    def _stage(self, staging: Path, config: SwarmConfig, records: dict[str, Record]
+               ) -> tuple[closed.ClosedSwarm, dict[str, Path], dict[str, dict[str, Path]]]:
+        """In ``staging``: the config, the seed's file (a link where it can be), the closed
+        swarm's files and each host's record; (the closed swarm, the files every host
+        gets, each host's own)."""
+        write_config(staging, with_addresses(config, self.addresses))  # the peers dial addresses
+        seed = data_path(staging, config.peers[0].peer_id, config.common.file_name)
+        seed.parent.mkdir()
         try:
-            write_config(staging, with_addresses(config, self.addresses))  # the peers dial addresses
-            seed = data_path(staging, config.peers[0].peer_id, common)
-            seed.parent.mkdir()
-            try:
-                os.link(self.file, seed)
-            except OSError:
-                shutil.copyfile(self.file, seed)
-            # A closed swarm: a fresh secret, the piece hashes (and the push's certificate).
-            sealed = closed.prepare(staging, seed, common, self.tls)
-            files = {"Common.cfg": staging / "Common.cfg", "PeerInfo.cfg": staging / "PeerInfo.cfg", **sealed.files}
-            own = {}
-            for host, record in records.items():
-                (staging / f"{record.peer_id}.{RECORD_NAME}").write_text(record.encode())
-                own[host] = {RECORD_NAME: staging / f"{record.peer_id}.{RECORD_NAME}"}
-            unsent = self._drop(remote, send_config(remote, files, own), targets, "cannot be prepared", say)
-            outcomes.update(unsent)
-            _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
-            launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd)
-            launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
-            for launch in launches:
-                launch.argv += PEER_OPTIONS + self.peer_options + sealed.options
-            began = time.monotonic()
-            swarm = run_swarm(config, launches, dropped, self.timeout, self.stdout)
-            duration = time.monotonic() - began
-            left = remote.make_sure_stopped()
-            if left:
-                for host, peer_ids in left.items():
-                    say(f"still running on {host}: peer {', '.join(map(str, peer_ids))}; stop it by hand")
-            else:
-                say(f"checked over ssh: none of the {len(remote.hosts)} peers started on other hosts is running")
-            assert self.sha256 is not None  # hashed in run()
-            outcomes.update(deliver(remote, swarm, targets, self.file.name, self.sha256, left))
-            code = EXIT_CODES.get(swarm.outcome or "")
-            if self.report_dir is not None:
-                say(f"report: {write_push_report(self.report_dir, config, swarm, outcomes, code, duration)}")
-            return outcomes, code
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            os.link(self.file, seed)
+        except OSError:
+            shutil.copyfile(self.file, seed)
+        # A closed swarm: a fresh secret, the piece hashes (and the push's certificate).
+        sealed = closed.prepare(staging, seed, config.common, self.tls)
+        files = {COMMON_CFG: staging / COMMON_CFG, PEER_INFO_CFG: staging / PEER_INFO_CFG, **sealed.files}
+        own = {}
+        for host, record in records.items():
+            (staging / f"{record.peer_id}.{RECORD_NAME}").write_text(record.encode())
+            own[host] = {RECORD_NAME: staging / f"{record.peer_id}.{RECORD_NAME}"}
+        return sealed, files, own
+
+    def _run_and_deliver(self, remote: Hosts, config: SwarmConfig, launches: list[Launch], dropped: dict[int, str],
+                         targets: dict[str, Target], outcomes: dict[str, HostOutcome],
+                         say: Callable[[str], None]) -> Optional[int]:
+        """Run the swarm, make sure no peer is left on the hosts, and deliver each copy
+        (into ``outcomes``); the exit status if it is not the table's."""
+        began = time.monotonic()
+        swarm = run_peers(RunOptions(stagger=0.0, timeout=self.timeout), config, launches, self.stdout,
+                          dropped=dropped, push=True).swarm
+        duration = time.monotonic() - began
+        left = remote.make_sure_stopped()
+        if left:
+            for host, peer_ids in left.items():
+                say(f"still running on {host}: peer {', '.join(map(str, peer_ids))}; stop it by hand")
+        else:
+            say(f"checked over ssh: none of the {len(remote.hosts)} peers started on other hosts is running")
+        assert self.sha256 is not None  # hashed in run()
+        outcomes.update(deliver(remote, swarm, targets, self.file.name, self.sha256, left))
+        code = EXIT_CODES.get(swarm.outcome or "")
+        if self.report_dir is not None:
+            say(f"report: {write_push_report(self.report_dir, config, swarm, outcomes, code, duration)}")
+        return code
 
     @staticmethod
     def _drop(remote: Hosts, failed: dict[str, str], targets: dict[str, Target], what: str,

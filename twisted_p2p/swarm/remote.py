@@ -20,7 +20,17 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping, Optional, Sequence, TypeVar
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
-from twisted_p2p.layout import event_log_path
+from twisted_p2p.layout import (
+    COMMON_CFG,
+    JOURNAL_SUFFIX,
+    PEER_DIR_GLOB,
+    PEER_INFO_CFG,
+    STATE_SUFFIX,
+    TEMPORARY_SUFFIX,
+    event_log_name,
+    event_log_path,
+    peer_dir_name,
+)
 
 T = TypeVar("T")
 
@@ -109,20 +119,31 @@ def prepare_script(config: SwarmConfig, host: Host, twistd: Sequence[str]) -> st
                  f"or give --remote-twistd\" >&2; exit 127; }}")
     for peer in host.peers:
         n = peer.peer_id
-        lines.append(f"mkdir -p peer_{n} && rm -f log_peer_{n}.log")
+        folder = peer_dir_name(n)
+        data = f"{folder}/{name}"
+        lines.append(f"mkdir -p {folder} && rm -f {event_log_name(n)}")
         if peer.has_file:
-            lines.append(f"[ \"$(wc -c < peer_{n}/{name} 2>/dev/null)\" = \"{common.file_size}\" ] "
+            lines.append(f"[ \"$(wc -c < {data} 2>/dev/null)\" = \"{common.file_size}\" ] "
                          f"|| echo missing-seed {n}")
         elif host.resume_from is not None:
-            kept = host.resume_from
-            lines.append(f"for p in peer_*; do [ \"$p\" = peer_{kept} ] || rm -rf \"$p\"; done")
-            if kept and kept != n:
-                lines.append(f"[ ! -d peer_{kept} ] || mv peer_{kept} peer_{n}")
-            lines.append(f"mkdir -p peer_{n} && rm -f peer_{n}/{name}.state.tmp peer_{n}/{name}.journal.tmp")
+            kept = peer_dir_name(host.resume_from)
+            lines.append(f"for p in {PEER_DIR_GLOB}; do [ \"$p\" = {kept} ] || rm -rf \"$p\"; done")
+            if host.resume_from and host.resume_from != n:
+                lines.append(f"[ ! -d {kept} ] || mv {kept} {folder}")
+            lines.append(f"mkdir -p {folder} && rm -f {' '.join(temporaries(data))}")
         else:
-            lines.append(f"rm -f peer_{n}/{name} peer_{n}/{name}.state peer_{n}/{name}.journal "
-                         f"peer_{n}/{name}.state.tmp peer_{n}/{name}.journal.tmp")
+            lines.append(f"rm -f {' '.join([data, *resume_files(data)])}")
     return "\n".join(lines)
+
+
+def resume_files(data: str) -> list[str]:
+    """The resume files beside ``data`` (a path in the shell), then their temporaries."""
+    return [data + STATE_SUFFIX, data + JOURNAL_SUFFIX, *temporaries(data)]
+
+
+def temporaries(data: str) -> list[str]:
+    """The temporary copies of ``data``'s resume files, left by a peer that was stopped."""
+    return [data + STATE_SUFFIX + TEMPORARY_SUFFIX, data + JOURNAL_SUFFIX + TEMPORARY_SUFFIX]
 
 
 def bundle(files: dict[str, Path]) -> bytes:
@@ -179,7 +200,7 @@ class Hosts:
                 if source is None:
                     raise RemoteError(f"host {host.name}: seed {peer_id} has no {config.common.file_name} there, "
                                       f"and there is none here to send")
-                files[f"peer_{peer_id}/{config.common.file_name}"] = source
+                files[f"{peer_dir_name(peer_id)}/{config.common.file_name}"] = source
                 messages.append(f"sending the seed's file to peer {peer_id} on {host.name}")
         return files, messages
 
@@ -191,8 +212,7 @@ class Hosts:
                  seed_file: Callable[[int], Optional[Path]]) -> list[str]:
         self.connect(host.name)
         files, messages = self.clear(config, host, twistd, seed_file)
-        self.put(host, {"Common.cfg": config_dir / "Common.cfg", "PeerInfo.cfg": config_dir / "PeerInfo.cfg",
-                        **files})
+        self.put(host, {COMMON_CFG: config_dir / COMMON_CFG, PEER_INFO_CFG: config_dir / PEER_INFO_CFG, **files})
         return messages
 
     def each(self, names: Sequence[str], work: Callable[[str], T]) -> dict[str, T | RemoteError]:

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 from twisted_p2p.config import ConfigError, load
 from twisted_p2p.layout import COMMON_CFG
 
-from .report import audit, report
+from .result import audit, report
 from .rubric import rubric
 from .rubricpage import write_rubric_page
 

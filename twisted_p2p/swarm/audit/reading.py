@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from twisted_p2p.eventlog import Event, parse_line
+from twisted_p2p.layout import event_log_name
 
 from .stamps import Stamp, read_stamp
 
@@ -214,7 +215,7 @@ def _check_list_order(log: PeerLog, number: int, event: Event) -> None:
 
 
 def missing_log(peer_id: int) -> PeerLog:
-    log = PeerLog(peer_id, f"log_peer_{peer_id}.log", present=False)
+    log = PeerLog(peer_id, event_log_name(peer_id), present=False)
     log.findings.append(Finding(log.file, None, MISSING_LOG, f"peer {peer_id} is in PeerInfo.cfg but wrote no log", peer_id))
     return log
 

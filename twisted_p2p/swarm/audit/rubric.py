@@ -11,14 +11,13 @@ import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass
-from statistics import median
 from typing import Callable, Iterable, Optional
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import SENTENCES, TIME_FORMAT
 
 from .reading import PeerLog, Record, own_records
-from .report import AuditResult
+from .result import AuditResult
 from .sessions import Session, pieces_held
 
 ITEMS = (

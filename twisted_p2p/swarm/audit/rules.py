@@ -1,6 +1,6 @@
 """The rules, one function each, registered with :func:`rule` and run by :func:`audit`.
 
-Each rule is a pure function of one peer's log and the :class:`Swarm` it belongs to
+Each rule is a pure function of one peer's log and the :class:`AuditedSwarm` it belongs to
 (the configuration and every other log), returning its findings. A finding is a
 violation only if its rule rests on a sentence of the course (:data:`REQUIRED_BY`, in
 :mod:`.required` with the rules' names); any other is advice -- our own choices -- and
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 from twisted_p2p.config import SwarmConfig
+from twisted_p2p.layout import event_log_name
 
 from .reading import Finding, PeerLog, Record, own_records
 from .required import (  # noqa: F401 -- the names are this module's interface too (the kit imports them)
@@ -24,7 +25,7 @@ from .required import (  # noqa: F401 -- the names are this module's interface t
 from .sessions import CONNECTIONS, Session, mentioned, pieces_held, split_sessions
 
 @dataclass(frozen=True)
-class Swarm:
+class AuditedSwarm:
     """What a rule may look at besides the log it checks: the configuration, every log,
     the sessions of each log that is there, and the pieces each such log shows its peer
     had (see :func:`pieces_shown`)."""
@@ -36,13 +37,13 @@ class Swarm:
     pieces: dict[int, set[int]]
 
     @classmethod
-    def of(cls, config: SwarmConfig, logs: dict[int, PeerLog], slack: Optional[float] = None) -> Swarm:
+    def of(cls, config: SwarmConfig, logs: dict[int, PeerLog], slack: Optional[float] = None) -> AuditedSwarm:
         present = {peer_id: log for peer_id, log in logs.items() if log.present}
         sessions = {peer_id: split_sessions(log, config) for peer_id, log in present.items()}
         return cls(config, logs, slack, sessions, pieces_shown(present, sessions))
 
 
-Rule = Callable[[PeerLog, Swarm], list[Finding]]
+Rule = Callable[[PeerLog, AuditedSwarm], list[Finding]]
 RULES: list[Rule] = []
 
 
@@ -53,7 +54,7 @@ def rule(check: Rule) -> Rule:
 
 
 @rule
-def sentences_name_their_writer(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def sentences_name_their_writer(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """SPEC §5: ID1 is always the peer writing the log."""
     return [
         Finding(log.file, record.line, WRONG_WRITER,
@@ -64,7 +65,7 @@ def sentences_name_their_writer(log: PeerLog, swarm: Swarm) -> list[Finding]:
 
 
 @rule
-def ids_and_pieces_exist(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def ids_and_pieces_exist(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """Every other ID is a peer of PeerInfo.cfg other than the writer; every index a piece."""
     config = swarm.config
     findings = []
@@ -83,7 +84,7 @@ def ids_and_pieces_exist(log: PeerLog, swarm: Swarm) -> list[Finding]:
 
 
 @rule
-def connections_follow_start_order(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def connections_follow_start_order(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """SPEC §3: a peer dials every peer listed before it and is dialled by every later one.
 
     A connection may be made again -- after a restart of either peer, or a dropped
@@ -117,7 +118,7 @@ def connections_follow_start_order(log: PeerLog, swarm: Swarm) -> list[Finding]:
             theirs = connections(swarm.logs[other])[log.peer_id]
             if mine[other] > theirs + len(swarm.sessions[other]) - 1:
                 findings.append(Finding(log.file, record.line, CONNECTION_TWICE,
-                                        f"with {other}, first on line {seen[other]}; log_peer_{other}.log shows "
+                                        f"with {other}, first on line {seen[other]}; {event_log_name(other)} shows "
                                         f"{theirs} connection{'s' if theirs != 1 else ''} with {log.peer_id}, "
                                         f"this log {mine[other]}", log.peer_id))
     for other in order:
@@ -134,7 +135,7 @@ def connections(log: PeerLog) -> Counter[int]:
 
 
 @rule
-def at_most_k_preferred(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def at_most_k_preferred(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """SPEC §3: k preferred neighbours are chosen each interval, never more."""
     k = swarm.config.common.preferred_neighbors
     return [
@@ -153,7 +154,7 @@ def default_slack(m: int) -> float:
 
 
 @rule
-def optimistic_changes_every_m_seconds(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def optimistic_changes_every_m_seconds(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """SPEC §3: the optimistic neighbour is chosen every m seconds, so the lines that log
     a change are at least m seconds apart (less the slack and the stamps' precision) --
     within a session: a restarted peer picks its first one afresh."""
@@ -176,7 +177,7 @@ def optimistic_changes_every_m_seconds(log: PeerLog, swarm: Swarm) -> list[Findi
 
 
 @rule
-def download_counts_rise_by_one(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def download_counts_rise_by_one(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """SPEC §5: 'Now the number of pieces it has is [count]' -- one more each time, from
     nothing (hasFile 0) up to the number of pieces. A restarted session counts on from
     the pieces it resumed with, so its first count may be any from 1."""
@@ -205,7 +206,7 @@ def download_counts_rise_by_one(log: PeerLog, swarm: Swarm) -> list[Finding]:
 
 
 @rule
-def no_piece_downloaded_twice(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def no_piece_downloaded_twice(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """A peer requests only pieces it lacks (SPEC §3), so a session downloads each index
     once. A piece from an earlier session may come again only if it was lost: as many
     such pieces as the counts at the restarts went down by (see Session.lost)."""
@@ -235,7 +236,7 @@ def no_piece_downloaded_twice(log: PeerLog, swarm: Swarm) -> list[Finding]:
 
 
 @rule
-def seed_downloads_nothing(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def seed_downloads_nothing(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """A seed starts with the whole file: it downloads nothing and never 'completes'."""
     if not swarm.config.peer(log.peer_id).has_file:
         return []
@@ -250,7 +251,7 @@ def seed_downloads_nothing(log: PeerLog, swarm: Swarm) -> list[Finding]:
 
 
 @rule
-def one_completion_after_last_piece(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def one_completion_after_last_piece(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """A peer without the file logs 'has downloaded the complete file' once a session,
     once it holds every piece, and downloads nothing after it in that session; the last
     session that downloads (or a later one) logs it.
@@ -324,7 +325,7 @@ def pieces_shown(logs: dict[int, PeerLog], sessions: dict[int, list[Session]]) -
     return shown
 
 
-def _about_other_peers(log: PeerLog, swarm: Swarm, kind: str) -> Iterator[Record]:
+def _about_other_peers(log: PeerLog, swarm: AuditedSwarm, kind: str) -> Iterator[Record]:
     """The log's own records of ``kind`` about another peer of PeerInfo.cfg (the rules
     that compare two logs skip the rest: other rules report them)."""
     for record in own_records(log):
@@ -334,7 +335,7 @@ def _about_other_peers(log: PeerLog, swarm: Swarm, kind: str) -> Iterator[Record
 
 
 @rule
-def haves_match_downloads(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def haves_match_downloads(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """SPEC §3: a peer sends 'have' after each piece it completes, so a 'have' from X for
     piece i needs X's line 'downloaded the piece i' (when X's log is there). A seed has
     no reason to send one, but it does have the piece: that is only advice."""
@@ -349,12 +350,12 @@ def haves_match_downloads(log: PeerLog, swarm: Swarm) -> list[Finding]:
                                     f"{event.index}", log.peer_id))
         elif sender in downloads and event.index not in downloads[sender]:
             findings.append(Finding(log.file, record.line, HAVE_NOT_DOWNLOADED,
-                                    f"log_peer_{sender}.log never downloads piece {event.index}", log.peer_id))
+                                    f"{event_log_name(sender)} never downloads piece {event.index}", log.peer_id))
     return findings
 
 
 @rule
-def sources_had_the_piece(log: PeerLog, swarm: Swarm) -> list[Finding]:
+def sources_had_the_piece(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     """SPEC §3: a peer answers a request only for a piece it has, so a piece downloaded
     from X is one X is a seed for or logged downloading (when X's log is there)."""
     config, downloads = swarm.config, swarm.pieces

@@ -105,7 +105,7 @@ def log_findings(run: ScenarioRun) -> dict[int, list[Finding]]:
         logs[peer_id] = _read(home / f"log_peer_{peer_id}.log", peer_id)
     config = layout.config_for(None)
     started = tuple(peer for peer in config.peers if not run.held_back(peer.peer_id))
-    swarm = audit_rules.Swarm.of(replace(config, peers=started), logs)
+    swarm = audit_rules.AuditedSwarm.of(replace(config, peers=started), logs)
     found = {}
     for peer_id in layout.scenario.theirs:
         log = logs[peer_id]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from twisted_p2p.config import SwarmConfig
-from twisted_p2p.swarm.htmlreport import PALETTE, SEED_COLOUR
+from twisted_p2p.swarm.runpage import PALETTE, SEED_COLOUR
 from twisted_p2p.swarm.progress import PeerProgress
 
 MISSING, OWN = ".", "*"

@@ -2,22 +2,18 @@
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from twisted_p2p.config import SwarmConfig
+from twisted_p2p.layout import EVENT_LOG_GLOB, event_log_peer
 
 from .reading import STRAY_LOG, Finding, Note, PeerLog, missing_log, read_log
 from .required import course_sentence, is_required
-from .rules import RULES, Swarm, ends_complete
+from .rules import RULES, AuditedSwarm, ends_complete
 from .sessions import Session, pieces_held
-
-LOG_GLOB = "log_peer_*.log"
-_LOG_NAME = re.compile(r"log_peer_(\d+)\.log")
-
 
 @dataclass
 class AuditResult:
@@ -48,10 +44,10 @@ def find_logs(work_dir: Path) -> tuple[dict[int, Path], list[Path]]:
     """(log path by peer ID, files named like logs whose name carries no peer ID)."""
     by_id: dict[int, Path] = {}
     odd: list[Path] = []
-    for path in sorted(work_dir.glob(LOG_GLOB)):
-        match = _LOG_NAME.fullmatch(path.name)
-        if match:
-            by_id[int(match[1])] = path
+    for path in sorted(work_dir.glob(EVENT_LOG_GLOB)):
+        peer_id = event_log_peer(path.name)
+        if peer_id is not None:
+            by_id[peer_id] = path
         else:
             odd.append(path)
     return by_id, odd
@@ -64,7 +60,7 @@ def audit(work_dir: Path, config: SwarmConfig, slack: Optional[float] = None) ->
     for peer in config.peers:
         path = paths.get(peer.peer_id)
         logs[peer.peer_id] = read_log(path, peer.peer_id) if path is not None else missing_log(peer.peer_id)
-    swarm = Swarm.of(config, logs, slack)
+    swarm = AuditedSwarm.of(config, logs, slack)
     findings: list[Finding] = []
     for log in logs.values():
         found = list(log.findings)

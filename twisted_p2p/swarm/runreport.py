@@ -1,4 +1,5 @@
-"""The end of a run: file checks, the summary table, swarm-report.json and the plot."""
+"""A run's report: each peer's result, the summary table, swarm-report.json and the plot
+(``run`` and ``push`` write it; :mod:`twisted_p2p.swarm.runpage` is its HTML page)."""
 from __future__ import annotations
 
 import json

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Union
 
 from twisted_p2p.config import SwarmConfig
-from twisted_p2p.swarm.audit.report import AuditResult, verdict
+from twisted_p2p.swarm.audit.result import AuditResult, verdict
 from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.report import file_verdict
+from twisted_p2p.swarm.runreport import file_verdict
 
 REPORT_HTML = "swarm-report.html"
 #: Okabe & Ito's colour-blind-safe palette, ordered so neighbouring peers differ most.
@@ -177,6 +177,27 @@ def _label(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:g}"
 
 
+def _step_path(pixels: list[tuple[int, int]], end_x: int) -> str:
+    """An SVG path through ``pixels`` (x, y) in steps to ``end_x``: across, then up, with
+    no step where y stays and one V where several points share a pixel column."""
+    last_x, last_y = pixels[0]
+    steps = [f"M{last_x} {last_y}"]
+    for px, py in pixels[1:]:
+        if py == last_y:
+            continue
+        if px != last_x:
+            steps.append(f"H{px}")
+            last_x = px
+        if steps[-1][0] == "V":
+            steps[-1] = f"V{py}"
+        else:
+            steps.append(f"V{py}")
+        last_y = py
+    if end_x != last_x:
+        steps.append(f"H{end_x}")
+    return "".join(steps)
+
+
 def _timeline(report: dict[str, Any], looks: Mapping[int, Look], total: int) -> str:
     """Step lines of pieces held, in pixels rounded so a long run costs at most one H and
     one V per pixel column or row, whatever the piece count."""
@@ -204,23 +225,7 @@ def _timeline(report: dict[str, Any], looks: Mapping[int, Look], total: int) -> 
                f' text-anchor="middle" font-size="20">pieces held</text></g>')
     for peer_id, points in series.items():
         look = looks.get(peer_id) or Look(0)
-        last_x, last_y = x(points[0][0]), y(points[0][1])
-        steps = [f"M{last_x} {last_y}"]
-        for t, held in points[1:]:
-            px, py = x(t), y(held)
-            if py == last_y:
-                continue
-            if px != last_x:
-                steps.append(f"H{px}")
-                last_x = px
-            if steps[-1][0] == "V":
-                steps[-1] = f"V{py}"
-            else:
-                steps.append(f"V{py}")
-            last_y = py
-        if x(end) != last_x:
-            steps.append(f"H{x(end)}")
-        d = "".join(steps)
+        d = _step_path([(x(t), y(held)) for t, held in points], x(end))
         dash = f' stroke-dasharray="{look.dash}"' if look.dash else ""
         if look.colour == CASED:
             out.append(f'<path d="{d}" stroke="#444" stroke-width="5" fill="none"{dash}/>')
