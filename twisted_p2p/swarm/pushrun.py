@@ -52,7 +52,7 @@ from twisted_p2p.swarm.pushresume import (
 from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
 from twisted_p2p.swarm.htmlreport import write_html_report
 from twisted_p2p.swarm.report import PeerResult, build_report, sha256_file, write_report
-from twisted_p2p.swarm.supervise import Swarm
+from twisted_p2p.swarm.supervise import PeerProcesses
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
 #: ``--split-seed``: the seed sends each piece about once).
@@ -132,7 +132,7 @@ def send_config(remote: Hosts, files: dict[str, Path], own: Optional[dict[str, d
 
 
 def run_swarm(config: SwarmConfig, launches: list[Launch], dropped: dict[int, str], timeout: Optional[float],
-              stdout: TextIO) -> Swarm:
+              stdout: TextIO) -> PeerProcesses:
     """Run the peers to the end in the global reactor (once per process). ``dropped``:
     peers listed in PeerInfo.cfg that were not started, and why."""
     from twisted.internet import reactor
@@ -144,7 +144,7 @@ def run_swarm(config: SwarmConfig, launches: list[Launch], dropped: dict[int, st
     }
     display = Display(stdout, config.common.piece_size, tty=stdout.isatty(), hosts=True)
     # The seed is not niced: its upload is what the whole push waits for.
-    swarm = Swarm(reactor, launches, progress, display, keep_going=True, local_nice=0)
+    swarm = PeerProcesses(reactor, launches, progress, display, keep_going=True, local_nice=0)
     swarm.dropped.update(dropped)
 
     def finished(result: object) -> None:
@@ -166,7 +166,7 @@ def run_swarm(config: SwarmConfig, launches: list[Launch], dropped: dict[int, st
     return swarm
 
 
-def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: str, sha256: str,
+def deliver(remote: Hosts, swarm: PeerProcesses, targets: dict[str, Target], file_name: str, sha256: str,
             left: dict[str, list[int]]) -> dict[str, HostOutcome]:
     """For every host of the swarm: its copy checked (by the SHA-256 its peer reported,
     else hashed there) and moved to its place, or why not. ``left``: hosts where a peer
@@ -197,7 +197,7 @@ def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: 
             for host, result in done.items()}
 
 
-def write_push_report(directory: Path, config: SwarmConfig, swarm: Swarm, outcomes: dict[str, HostOutcome],
+def write_push_report(directory: Path, config: SwarmConfig, swarm: PeerProcesses, outcomes: dict[str, HostOutcome],
                       code: Optional[int], duration: float) -> Path:
     """The swarm's report, as ``run`` writes it (JSON and the HTML page), kept in
     ``directory``: a push writes none unless asked, as it costs time at the end."""

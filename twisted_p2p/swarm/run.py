@@ -37,7 +37,7 @@ from twisted_p2p.swarm.report import (
     write_plot,
     write_report,
 )
-from twisted_p2p.swarm.supervise import Swarm
+from twisted_p2p.swarm.supervise import PeerProcesses
 from twisted_p2p.swarm.web.server import Dashboard, parse_address
 from twisted_p2p.swarm.web.feed import Feed
 
@@ -264,7 +264,7 @@ def _run(args: argparse.Namespace, config: SwarmConfig, work_dir: Path, launches
         for peer in config.peers
     }
     display = Display(stdout, config.common.piece_size, tty=stdout.isatty())
-    swarm = Swarm(reactor, launches, progress, display)
+    swarm = PeerProcesses(reactor, launches, progress, display)
     dashboard: Optional[Dashboard] = None
     if args.web is not None:
         try:
@@ -342,7 +342,7 @@ def auditable(work_dir: Path, config: SwarmConfig) -> bool:
     return total <= AUDIT_LIMIT
 
 
-def conclude(config: SwarmConfig, work_dir: Path, swarm: Swarm, progress: dict[int, PeerProgress], remote: Hosts,
+def conclude(config: SwarmConfig, work_dir: Path, swarm: PeerProcesses, progress: dict[int, PeerProgress], remote: Hosts,
              result_outcome: str, duration: float, display: Display, stdout: TextIO) -> int:
     """After the run: no peer left on other hosts, every file checked, the summary and the
     reports written; the exit status."""

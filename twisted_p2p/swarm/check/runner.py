@@ -217,7 +217,7 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
     run.recordings = relay.recordings
     for peer in run.peers.values():
         if peer.theirs and not peer.child.running and peer.child.started is not None and not peer.child.stopped_by_kit:
-            peer.leftovers = peer.child.leftovers()
+            peer.leftovers = peer.child.session_alive()
     yield DeferredList([peer.child.stop() for peer in run.peers.values()])
     relay.stop()
     layout.release()
