@@ -29,6 +29,7 @@ from typing import Any, Callable, Deque, Optional, Union
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from twisted_p2p.swarm import tcprelay
+from twisted_p2p.swarm.children import stop_popen
 from twisted_p2p.swarm.tcprelay import Dialling, Line, Link
 
 #: How long the relay keeps dialling a target that refuses (a peer still starting) before
@@ -200,13 +201,7 @@ class RelayProcess:
         if self.stopped:
             return self.summary
         self.stopped = True
-        if self.child.poll() is None:
-            self.child.send_signal(signal.SIGTERM)
-        try:
-            out, _ = self.child.communicate(timeout=10)  # closes its standard input too
-        except subprocess.TimeoutExpired:
-            self.child.kill()
-            out, _ = self.child.communicate()
+        out, _ = stop_popen(self.child, grace=10)  # closes its standard input too
         lines = (out or "").strip().splitlines()
         try:
             self.summary = json.loads(lines[-1]) if lines else None
