@@ -26,10 +26,13 @@ import time
 from collections import Counter
 from typing import Optional
 
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, event_log_path
+
 from bench.procs import LOOPBACK, free_ports, twistd_path
-from bench.swarm import events
+from bench.swarm import FILE_NAME, events
 
 PIECE = 16384
+SEED, LEECHER = 1001, 1002
 _RESUMING = re.compile(r"resuming with (\d+) of (\d+) pieces")
 
 
@@ -43,24 +46,24 @@ def _start(twistd: str, work: str, peer_id: int, out: str) -> subprocess.Popen:
 def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, timeout: float = 120) -> dict:
     twistd = twistd or twistd_path()
     work = tempfile.mkdtemp(prefix="p2pbench-crash-")
-    seed_dir = os.path.join(work, "peer_1001")
-    os.makedirs(seed_dir)
-    with open(os.path.join(seed_dir, "TheFile.dat"), "wb") as out:
+    seed_file = data_path(work, SEED, FILE_NAME)
+    seed_file.parent.mkdir(parents=True)
+    with open(seed_file, "wb") as out:
         for _ in range(size // (1 << 20)):
             out.write(os.urandom(1 << 20))
         out.write(os.urandom(size % (1 << 20)))
     ports = free_ports(2)
-    with open(os.path.join(work, "Common.cfg"), "w") as cfg:
+    with open(os.path.join(work, COMMON_CFG), "w") as cfg:
         cfg.write(f"NumberOfPreferredNeighbors 1\nUnchokingInterval 1\nOptimisticUnchokingInterval 1\n"
-                  f"FileName TheFile.dat\nFileSize {size}\nPieceSize {PIECE}\n")
-    with open(os.path.join(work, "PeerInfo.cfg"), "w") as cfg:
-        cfg.write(f"1001 {LOOPBACK} {ports[0]} 1\n1002 {LOOPBACK} {ports[1]} 0\n")
-    log = os.path.join(work, "log_peer_1002.log")
+                  f"FileName {FILE_NAME}\nFileSize {size}\nPieceSize {PIECE}\n")
+    with open(os.path.join(work, PEER_INFO_CFG), "w") as cfg:
+        cfg.write(f"{SEED} {LOOPBACK} {ports[0]} 1\n{LEECHER} {LOOPBACK} {ports[1]} 0\n")
+    log = str(event_log_path(work, LEECHER))
     out = os.path.join(work, "leecher.out")
-    seed = _start(twistd, work, 1001, os.path.join(work, "seed.out"))
+    seed = _start(twistd, work, SEED, os.path.join(work, "seed.out"))
     kills = []
     try:
-        leecher = _start(twistd, work, 1002, out)
+        leecher = _start(twistd, work, LEECHER, out)
         sessions = 0
         for moment in kill_after:
             sessions += 1
@@ -73,7 +76,7 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
             leecher.wait()
             logged = len({e.index for e in events(log) if e.kind == "downloaded"})
             seen = len(open(out, errors="replace").read())
-            leecher = _start(twistd, work, 1002, out)
+            leecher = _start(twistd, work, LEECHER, out)
             resumed = None
             deadline = time.monotonic() + 30
             while resumed is None and time.monotonic() < deadline and leecher.poll() is None:
@@ -94,8 +97,7 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
             "kills": kills,
             "leecher_status": status,
             "downloaded_twice": sum(1 for count in downloads.values() if count > 1),
-            "file_ok": filecmp.cmp(os.path.join(seed_dir, "TheFile.dat"),
-                                   os.path.join(work, "peer_1002", "TheFile.dat"), shallow=False),
+            "file_ok": filecmp.cmp(seed_file, data_path(work, LEECHER, FILE_NAME), shallow=False),
         }
     finally:
         for process in (seed, leecher):

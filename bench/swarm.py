@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from twisted_p2p.eventlog import parse_line
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, event_log_path
 
 from bench.netrelay import RelayProcess
 from bench.procs import LOOPBACK, free_ports, reap, spawn, twistd_path
@@ -64,8 +65,8 @@ def write_peer_infos(work: str, ids: list[int], ports: list[int], relay_ports: l
     for peer in ids:
         directory = os.path.join(work, f"config_{peer}")
         os.mkdir(directory)
-        shutil.copyfile(os.path.join(work, "Common.cfg"), os.path.join(directory, "Common.cfg"))
-        with open(os.path.join(directory, "PeerInfo.cfg"), "w") as cfg:
+        shutil.copyfile(os.path.join(work, COMMON_CFG), os.path.join(directory, COMMON_CFG))
+        with open(os.path.join(directory, PEER_INFO_CFG), "w") as cfg:
             for index, (other, port, relayed) in enumerate(zip(ids, ports, relay_ports)):
                 cfg.write(f"{other} {LOOPBACK} {port if other == peer else relayed} {1 if index == 0 else 0}\n")
         dirs[peer] = directory
@@ -106,14 +107,14 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         count = spec.leechers + 1
         ids = [FIRST_ID + i for i in range(count)]
         ports = free_ports(count)
-        with open(os.path.join(work, "Common.cfg"), "w") as cfg:
+        with open(os.path.join(work, COMMON_CFG), "w") as cfg:
             cfg.write(
                 f"NumberOfPreferredNeighbors {spec.preferred}\n"
                 f"UnchokingInterval {spec.unchoking_interval}\n"
                 f"OptimisticUnchokingInterval {spec.optimistic_interval}\n"
                 f"FileName {FILE_NAME}\nFileSize {size}\nPieceSize {spec.piece_size}\n"
             )
-        with open(os.path.join(work, "PeerInfo.cfg"), "w") as cfg:
+        with open(os.path.join(work, PEER_INFO_CFG), "w") as cfg:
             for index, (peer, port) in enumerate(zip(ids, ports)):
                 cfg.write(f"{peer} {LOOPBACK} {port} {1 if index == 0 else 0}\n")
         config_dirs = {peer: work for peer in ids}
@@ -121,8 +122,9 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         if spec.delay_ms is not None:
             relay = stack.enter_context(RelayProcess(ports, spec.delay_ms))
             config_dirs = write_peer_infos(work, ids, ports, relay.ports)
-        os.mkdir(os.path.join(work, f"peer_{ids[0]}"))
-        _place(spec.file_path, os.path.join(work, f"peer_{ids[0]}", FILE_NAME))
+        seed_file = data_path(work, ids[0], FILE_NAME)
+        os.mkdir(seed_file.parent)
+        _place(spec.file_path, str(seed_file))
         twistd = twistd_path()
         extra = spec.env if spec.env is not None else PEER_ENV
         env = dict(os.environ, **extra) if extra else None
@@ -144,7 +146,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         pair_connected: dict[frozenset, float] = {}  # first connection line of each pair
         downloaded: list[float] = []
         for peer in ids:
-            for event in events(os.path.join(work, f"log_peer_{peer}.log")):
+            for event in events(str(event_log_path(work, peer))):
                 if event.kind == "complete":
                     complete[peer] = event.time
                 elif event.kind == "downloaded":
@@ -160,7 +162,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
         verified = None
         if spec.verify and ok:
             verified = all(
-                filecmp.cmp(spec.file_path, os.path.join(work, f"peer_{peer}", FILE_NAME), shallow=False)
+                filecmp.cmp(spec.file_path, data_path(work, peer, FILE_NAME), shallow=False)
                 for peer in ids[1:]
             )
             ok = verified
