@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Optional
 
 from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, event_log_path
@@ -43,9 +44,8 @@ def _start(twistd: str, work: str, peer_id: int, out: str) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL)
 
 
-def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, timeout: float = 120) -> dict:
-    twistd = twistd or twistd_path()
-    work = tempfile.mkdtemp(prefix="p2pbench-crash-")
+def _prepare(work: str, size: int) -> Path:
+    """The seed's file of ``size`` random bytes and the two peers' configs; the file."""
     seed_file = data_path(work, SEED, FILE_NAME)
     seed_file.parent.mkdir(parents=True)
     with open(seed_file, "wb") as out:
@@ -58,6 +58,28 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
                   f"FileName {FILE_NAME}\nFileSize {size}\nPieceSize {PIECE}\n")
     with open(os.path.join(work, PEER_INFO_CFG), "w") as cfg:
         cfg.write(f"{SEED} {LOOPBACK} {ports[0]} 1\n{LEECHER} {LOOPBACK} {ports[1]} 0\n")
+    return seed_file
+
+
+def _resumed(leecher: subprocess.Popen, out: str, seen: int) -> Optional[int]:
+    """The pieces a restarted leecher says it resumes with (0: it listens without
+    resuming; None: it said neither within 30 s), from its output after ``seen``."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and leecher.poll() is None:
+        text = open(out, errors="replace").read()[seen:]
+        found = _RESUMING.search(text)
+        if found:
+            return int(found.group(1))
+        if "listening on port" in text:
+            return 0
+        time.sleep(0.005)
+    return None
+
+
+def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, timeout: float = 120) -> dict:
+    twistd = twistd or twistd_path()
+    work = tempfile.mkdtemp(prefix="p2pbench-crash-")
+    seed_file = _prepare(work, size)
     log = str(event_log_path(work, LEECHER))
     out = os.path.join(work, "leecher.out")
     seed = _start(twistd, work, SEED, os.path.join(work, "seed.out"))
@@ -77,16 +99,7 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
             logged = len({e.index for e in events(log) if e.kind == "downloaded"})
             seen = len(open(out, errors="replace").read())
             leecher = _start(twistd, work, LEECHER, out)
-            resumed = None
-            deadline = time.monotonic() + 30
-            while resumed is None and time.monotonic() < deadline and leecher.poll() is None:
-                text = open(out, errors="replace").read()[seen:]
-                found = _RESUMING.search(text)
-                if found:
-                    resumed = int(found.group(1))
-                elif "listening on port" in text:
-                    resumed = 0
-                time.sleep(0.005)
+            resumed = _resumed(leecher, out, seen)
             kills.append({"after_s": moment, "logged": logged, "resumed": resumed,
                           "lost": max(0, logged - (resumed or 0))})
         status = leecher.wait(timeout=timeout)
