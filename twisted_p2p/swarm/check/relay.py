@@ -12,6 +12,9 @@ exactly as each side saw it. Three things it does on purpose:
 * it can pace what a peer sends or is sent (bytes/s per connection), so that a swarm
   lasts long enough to see choking rounds and interest change;
 * it records at most ``cap`` bytes a direction and cuts a connection that floods.
+
+Joining the two connections of a link is the relay core's (:mod:`twisted_p2p.swarm.tcprelay`,
+shared with the bench's delaying relay); each direction here is a :class:`_Pipe`.
 """
 from __future__ import annotations
 
