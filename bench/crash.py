@@ -24,12 +24,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Optional
 
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, event_log_path
+
 from bench.procs import LOOPBACK, free_ports, twistd_path
-from bench.swarm import events
+from bench.swarm import FILE_NAME, events
 
 PIECE = 16384
+SEED, LEECHER = 1001, 1002
 _RESUMING = re.compile(r"resuming with (\d+) of (\d+) pieces")
 
 
@@ -40,27 +44,48 @@ def _start(twistd: str, work: str, peer_id: int, out: str) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL)
 
 
-def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, timeout: float = 120) -> dict:
-    twistd = twistd or twistd_path()
-    work = tempfile.mkdtemp(prefix="p2pbench-crash-")
-    seed_dir = os.path.join(work, "peer_1001")
-    os.makedirs(seed_dir)
-    with open(os.path.join(seed_dir, "TheFile.dat"), "wb") as out:
+def _prepare(work: str, size: int) -> Path:
+    """The seed's file of ``size`` random bytes and the two peers' configs; the file."""
+    seed_file = data_path(work, SEED, FILE_NAME)
+    seed_file.parent.mkdir(parents=True)
+    with open(seed_file, "wb") as out:
         for _ in range(size // (1 << 20)):
             out.write(os.urandom(1 << 20))
         out.write(os.urandom(size % (1 << 20)))
     ports = free_ports(2)
-    with open(os.path.join(work, "Common.cfg"), "w") as cfg:
+    with open(os.path.join(work, COMMON_CFG), "w") as cfg:
         cfg.write(f"NumberOfPreferredNeighbors 1\nUnchokingInterval 1\nOptimisticUnchokingInterval 1\n"
-                  f"FileName TheFile.dat\nFileSize {size}\nPieceSize {PIECE}\n")
-    with open(os.path.join(work, "PeerInfo.cfg"), "w") as cfg:
-        cfg.write(f"1001 {LOOPBACK} {ports[0]} 1\n1002 {LOOPBACK} {ports[1]} 0\n")
-    log = os.path.join(work, "log_peer_1002.log")
+                  f"FileName {FILE_NAME}\nFileSize {size}\nPieceSize {PIECE}\n")
+    with open(os.path.join(work, PEER_INFO_CFG), "w") as cfg:
+        cfg.write(f"{SEED} {LOOPBACK} {ports[0]} 1\n{LEECHER} {LOOPBACK} {ports[1]} 0\n")
+    return seed_file
+
+
+def _resumed(leecher: subprocess.Popen, out: str, seen: int) -> Optional[int]:
+    """The pieces a restarted leecher says it resumes with (0: it listens without
+    resuming; None: it said neither within 30 s), from its output after ``seen``."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and leecher.poll() is None:
+        text = open(out, errors="replace").read()[seen:]
+        found = _RESUMING.search(text)
+        if found:
+            return int(found.group(1))
+        if "listening on port" in text:
+            return 0
+        time.sleep(0.005)
+    return None
+
+
+def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, timeout: float = 120) -> dict:
+    twistd = twistd or twistd_path()
+    work = tempfile.mkdtemp(prefix="p2pbench-crash-")
+    seed_file = _prepare(work, size)
+    log = str(event_log_path(work, LEECHER))
     out = os.path.join(work, "leecher.out")
-    seed = _start(twistd, work, 1001, os.path.join(work, "seed.out"))
+    seed = _start(twistd, work, SEED, os.path.join(work, "seed.out"))
     kills = []
     try:
-        leecher = _start(twistd, work, 1002, out)
+        leecher = _start(twistd, work, LEECHER, out)
         sessions = 0
         for moment in kill_after:
             sessions += 1
@@ -73,17 +98,8 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
             leecher.wait()
             logged = len({e.index for e in events(log) if e.kind == "downloaded"})
             seen = len(open(out, errors="replace").read())
-            leecher = _start(twistd, work, 1002, out)
-            resumed = None
-            deadline = time.monotonic() + 30
-            while resumed is None and time.monotonic() < deadline and leecher.poll() is None:
-                text = open(out, errors="replace").read()[seen:]
-                found = _RESUMING.search(text)
-                if found:
-                    resumed = int(found.group(1))
-                elif "listening on port" in text:
-                    resumed = 0
-                time.sleep(0.005)
+            leecher = _start(twistd, work, LEECHER, out)
+            resumed = _resumed(leecher, out, seen)
             kills.append({"after_s": moment, "logged": logged, "resumed": resumed,
                           "lost": max(0, logged - (resumed or 0))})
         status = leecher.wait(timeout=timeout)
@@ -94,8 +110,7 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
             "kills": kills,
             "leecher_status": status,
             "downloaded_twice": sum(1 for count in downloads.values() if count > 1),
-            "file_ok": filecmp.cmp(os.path.join(seed_dir, "TheFile.dat"),
-                                   os.path.join(work, "peer_1002", "TheFile.dat"), shallow=False),
+            "file_ok": filecmp.cmp(seed_file, data_path(work, LEECHER, FILE_NAME), shallow=False),
         }
     finally:
         for process in (seed, leecher):

@@ -5,7 +5,9 @@ connection is joined to a connection to its target, and every chunk read from ei
 is written to the other end ``delay`` seconds after it was read. Each direction is a FIFO
 with one timer, so bytes never overtake each other; the end of a stream (EOF or a reset)
 travels the same FIFO, after the bytes before it, and closes the other end. Reading never
-stops (buffering is unbounded), so the relay adds delay, not a bandwidth limit.
+stops (buffering is unbounded), so the relay adds delay, not a bandwidth limit. The
+joining of the two connections is the shared relay core's (``twisted_p2p.swarm.tcprelay``);
+what is the bench's own is the :class:`DelayLine` each direction goes through.
 
 It runs in its own process, so that its CPU is not charged to whoever measures:
 ``python -m bench.netrelay --delay-ms D TARGET_PORT...`` prints one JSON line with its
@@ -24,11 +26,12 @@ import sys
 import threading
 from typing import Any, Callable, Deque, Optional, Union
 
-from twisted.internet.interfaces import IAddress, IConnector, IDelayedCall, IReactorTime
-from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
-from twisted.python.failure import Failure
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-LOOPBACK = "127.0.0.1"
+from twisted_p2p.swarm import tcprelay
+from twisted_p2p.swarm.children import stop_popen
+from twisted_p2p.swarm.tcprelay import Dialling, Line, Link
+
 #: How long the relay keeps dialling a target that refuses (a peer still starting) before
 #: it gives up and closes the accepted connection; and how often it tries.
 CONNECT_PATIENCE_S = 30.0
@@ -42,19 +45,21 @@ class _End:
 END = _End()
 
 
-class DelayLine:
+class DelayLine(Line):
     """One direction of one connection: what is pushed comes out ``delay`` seconds later, in order.
 
     A FIFO of (due time, chunk) with a single timer set for the head, so that chunks cannot
     race each other as separate timers might. With ``delay`` 0 a chunk goes out at once.
+    By default the bytes go to the line's sink, and the end closes it.
     """
 
-    def __init__(self, clock: IReactorTime, delay: float, deliver: Callable[[bytes], None],
-                 finish: Callable[[], None]) -> None:
+    def __init__(self, clock: IReactorTime, delay: float, deliver: Optional[Callable[[bytes], None]] = None,
+                 finish: Optional[Callable[[], None]] = None) -> None:
+        super().__init__()
         self.clock = clock
         self.delay = delay
-        self.deliver = deliver  # called with the bytes that are due, joined
-        self.finish = finish  # called once, after the last bytes, when the end is due
+        self.deliver = deliver or self.write  # called with the bytes that are due, joined
+        self.finish = finish or self.close_sink  # called once, after the last bytes, when the end is due
         self.queue: Deque[tuple[float, Union[bytes, _End]]] = collections.deque()
         self.timer: Optional[IDelayedCall] = None
         self.ended = False
@@ -107,116 +112,36 @@ class DelayLine:
 
 # -- the relay process (Twisted) -----------------------------------------------------
 
-class RelayedSocket(Protocol):
-    """One socket of a relayed pair: what it reads goes into ``outgoing``, towards the other socket."""
+class Relay(tcprelay.Relay):
+    """Every relayed pair of one process, with the delay and the counters they share.
 
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.outgoing: Optional[DelayLine] = None
-        self.incoming: Optional[DelayLine] = None  # the other socket's line to us: dropped when we are gone
-        self.gone = False
-
-    def connectionMade(self) -> None:
-        # The peers ask for no Nagle delay on their sockets; the relay's sockets must not
-        # add one (40 ms stalls on small messages, against delayed ACKs) that a real path lacks.
-        self.transport.setTcpNoDelay(True)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.relay.forwarded += len(data)
-        assert self.outgoing is not None, "an accepted socket reads only once it is joined"
-        self.outgoing.push(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.gone = True
-        if self.incoming is not None:
-            self.incoming.cancel()
-        if self.outgoing is not None:
-            self.outgoing.end()
-
-
-class AcceptedSocket(RelayedSocket):
-    """The socket a client connected to: it reads nothing until its target has answered."""
-
-    def __init__(self, relay: Relay, target: int) -> None:
-        super().__init__(relay)
-        self.target = target
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.relay.connections += 1
-        self.transport.pauseProducing()
-        self.relay.dial(self)
-
-
-class _Listen(Factory):
-    def __init__(self, relay: Relay, target: int) -> None:
-        self.relay = relay
-        self.target = target
-
-    def buildProtocol(self, addr: IAddress) -> AcceptedSocket:
-        return AcceptedSocket(self.relay, self.target)
-
-
-class _Dial(ClientFactory):
-    """Dials the target of one accepted socket, again every CONNECT_RETRY_S while it refuses:
-    a peer that is still starting is then reached as soon as it listens, as a SYN would be,
-    instead of its caller being accepted and hung up on."""
-
-    def __init__(self, relay: Relay, accepted: AcceptedSocket) -> None:
-        self.relay = relay
-        self.accepted = accepted
-        self.deadline = relay.clock.seconds() + CONNECT_PATIENCE_S
-
-    def buildProtocol(self, addr: IAddress) -> RelayedSocket:
-        dialled = RelayedSocket(self.relay)
-        self.relay.join(self.accepted, dialled)
-        return dialled
-
-    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
-        if self.accepted.gone:
-            return
-        if self.relay.clock.seconds() < self.deadline:
-            self.relay.clock.callLater(CONNECT_RETRY_S, connector.connect)
-        else:
-            self.accepted.transport.loseConnection()
-
-
-class Relay:
-    """Every relayed pair of one process, with the delay and the counters they share."""
+    An accepted socket reads nothing until its target has answered; a target that refuses
+    (a peer still starting) is dialled again every CONNECT_RETRY_S for CONNECT_PATIENCE_S.
+    The peers ask for no Nagle delay on their sockets, so the relay's sockets add none
+    either (40 ms stalls on small messages, against delayed ACKs, that a real path lacks).
+    """
 
     def __init__(self, reactor: Any, delay: float) -> None:
-        self.reactor = reactor
-        self.clock: IReactorTime = reactor
+        super().__init__(reactor, Dialling(patience=CONNECT_PATIENCE_S, retry=CONNECT_RETRY_S, no_delay=True))
         self.delay = delay
         self.connections = 0
         self.forwarded = 0  # bytes read, both directions
 
     def listen(self, target: int) -> int:
         """Relay a new port on 127.0.0.1 to ``target``; the new port."""
-        port = self.reactor.listenTCP(0, _Listen(self, target), interface=LOOPBACK)
-        return int(port.getHost().port)
+        return int(self.listen_on(0, target).getHost().port)
 
-    def dial(self, accepted: AcceptedSocket) -> None:
-        self.reactor.connectTCP(LOOPBACK, accepted.target, _Dial(self, accepted))
+    def new_link(self, route: Any) -> Link:
+        self.connections += 1
+        return _CountedLink(self, route, DelayLine(self.clock, self.delay), DelayLine(self.clock, self.delay))
 
-    def join(self, accepted: AcceptedSocket, dialled: RelayedSocket) -> None:
-        accepted.outgoing = dialled.incoming = self._line_to(dialled)
-        dialled.outgoing = accepted.incoming = self._line_to(accepted)
-        if accepted.gone:  # the caller left while we dialled: hang up on the target too
-            accepted.outgoing.end()
-        else:
-            accepted.transport.resumeProducing()
 
-    def _line_to(self, side: RelayedSocket) -> DelayLine:
-        def deliver(data: bytes) -> None:
-            if not side.gone:
-                side.transport.write(data)
+class _CountedLink(Link):
+    relay: Relay
 
-        def finish() -> None:
-            if not side.gone:
-                side.transport.loseConnection()  # once what was written has gone out
-
-        return DelayLine(self.clock, self.delay, deliver, finish)
+    def received(self, end: tcprelay.Socket, data: bytes) -> None:
+        self.relay.forwarded += len(data)
+        super().received(end, data)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -276,13 +201,7 @@ class RelayProcess:
         if self.stopped:
             return self.summary
         self.stopped = True
-        if self.child.poll() is None:
-            self.child.send_signal(signal.SIGTERM)
-        try:
-            out, _ = self.child.communicate(timeout=10)  # closes its standard input too
-        except subprocess.TimeoutExpired:
-            self.child.kill()
-            out, _ = self.child.communicate()
+        out, _ = stop_popen(self.child, grace=10)  # closes its standard input too
         lines = (out or "").strip().splitlines()
         try:
             self.summary = json.loads(lines[-1]) if lines else None

@@ -1,4 +1,8 @@
-"""Child processes with their own rusage, free loopback ports, machine facts."""
+"""The bench's children (each with its own rusage), free loopback ports, machine facts.
+
+Reaping and rusage are the shared child-process helper's (``twisted_p2p.swarm.children``);
+what is the bench's own is the deadline its swarms are held to.
+"""
 from __future__ import annotations
 
 import os
@@ -11,6 +15,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Optional
+
+from twisted_p2p.swarm.children import wait_for
 
 LOOPBACK = "127.0.0.1"
 
@@ -60,18 +66,12 @@ def reap(children: list[Child], deadline: float) -> list[Exited]:
     killed: set[int] = set()
     while pending:
         for pid, child in list(pending.items()):
-            got, status, usage = os.wait4(pid, os.WNOHANG)
-            if got == 0:
+            reaped = wait_for(pid, block=False)
+            if reaped is None:
                 continue
-            now = time.time()
-            child.popen.returncode = os.waitstatus_to_exitcode(status)
-            done[pid] = Exited(
-                child.name,
-                None if pid in killed else child.popen.returncode,
-                now,
-                usage.ru_utime + usage.ru_stime,
-                usage.ru_maxrss / 1024,
-            )
+            child.popen.returncode, usage = reaped
+            status = None if pid in killed else child.popen.returncode
+            done[pid] = Exited(child.name, status, time.time(), usage.cpu_s, usage.maxrss_mib)
             del pending[pid]
         if pending and time.time() > deadline:
             for pid in pending:

@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import time
 from typing import Optional
 
-from bench import latency, push, rawtcp, swarm
-from bench.common import (HERE, KiB, MiB, SYSTEM_PYTHON, Files, fmt, libtorrent_version, log, median_of, ratio,
-                          repeat, run_libtorrent)
+from bench import latency, push, rawtcp, report, swarm
+from bench.common import (HERE, KiB, MiB, SYSTEM_PYTHON, Files, libtorrent_version, log, median_of, ratio, repeat,
+                          run_libtorrent)
 from bench.procs import machine
 
 from twisted_p2p.swarm.run import DEFAULT_PIPELINE  # noqa: E402  (the launcher's depth)
@@ -222,121 +220,7 @@ def case_capped(files: Files, lt_version: Optional[str]) -> dict:
     return {"rows": rows}
 
 
-# -- report ------------------------------------------------------------------------
-
-def table(results: dict) -> list[list[str]]:
-    """Rows of the results table: the header first."""
-    rows = [["case", "figure", "start-up", "reference", "ratio", "CPU s", "peak RSS MiB/peer", "target"]]
-    cases = results["cases"]
-    if "dataplane" in cases:
-        dp = cases["dataplane"]
-        raw = dp["raw_tcp"]
-        rows.append([f"raw loopback TCP, {dp['file_mib']} MiB", f"{raw['mib_per_s']:.0f} MiB/s", "—", "—", "—",
-                     f"{raw['cpu_s_sender']:.2f} + {raw['cpu_s_receiver']:.2f}", "—", "reference"])
-        for row in dp["rows"]:
-            target = ""
-            if row["piece_kib"] == 256:
-                target = "≥ 0.40 " + ("met" if (row["ratio_to_raw"] or 0) >= 0.4 else "missed")
-            rows.append([
-                f"1+1, {dp['file_mib']} MiB, {row['piece_kib']} KiB pieces ({dp['statistic']})",
-                f"{fmt(row['mib_per_s'], 0)} MiB/s ({fmt(row['time_from_spawn_s'])} s from spawn)",
-                f"{fmt(row['startup_s'])} s", f"{raw['mib_per_s']:.0f} MiB/s raw", fmt(row["ratio_to_raw"]),
-                f"{fmt(row['cpu_s_seed'])} seed, {fmt(row['cpu_s_leecher'])} leecher",
-                fmt(row["peak_rss_mib_max"], 0), target,
-            ])
-    if "pipeline" in cases:
-        pl = cases["pipeline"]
-        raw = cases.get("dataplane", {}).get("raw_tcp", {}).get("mib_per_s")
-        for row in pl["one_to_one"]:
-            depth = f"pipeline {row['pipeline']}" if row["pipeline"] else "plain"
-            target, reference = "", f"plain {row['piece_kib']} KiB"
-            if row["pipeline"] == DEFAULT_PIPELINE and row["piece_kib"] == 16:
-                target = "≥ 3x plain " + ("met" if (row["ratio_to_plain"] or 0) >= 3 else "missed")
-            if row["pipeline"] and row["piece_kib"] == 256 and raw:
-                share = (row["mib_per_s"] or 0) / raw
-                reference += f"; {share:.2f} of raw"
-                target = "≥ 0.40 raw " + ("met" if share >= 0.4 else "missed")
-            rows.append([
-                f"1+1, 100 MiB, {row['piece_kib']} KiB pieces, {depth} ({pl['statistic']})",
-                f"{fmt(row['mib_per_s'], 0)} MiB/s ({fmt(row['time_from_spawn_s'])} s from spawn)",
-                f"{fmt(row['startup_s'])} s", reference, fmt(row["ratio_to_plain"]),
-                f"{fmt(row['cpu_s_seed'])} seed, {fmt(row['cpu_s_leecher'])} leecher",
-                fmt(row["peak_rss_mib_max"], 0), target,
-            ])
-    for name in ("swarm", "pipeline", "scale", "capped"):
-        if name not in cases:
-            continue
-        for row in cases[name]["rows"]:
-            figure = (f"{fmt(row['transfer_s'])} s transfer ({fmt(row['time_to_last_complete_s'])} s from spawn, "
-                      f"all exited {fmt(row['wall_to_all_exited_s'])} s)")
-            startup = f"{fmt(row['startup_s'])} s ({fmt(row['share_before_all_connected'], 0, '%', 100)} done)"
-            if name != "scale" and row.get("libtorrent_startup_s") is not None:
-                startup += (f"; libtorrent {row['libtorrent_startup_s']:.2f} s "
-                            f"({fmt(row['libtorrent_share_before_all_connected'], 0, '%', 100)} done)")
-            if row["ok_runs"] < row["runs"]:
-                figure += f", {row['runs'] - row['ok_runs']} of {row['runs']} FAILED"
-            reference, ratio_text, target = "—", "—", ""
-            if name == "capped":
-                reference = f"bound {row['bound_s']:.2f} s"
-                ratio_text = fmt(row["ratio_to_bound"])
-                if row["libtorrent_s"] is not None:
-                    reference += (f"; libtorrent {row['libtorrent_s']:.2f} s from start ({fmt(row['libtorrent_ratio_to_bound'])}x bound), "
-                                  f"{fmt(row['libtorrent_transfer_s'])} s transfer")
-                target = "≤ 1.3x bound " + ("met" if row["ratio_to_bound"] and row["ratio_to_bound"] <= 1.3 else "missed")
-            elif name == "scale":
-                reference = f"6 peers: {fmt(cases['scale']['rows'][0]['time_to_last_complete_s'])} s from spawn"
-                ratio_text = f"{fmt(row['time_vs_6_peers'])} time from spawn, {fmt(row['cpu_vs_6_peers'])} CPU"
-                if row["peers"] == 32:
-                    met = row["ok_runs"] == row["runs"] and (row["peak_rss_mib_max"] or 99) < 60
-                    target = "all complete, RSS < 60 MiB " + ("met" if met else "missed")
-            else:
-                if row["libtorrent_s"] is not None:
-                    reference = (f"libtorrent {fmt(row['libtorrent_transfer_s'])} s transfer "
-                                 f"({row['libtorrent_s']:.2f} s from start)")
-                    ratio_text = fmt(row["ratio_to_libtorrent"])
-                else:
-                    reference = "libtorrent not installed"
-                if row["file_mib"] == 20:
-                    target = "< 1 s " + ("met" if (row["time_to_last_complete_s"] or 99) < 1 else "missed")
-                else:  # the issue's targets: plain within 1.2x libtorrent, with the extension 1.0x
-                    bound = 1.0 if name == "pipeline" else 1.2
-                    met = row["ratio_to_libtorrent"] is not None and row["ratio_to_libtorrent"] <= bound
-                    target = f"≤ {bound:.1f}x libtorrent " + (
-                        "met" if met else "missed" if row["ratio_to_libtorrent"] else "n/a")
-            rows.append([
-                f"{row['case']}: 1+{row['peers'] - 1}, {row['file_mib']} MiB, {row['piece_kib']} KiB ({row['statistic']})",
-                figure, startup, reference, ratio_text, fmt(row["cpu_s_total"], 1) + " total",
-                fmt(row["peak_rss_mib_max"], 0), target,
-            ])
-    if "latency" in cases:
-        rows += latency.table_rows(cases["latency"])
-    if "push" in cases:
-        rows += push.table_rows(cases["push"])
-    return rows
-
-
-def markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows[1:]]
-    return "\n".join(lines)
-
-
-def rst(rows: list[list[str]]) -> str:
-    """A list-table, which needs no column alignment."""
-    lines = [".. list-table::", "   :header-rows: 1", ""]
-    for row in rows:
-        for position, cell in enumerate(row):
-            lines.append(("   * - " if position == 0 else "     - ") + (cell or ".."))
-    return "\n".join(lines).replace("- ..", "-")
-
-
-def machine_line(info: dict) -> str:
-    return (f"{info['nproc']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB, {info['os']}, "
-            f"Python {info['python']}, Twisted {info['twisted']}"
-            + (f", libtorrent {info['libtorrent']}" if info.get("libtorrent") else f", libtorrent {info.get('libtorrent_note', 'not installed')}"))
-
-
-def main(argv: Optional[list[str]] = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmarks for the twisted_p2p peer, each figure next to a reference measured in the same run.",
@@ -360,6 +244,54 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="every upload's cap in the push case, the seed's too, in Mbit/s (default %(default)g)")
     parser.add_argument("--push-no-scp", action="store_true", help="skip the push case's parallel scp (about a minute)")
     parser.add_argument("--out", default=HERE, help="directory for results.json/.md/.rst (default: bench/)")
+    return parser
+
+
+def _machine_and_libtorrent(skip: bool) -> tuple[dict, Optional[str]]:
+    """The machine's facts, with the libtorrent compared against (None: none)."""
+    info = machine()
+    lt_version = None if skip else libtorrent_version()
+    info["libtorrent"] = lt_version
+    if skip:
+        info["libtorrent_note"] = "skipped (--no-libtorrent)"
+    if lt_version is None:
+        log("libtorrent: SKIPPED — python3-libtorrent is not importable by " + SYSTEM_PYTHON
+            + (" (--no-libtorrent)" if skip else " (apt-get install python3-libtorrent to compare)"))
+    return info, lt_version
+
+
+def _run_cases(options: argparse.Namespace, chosen: list[str], repeats: int, delays: tuple[float, ...],
+               lt_version: Optional[str]) -> dict:
+    """Each chosen case in the order of CASES; their results by name."""
+    cases: dict = {}
+    files = Files()
+    try:
+        if "dataplane" in chosen:
+            cases["dataplane"] = case_dataplane(files, repeats)
+        if "swarm" in chosen:
+            cases["swarm"] = case_swarm(files, repeats, lt_version)
+        if "pipeline" in chosen:
+            plain = cases.get("swarm", {}).get("rows", [None, None])[1]
+            cases["pipeline"] = case_pipeline(files, repeats, plain, lt_version)
+        if "scale" in chosen:
+            base = cases.get("swarm", {}).get("rows", [None])[0]
+            if base is not None:
+                base = dict(base, case="scale 6")
+            cases["scale"] = case_scale(files, options.quick, base)
+        if "capped" in chosen:
+            cases["capped"] = case_capped(files, lt_version)
+        if "latency" in chosen:
+            cases["latency"] = latency.case_latency(files, repeats, delays, options.latency_pipeline, lt_version)
+        if "push" in chosen:
+            cases["push"] = push.case_push(push.PushSpec(
+                options.push_hosts, options.push_size, options.push_rate, repeats, not options.push_no_scp))
+    finally:
+        files.close()
+    return cases
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = _parser()
     options = parser.parse_args(argv)
     try:
         delays = latency.parse_delays(options.delays)
@@ -372,14 +304,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     swarm.PEER_ENV.update(item.split("=", 1) for item in options.peer_env)
     repeats = options.repeats or (1 if options.quick else 3)
     began = time.time()
-    info = machine()
-    lt_version = None if options.no_libtorrent else libtorrent_version()
-    info["libtorrent"] = lt_version
-    if options.no_libtorrent:
-        info["libtorrent_note"] = "skipped (--no-libtorrent)"
-    if lt_version is None:
-        log("libtorrent: SKIPPED — python3-libtorrent is not importable by " + SYSTEM_PYTHON
-            + (" (--no-libtorrent)" if options.no_libtorrent else " (apt-get install python3-libtorrent to compare)"))
+    info, lt_version = _machine_and_libtorrent(options.no_libtorrent)
     results: dict = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": info,
@@ -389,48 +314,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "rate_mbit": options.push_rate}},
         "cases": {},
     }
-    files = Files()
-    try:
-        if "dataplane" in chosen:
-            results["cases"]["dataplane"] = case_dataplane(files, repeats)
-        if "swarm" in chosen:
-            results["cases"]["swarm"] = case_swarm(files, repeats, lt_version)
-        if "pipeline" in chosen:
-            plain = results["cases"].get("swarm", {}).get("rows", [None, None])[1]
-            results["cases"]["pipeline"] = case_pipeline(files, repeats, plain, lt_version)
-        if "scale" in chosen:
-            base = results["cases"].get("swarm", {}).get("rows", [None])[0]
-            if base is not None:
-                base = dict(base, case="scale 6")
-            results["cases"]["scale"] = case_scale(files, options.quick, base)
-        if "capped" in chosen:
-            results["cases"]["capped"] = case_capped(files, lt_version)
-        if "latency" in chosen:
-            results["cases"]["latency"] = latency.case_latency(files, repeats, delays, options.latency_pipeline,
-                                                               lt_version)
-        if "push" in chosen:
-            results["cases"]["push"] = push.case_push(push.PushSpec(
-                options.push_hosts, options.push_size, options.push_rate, repeats, not options.push_no_scp))
-    finally:
-        files.close()
+    results["cases"] = _run_cases(options, chosen, repeats, delays, lt_version)
     results["duration_s"] = time.time() - began
-    rows = table(results)
-    results["methods"] = [METHODS[name] for name in CASES if name in results["cases"]]
-    methods = "\n".join("- " + line for line in results["methods"])
-    header = f"Measured {results['date'][:10]} on {machine_line(info)}; `python -m bench` took {results['duration_s']:.0f} s."
-    if options.peer_env:
-        header += " Peers ran with " + " ".join(options.peer_env) + "."
-    os.makedirs(options.out, exist_ok=True)
-    with open(os.path.join(options.out, "results.json"), "w") as out:
-        json.dump(results, out, indent=2)
-        out.write("\n")
-    with open(os.path.join(options.out, "results.md"), "w") as out:
-        out.write(header + "\n\n" + markdown(rows) + "\n\n" + methods + "\n")
-    with open(os.path.join(options.out, "results.rst"), "w") as out:
-        out.write(header.replace("`", "``") + "\n\n" + rst(rows) + "\n\n" + methods + "\n")
-    print(header)
-    print()
-    print(markdown(rows))
-    print()
-    print(methods)
+    methods = [METHODS[name] for name in CASES if name in results["cases"]]
+    report.write(results, methods, options.peer_env, options.out)
     return 0

@@ -32,7 +32,7 @@ from twisted_p2p.swarm.pushresult import (
     table,
     unfinished_cause,
 )
-from twisted_p2p.swarm.supervise import Swarm
+from twisted_p2p.swarm.supervise import PeerProcesses
 
 CONTENT = b"the pushed file\n" * 1000
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
@@ -193,13 +193,13 @@ def complete(peer_id: int) -> str:
     return f"echo '{format_time(time.time())}: Peer {peer_id} has downloaded the complete file.'"
 
 
-def swarm_of(launches: list[Launch], keep_going: bool) -> Swarm:
+def swarm_of(launches: list[Launch], keep_going: bool) -> PeerProcesses:
     from twisted.internet import reactor
 
     start = reactor.seconds()
     progress = {launch.peer.peer_id: PeerProgress(launch.peer.peer_id, launch.peer.host, 10, launch.peer.has_file,
                                                   start) for launch in launches}
-    return Swarm(reactor, launches, progress, Display(io.StringIO(), 1, tty=False), grace=3.0,
+    return PeerProcesses(reactor, launches, progress, Display(io.StringIO(), 1, tty=False), grace=3.0,
                  keep_going=keep_going)
 
 

@@ -50,7 +50,7 @@ from twisted_p2p.swarm.reactorrun import run_peers
 from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
 from twisted_p2p.swarm.runpage import write_html_report
 from twisted_p2p.swarm.runreport import PeerResult, build_report, sha256_file, write_report
-from twisted_p2p.swarm.supervise import Swarm
+from twisted_p2p.swarm.supervise import PeerProcesses
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
 #: ``--split-seed``: the seed sends each piece about once).
@@ -130,7 +130,7 @@ def send_config(remote: Hosts, files: dict[str, Path], own: Optional[dict[str, d
     return {host: cause_of(result, host) for host, result in done.items() if isinstance(result, RemoteError)}
 
 
-def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: str, sha256: str,
+def deliver(remote: Hosts, swarm: PeerProcesses, targets: dict[str, Target], file_name: str, sha256: str,
             left: dict[str, list[int]]) -> dict[str, HostOutcome]:
     """For every host of the swarm: its copy checked (by the SHA-256 its peer reported,
     else hashed there) and moved to its place, or why not. ``left``: hosts where a peer
@@ -161,7 +161,7 @@ def deliver(remote: Hosts, swarm: Swarm, targets: dict[str, Target], file_name: 
             for host, result in done.items()}
 
 
-def write_push_report(directory: Path, config: SwarmConfig, swarm: Swarm, outcomes: dict[str, HostOutcome],
+def write_push_report(directory: Path, config: SwarmConfig, swarm: PeerProcesses, outcomes: dict[str, HostOutcome],
                       code: Optional[int], duration: float) -> Path:
     """The swarm's report, as ``run`` writes it (JSON and the HTML page), kept in
     ``directory``: a push writes none unless asked, as it costs time at the end."""

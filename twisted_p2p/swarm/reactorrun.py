@@ -19,7 +19,7 @@ from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.options import RunOptions
 from twisted_p2p.swarm.plan import Launch
 from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.supervise import Swarm
+from twisted_p2p.swarm.supervise import PeerProcesses
 from twisted_p2p.swarm.web.feed import Feed
 from twisted_p2p.swarm.web.server import Dashboard
 
@@ -32,7 +32,7 @@ class RunState:
     """One run of the peers, as its end needs it: ``outcome`` is a key of the exit codes
     once the peers are done, and ``code`` the exit status once the run is concluded."""
 
-    swarm: Swarm
+    swarm: PeerProcesses
     display: Display
     started: float
     reactor: Any
@@ -70,7 +70,7 @@ def run_peers(options: RunOptions, config: SwarmConfig, launches: list[Launch], 
     }
     display = Display(stdout, config.common.piece_size, tty=stdout.isatty(), hosts=push)
     pushed: dict[str, Any] = {"keep_going": True, "local_nice": 0} if push else {}
-    swarm = Swarm(reactor, launches, progress, display, **pushed)
+    swarm = PeerProcesses(reactor, launches, progress, display, **pushed)
     swarm.dropped.update(dropped or {})
     run = RunState(swarm, display, started, reactor)
     dashboard = None
@@ -144,7 +144,7 @@ def ended_by(run: RunState, program: str, dashboard: Optional[Dashboard], linger
 
 
 def take_signals(run: RunState) -> None:
-    """SIGINT and SIGTERM stop the peers (:meth:`Swarm.interrupt`), or, once only the
+    """SIGINT and SIGTERM stop the peers (:meth:`PeerProcesses.interrupt`), or, once only the
     dashboard lingers, the reactor; the handler runs between the reactor's steps."""
     def handler(signum: int, frame: object) -> None:
         if run.lingering:

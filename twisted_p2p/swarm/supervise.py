@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from twisted_p2p.swarm.children import CappedOutput, SessionProcess
 from twisted_p2p.swarm.display import Display
 from twisted_p2p.swarm.plan import Launch
 from twisted_p2p.swarm.progress import RECEIVED, LineBuffer, PeerProgress
 
-# Runs the command in a session of its own, so one killpg stops it and its children,
-# at a lower priority when asked (argv[1]: the nice increment). Linux gives each session
-# its own scheduling group ("autogroup") and shares the CPU between groups, whatever
-# the nice values inside them, so the group's own nice is set too where there is one.
-_NEW_SESSION = """import os, sys
-os.setsid()
-if int(sys.argv[1]):
-    os.nice(int(sys.argv[1]))
-    try:
-        with open("/proc/self/autogroup", "w") as group:
-            group.write(sys.argv[1])
-    except OSError:
-        pass
-os.execvp(sys.argv[2], sys.argv[2:])"""
 # Local peers yield the CPU to the launcher: with more busy peers than cores, an equal
 # share left it a few per cent of a core, and its display and dashboard froze for seconds.
 PEER_NICE = 5
@@ -39,25 +24,6 @@ GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping
 TAIL_CHUNK = 128 * 1024  # bytes of one peer's log read per tick
 SKIPPED = RECEIVED.encode()  # received-message lines: most of a log, and nothing to show
 SSH_FAILED = 255  # ssh's own failure, or its remote command killed by a signal
-
-
-def in_new_session(argv: list[str], nice: int = 0) -> list[str]:
-    return [sys.executable, "-c", _NEW_SESSION, str(nice), *argv]
-
-
-def signal_session(pid: int, signum: int, running: bool) -> None:
-    """Signal the session a child leads; right after the spawn, before its setsid, only
-    the process itself exists, so it gets the signal alone."""
-    try:
-        os.killpg(pid, signum)
-    except ProcessLookupError:
-        if running:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-    except PermissionError:
-        pass
 
 
 class LogTail:
@@ -82,35 +48,7 @@ class LogTail:
         return self.lines.feed(data)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether a process group has a member that is not a zombie.
-
-    A child left by a peer is reparented to init when the peer dies and stays a
-    zombie until init reaps it, which may take a while: it is gone for our purpose.
-    Where there is no /proc, any member counts.
-    """
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue  # it ended while we looked
-            state, _parent, group = stat[stat.rindex(")") + 2:].split()[:3]
-            if int(group) == pgid and state != "Z":
-                return True
-    return False
-
-
-class PeerProcess(protocol.ProcessProtocol):
+class PeerProcess(SessionProcess):
     """One child: keeps its output, feeds printed event lines to the progress of a remote peer."""
 
     def __init__(self, launch: Launch, progress: PeerProgress, ended: Callable[["PeerProcess"], None]) -> None:
@@ -119,18 +57,17 @@ class PeerProcess(protocol.ProcessProtocol):
         self.ended = ended
         self.status: Optional[int] = None
         self.running = False
-        self.pid: Optional[int] = None
         self.last_line = ""  # the last thing it said: the cause, when it fails
         self.last_error = ""  # the last line on its stderr (ssh's or the peer's own complaint)
-        self._output = open(launch.output, "wb")
+        self._output = CappedOutput(launch.output)
         self._lines = LineBuffer(SKIPPED)
         self._errors = LineBuffer()
         self._tail = LogTail(launch.tail, SKIPPED) if launch.tail else None
 
     def connectionMade(self) -> None:
         # Its standard input stays open: the peer's lifeline (--exit-on-stdin-close).
+        super().connectionMade()
         self.running = True
-        self.pid = self.transport.pid
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         self._output.write(data)
@@ -163,21 +100,13 @@ class PeerProcess(protocol.ProcessProtocol):
         self.progress.state = f"exit {self.status}" if sig is None else f"killed (signal {sig})"
         self.ended(self)
 
-    def group_alive(self) -> bool:
-        """Whether anything of its session (the peer or a child it left) still runs."""
-        return self.pid is not None and group_alive(self.pid)
-
-    def signal_group(self, signum: int) -> None:
-        if self.pid is not None:
-            signal_session(self.pid, signum, self.running)
-
     def close_stdin(self) -> None:
         """Cut its lifeline: the peer stops cleanly (``--exit-on-stdin-close``), over ssh too."""
         if self.running and self.transport is not None:
             self.transport.closeStdin()
 
 
-class Swarm:
+class PeerProcesses:
     """Starts the peers in order, watches them, and stops them all when it must.
 
     :meth:`run` returns a Deferred that fires with the outcome (a key of EXIT_CODES)
@@ -222,9 +151,9 @@ class Swarm:
         progress = self.progress[launch.peer.peer_id]
         process = PeerProcess(launch, progress, self._ended)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        argv = in_new_session(launch.argv, self.local_nice if launch.tail else 0)
+        nice = self.local_nice if launch.tail else 0
         try:
-            self.reactor.spawnProcess(process, argv[0], argv, env=env, path=str(launch.cwd), usePTY=False)
+            process.spawn_in_session(self.reactor, launch.argv, launch.cwd, nice, env=env, usePTY=False)
         except OSError as exc:
             self.stop("failed", f"cannot start peer {launch.peer.peer_id}: {exc}")
             return
@@ -269,8 +198,8 @@ class Swarm:
 
     def _terminate(self) -> None:
         for process in self.processes:
-            if process.running or process.group_alive():
-                process.signal_group(signal.SIGTERM)
+            if process.running or process.session_alive():
+                process.signal_session(signal.SIGTERM)
         self._killer = self.reactor.callLater(self.grace, self._kill)
 
     def stop(self, outcome: str, why: str) -> None:
@@ -285,16 +214,16 @@ class Swarm:
         for call in self._pending:
             if call.active():
                 call.cancel()
-        alive = [process for process in self.processes if process.running or process.group_alive()]
+        alive = [process for process in self.processes if process.running or process.session_alive()]
         self.display.say(f"{why}: stopping {len(alive)} peer{'s' if len(alive) != 1 else ''} ...")
         for process in alive:
-            process.signal_group(signal.SIGTERM)
+            process.signal_session(signal.SIGTERM)
         self._killer = self.reactor.callLater(self.grace, self._kill)
         self._check_done()
 
     def _give_up(self) -> None:
         """Processes that outlive SIGKILL (stuck in the kernel) must not hang the launcher."""
-        left = [process.launch.peer.peer_id for process in self.processes if process.group_alive()]
+        left = [process.launch.peer.peer_id for process in self.processes if process.session_alive()]
         self.display.say(f"processes of peers {', '.join(map(str, left))} survived SIGKILL; not waiting for them")
         self._gave_up = True
         self._check_done()
@@ -308,8 +237,8 @@ class Swarm:
         if self._killer is not None and self._killer.active():
             self._killer.cancel()
         for process in self.processes:
-            if process.running or process.group_alive():
-                process.signal_group(signal.SIGKILL)
+            if process.running or process.session_alive():
+                process.signal_session(signal.SIGKILL)
         self._killer = self.reactor.callLater(self.grace, self._give_up)
 
     def _tick(self) -> None:
@@ -328,11 +257,11 @@ class Swarm:
         if not self._gave_up:
             if any(process.running for process in self.processes):
                 return
-            leftovers = [process for process in self.processes if process.group_alive()]
+            leftovers = [process for process in self.processes if process.session_alive()]
             if leftovers:
                 if self.outcome is None:
                     for process in leftovers:  # the peers finished but left something behind
-                        process.signal_group(signal.SIGKILL)
+                        process.signal_session(signal.SIGKILL)
                 return  # checked again on the next tick
             if self.outcome is not None:
                 remote = sum(1 for process in self.processes if process.launch.over_ssh)

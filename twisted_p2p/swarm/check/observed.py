@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterator, Optional
 
+from twisted_p2p.layout import event_log_path
 from twisted_p2p.swarm.audit import rules as audit_rules
 from twisted_p2p.swarm.audit.reading import Finding, PeerLog, missing_log, read_log
 
@@ -102,7 +103,7 @@ def log_findings(run: ScenarioRun) -> dict[int, list[Finding]]:
     logs = {}
     for peer_id in layout.scenario.ids:
         home = layout.their_dir(peer_id) if layout.scenario.role(peer_id).theirs else layout.ours_dir
-        logs[peer_id] = _read(home / f"log_peer_{peer_id}.log", peer_id)
+        logs[peer_id] = _read(event_log_path(home, peer_id), peer_id)
     config = layout.config_for(None)
     started = tuple(peer for peer in config.peers if not run.held_back(peer.peer_id))
     swarm = audit_rules.AuditedSwarm.of(replace(config, peers=started), logs)

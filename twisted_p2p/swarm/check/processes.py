@@ -7,22 +7,20 @@ kept up to a cap.
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from twisted_p2p.swarm.children import CappedOutput, SessionProcess
 from twisted_p2p.swarm.progress import LineBuffer
-from twisted_p2p.swarm.supervise import group_alive, in_new_session, signal_session
 
 OUTPUT_CAP = 4 << 20  # bytes of a child's output kept on disk
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 
 
-class Child(protocol.ProcessProtocol):
+class Child(SessionProcess):
     """One process: its output in ``output``, its lines to ``on_line``, its end in ``status``."""
 
     running_ones: set["Child"] = set()  # every child not yet ended, to stop them all on the way out
@@ -38,32 +36,26 @@ class Child(protocol.ProcessProtocol):
         self.status: Optional[int] = None  # exit status, or -signal
         self.stopped_by_kit = False
         self.last_line = ""
-        self.pid: Optional[int] = None
         self.done: Deferred[None] = Deferred()
-        self._output = open(output, "wb")
-        self._kept = 0
+        self._output = CappedOutput(output, OUTPUT_CAP)
         self._lines = {1: LineBuffer(), 2: LineBuffer()}
 
     def spawn(self) -> None:
         self.started = self.reactor.seconds()
         Child.running_ones.add(self)
         try:
-            self.reactor.spawnProcess(self, in_new_session(self.argv)[0], in_new_session(self.argv),
-                                      env=os.environ.copy(), path=str(self.cwd), childFDs={0: "w", 1: "r", 2: "r"})
+            self.spawn_in_session(self.reactor, self.argv, self.cwd, env=os.environ.copy(),
+                                  childFDs={0: "w", 1: "r", 2: "r"})
         except OSError as exc:  # the kit's own Python cannot start: nothing of theirs ran
             self._finish(127, f"could not start: {exc}")
 
-    @property
+    @property  # type: ignore[override]
     def running(self) -> bool:
         return self.started is not None and self.ended is None
 
-    def connectionMade(self) -> None:
-        self.pid = self.transport.pid  # its standard input stays open, unused
-
     def childDataReceived(self, childFD: int, data: bytes) -> None:
-        if self._kept < OUTPUT_CAP:
-            self._output.write(data[: OUTPUT_CAP - self._kept])
-            self._kept += len(data)
+        # its standard input stays open, unused
+        self._output.write(data)
         for line in self._lines[childFD if childFD in self._lines else 2].feed(data[:65536]):
             self._heard(line)
 
@@ -89,24 +81,12 @@ class Child(protocol.ProcessProtocol):
         self._output.close()
         self.done.callback(None)
 
-    def leftovers(self) -> bool:
-        """Whether anything it started still runs in its session."""
-        return self.pid is not None and group_alive(self.pid)
-
-    def signal(self, signum: int) -> None:
-        if self.pid is not None:
-            signal_session(self.pid, signum, self.running)
-
     def stop(self) -> Deferred[None]:
         """End its whole session: SIGTERM, then SIGKILL after GRACE; fires once it has ended."""
         if self.running:
             self.stopped_by_kit = True
-        self.signal(signal.SIGTERM)
-        self.reactor.callLater(GRACE, self._kill)
+        self.stop_session(self.reactor, GRACE)
         return self._when_done()
-
-    def _kill(self) -> None:
-        self.signal(signal.SIGKILL)
 
     def _when_done(self) -> Deferred[None]:
         finished: Deferred[None] = Deferred()

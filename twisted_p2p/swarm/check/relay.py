@@ -12,17 +12,20 @@ exactly as each side saw it. Three things it does on purpose:
 * it can pace what a peer sends or is sent (bytes/s per connection), so that a swarm
   lasts long enough to see choking rounds and interest change;
 * it records at most ``cap`` bytes a direction and cuts a connection that floods.
+
+Joining the two connections of a link is the relay core's (:mod:`twisted_p2p.swarm.tcprelay`,
+shared with the bench's delaying relay); each direction here is a :class:`_Pipe`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from twisted.internet import protocol
 from twisted.internet.interfaces import IListeningPort
-from twisted.python.failure import Failure
 
 from twisted_p2p.config import Common
+from twisted_p2p.swarm import tcprelay
+from twisted_p2p.swarm.tcprelay import Dialling, Line, Socket
 from twisted_p2p.wire import HANDSHAKE_LENGTH, Decoder, Framer, Piece, ProtocolViolation
 
 from .frames import Chunk
@@ -30,6 +33,10 @@ from .frames import Chunk
 TICK = 0.05  # seconds between paced deliveries
 HIGH_WATER = 1 << 20  # bytes waiting in a direction before its sender is paused
 LOW_WATER = 1 << 18
+# It reads what the dialler says at once (recorded with the time it came), and a target
+# that does not take the connection is refused at once: a peer under test must listen
+# before the next one starts.
+DIALLING = Dialling(read_first=True, patience=0.0, timeout=5)
 
 
 @dataclass
@@ -61,15 +68,14 @@ class Recording:
         return self.up if self.up.sender == peer_id else self.down
 
 
-class _Pipe:
+class _Pipe(Line):
     """Moves one direction's bytes on, holding, pacing and recording them."""
 
     def __init__(self, link: "_Link", direction: Direction, rate: Optional[float]) -> None:
+        super().__init__()
         self.link = link
         self.direction = direction
         self.rate = rate
-        self.source: Any = None
-        self.sink: Any = None
         self.pending: list[tuple[float, bytes]] = []
         self.pending_bytes = 0
         self.paused = False
@@ -105,6 +111,9 @@ class _Pipe:
             self.direction.released_by = why
             self.pump()
 
+    def flow(self) -> None:
+        self.pump()
+
     def pump(self) -> None:
         if self.held or self.sink is None or self.scheduled is not None:
             return
@@ -121,7 +130,7 @@ class _Pipe:
             budget -= len(data)
             self.pending_bytes -= len(data)
             self.direction.chunks.append(Chunk(received, now, data))
-            self.sink.write(data)
+            self.write(data)
             self._watch(data)
         if self.paused and self.pending_bytes < LOW_WATER:
             self.paused = False
@@ -145,21 +154,34 @@ class _Pipe:
         except ProtocolViolation:
             self.framer_broken = True
 
-    def stop(self) -> None:
+    def cancel(self) -> None:
+        """The connection is over: no more holding or pacing (what the receiver was not
+        handed stays unrecorded)."""
         if self.scheduled is not None and self.scheduled.active():
             self.scheduled.cancel()
         self.scheduled = None
+        self.rate = None
+        self.release("closed")
+
+    def end(self) -> None:
+        """The sender has gone: hand on at once what the hold or the pacing still holds,
+        then close the receiver."""
+        self.cancel()
+        self.pump()
+        self.close_sink()
 
 
-class _Link:
-    """Both halves of one relayed connection."""
+class _Link(tcprelay.Link):
+    """Both halves of one relayed connection, and their recording."""
 
-    def __init__(self, relay: "Relay", acceptor: int, dialler: Optional[int]) -> None:
+    relay: "Relay"
+
+    def __init__(self, relay: "Relay", acceptor: int, real_port: int, dialler: Optional[int]) -> None:
         self.relay = relay
         now = relay.clock.seconds()
         self.recording = Recording(dialler, acceptor, now, Direction(dialler, acceptor), Direction(acceptor, dialler))
-        self.up = _Pipe(self, self.recording.up, relay.rate(dialler, acceptor))
-        self.down = _Pipe(self, self.recording.down, relay.rate(acceptor, dialler))
+        super().__init__(relay, real_port, _Pipe(self, self.recording.up, relay.rate(dialler, acceptor)),
+                         _Pipe(self, self.recording.down, relay.rate(acceptor, dialler)))
         self.hold = relay.clock.callLater(relay.hold, self._hold_over)
         self.ended = False
 
@@ -174,94 +196,38 @@ class _Link:
             self.up.rate = self.relay.rate(peer_id, self.recording.acceptor)
             self.down.rate = self.relay.rate(self.recording.acceptor, peer_id)
 
-    def heard(self, pipe: _Pipe) -> None:
+    def received(self, end: Socket, data: bytes) -> None:
         """After new bytes from one side: once its handshake is whole, release the other."""
+        super().received(end, data)
+        pipe, other = (self.up, self.down) if end is self.accepted else (self.down, self.up)
         if len(pipe.head) == HANDSHAKE_LENGTH:
-            other = self.down if pipe is self.up else self.up
             if pipe is self.up:
                 self.learn_dialler(self.relay.identify(pipe.head))
             other.release("handshake")
         if not self.up.held and not self.down.held and self.hold.active():
             self.hold.cancel()
 
-    def abort(self) -> None:
-        for pipe in (self.up, self.down):
-            if pipe.source is not None:
-                pipe.source.abortConnection()
-
-    def half_closed(self, pipe: _Pipe) -> None:
+    def lost(self, end: Socket) -> None:
         """One side has gone: hand on what it said, then close the other."""
-        if self.ended:
-            return
-        self.ended = True
-        self.recording.closed = self.relay.clock.seconds()
-        if self.hold.active():
-            self.hold.cancel()
-        for each in (self.up, self.down):  # flush what the hold or the pacing still holds
-            each.stop()
-            each.rate = None
-            each.release("closed")
-            each.pump()
-        other = self.down if pipe is self.up else self.up
-        if other.sink is not None:
-            other.sink.loseConnection()
-        if pipe.sink is not None:
-            pipe.sink.loseConnection()
+        if not self.ended:
+            self.ended = True
+            self.recording.closed = self.relay.clock.seconds()
+            if self.hold.active():
+                self.hold.cancel()
+        super().lost(end)
+
+    def refused(self) -> None:
+        self.recording.refused = True
+        self.accepted.transport.abortConnection()
 
 
-class _Side(protocol.Protocol):
-    """One TCP connection of a link: what it receives goes into ``pipe``."""
-
-    def __init__(self, link: _Link, pipe: _Pipe, out: _Pipe) -> None:
-        self.link, self.pipe, self.out = link, pipe, out
-
-    def connectionMade(self) -> None:
-        self.pipe.source = self.transport
-        self.out.sink = self.transport
-        self.out.pump()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.pipe.push(data)
-        self.link.heard(self.pipe)
-
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        self.out.sink = None
-        self.link.half_closed(self.pipe)
-
-
-class _Upstream(protocol.ClientFactory):
-    def __init__(self, link: _Link, inbound: _Side) -> None:
-        self.link, self.inbound = link, inbound
-
-    def buildProtocol(self, addr: Any) -> _Side:
-        return _Side(self.link, self.link.down, self.link.up)
-
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
-        self.link.recording.refused = True
-        self.inbound.transport.abortConnection()
-
-
-class _Public(protocol.ServerFactory):
-    """A peer's public port: every connection is relayed to its real port."""
-
-    def __init__(self, relay: "Relay", acceptor: int, real_port: int, dialler: Optional[int]) -> None:
-        self.relay, self.acceptor, self.real_port, self.dialler = relay, acceptor, real_port, dialler
-
-    def buildProtocol(self, addr: Any) -> _Side:
-        link = _Link(self.relay, self.acceptor, self.dialler)
-        self.relay.recordings.append(link.recording)
-        side = _Side(link, link.up, link.down)
-        self.relay.reactor.connectTCP("127.0.0.1", self.real_port, _Upstream(link, side), timeout=5)
-        return side
-
-
-class Relay:
+class Relay(tcprelay.Relay):
     """Public ports for the peers of one check swarm, and everything said through them."""
 
     def __init__(self, reactor: Any, common: Common, identify: Callable[[bytes], Optional[int]],
                  hold: float = 1.0, cap: int = 16 << 20, rates_from: Optional[dict[int, float]] = None,
                  rates_to: Optional[dict[int, float]] = None) -> None:
-        self.reactor = self.clock = reactor
+        super().__init__(reactor, DIALLING)
         self.common = common
         self.identify = identify
         self.hold = hold
@@ -276,8 +242,13 @@ class Relay:
 
     def listen(self, peer_id: int, public_port: int, real_port: int, dialler: Optional[int] = None) -> None:
         """Relay ``public_port`` to ``real_port``; ``dialler`` when only one peer can dial it."""
-        self.ports.append(self.reactor.listenTCP(public_port, _Public(self, peer_id, real_port, dialler),
-                                                 interface="127.0.0.1"))
+        self.ports.append(self.listen_on(public_port, (peer_id, real_port, dialler)))
+
+    def new_link(self, route: Any) -> _Link:
+        acceptor, real_port, dialler = route
+        link = _Link(self, acceptor, real_port, dialler)
+        self.recordings.append(link.recording)
+        return link
 
     def rate(self, sender: Optional[int], receiver: Optional[int]) -> Optional[float]:
         """The pace of what ``sender`` says to ``receiver`` (None: as fast as it goes)."""

@@ -18,6 +18,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import deferLater
 
 from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.layout import data_path
 from twisted_p2p.wire import HANDSHAKE_LENGTH, encode_bitfield, encode_handshake, encode_piece_header
 
 from .frames import hexdump
@@ -103,7 +104,7 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
     """Every bad input in turn against peer ``target``; the results in that order."""
     common = layout.scenario.common
     port = layout.real[target]
-    path = layout.their_dir(target) / f"peer_{target}" / FILE_NAME
+    path = data_path(layout.their_dir(target), target, FILE_NAME)
     expected = hashlib.sha256(layout.content).digest()
     ids = iter(peer_id for peer_id in layout.scenario.ids if peer_id != target)
     results: list[Probe] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Iterator
 
+from twisted_p2p.layout import data_path
 from twisted_p2p.swarm.audit import reading as audit_reading
 from twisted_p2p.swarm.audit import rules as audit_rules
 
@@ -222,7 +223,7 @@ def file_exact(observed: Observed) -> Verdict:
         if scenario.robust or scenario.only or (peer.complete_at is None and not scenario.role(peer.peer_id).seed):
             continue
         count += 1
-        path = run.layout.their_dir(peer.peer_id) / f"peer_{peer.peer_id}" / FILE_NAME
+        path = data_path(run.layout.their_dir(peer.peer_id), peer.peer_id, FILE_NAME)
         try:
             data = path.read_bytes()
         except OSError as exc:

@@ -29,7 +29,7 @@ from twisted_p2p.swarm.plan import local_command, twistd_command
 from .processes import Child
 from .relay import Recording, Relay
 from .robust import Probe, probe
-from .scenarios import Layout
+from .scenarios import Layout, Scenario
 
 TICK = 0.05
 STAGGER = 0.2  # seconds between a peer listening and the next one starting, in PeerInfo.cfg order
@@ -149,14 +149,17 @@ def their_argv(command: list[str], peer_id: int) -> list[str]:
     return [word.replace("{id}", str(peer_id)) for word in command]
 
 
-@inlineCallbacks
-def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limits) -> Generator[Deferred[Any], Any, ScenarioRun]:
-    scenario = layout.scenario
-    relay = Relay(reactor, scenario.common, identify_by(set(scenario.ids)), hold=limits.hold,
-                  rates_from={peer_id: scenario.their_rate for peer_id in scenario.theirs if scenario.their_rate},
-                  rates_to={peer_id: scenario.their_download for peer_id in scenario.theirs if scenario.their_download})
-    run = ScenarioRun(layout, reactor.seconds(), {})
-    progress = [run.started]  # when the swarm last moved: a start, a listen, a piece
+def _relay_for(reactor: Any, scenario: Scenario, limits: Limits) -> Relay:
+    """The scenario's relay, pacing what the peers under test upload and download."""
+    return Relay(reactor, scenario.common, identify_by(set(scenario.ids)), hold=limits.hold,
+                 rates_from={peer_id: scenario.their_rate for peer_id in scenario.theirs if scenario.their_rate},
+                 rates_to={peer_id: scenario.their_download for peer_id in scenario.theirs if scenario.their_download})
+
+
+def _add_peers(reactor: Any, run: ScenarioRun, command: list[str], progress: list[float]) -> None:
+    """A child for every peer of the run (none of ours in a robust scenario: the kit
+    itself plays the neighbours); the lines ours echo move ``progress`` on."""
+    layout, scenario = run.layout, run.layout.scenario
     twistd = twistd_command()
 
     def our_line(peer_id: int) -> Callable[[str], None]:
@@ -176,7 +179,7 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
             home = layout.their_dir(peer_id)
             child = Child(reactor, their_argv(command, peer_id), home, home / "output.txt")
         elif scenario.robust:
-            continue  # the kit itself plays the neighbours
+            continue
         else:
             argv = local_command(twistd, peer_id, layout.ours_dir, layout.ours_dir) + ["--echo-events"]
             if scenario.our_rate:
@@ -184,6 +187,33 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
             child = Child(reactor, argv, layout.ours_dir, layout.ours_dir / f"output_{peer_id}.txt", our_line(peer_id))
         run.peers[peer_id] = PeerRun(peer_id, role.theirs, child, complete_at=run.started if role.seed else None)
 
+
+def _relay_the_listening(run: ScenarioRun, relay: Relay, relayed: set[int]) -> Optional[str]:
+    """Open the public port of each peer that has come to listen (``relayed``: those
+    done); note when a peer under test was handed every piece. Why the relay cannot go
+    on, if it cannot."""
+    layout, scenario = run.layout, run.layout.scenario
+    refused = None
+    for peer in run.peers.values():
+        if peer.listening_at is not None and peer.peer_id not in relayed and not scenario.robust:
+            relayed.add(peer.peer_id)
+            try:
+                relay.listen(peer.peer_id, layout.public[peer.peer_id], layout.real[peer.peer_id],
+                             dialler=None if peer.theirs or len(scenario.theirs) > 1 else scenario.theirs[0])
+            except CannotListenError as exc:
+                refused = f"the relay could not listen on port {layout.public[peer.peer_id]}: {exc.socketError}"
+        if peer.theirs and peer.complete_at is None:
+            peer.complete_at = relay.completed.get(peer.peer_id)
+    return refused
+
+
+@inlineCallbacks
+def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limits) -> Generator[Deferred[Any], Any, ScenarioRun]:
+    scenario = layout.scenario
+    relay = _relay_for(reactor, scenario, limits)
+    run = ScenarioRun(layout, reactor.seconds(), {})
+    progress = [run.started]  # when the swarm last moved: a start, a listen, a piece
+    _add_peers(reactor, run, command, progress)
     relayed: set[int] = set()
     refused: Optional[str] = None
     while True:
@@ -195,16 +225,7 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
         yield deferLater(reactor, TICK, lambda: None)
         now = reactor.seconds()
         _see_listening(run, now, progress)
-        for peer in run.peers.values():
-            if peer.listening_at is not None and peer.peer_id not in relayed and not scenario.robust:
-                relayed.add(peer.peer_id)
-                try:
-                    relay.listen(peer.peer_id, layout.public[peer.peer_id], layout.real[peer.peer_id],
-                                 dialler=None if peer.theirs or len(scenario.theirs) > 1 else scenario.theirs[0])
-                except CannotListenError as exc:
-                    refused = f"the relay could not listen on port {layout.public[peer.peer_id]}: {exc.socketError}"
-            if peer.theirs and peer.complete_at is None:
-                peer.complete_at = relay.completed.get(peer.peer_id)
+        refused = _relay_the_listening(run, relay, relayed) or refused
         progress[0] = max(progress[0], relay.last_piece)
         why = refused or _over(run, scenario.robust, now, progress[0], limits) or _retried(run, relay.recordings, now)
         if scenario.robust and why is None and all(p.listening_at for p in run.theirs()):
@@ -217,7 +238,7 @@ def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limit
     run.recordings = relay.recordings
     for peer in run.peers.values():
         if peer.theirs and not peer.child.running and peer.child.started is not None and not peer.child.stopped_by_kit:
-            peer.leftovers = peer.child.leftovers()
+            peer.leftovers = peer.child.session_alive()
     yield DeferredList([peer.child.stop() for peer in run.peers.values()])
     relay.stop()
     layout.release()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, write
+from twisted_p2p.layout import data_path
 from twisted_p2p.swarm.plan import demo_bytes
 
 FILE_NAME = "TheFile.dat"
@@ -190,7 +191,8 @@ def prepare(scenario: Scenario, root: Path) -> Layout:
         home = layout.their_dir(peer_id) if scenario.role(peer_id).theirs else layout.ours_dir
         if scenario.role(peer_id).theirs:
             write(home, layout.config_for(peer_id))
-        (home / f"peer_{peer_id}").mkdir(parents=True, exist_ok=True)
+        data = data_path(home, peer_id, FILE_NAME)
+        data.parent.mkdir(parents=True, exist_ok=True)
         if scenario.role(peer_id).seed:
-            (home / f"peer_{peer_id}" / FILE_NAME).write_bytes(layout.content)
+            data.write_bytes(layout.content)
     return layout
