@@ -10,7 +10,7 @@ setup(
     # package_dir keeps twisted/plugins visible to twistd in editable installs.
     package_dir={"": "."},
     packages=find_packages(include=["twisted_p2p", "twisted_p2p.*"]) + ["twisted.plugins"],
-    package_data={"twisted_p2p.swarm.web": ["static/*"]},
+    package_data={"twisted_p2p.launcher.web": ["static/*"]},
     install_requires=["twisted>=24.7", "zope.interface"],
     extras_require={
         "test": ["pytest>=8.4.1", "pytest-twisted>=1.14", "hypothesis", "matplotlib", "twisted[tls]"],
@@ -18,5 +18,5 @@ setup(
         "tls": ["twisted[tls]"],
         "docs": ["sphinx"],
     },
-    entry_points={"console_scripts": ["p2p-swarm = twisted_p2p.swarm.cli:main"]},
+    entry_points={"console_scripts": ["p2p-swarm = twisted_p2p.launcher.cli:main"]},
 )

@@ -6,7 +6,7 @@ is written to the other end ``delay`` seconds after it was read. Each direction 
 with one timer, so bytes never overtake each other; the end of a stream (EOF or a reset)
 travels the same FIFO, after the bytes before it, and closes the other end. Reading never
 stops (buffering is unbounded), so the relay adds delay, not a bandwidth limit. The
-joining of the two connections is the shared relay core's (``twisted_p2p.swarm.tcprelay``);
+joining of the two connections is the shared relay core's (``twisted_p2p.launcher.tcprelay``);
 what is the bench's own is the :class:`DelayLine` each direction goes through.
 
 It runs in its own process, so that its CPU is not charged to whoever measures:
@@ -28,9 +28,9 @@ from typing import Any, Callable, Deque, Optional, Union
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from twisted_p2p.swarm import tcprelay
-from twisted_p2p.swarm.children import stop_popen
-from twisted_p2p.swarm.tcprelay import Dialling, Line, Link
+from twisted_p2p.launcher import tcprelay
+from twisted_p2p.launcher.children import stop_popen
+from twisted_p2p.launcher.tcprelay import Dialling, Line, Link
 
 #: How long the relay keeps dialling a target that refuses (a peer still starting) before
 #: it gives up and closes the accepted connection; and how often it tries.

@@ -1,6 +1,6 @@
 """The bench's children (each with its own rusage), free loopback ports, machine facts.
 
-Reaping and rusage are the shared child-process helper's (``twisted_p2p.swarm.children``);
+Reaping and rusage are the shared child-process helper's (``twisted_p2p.launcher.children``);
 what is the bench's own is the deadline its swarms are held to.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from twisted_p2p.swarm.children import wait_for
+from twisted_p2p.launcher.children import wait_for
 
 LOOPBACK = "127.0.0.1"
 

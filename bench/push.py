@@ -166,7 +166,7 @@ def phases_from(lines: list[tuple[float, str]], end: float) -> dict[str, Optiona
 def run_push(hosts, source: Path, dest: str, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="p2pbench-push-") as scratch:
         report = Path(scratch) / "push.json"
-        argv = [sys.executable, "-m", "twisted_p2p.swarm.cli", "push", str(source), *hosts.addresses,
+        argv = [sys.executable, "-m", "twisted_p2p.launcher.cli", "push", str(source), *hosts.addresses,
                 "--dest", dest, "--ssh-config", str(hosts.ssh_config), "--timeout", "600", "--json", str(report),
                 *extra]
         lines: list[tuple[float, str]] = []

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from twisted_p2p.swarm.children import Usage
+    from twisted_p2p.launcher.children import Usage
 
 CHUNK = 1 << 20
 
@@ -69,7 +69,7 @@ def measure(size: int) -> dict:
 def _reap(child: subprocess.Popen) -> tuple[int, "Usage"]:
     """Wait for ``child`` (its own rusage); Popen is told it was reaped."""
     # imported here: the two sides run this file as a script, and their CPU is measured
-    from twisted_p2p.swarm.children import wait_for
+    from twisted_p2p.launcher.children import wait_for
 
     reaped = wait_for(child.pid)
     assert reaped is not None  # a blocking wait returns once it has ended

@@ -35,7 +35,7 @@ from bench.common import (HERE, KiB, MiB, SYSTEM_PYTHON, Files, libtorrent_versi
                           run_libtorrent)
 from bench.procs import machine
 
-from twisted_p2p.swarm.run import DEFAULT_PIPELINE  # noqa: E402  (the launcher's depth)
+from twisted_p2p.launcher.run import DEFAULT_PIPELINE  # noqa: E402  (the launcher's depth)
 
 CASES = ("dataplane", "swarm", "pipeline", "scale", "capped", "latency", "push")
 DEPTHS = (2, 4, 8, 16, 32)  # --pipeline depths tried one seed to one leecher

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, write
 from twisted_p2p.settings import PeerSettings
-from twisted_p2p.swarm.plan import twistd_command
+from twisted_p2p.launcher.plan import twistd_command
 
 
 def free_ports(count: int) -> list[int]:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from twisted_p2p.config import load
-from twisted_p2p.swarm.course import quote
+from twisted_p2p.launcher.course import quote
 from twisted_p2p.eventlog import SENTENCES
-from twisted_p2p.swarm import audit as A
-from twisted_p2p.swarm.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
-from twisted_p2p.swarm.cli import main as cli_main
+from twisted_p2p.launcher import audit as A
+from twisted_p2p.launcher.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
+from twisted_p2p.launcher.cli import main as cli_main
 
 from support import free_ports, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config, write_seed_files
 
@@ -68,7 +68,7 @@ def test_a_real_six_peer_swarm_is_clean(real_swarm, capsys):
 
 
 def test_the_console_command_runs_the_audit(real_swarm):
-    done = subprocess.run([sys.executable, "-m", "twisted_p2p.swarm.cli", "audit", str(real_swarm)],
+    done = subprocess.run([sys.executable, "-m", "twisted_p2p.launcher.cli", "audit", str(real_swarm)],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "audit: clean: 6 peers followed the protocol"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from twisted_p2p.swarm import audit as A
-from twisted_p2p.swarm.audit import rules
-from twisted_p2p.swarm.course import QUOTES, quote
+from twisted_p2p.launcher import audit as A
+from twisted_p2p.launcher.audit import rules
+from twisted_p2p.launcher.course import QUOTES, quote
 
 from test_audit import L1, L2, clean_logs, say, write_swarm
 

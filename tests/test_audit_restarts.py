@@ -18,7 +18,7 @@ import pytest
 
 from twisted_p2p.config import load
 from twisted_p2p.eventlog import SENTENCES
-from twisted_p2p.swarm import audit as A
+from twisted_p2p.launcher import audit as A
 
 from support import free_ports, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config, write_seed_files
 

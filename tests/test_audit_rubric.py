@@ -15,10 +15,10 @@ import pytest
 
 from twisted_p2p.config import load
 from twisted_p2p.eventlog import SENTENCES
-from twisted_p2p.swarm import audit as A
-from twisted_p2p.swarm.audit import rubric as rubric_module
-from twisted_p2p.swarm.audit.rubric import rubric
-from twisted_p2p.swarm.cli import main as cli_main
+from twisted_p2p.launcher import audit as A
+from twisted_p2p.launcher.audit import rubric as rubric_module
+from twisted_p2p.launcher.audit.rubric import rubric
+from twisted_p2p.launcher.cli import main as cli_main
 
 COMMON = """NumberOfPreferredNeighbors 1
 UnchokingInterval 1

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from twisted_p2p.config import load
-from twisted_p2p.swarm import audit as A
-from twisted_p2p.swarm.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
+from twisted_p2p.launcher import audit as A
+from twisted_p2p.launcher.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
 
 from test_audit import L1, clean_logs, write_swarm
 

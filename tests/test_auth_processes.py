@@ -11,7 +11,7 @@ import pytest
 
 from twisted_p2p import auth
 from twisted_p2p.storage import data_path
-from twisted_p2p.swarm import closed
+from twisted_p2p.launcher import closed
 
 from support import free_ports, listening, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from twisted_p2p.swarm.check.command import MARK, chosen, main, prepare_work_dir
-from twisted_p2p.swarm.cli import main as cli_main
-from twisted_p2p.swarm.plan import twistd_command
+from twisted_p2p.launcher.check.command import MARK, chosen, main, prepare_work_dir
+from twisted_p2p.launcher.cli import main as cli_main
+from twisted_p2p.launcher.plan import twistd_command
 
 
 def test_help_explains_the_command_and_the_layout(capsys):
@@ -76,7 +76,7 @@ def test_the_scenarios_each_option_runs():
 def test_only_robustness_runs_the_bad_input_probes_against_our_peer(tmp_path):
     report = tmp_path / "report.json"
     command = [*twistd_command(), "-n", "--pidfile=", "p2ppeer", "--id", "{id}"]
-    done = subprocess.run([sys.executable, "-m", "twisted_p2p.swarm.cli", "check", "--only", "robustness",
+    done = subprocess.run([sys.executable, "-m", "twisted_p2p.launcher.cli", "check", "--only", "robustness",
                            "--work-dir", str(tmp_path / "w"), "--json", str(report), "--", *command],
                           capture_output=True, text=True, timeout=120)
     out = done.stdout
@@ -93,7 +93,7 @@ def test_only_robustness_runs_the_bad_input_probes_against_our_peer(tmp_path):
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="the kit sees listening ports in /proc")
 def test_a_listening_port_is_seen_without_connecting_to_it():
-    from twisted_p2p.swarm.check.runner import listening_ports
+    from twisted_p2p.launcher.check.runner import listening_ports
 
     with socket.socket() as server, socket.socket() as idle:
         server.bind(("127.0.0.1", 0))

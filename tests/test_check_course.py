@@ -12,12 +12,12 @@ from test_check_judging import (  # noqa: F401  (layout is a fixture)
 )
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
-from twisted_p2p.swarm import course
-from twisted_p2p.swarm.check.command import our_closes
-from twisted_p2p.swarm.check.observed import Observed
-from twisted_p2p.swarm.check.runner import Closed
-from twisted_p2p.swarm.check.scenarios import SCENARIOS
-from twisted_p2p.swarm.check.scorecard import CHECKS, FAIL, NA, PASS, Result, Verdict, check, evaluate, ok, render
+from twisted_p2p.launcher import course
+from twisted_p2p.launcher.check.command import our_closes
+from twisted_p2p.launcher.check.observed import Observed
+from twisted_p2p.launcher.check.runner import Closed
+from twisted_p2p.launcher.check.scenarios import SCENARIOS
+from twisted_p2p.launcher.check.scorecard import CHECKS, FAIL, NA, PASS, Result, Verdict, check, evaluate, ok, render
 
 RETRY = next(s for s in SCENARIOS if s.name == "retry")  # ours 1001, theirs 1002 started first
 

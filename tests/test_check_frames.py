@@ -6,7 +6,7 @@ import struct
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import Common
-from twisted_p2p.swarm.check.frames import Chunk, Parsed, parse
+from twisted_p2p.launcher.check.frames import Chunk, Parsed, parse
 
 COMMON = Common(1, 1, 2, "f", 600_000, 16384)  # 37 pieces, the last 10,176 bytes
 N = COMMON.num_pieces

@@ -11,14 +11,14 @@ from twisted.internet.task import Clock
 
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
-from twisted_p2p.swarm.check import exchangechecks, runchecks, wirechecks  # noqa: F401  (registers)
-from twisted_p2p.swarm.check.frames import Chunk
-from twisted_p2p.swarm.check.observed import Observed, transcript
-from twisted_p2p.swarm.check.processes import Child
-from twisted_p2p.swarm.check.relay import Direction, Recording
-from twisted_p2p.swarm.check.runner import PeerRun, ScenarioRun
-from twisted_p2p.swarm.check.scenarios import SCENARIOS, Layout, prepare
-from twisted_p2p.swarm.check.scorecard import FAIL, NA, PASS, evaluate
+from twisted_p2p.launcher.check import exchangechecks, runchecks, wirechecks  # noqa: F401  (registers)
+from twisted_p2p.launcher.check.frames import Chunk
+from twisted_p2p.launcher.check.observed import Observed, transcript
+from twisted_p2p.launcher.check.processes import Child
+from twisted_p2p.launcher.check.relay import Direction, Recording
+from twisted_p2p.launcher.check.runner import PeerRun, ScenarioRun
+from twisted_p2p.launcher.check.scenarios import SCENARIOS, Layout, prepare
+from twisted_p2p.launcher.check.scorecard import FAIL, NA, PASS, evaluate
 
 LEECHER = next(s for s in SCENARIOS if s.name == "leecher")  # ours 1001 seed, theirs 1002, ours 1003
 SEED = next(s for s in SCENARIOS if s.name == "seed")  # theirs 1001 seed, k=1, ours 1002-1004
@@ -254,7 +254,7 @@ def test_after_a_broken_handshake_the_rest_is_not_blamed_unless_the_swarm_still_
 def test_a_choke_recorded_late_behind_paced_pieces_is_not_a_third_unchoke():
     """The peer chokes 1002 and unchokes 1004 in one round; the relay reads the choke
     85 ms later, behind paced pieces: two at once, not three. A state that lasts is."""
-    from twisted_p2p.swarm.check.wirechecks import RACE, _most_unchoked
+    from twisted_p2p.launcher.check.wirechecks import RACE, _most_unchoked
 
     round_ = [(22.469, 1002, True), (22.469, 1004, False), (23.144, 1004, True), (23.229, 1002, False)]
     start = [(20.0, 1002, True), (20.0, 1003, True)]

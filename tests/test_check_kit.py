@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from twisted_p2p.swarm.plan import twistd_command
+from twisted_p2p.launcher.plan import twistd_command
 
 from support import processes_mentioning
 
 pytestmark = pytest.mark.slow
 
 BROKEN = Path(__file__).with_name("brokenpeers.py")
-P2P_SWARM = [sys.executable, "-m", "twisted_p2p.swarm.cli"]
+P2P_SWARM = [sys.executable, "-m", "twisted_p2p.launcher.cli"]
 TIMEOUT = 300
 
 # What each fake must fail: nothing more, nothing less.

@@ -10,8 +10,8 @@ from test_check_judging import (  # noqa: F401  (layout is a fixture)
 )
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
-from twisted_p2p.swarm.check.scorecard import FAIL, PASS
-from twisted_p2p.swarm.check.wirechecks import NOT_INTERESTED_WITHIN, RACE
+from twisted_p2p.launcher.check.scorecard import FAIL, PASS
+from twisted_p2p.launcher.check.wirechecks import NOT_INTERESTED_WITHIN, RACE
 
 
 def _completing(lay, after: list[tuple[float, bytes]], closed: float = 19.0):

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
 from twisted_p2p.config import Common
-from twisted_p2p.swarm.check.relay import Relay
+from twisted_p2p.launcher.check.relay import Relay
 from twisted_p2p.wire import HANDSHAKE_LENGTH
 
 from support import free_ports

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from twisted.internet.task import Clock
 
-from twisted_p2p.swarm.children import (CappedOutput, SessionProcess, group_alive, in_new_session, stop_popen,
+from twisted_p2p.launcher.children import (CappedOutput, SessionProcess, group_alive, in_new_session, stop_popen,
                                         wait_for)
 
 WAIT_S = 20.0

@@ -24,7 +24,7 @@ def _off_rounds(times: list[float], interval: int) -> list[float]:
 @pytest.mark.slow
 def test_the_paced_demo_follows_p_and_m_and_shows_every_rubric_item(tmp_path):
     work = tmp_path / "work"
-    cli = [sys.executable, "-m", "twisted_p2p.swarm.cli"]
+    cli = [sys.executable, "-m", "twisted_p2p.launcher.cli"]
     run = subprocess.run([*cli, "run", str(CONF), "--demo-file", "--work-dir", str(work)],
                          capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr

@@ -22,7 +22,7 @@ from support import processes_mentioning
 pytestmark = pytest.mark.slow
 
 DEVIANT = Path(__file__).with_name("deviantpeers.py")
-P2P_SWARM = [sys.executable, "-m", "twisted_p2p.swarm.cli"]
+P2P_SWARM = [sys.executable, "-m", "twisted_p2p.launcher.cli"]
 TIMEOUT = 300
 
 #: What each defect must fail: nothing more, nothing less.

@@ -12,13 +12,13 @@ import pytest
 
 from twisted_p2p.config import ConfigError, PeerInfo, load
 from twisted_p2p.eventlog import SENTENCES, format_time
-from twisted_p2p.swarm import plan
-from twisted_p2p.swarm.runend import check_files
-from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
-from twisted_p2p.swarm.runreport import PeerResult, build_report, summary_table, write_report
+from twisted_p2p.launcher import plan
+from twisted_p2p.launcher.runend import check_files
+from twisted_p2p.launcher.display import Display
+from twisted_p2p.launcher.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
+from twisted_p2p.launcher.runreport import PeerResult, build_report, summary_table, write_report
 
-from twisted_p2p.swarm.remote import Ssh
+from twisted_p2p.launcher.remote import Ssh
 
 from support import swarm_config, write_config
 
@@ -339,7 +339,7 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
 
 def test_the_plot_has_one_line_per_peer_in_each_panel_when_matplotlib_is_installed(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib", reason="the 'plot' extra (matplotlib) is not installed")
-    from twisted_p2p.swarm import runreport as report_module
+    from twisted_p2p.launcher import runreport as report_module
 
     seed = PeerProgress(1, "h", 2, True, START)
     leecher = PeerProgress(2, "h", 2, False, START)
@@ -382,7 +382,7 @@ def test_the_plot_has_one_line_per_peer_in_each_panel_when_matplotlib_is_install
 def test_dry_run_prints_what_would_run_on_each_host_and_runs_nothing(tmp_path, capsys):
     import io
 
-    from twisted_p2p.swarm import run
+    from twisted_p2p.launcher import run
 
     load_written(tmp_path, swarm_config([1, 2, 3], seeds=[1], file_size=10, piece_size=4),
                  hosts=["localhost", "10.0.0.4", "10.0.0.4"])
@@ -399,7 +399,7 @@ def test_dry_run_prints_what_would_run_on_each_host_and_runs_nothing(tmp_path, c
 
 
 def test_the_report_audits_the_logs_only_when_all_are_here_and_not_too_big(tmp_path, monkeypatch):
-    from twisted_p2p.swarm import runend
+    from twisted_p2p.launcher import runend
 
     config = swarm_config([1001, 1002], seeds=[1001], file_size=1000, piece_size=100)
     for peer_id in (1001, 1002):
@@ -413,8 +413,8 @@ def test_the_report_audits_the_logs_only_when_all_are_here_and_not_too_big(tmp_p
 
 
 def test_the_launcher_speaks_the_course_protocol_unless_an_extension_is_asked_for():
-    from twisted_p2p.swarm import run
-    from twisted_p2p.swarm.options import peer_options
+    from twisted_p2p.launcher import run
+    from twisted_p2p.launcher.options import peer_options
 
     args = run.parse_args(["conf"])
     assert args.pipeline == 0 and not args.refill_slots

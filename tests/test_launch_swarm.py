@@ -22,7 +22,7 @@ from twisted_p2p.config import PeerInfo, SwarmConfig
 
 from support import free_ports, swarm_config, write_config
 
-LAUNCHER = [sys.executable, "-m", "twisted_p2p.swarm.cli", "run"]
+LAUNCHER = [sys.executable, "-m", "twisted_p2p.launcher.cli", "run"]
 STARTED = re.compile(r"started peer (\d+)(?: on \S+)? \(pid (\d+)\)")
 
 
@@ -120,7 +120,7 @@ def assert_png_is_the_plot_of(png: Path, report: dict) -> None:
     import numpy
     from matplotlib.image import imread
 
-    from twisted_p2p.swarm.runreport import plot_figure
+    from twisted_p2p.launcher.runreport import plot_figure
 
     figure = plot_figure(report)
     pieces, unchoked = figure.axes

@@ -117,7 +117,7 @@ def test_both_commands_write_the_manifest(tmp_path):
     first = path.read_text()
     path.unlink()
     result = subprocess.run(
-        [sys.executable, "-m", "twisted_p2p.swarm.cli", "hashes", "conf", "--work-dir", "."],
+        [sys.executable, "-m", "twisted_p2p.launcher.cli", "hashes", "conf", "--work-dir", "."],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr

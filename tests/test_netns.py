@@ -38,7 +38,7 @@ def test_remote_shell_runs_each_peer_on_its_own_host(tmp_path, hosts):
     template = (f"ip netns exec {TAG}-{{host}} {{twistd}} -n --pidfile= p2ppeer --id {{id}}"
                 " --config-dir {config_dir} --work-dir {dir} --echo-events")
     launcher = subprocess.run(
-        [sys.executable, "-m", "twisted_p2p.swarm.cli", "run", "conf", "--work-dir", "work", "--demo-file", "--pace", "off",
+        [sys.executable, "-m", "twisted_p2p.launcher.cli", "run", "conf", "--work-dir", "work", "--demo-file", "--pace", "off",
          "--stagger", "0.05", "--timeout", "60", "--remote-shell", template],
         cwd=tmp_path, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
     )

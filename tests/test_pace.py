@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twisted_p2p.swarm import pace, run
+from twisted_p2p.launcher import pace, run
 
 from support import swarm_config
 

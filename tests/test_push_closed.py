@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from twisted_p2p.swarm.plan import demo_bytes
+from twisted_p2p.launcher.plan import demo_bytes
 
 from sshhosts import SshHosts, hosts_with_private_work
 
@@ -57,7 +57,7 @@ def test_push_starts_every_peer_with_the_pushs_secret_and_hashes(tmp_path, hosts
     began = time.monotonic()
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "twisted_p2p.swarm.cli", "push", str(source), *hosts.addresses,
+            [sys.executable, "-m", "twisted_p2p.launcher.cli", "push", str(source), *hosts.addresses,
              "--dest", str(WORK / "inbox"), "--ssh-config", str(hosts.ssh_config), *(["--tls"] if tls else [])],
             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     finally:

@@ -15,11 +15,11 @@ import pytest_twisted
 
 from twisted_p2p.config import PeerInfo
 from twisted_p2p.eventlog import format_time
-from twisted_p2p.swarm import push
-from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.plan import Launch
-from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.pushresult import (
+from twisted_p2p.launcher import push
+from twisted_p2p.launcher.display import Display
+from twisted_p2p.launcher.plan import Launch
+from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.pushresult import (
     ALREADY_THERE,
     DELIVERED,
     FAILED,
@@ -32,7 +32,7 @@ from twisted_p2p.swarm.pushresult import (
     table,
     unfinished_cause,
 )
-from twisted_p2p.swarm.supervise import PeerProcesses
+from twisted_p2p.launcher.supervise import PeerProcesses
 
 CONTENT = b"the pushed file\n" * 1000
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
@@ -278,8 +278,8 @@ def stand_in_ssh(calls: list[list[str]], answers: dict[str, str], refused: set[s
 
 
 def test_hosts_that_hold_the_file_or_cannot_be_reached_are_settled_before_any_swarm(tmp_path):
-    from twisted_p2p.swarm.pushrun import Push
-    from twisted_p2p.swarm.remote import Host, Hosts, Ssh
+    from twisted_p2p.launcher.pushrun import Push
+    from twisted_p2p.launcher.remote import Host, Hosts, Ssh
 
     source = tmp_path / "f.bin"
     source.write_bytes(CONTENT)

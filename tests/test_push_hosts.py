@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from twisted_p2p.swarm.plan import demo_bytes
+from twisted_p2p.launcher.plan import demo_bytes
 
 from sshhosts import SshHosts, hosts_with_private_work
 
@@ -48,7 +48,7 @@ def source(tmp_path: Path, hosts: SshHosts) -> Path:
 
 def push(hosts: SshHosts, source: Path, targets: list[str], *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "twisted_p2p.swarm.cli", "push", str(source), *targets, "--dest", str(INBOX),
+        [sys.executable, "-m", "twisted_p2p.launcher.cli", "push", str(source), *targets, "--dest", str(INBOX),
          "--ssh-config", str(hosts.ssh_config), "--connect-timeout", "3", "--timeout", "120", *args],
         cwd=source.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
     )

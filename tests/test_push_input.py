@@ -11,9 +11,9 @@ import pytest
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.storage import parse_resume_report, resume_report
-from twisted_p2p.swarm import push
-from twisted_p2p.swarm.progress import COMPACT_OVER, PeerProgress, render_hosts
-from twisted_p2p.swarm.pushinput import (
+from twisted_p2p.launcher import push
+from twisted_p2p.launcher.progress import COMPACT_OVER, PeerProgress, render_hosts
+from twisted_p2p.launcher.pushinput import (
     HostSpec,
     endpoint_of,
     parse_host,
@@ -21,7 +21,7 @@ from twisted_p2p.swarm.pushinput import (
     read_hosts,
     with_addresses,
 )
-from twisted_p2p.swarm.pushresume import (
+from twisted_p2p.launcher.pushresume import (
     MARGIN,
     Probe,
     Record,
@@ -31,7 +31,7 @@ from twisted_p2p.swarm.pushresume import (
     resume_from,
     split_answer,
 )
-from twisted_p2p.swarm.remote import Host, Ssh, prepare_script
+from twisted_p2p.launcher.remote import Host, Ssh, prepare_script
 
 SHA = "ab" * 32
 

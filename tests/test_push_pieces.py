@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from twisted_p2p.swarm import push
-from twisted_p2p.swarm.push import MAX_PIECE, MIN_PIECE, piece_size_for
+from twisted_p2p.launcher import push
+from twisted_p2p.launcher.push import MAX_PIECE, MIN_PIECE, piece_size_for
 
 MB = 10**6
 

@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 import pytest
 
-from twisted_p2p.swarm.plan import demo_bytes
+from twisted_p2p.launcher.plan import demo_bytes
 
 from sshhosts import SshHosts, hosts_with_private_work
 
@@ -44,7 +44,7 @@ def source(tmp_path: Path, hosts: SshHosts) -> Path:
 def push(hosts: SshHosts, source: Path, targets: list[str], *args: str, stdin: Optional[str] = None,
          config: Optional[Path] = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "twisted_p2p.swarm.cli", "push", str(source), *targets, "--dest", str(INBOX),
+        [sys.executable, "-m", "twisted_p2p.launcher.cli", "push", str(source), *targets, "--dest", str(INBOX),
          "--ssh-config", str(config or hosts.ssh_config), "--connect-timeout", "3", "--timeout", "120", *args],
         cwd=source.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -138,7 +138,7 @@ def test_hosts_from_a_file_and_standard_input_by_alias_and_user_at_host_port(hos
     for address in hosts.addresses:
         assert copy_on(hosts, address) == source.read_bytes()
     # what a dry run shows for them: ssh's own arguments, and the addresses peers are listed by
-    dry = subprocess.run([sys.executable, "-m", "twisted_p2p.swarm.cli", "push", str(source), "lab-one",
+    dry = subprocess.run([sys.executable, "-m", "twisted_p2p.launcher.cli", "push", str(source), "lab-one",
                           f"root@{second}:2222", "--dest", str(INBOX), "--ssh-config", str(config), "--dry-run",
                           "--upload-rate", "200Mbit"], capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0, dry.stderr

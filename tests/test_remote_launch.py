@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
-from twisted_p2p.swarm.plan import demo_bytes
+from twisted_p2p.launcher.plan import demo_bytes
 
 from sshhosts import SshHosts, hosts_with_private_work
 from support import write_config
@@ -44,7 +44,7 @@ def six_peers_on_four_hosts(tmp_path: Path, hosts: SshHosts) -> Path:
 
 def launcher(tmp_path: Path, hosts: SshHosts, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "twisted_p2p.swarm.cli", *args, "--ssh-config", str(hosts.ssh_config)],
+        [sys.executable, "-m", "twisted_p2p.launcher.cli", *args, "--ssh-config", str(hosts.ssh_config)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
     )
 
@@ -92,7 +92,7 @@ def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
     for peer_id, address in zip(range(1001, 1007), hosts.addresses * 2):
         assert (WORK / f"log_peer_{peer_id}.log").read_bytes() == \
             hosts.path(address, WORK / f"log_peer_{peer_id}.log").read_bytes()
-    audited = subprocess.run([sys.executable, "-m", "twisted_p2p.swarm.cli", "audit", "--rubric", str(WORK),
+    audited = subprocess.run([sys.executable, "-m", "twisted_p2p.launcher.cli", "audit", "--rubric", str(WORK),
                               "--config-dir", str(tmp_path / "conf")], capture_output=True, text=True, timeout=60)
     assert audited.returncode == 0, audited.stdout + audited.stderr
     assert "makes a TCP connection to every peer listed before it (1001, 1002, 1003, 1004, 1005)" in audited.stdout

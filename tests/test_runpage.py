@@ -17,10 +17,10 @@ import pytest
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, load
 from twisted_p2p.eventlog import SENTENCES, TIME_FORMAT, Event
-from twisted_p2p.swarm.audit import audit
-from twisted_p2p.swarm.runpage import PALETTE, REPORT_HTML, SEED_COLOUR, render_html, write_html_report
-from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.runreport import PeerResult, build_report
+from twisted_p2p.launcher.audit import audit
+from twisted_p2p.launcher.runpage import PALETTE, REPORT_HTML, SEED_COLOUR, render_html, write_html_report
+from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.runreport import PeerResult, build_report
 
 from browser import blankness, dump_dom, needs_chromium, screenshot
 from support import write_config

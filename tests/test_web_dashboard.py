@@ -32,7 +32,7 @@ def _counts(page) -> dict[str, int]:
 
 @pytest.fixture
 def launcher(tmp_path: Path):
-    from twisted_p2p.swarm.check.scenarios import reserve_ports  # free ports, claimed while the swarm runs
+    from twisted_p2p.launcher.check.scenarios import reserve_ports  # free ports, claimed while the swarm runs
 
     ports, claim = reserve_ports(len(PEERS))
     config = swarm_config(PEERS, seeds=[1001], file_size=PIECES * 16384 - 1000, piece_size=16384, k=2, p=1, m=2,
@@ -40,7 +40,7 @@ def launcher(tmp_path: Path):
     write_config(tmp_path / "conf", config)
     output = open(tmp_path / "launcher.txt", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "twisted_p2p.swarm.cli", "run", str(tmp_path / "conf"), "--demo-file", "--pace", "off",
+        [sys.executable, "-m", "twisted_p2p.launcher.cli", "run", str(tmp_path / "conf"), "--demo-file", "--pace", "off",
          "--work-dir", str(tmp_path / "work"), "--upload-rate", "150000", "--web", "127.0.0.1:0", "--web-linger", "60"],
         stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
     deadline = time.monotonic() + 20

@@ -9,10 +9,10 @@ import pytest
 from twisted.web.test.requesthelper import DummyRequest
 
 from twisted_p2p.eventlog import SENTENCES, format_time
-from twisted_p2p.swarm.runpage import PALETTE
-from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.web.feed import Feed
-from twisted_p2p.swarm.web.server import EventStream, parse_address, sse
+from twisted_p2p.launcher.runpage import PALETTE
+from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.web.feed import Feed
+from twisted_p2p.launcher.web.server import EventStream, parse_address, sse
 
 from support import swarm_config
 

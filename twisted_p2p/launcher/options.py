@@ -1,7 +1,7 @@
 """What one run of a swarm is asked to do: :class:`RunOptions`, the launcher's public input.
 
-``p2p-swarm run`` parses its command line into one (:mod:`twisted_p2p.swarm.run`),
-``push`` builds its own, and :func:`twisted_p2p.swarm.launch.run_swarm` takes it: a new
+``p2p-swarm run`` parses its command line into one (:mod:`twisted_p2p.launcher.run`),
+``push`` builds its own, and :func:`twisted_p2p.launcher.launch.run_swarm` takes it: a new
 option is a new field with a default, and nobody else has to change.
 """
 from __future__ import annotations

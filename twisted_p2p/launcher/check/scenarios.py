@@ -18,7 +18,7 @@ from typing import Optional
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, write
 from twisted_p2p.layout import data_path
-from twisted_p2p.swarm.plan import demo_bytes
+from twisted_p2p.launcher.plan import demo_bytes
 
 FILE_NAME = "TheFile.dat"
 FIRST_ID = 1001

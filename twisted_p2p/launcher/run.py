@@ -1,8 +1,8 @@
 """``p2p-swarm run``: the command line that starts every peer of PeerInfo.cfg, watches
 it, checks it and reports.
 
-It parses its arguments into :class:`~twisted_p2p.swarm.options.RunOptions` and hands
-them to :func:`twisted_p2p.swarm.launch.run_swarm`, which does the rest.
+It parses its arguments into :class:`~twisted_p2p.launcher.options.RunOptions` and hands
+them to :func:`twisted_p2p.launcher.launch.run_swarm`, which does the rest.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from twisted_p2p.pipeline import MAX_DEPTH
-from twisted_p2p.swarm.launch import run_swarm
-from twisted_p2p.swarm.options import DEFAULT_PIPELINE, RunOptions
-from twisted_p2p.swarm.web.server import parse_address
+from twisted_p2p.launcher.launch import run_swarm
+from twisted_p2p.launcher.options import DEFAULT_PIPELINE, RunOptions
+from twisted_p2p.launcher.web.server import parse_address
 
 
 def build_parser() -> argparse.ArgumentParser:

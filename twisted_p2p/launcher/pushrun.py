@@ -4,7 +4,7 @@ Each step works on every host at once and never lets one host's failure stop the
 others: :func:`survey` asks whether a host holds the file already, :func:`prepare`
 readies the work dirs of the rest, :func:`send_config` hands them the PeerInfo.cfg of
 the hosts that are ready (a peer exits only once every listed peer has the file, so a
-host that failed must not be listed), :func:`~twisted_p2p.swarm.reactorrun.run_peers`
+host that failed must not be listed), :func:`~twisted_p2p.launcher.reactorrun.run_peers`
 runs the peers with a failed one dropped, and :func:`deliver` verifies and moves each
 finished copy.
 """
@@ -22,11 +22,11 @@ from typing import Callable, Optional, Sequence, TextIO
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.config import write as write_config
 from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, peer_dir_name
-from twisted_p2p.swarm import closed
-from twisted_p2p.swarm.options import DEFAULT_PIPELINE, RunOptions, peer_options
-from twisted_p2p.swarm.plan import Launch, is_local_host, local_identity, plan, twistd_command
-from twisted_p2p.swarm.pushinput import with_addresses
-from twisted_p2p.swarm.pushresult import (
+from twisted_p2p.launcher import closed
+from twisted_p2p.launcher.options import DEFAULT_PIPELINE, RunOptions, peer_options
+from twisted_p2p.launcher.plan import Launch, is_local_host, local_identity, plan, twistd_command
+from twisted_p2p.launcher.pushinput import with_addresses
+from twisted_p2p.launcher.pushresult import (
     ALREADY_THERE,
     DELIVERED,
     FAILED,
@@ -36,7 +36,7 @@ from twisted_p2p.swarm.pushresult import (
     holds_file,
     unfinished_cause,
 )
-from twisted_p2p.swarm.pushresume import (
+from twisted_p2p.launcher.pushresume import (
     RECORD_NAME,
     Probe,
     Record,
@@ -46,11 +46,11 @@ from twisted_p2p.swarm.pushresume import (
     resume_from,
     split_answer,
 )
-from twisted_p2p.swarm.reactorrun import run_peers
-from twisted_p2p.swarm.remote import Hosts, RemoteError, remote_dir_for
-from twisted_p2p.swarm.runpage import write_html_report
-from twisted_p2p.swarm.runreport import PeerResult, build_report, sha256_file, write_report
-from twisted_p2p.swarm.supervise import PeerProcesses
+from twisted_p2p.launcher.reactorrun import run_peers
+from twisted_p2p.launcher.remote import Hosts, RemoteError, remote_dir_for
+from twisted_p2p.launcher.runpage import write_html_report
+from twisted_p2p.launcher.runreport import PeerResult, build_report, sha256_file, write_report
+from twisted_p2p.launcher.supervise import PeerProcesses
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
 #: ``--split-seed``: the seed sends each piece about once).

@@ -11,10 +11,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from twisted_p2p.swarm.children import CappedOutput, SessionProcess
-from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.plan import Launch
-from twisted_p2p.swarm.progress import RECEIVED, LineBuffer, PeerProgress
+from twisted_p2p.launcher.children import CappedOutput, SessionProcess
+from twisted_p2p.launcher.display import Display
+from twisted_p2p.launcher.plan import Launch
+from twisted_p2p.launcher.progress import RECEIVED, LineBuffer, PeerProgress
 
 # Local peers yield the CPU to the launcher: with more busy peers than cores, an equal
 # share left it a few per cent of a core, and its display and dashboard froze for seconds.

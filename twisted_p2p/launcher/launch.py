@@ -1,9 +1,9 @@
-"""One swarm from its :class:`~twisted_p2p.swarm.options.RunOptions` to its exit status:
+"""One swarm from its :class:`~twisted_p2p.launcher.options.RunOptions` to its exit status:
 :func:`run_swarm`, the launcher's public entry, which ``p2p-swarm run`` calls.
 
-Planning is :mod:`twisted_p2p.swarm.plan`'s, the other hosts are
-:mod:`twisted_p2p.swarm.remote`'s, running the peers is
-:mod:`twisted_p2p.swarm.reactorrun`'s and the end :mod:`twisted_p2p.swarm.runend`'s;
+Planning is :mod:`twisted_p2p.launcher.plan`'s, the other hosts are
+:mod:`twisted_p2p.launcher.remote`'s, running the peers is
+:mod:`twisted_p2p.launcher.reactorrun`'s and the end :mod:`twisted_p2p.launcher.runend`'s;
 this module puts them in order.
 """
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Optional, TextIO
 
 from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig, load
 from twisted_p2p.layout import data_path
-from twisted_p2p.swarm.options import RunOptions, peer_options
-from twisted_p2p.swarm.pace import demo_pace
-from twisted_p2p.swarm.plan import Launch, plan, prepare_work_dir, twistd_command
-from twisted_p2p.swarm.reactorrun import run_peers
-from twisted_p2p.swarm.remote import Host, Hosts, RemoteError, Ssh, prepare_script
-from twisted_p2p.swarm.runend import conclude
+from twisted_p2p.launcher.options import RunOptions, peer_options
+from twisted_p2p.launcher.pace import demo_pace
+from twisted_p2p.launcher.plan import Launch, plan, prepare_work_dir, twistd_command
+from twisted_p2p.launcher.reactorrun import run_peers
+from twisted_p2p.launcher.remote import Host, Hosts, RemoteError, Ssh, prepare_script
+from twisted_p2p.launcher.runend import conclude
 
 USAGE_ERROR = 2  # the exit status when the config, the files or a host cannot be used
 

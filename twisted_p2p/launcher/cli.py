@@ -23,23 +23,23 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "run":
-        from twisted_p2p.swarm.run import main as run_main
+        from twisted_p2p.launcher.run import main as run_main
 
         return run_main(rest)
     if command == "push":
-        from twisted_p2p.swarm.push import main as push_main
+        from twisted_p2p.launcher.push import main as push_main
 
         return push_main(rest)
     if command == "audit":
-        from twisted_p2p.swarm.audit import main as audit_main
+        from twisted_p2p.launcher.audit import main as audit_main
 
         return audit_main(rest)
     if command == "check":
-        from twisted_p2p.swarm.check import main as check_main
+        from twisted_p2p.launcher.check import main as check_main
 
         return check_main(rest)
     if command == "hashes":
-        from twisted_p2p.swarm.hashes import main as hashes_main
+        from twisted_p2p.launcher.hashes import main as hashes_main
 
         return hashes_main(rest)
     print(f"p2p-swarm: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

@@ -4,7 +4,7 @@ No config to write by hand: this machine is the seed, at the address the hosts r
 by (the source address of the route to them), each host runs one leecher over ssh, the
 piece size suits the file, and every copy is checked by SHA-256 before it is moved to
 the destination directory on its host. A host that already holds the file is left out;
-one that fails is dropped and the others carry on (:mod:`twisted_p2p.swarm.pushrun`).
+one that fails is dropped and the others carry on (:mod:`twisted_p2p.launcher.pushrun`).
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
-from twisted_p2p.swarm.pushinput import HostSpec, endpoints, parse_host, parse_rate, read_hosts
-from twisted_p2p.swarm.pushresult import FAILED, HostOutcome, as_json, check_script, exit_status, table
-from twisted_p2p.swarm.remote import Host, Hosts, Ssh, remote_dir_for
+from twisted_p2p.launcher.pushinput import HostSpec, endpoints, parse_host, parse_rate, read_hosts
+from twisted_p2p.launcher.pushresult import FAILED, HostOutcome, as_json, check_script, exit_status, table
+from twisted_p2p.launcher.remote import Host, Hosts, Ssh, remote_dir_for
 
 SEED_ID = 1001
 #: The push's work dir on each host, beside the destination; ``{host}``: hosts may share a filesystem.
@@ -228,7 +228,7 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     if args.dry_run:
         return dry_run(args, file, hosts, dest, seed_address, stdout, destinations, addresses)
     if args.tls:
-        from twisted_p2p.swarm.closed import check_tls
+        from twisted_p2p.launcher.closed import check_tls
         from twisted_p2p.tls import TLSError
 
         try:
@@ -236,7 +236,7 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
         except TLSError as exc:
             print(f"p2p-swarm push: --tls: {exc}", file=sys.stderr)
             return 2
-    from twisted_p2p.swarm.pushrun import Push
+    from twisted_p2p.launcher.pushrun import Push
 
     def configure(needed: list[str], resumable: Optional[int] = None) -> tuple[SwarmConfig, str]:
         if args.piece_size is not None:
@@ -299,9 +299,9 @@ def peer_options(upload_rate: Optional[int]) -> list[str]:
 def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, seed_address: str,
             stdout: TextIO, destinations: dict[str, list[str]], addresses: dict[str, str]) -> int:
     """What would run on each host, with nothing contacted."""
-    from twisted_p2p.swarm.launch import print_plan
-    from twisted_p2p.swarm.plan import plan, twistd_command
-    from twisted_p2p.swarm.pushrun import PEER_OPTIONS
+    from twisted_p2p.launcher.launch import print_plan
+    from twisted_p2p.launcher.plan import plan, twistd_command
+    from twisted_p2p.launcher.pushrun import PEER_OPTIONS
 
     piece_size = args.piece_size or piece_size_for(file.stat().st_size, None, len(hosts)).size
     config = swarm_for(file, hosts, seed_address, free_port(), random.Random(), piece_size)

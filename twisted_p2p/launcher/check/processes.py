@@ -13,8 +13,8 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from twisted_p2p.swarm.children import CappedOutput, SessionProcess
-from twisted_p2p.swarm.progress import LineBuffer
+from twisted_p2p.launcher.children import CappedOutput, SessionProcess
+from twisted_p2p.launcher.progress import LineBuffer
 
 OUTPUT_CAP = 4 << 20  # bytes of a child's output kept on disk
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Union
 
 from twisted_p2p.config import SwarmConfig
-from twisted_p2p.swarm.audit.result import AuditResult, verdict
-from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.runreport import file_verdict
+from twisted_p2p.launcher.audit.result import AuditResult, verdict
+from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.runreport import file_verdict
 
 REPORT_HTML = "swarm-report.html"
 #: Okabe & Ito's colour-blind-safe palette, ordered so neighbouring peers differ most.

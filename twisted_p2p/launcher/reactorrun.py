@@ -15,13 +15,13 @@ from typing import Any, Callable, Optional, TextIO
 from twisted.python.failure import Failure
 
 from twisted_p2p.config import SwarmConfig
-from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.options import RunOptions
-from twisted_p2p.swarm.plan import Launch
-from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.supervise import PeerProcesses
-from twisted_p2p.swarm.web.feed import Feed
-from twisted_p2p.swarm.web.server import Dashboard
+from twisted_p2p.launcher.display import Display
+from twisted_p2p.launcher.options import RunOptions
+from twisted_p2p.launcher.plan import Launch
+from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.supervise import PeerProcesses
+from twisted_p2p.launcher.web.feed import Feed
+from twisted_p2p.launcher.web.server import Dashboard
 
 CHECKING = "checking"  # the dashboard's outcome while the files are checked
 CANNOT_LISTEN = 2  # the exit status when the dashboard cannot listen

@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from typing import Iterable, TextIO
 
-from twisted_p2p.swarm.progress import PeerProgress, render, render_hosts
+from twisted_p2p.launcher.progress import PeerProgress, render, render_hosts
 
 PLAIN_EVERY = 2.0  # seconds between blocks of plain lines when output is not a terminal
 

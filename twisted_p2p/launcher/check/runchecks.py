@@ -11,8 +11,8 @@ import hashlib
 from typing import Iterator
 
 from twisted_p2p.layout import data_path
-from twisted_p2p.swarm.audit import reading as audit_reading
-from twisted_p2p.swarm.audit import rules as audit_rules
+from twisted_p2p.launcher.audit import reading as audit_reading
+from twisted_p2p.launcher.audit import rules as audit_rules
 
 from .observed import Observed
 from .robust import Probe

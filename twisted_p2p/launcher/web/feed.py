@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from twisted_p2p.config import SwarmConfig
-from twisted_p2p.swarm.runpage import PALETTE, SEED_COLOUR
-from twisted_p2p.swarm.progress import PeerProgress
+from twisted_p2p.launcher.runpage import PALETTE, SEED_COLOUR
+from twisted_p2p.launcher.progress import PeerProgress
 
 MISSING, OWN = ".", "*"
 SLOTS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"  # peers beyond 62 share '~'

@@ -2,7 +2,7 @@
 
 Each check belongs to one rubric item, says in one line what the grader wants, and
 carries the usual cause of failing it. A check is *required* exactly when it rests on a
-sentence of the course text (``course=``, a key of :data:`twisted_p2p.swarm.course.QUOTES`, quoted on the
+sentence of the course text (``course=``, a key of :data:`twisted_p2p.launcher.course.QUOTES`, quoted on the
 scorecard); only those make the exit status 1. Every other check is *advice* (our
 choices, robustness) and says why (``advice=``), as SPEC §6 has it.
 
@@ -17,7 +17,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-from twisted_p2p.swarm import course as course_text
+from twisted_p2p.launcher import course as course_text
 
 from .observed import Observed
 

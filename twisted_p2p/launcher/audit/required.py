@@ -1,14 +1,14 @@
 """The audit's rules by name, and which of them the course requires.
 
 SPEC §6: a verdict of FAIL on another implementation rests on a sentence of the course
-(twisted_p2p.swarm.course); our own choices are advice and never fail. So each rule
+(twisted_p2p.launcher.course); our own choices are advice and never fail. So each rule
 that is required names the course sentence it rests on, and every other is advice.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from twisted_p2p.swarm import course
+from twisted_p2p.launcher import course
 
 from .reading import (
     LIST_ORDER, MISSING_LOG, NO_DATE, NO_TIME, NOT_A_SENTENCE, SPACING, STRAY_LOG, UNREAD_TIME, UNREADABLE_LOG, Finding,

@@ -1,5 +1,5 @@
 """A run's report: each peer's result, the summary table, swarm-report.json and the plot
-(``run`` and ``push`` write it; :mod:`twisted_p2p.swarm.runpage` is its HTML page)."""
+(``run`` and ``push`` write it; :mod:`twisted_p2p.launcher.runpage` is its HTML page)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from twisted_p2p.storage import file_sha256
-from twisted_p2p.swarm.progress import PeerProgress
+from twisted_p2p.launcher.progress import PeerProgress
 
 REPORT_JSON = "swarm-report.json"
 REPORT_PNG = "swarm-report.png"

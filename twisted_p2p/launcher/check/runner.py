@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import deferLater
 
-from twisted_p2p.swarm.plan import local_command, twistd_command
+from twisted_p2p.launcher.plan import local_command, twistd_command
 
 from .processes import Child
 from .relay import Recording, Relay

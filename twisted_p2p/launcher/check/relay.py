@@ -13,7 +13,7 @@ exactly as each side saw it. Three things it does on purpose:
   lasts long enough to see choking rounds and interest change;
 * it records at most ``cap`` bytes a direction and cuts a connection that floods.
 
-Joining the two connections of a link is the relay core's (:mod:`twisted_p2p.swarm.tcprelay`,
+Joining the two connections of a link is the relay core's (:mod:`twisted_p2p.launcher.tcprelay`,
 shared with the bench's delaying relay); each direction here is a :class:`_Pipe`.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any, Callable, Optional
 from twisted.internet.interfaces import IListeningPort
 
 from twisted_p2p.config import Common
-from twisted_p2p.swarm import tcprelay
-from twisted_p2p.swarm.tcprelay import Dialling, Line, Socket
+from twisted_p2p.launcher import tcprelay
+from twisted_p2p.launcher.tcprelay import Dialling, Line, Socket
 from twisted_p2p.wire import HANDSHAKE_LENGTH, Decoder, Framer, Piece, ProtocolViolation
 
 from .frames import Chunk

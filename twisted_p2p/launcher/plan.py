@@ -17,7 +17,7 @@ from typing import Optional
 from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig
 from twisted_p2p.layout import PEER_INFO_CFG, data_path, event_log_path, twistd_output_name
 from twisted_p2p.resume import forget as forget_resume_state
-from twisted_p2p.swarm.remote import Host, Ssh, peer_command, remote_dir_for
+from twisted_p2p.launcher.remote import Host, Ssh, peer_command, remote_dir_for
 
 _SAFE_HOST = re.compile(r"[A-Za-z0-9._:%@-]+")  # push names hosts user@host:port too
 DEMO_SEED = 20240101  # every seed's demo file is the same bytes

@@ -14,8 +14,8 @@ from functools import cached_property
 from typing import Iterator, Optional
 
 from twisted_p2p.layout import event_log_path
-from twisted_p2p.swarm.audit import rules as audit_rules
-from twisted_p2p.swarm.audit.reading import Finding, PeerLog, missing_log, read_log
+from twisted_p2p.launcher.audit import rules as audit_rules
+from twisted_p2p.launcher.audit.reading import Finding, PeerLog, missing_log, read_log
 
 from .frames import Frame, Parsed, parse
 from .relay import Recording

@@ -8,13 +8,13 @@ from typing import Optional, TextIO
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.layout import data_path, event_log_path
-from twisted_p2p.swarm.audit import audit
-from twisted_p2p.swarm.display import Display
-from twisted_p2p.swarm.progress import PeerProgress
-from twisted_p2p.swarm.reactorrun import RunState
-from twisted_p2p.swarm.remote import Hosts
-from twisted_p2p.swarm.runpage import write_html_report
-from twisted_p2p.swarm.runreport import PeerResult, build_report, sha256_file, summary_table, write_plot, write_report
+from twisted_p2p.launcher.audit import audit
+from twisted_p2p.launcher.display import Display
+from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.reactorrun import RunState
+from twisted_p2p.launcher.remote import Hosts
+from twisted_p2p.launcher.runpage import write_html_report
+from twisted_p2p.launcher.runreport import PeerResult, build_report, sha256_file, summary_table, write_plot, write_report
 
 EXIT_CODES = {"finished": 0, "failed": 1, "timeout": 124, "interrupted": 130, "terminated": 143}
 AUDIT_LIMIT = 20_000_000  # bytes of logs the end of a run audits for the report (about 1.5 s)
