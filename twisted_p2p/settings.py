@@ -82,7 +82,7 @@ class PeerSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> PeerSettings:
         """The settings given on a command line parsed with :func:`option_table`."""
-        given = {}
+        given: dict[str, Any] = {}
         for each in option_fields():
             value = options[option_name(each.name)]
             if value is not None:
