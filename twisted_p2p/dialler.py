@@ -19,7 +19,7 @@ small service exists.
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
@@ -96,8 +96,9 @@ class Dialler(Service):
             self.log.info("peer {peer} had the file and went away, and so have we: not dialling it again",
                           peer=self.peer_id)
             return
-        self._attempt = self.endpoint.connect(self.factory)
-        self._attempt.addCallbacks(self._connected, self._connect_failed)
+        # IStreamClientEndpoint cannot say so: the factory builds PeerProtocols.
+        attempt = self._attempt = cast("Deferred[PeerProtocol]", self.endpoint.connect(self.factory))
+        attempt.addCallbacks(self._connected, self._connect_failed)
 
     def _connected(self, protocol: PeerProtocol) -> None:
         self._attempt = None

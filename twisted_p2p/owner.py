@@ -8,13 +8,16 @@ the other: :class:`ConnectionOwner` (a :class:`~twisted_p2p.service.PeerService`
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
 from twisted_p2p.messages import Message
 from twisted_p2p.ratelimit import TokenBucket
 from twisted_p2p.wire import Decoder
+
+if TYPE_CHECKING:
+    from twisted_p2p.neighbour import Neighbour
 
 
 class Connection(Protocol):
@@ -23,7 +26,7 @@ class Connection(Protocol):
     #: Set on connections we dialled: the handshake must carry this ID.
     expected_peer_id: Optional[int]
     #: The owner's record of this neighbour once it is accepted; the connection only holds it.
-    neighbour: Any
+    neighbour: Optional[Neighbour]
 
     @property
     def outgoing(self) -> bool: ...

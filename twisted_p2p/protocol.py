@@ -179,7 +179,7 @@ class PeerProtocol(Protocol, TimeoutMixin):
         )
         self._close(grace=0)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Optional[Failure] = None) -> None:
         unfinished = None if self.closing else self.framer.unfinished()
         if unfinished is not None:
             self.log.warn(
@@ -243,6 +243,9 @@ class PeerProtocol(Protocol, TimeoutMixin):
         # Once open, every frame goes straight to the service: a busy chunk holds
         # dozens of haves.
         message_received, OPEN = self.service.message_received, State.OPEN
+        # The framer gives a Handshake first, then a Proof where one is due, then
+        # messages, exactly as the state expects: the ignores below say so to mypy
+        # without an isinstance per have.
         try:
             for frame in frames:
                 if self.state is OPEN:

@@ -127,7 +127,7 @@ class PeerService(Ending, Service):
             self.checkpoints.start()
         self.clock.callLater(0, self._check_finished)  # a swarm of seeds is done at once
 
-    def stopService(self) -> Deferred[object]:
+    def stopService(self) -> Deferred[list[tuple[bool, None]]]:
         """Stop the timers, close every connection and save the resume state; fires
         when all is closed and saved."""
         super().stopService()
