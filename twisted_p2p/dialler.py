@@ -2,8 +2,8 @@
 with backoff until it succeeds or we shut down).
 
 Two kinds of failure, two backoffs. A TCP connect that fails means the peer is not up
-yet: try again soon (every 25-50 ms for about a second, then growing 1.5 times up to
-2 s). A connection that the peer closes
+yet: try again soon (``connect_delays``, a peer's ``PeerSettings.retry_delays``: every
+25-50 ms for about a second, then growing 1.5 times up to 2 s). A connection that the peer closes
 before the handshake or within ``settle`` seconds after it means the peer is up but
 will not have us (it may think we are still connected): try again after 1 s, doubling
 up to 60 s, so a peer that keeps refusing costs a few log lines a minute. A connection
@@ -55,7 +55,7 @@ class Dialler(Service):
         factory: Factory,
         clock: IReactorTime,
         rng: random.Random,
-        connect_delays: tuple[float, float] = (0.025, 2.0),
+        connect_delays: tuple[float, float],
         refused_delays: tuple[float, float] = (1.0, 60.0),
         settle: float = 10.0,
         should_dial: Callable[[int], bool] = lambda peer_id: True,

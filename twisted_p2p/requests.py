@@ -33,14 +33,15 @@ class RequestTimeouts:
     Before its first answer a neighbour gets ``initial`` seconds; after that,
     ``factor`` times its smoothed response time, never less than ``minimum`` nor more
     than ``maximum``. Each abandoned request doubles its timeout (up to ``maximum``),
-    so a neighbour that is merely slow soon gets the time it needs.
+    so a neighbour that is merely slow soon gets the time it needs. The peer's come
+    from :meth:`PeerSettings.request_timeouts <twisted_p2p.settings.PeerSettings.request_timeouts>`.
     """
 
-    initial: float = 5.0
-    minimum: float = 1.0
-    maximum: float = 30.0
-    factor: float = 4.0
-    smoothing: float = 0.25  # weight of the newest response time in the average
+    initial: float
+    minimum: float
+    maximum: float
+    factor: float
+    smoothing: float  # weight of the newest response time in the average
 
     def after_answer(self, smoothed: float) -> float:
         return min(self.maximum, max(self.minimum, self.factor * smoothed))
@@ -72,7 +73,7 @@ class RequestBook:
         clock: IReactorTime,
         rng: random.Random,
         on_abandoned: Callable[[int], None],
-        timeouts: RequestTimeouts = RequestTimeouts(),
+        timeouts: RequestTimeouts,
     ) -> None:
         self.pieces = pieces
         self.timeouts = timeouts
