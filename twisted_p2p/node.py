@@ -98,7 +98,7 @@ class PeerNode(MultiService):
         )
         if settings.split_seed:  # a seed sends each piece about once (policy.seed_share)
             leechers = [peer.peer_id for peer in config.peers if not peer.has_file]
-            self.peer.requests.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
+            self.peer.pieces.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
         self.peer.setServiceParent(self)
         #: A push's: only its hosts may connect; with ``tls`` (a tls.PushTLS), over TLS.
         self.allowed = allowed

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -80,10 +80,6 @@ class RequestBook:
         self.clock = clock
         self.rng = rng
         self.on_abandoned = on_abandoned
-
-    def set_share(self, pieces: Iterable[int]) -> None:
-        """See :meth:`Pieces.set_share`."""
-        self.pieces.set_share(pieces)
 
     def open(self, peer: int, depth: int = 1) -> Requests:
         """The requests to a new neighbour: one at a time, or up to ``depth`` on a
