@@ -19,7 +19,7 @@ def pieces(missing=range(TOTAL)) -> Pieces:
     return Pieces(MemoryStore(TOTAL, missing))
 
 
-def choices(book: Pieces, theirs: PieceSet, draws: int = 200) -> set[int]:
+def choices(book: Pieces, theirs: PieceSet, draws: int = 200) -> set[int | None]:
     rng = random.Random(3)
     return {book.choose(rng, theirs) for _ in range(draws)}
 
