@@ -7,6 +7,8 @@ and not at all for a neighbour that had the file and went away. The facts (who i
 complete, whom we told, who departed) live here; :class:`~twisted_p2p.service.PeerService`
 learns them from messages and connections and finishes when :meth:`Ending._check_finished`
 says so.
+
+Tests: tests/test_protocol.py (when a peer leaves, and whom it waits to tell).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The two factories of a peer; both hand every connection to its one owner (a PeerService)."""
+"""The two factories of a peer; both hand every connection to its one owner (a PeerService).
+
+Tests: tests/test_auth.py and tests/test_swarm.py.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional

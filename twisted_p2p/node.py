@@ -3,6 +3,8 @@
 It owns the files (data, resume state and event log), the PeerService, the listening
 port for later peers and one Dialler per earlier peer (SPEC §3), and closes it all in
 order when stopped.
+
+Tests: tests/test_node_dial.py, tests/test_swarm.py and tests/test_resume.py.
 """
 from __future__ import annotations
 

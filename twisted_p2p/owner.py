@@ -5,6 +5,8 @@ paces what it sends; everything the swarm's state decides is its owner's. These 
 declarations say what each side may use of the other, so that neither module imports
 the other: :class:`ConnectionOwner` (a :class:`~twisted_p2p.service.PeerService`) and
 :class:`Connection` (a PeerProtocol).
+
+Tests: tests/test_protocol.py (both sides of the contract); mypy checks that each side keeps it.
 """
 from __future__ import annotations
 

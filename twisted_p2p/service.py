@@ -8,6 +8,8 @@ choke and interest state, our requests to it), the :class:`~twisted_p2p.choker.C
 (whom we unchoke), :class:`~twisted_p2p.resume.Resume` (what survives a crash) and the
 :class:`~twisted_p2p.eventlog.EventLog`. Time comes from an injected clock and chance
 from an injected Random.
+
+Tests: tests/test_protocol.py (in memory) and tests/test_swarm.py (a real swarm in one process).
 """
 from __future__ import annotations
 
