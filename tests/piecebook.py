@@ -9,6 +9,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.pieces import Pieces
 from twisted_p2p.requests import RequestBook, RequestTimeouts
+from twisted_p2p.settings import PeerSettings
 
 
 class MemoryStore:
@@ -28,7 +29,8 @@ def request_book(
     clock: IReactorTime,
     rng: random.Random,
     on_abandoned: Callable[[int], None] = lambda peer: None,
-    timeouts: RequestTimeouts = RequestTimeouts(),
+    timeouts: RequestTimeouts = PeerSettings().request_timeouts(),
 ) -> RequestBook:
-    """A RequestBook over Pieces of ``total`` where we lack ``missing``."""
+    """A RequestBook over Pieces of ``total`` where we lack ``missing`` (a peer's
+    default timeouts unless told)."""
     return RequestBook(Pieces(MemoryStore(total, missing)), clock, rng, on_abandoned, timeouts)

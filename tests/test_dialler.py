@@ -9,6 +9,7 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 
 from twisted_p2p.dialler import Dialler, backoff
+from twisted_p2p.settings import PeerSettings
 
 
 class FakeConnection:
@@ -40,6 +41,7 @@ def dialler(outcomes, **options):
     clock = Clock()
     endpoint = Endpoint(outcomes)
     endpoint.clock = clock
+    options.setdefault("connect_delays", PeerSettings().retry_delays)
     service = Dialler(1001, endpoint, factory=None, clock=clock, rng=random.Random(1), **options)
     service.startService()
     return service, endpoint, clock

@@ -53,8 +53,10 @@ def test_values_out_of_range_are_refused(argv, message):
 
 
 def test_a_longer_first_request_timeout_raises_the_ceiling_with_it():
-    assert PeerSettings().request_timeouts() == RequestTimeouts()
-    assert PeerSettings(request_timeout=60.0).request_timeouts() == RequestTimeouts(initial=60.0, maximum=60.0)
+    default = RequestTimeouts(initial=5.0, minimum=1.0, maximum=30.0, factor=4.0, smoothing=0.25)
+    assert PeerSettings().request_timeouts() == default
+    assert PeerSettings(request_timeout=60.0).request_timeouts() == dataclasses.replace(
+        default, initial=60.0, maximum=60.0)
 
 
 def test_settings_are_frozen():

@@ -26,7 +26,7 @@ class Book:
         self.requests: dict[int, Requests] = {peer: self.book.open(peer, depth) for peer in (1, 2)}
 
     def set_share(self, pieces: list[int]) -> None:
-        self.book.set_share(pieces)
+        self.book.pieces.set_share(pieces)
 
     def next_request(self, peer: int, theirs: PieceSet):
         return self.requests[peer].next_request(theirs)

@@ -52,9 +52,9 @@ class PieceSet:
             self.count += added
         return added
 
-    def __contains__(self, index: object) -> bool:
+    def __contains__(self, index: int) -> bool:
         try:
-            return 0 <= index < self.total and bool(self._flags[index])  # type: ignore[operator,index]
+            return 0 <= index < self.total and bool(self._flags[index])
         except TypeError:
             return False
 
@@ -100,7 +100,7 @@ class PieceSet:
         return (value << (length * 8 - self.total)).to_bytes(length, "big")
 
     @classmethod
-    def from_bitfield(cls, data: bytes, total: int) -> PieceSet:
+    def from_bitfield(cls, data: bytes | memoryview, total: int) -> PieceSet:
         expected = bitfield_length(total)
         if len(data) != expected:
             raise BitfieldError(f"a bitfield of {len(data)} bytes; {expected} expected for {total} pieces")

@@ -9,6 +9,8 @@ says of itself (its interest, whether we unchoke it, what it sent us); this clas
 only its own choice (the preferred and the optimistic neighbours), runs the two
 LoopingCalls on the injected clock, tells the neighbours it chokes and unchokes, and
 writes the preferred and optimistic lines of the event log when the choice changes.
+
+Tests: tests/test_protocol.py (the choker of a PeerService) and tests/test_policy.py (its choices).
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 with backoff until it succeeds or we shut down).
 
 Two kinds of failure, two backoffs. A TCP connect that fails means the peer is not up
-yet: try again soon (every 25-50 ms for about a second, then growing 1.5 times up to
-2 s). A connection that the peer closes
+yet: try again soon (``connect_delays``, a peer's ``PeerSettings.retry_delays``: every
+25-50 ms for about a second, then growing 1.5 times up to 2 s). A connection that the peer closes
 before the handshake or within ``settle`` seconds after it means the peer is up but
 will not have us (it may think we are still connected): try again after 1 s, doubling
 up to 60 s, so a peer that keeps refusing costs a few log lines a minute. A connection
@@ -19,7 +19,7 @@ small service exists.
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
@@ -55,7 +55,7 @@ class Dialler(Service):
         factory: Factory,
         clock: IReactorTime,
         rng: random.Random,
-        connect_delays: tuple[float, float] = (0.025, 2.0),
+        connect_delays: tuple[float, float],
         refused_delays: tuple[float, float] = (1.0, 60.0),
         settle: float = 10.0,
         should_dial: Callable[[int], bool] = lambda peer_id: True,
@@ -96,8 +96,9 @@ class Dialler(Service):
             self.log.info("peer {peer} had the file and went away, and so have we: not dialling it again",
                           peer=self.peer_id)
             return
-        self._attempt = self.endpoint.connect(self.factory)
-        self._attempt.addCallbacks(self._connected, self._connect_failed)
+        # IStreamClientEndpoint cannot say so: the factory builds PeerProtocols.
+        attempt = self._attempt = cast("Deferred[PeerProtocol]", self.endpoint.connect(self.factory))
+        attempt.addCallbacks(self._connected, self._connect_failed)
 
     def _connected(self, protocol: PeerProtocol) -> None:
         self._attempt = None

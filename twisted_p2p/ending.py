@@ -7,6 +7,8 @@ and not at all for a neighbour that had the file and went away. The facts (who i
 complete, whom we told, who departed) live here; :class:`~twisted_p2p.service.PeerService`
 learns them from messages and connections and finishes when :meth:`Ending._check_finished`
 says so.
+
+Tests: tests/test_protocol.py (when a peer leaves, and whom it waits to tell).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from twisted.logger import Logger
 from twisted_p2p import policy
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.pieces import Pieces
-from twisted_p2p.resume import Resume
+from twisted_p2p.resume import Restored, Resume
 
 #: Seconds a peer that is otherwise done (it holds the file and knows every peer does)
 #: still waits to tell neighbours it could not reach that it holds the file (SPEC §3,
@@ -27,9 +29,9 @@ from twisted_p2p.resume import Resume
 TOLD_GRACE = 5.0
 
 
-
 class Ending(Service):
-    """Mixed into PeerService: the attributes below are the service's."""
+    """Mixed into PeerService: the attributes declared below are the service's; the
+    facts of the end are set by :meth:`_start_ending`."""
 
     log: Logger
     peer_id: int
@@ -38,13 +40,22 @@ class Ending(Service):
     pieces: Pieces
     neighbours: Mapping[int, Any]
     resume: Optional[Resume]
-    #: Peers known to hold the whole file; peers told that we do; complete neighbours
-    #: that went away for good (see PeerService.__init__).
-    complete_peers: set[int]
-    told_peers: set[int]
-    departed: set[int]
-    _told_grace: Optional[IDelayedCall]
-    _finished: bool
+
+    def _start_ending(self, restored: Optional[Restored]) -> None:
+        """The facts of the end, from what we know from before a restart, if anything
+        (see :mod:`twisted_p2p.resume`)."""
+        #: The peers known to hold the whole file.
+        self.complete_peers: set[int] = set(restored.complete_peers) if restored else set()
+        #: The peers we told that we hold the whole file (a complete bitfield, or the
+        #: have of our last piece): we leave only once every peer has been told.
+        self.told_peers: set[int] = set(restored.told_peers) if restored else set()
+        #: Neighbours that had the whole file and went away: they closed the connection
+        #: themselves, or could not be dialled again. They are not waited for, and not
+        #: dialled again once we hold the file too (some implementations take the n-th
+        #: connection they accept to be the n-th later peer, and die on another).
+        self.departed: set[int] = set()
+        self._told_grace: Optional[IDelayedCall] = None
+        self._finished = False
 
     def _finish(self) -> None:
         raise NotImplementedError

@@ -9,7 +9,7 @@ import functools
 import re
 import time
 from dataclasses import dataclass
-from typing import Iterable, Optional, TextIO
+from typing import Iterable, Optional, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -28,6 +28,14 @@ SENTENCES = {
 }
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class TextSink(Protocol):
+    """Where the event log writes: a text file, or standard output (an :class:`~twisted_p2p.outlet.Outlet`)."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> None: ...
 _FIELD_PATTERNS = {
     "me": r"(?P<me>\d+)",
     "other": r"(?P<other>\d+)",
@@ -106,13 +114,15 @@ def parse_line(line: str) -> Optional[Event]:
     if len(words) < 3:
         return None
     kind = next((kind for opening, kind in _OPENINGS if words[2].startswith(opening)), None)
-    found = _PATTERNS[kind].fullmatch(sentence) if kind is not None else None
+    if kind is None:
+        return None
+    found = _PATTERNS[kind].fullmatch(sentence)
     if not found:
         return None
     fields = found.groupdict()
     return Event(
         time=stamp,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         me=int(fields["me"]),
         other=int(fields["other"]) if fields.get("other") else None,
         others=tuple(int(p) for p in fields["others"].split(",")) if fields.get("others") else (),
@@ -147,9 +157,9 @@ class EventLog:
     but the received haves too (the launcher reads it from a remote peer).
     """
 
-    def __init__(self, me: int, stream: TextIO, clock: IReactorTime, echo: Optional[TextIO] = None) -> None:
+    def __init__(self, me: int, stream: TextSink, clock: IReactorTime, echo: Optional[TextSink] = None) -> None:
         self.me = me
-        self._streams = [stream] if echo is None else [stream, echo]
+        self._streams: list[TextSink] = [stream] if echo is None else [stream, echo]
         self._clock = clock
         self._flush_call: Optional[IDelayedCall] = None
         self._millis = -1  # the millisecond whose stamp is in _stamp

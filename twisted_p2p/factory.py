@@ -1,4 +1,7 @@
-"""The two factories of a peer; both hand every connection to its one owner (a PeerService)."""
+"""The two factories of a peer; both hand every connection to its one owner (a PeerService).
+
+Tests: tests/test_auth.py and tests/test_swarm.py.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
@@ -20,7 +23,7 @@ class PeerServerFactory(ServerFactory):
     def __init__(self, service: ConnectionOwner) -> None:
         self.service = service
 
-    def buildProtocol(self, addr: IAddress) -> PeerProtocol:
+    def buildProtocol(self, addr: Optional[IAddress]) -> PeerProtocol:
         protocol = PeerProtocol(self.service)
         protocol.factory = self
         return protocol
@@ -35,7 +38,7 @@ class PeerClientFactory(ClientFactory):
         self.service = service
         self.peer_id = peer_id
 
-    def buildProtocol(self, addr: IAddress) -> PeerProtocol:
+    def buildProtocol(self, addr: Optional[IAddress]) -> PeerProtocol:
         protocol = PeerProtocol(self.service, expected_peer_id=self.peer_id)
         protocol.factory = self
         return protocol
@@ -57,7 +60,9 @@ class AllowedHostsOnly(ServerFactory):
     def doStop(self) -> None:
         self.wrapped.doStop()
 
-    def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:  # type: ignore[override]
+    # Twisted's stubs say a Factory builds its own Protocol subclass; IProtocolFactory,
+    # which is what wrapping honours, promises only an IProtocol.
+    def buildProtocol(self, addr: Optional[IAddress]) -> Optional[IProtocol]:  # type: ignore[override]
         host = getattr(addr, "host", "?")
         if not self.allowed.allows(host):
             self.log.warn("refused a connection from {host}: not one of this push's hosts ({hosts})",

@@ -6,6 +6,8 @@ file itself in the subdirectory ``peer_ID/``. Ours sit beside the file: ``FileNa
 and ``FileName.journal`` (resume), and the ``.tmp`` each is written to before a rename.
 Everything that reads or writes one of these names (the peer, the launcher on this
 machine and over ssh, the audit, the kit, the bench) takes it from here.
+
+Tests: tests/test_config.py and tests/test_resume.py.
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The messages of SPEC §2 as values: the eight message types, the handshake, and our
 authentication extension's proof. What they look like as bytes is :mod:`twisted_p2p.wire`'s.
+
+Tests: tests/test_wire.py (the messages as the bytes decode to them).
 """
 from __future__ import annotations
 

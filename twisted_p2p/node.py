@@ -3,16 +3,19 @@
 It owns the files (data, resume state and event log), the PeerService, the listening
 port for later peers and one Dialler per earlier peer (SPEC §3), and closes it all in
 order when stopped.
+
+Tests: tests/test_node_dial.py, tests/test_swarm.py and tests/test_resume.py.
 """
 from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Optional, Sequence, cast
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP4ServerEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamClientEndpoint
 from twisted.internet.threads import deferToThreadPool
@@ -23,7 +26,7 @@ from twisted_p2p.auth import AllowedHosts
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.dialler import Dialler
-from twisted_p2p.eventlog import EventLog
+from twisted_p2p.eventlog import EventLog, TextSink
 from twisted_p2p.layout import event_log_path
 from twisted_p2p.factory import AllowedHostsOnly, PeerClientFactory, PeerServerFactory
 from twisted_p2p.manifest import piece_is_intact
@@ -57,7 +60,7 @@ class PeerNode(MultiService):
         reactor: Any,
         settings: PeerSettings = PeerSettings(),
         *,
-        echo: Optional[TextIO] = None,
+        echo: Optional[TextSink] = None,
         piece_hashes: Optional[Sequence[bytes]] = None,
         boot_id: Optional[str] = None,
         secret: Optional[bytes] = None,
@@ -97,7 +100,7 @@ class PeerNode(MultiService):
         )
         if settings.split_seed:  # a seed sends each piece about once (policy.seed_share)
             leechers = [peer.peer_id for peer in config.peers if not peer.has_file]
-            self.peer.requests.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
+            self.peer.pieces.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
         self.peer.setServiceParent(self)
         #: A push's: only its hosts may connect; with ``tls`` (a tls.PushTLS), over TLS.
         self.allowed = allowed
@@ -156,19 +159,21 @@ class PeerNode(MultiService):
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
-        self.log.info("peer {me} listening on port {port}", me=self.info.peer_id, port=port.getHost().port)
+        address = cast(IPv4Address, port.getHost())  # the port of a TCP4ServerEndpoint
+        self.log.info("peer {me} listening on port {port}", me=self.info.peer_id, port=address.port)
 
     def _cannot_listen(self, failure: Any) -> None:
         self.peer.fail(f"cannot listen on port {self.info.port}: {failure.getErrorMessage()}")
 
-    def stopService(self) -> Deferred[None]:
+    def stopService(self) -> Deferred[object]:
         held = self.store.held
         self.log.info(
             "peer {me} stopping with {count} of {total} pieces; closing connections and saving state",
             me=self.info.peer_id, count=held.count, total=held.total,
         )
         port, self.port = self.port, None
-        stopped = maybeDeferred(port.stopListening) if port is not None else maybeDeferred(lambda: None)
+        stopped: Deferred[object] = (maybeDeferred(port.stopListening) if port is not None
+                                     else maybeDeferred(lambda: None))
         stopped.addCallback(lambda _: MultiService.stopService(self))
         stopped.addBoth(self._close_files)
         return stopped

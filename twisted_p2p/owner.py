@@ -5,16 +5,21 @@ paces what it sends; everything the swarm's state decides is its owner's. These 
 declarations say what each side may use of the other, so that neither module imports
 the other: :class:`ConnectionOwner` (a :class:`~twisted_p2p.service.PeerService`) and
 :class:`Connection` (a PeerProtocol).
+
+Tests: tests/test_protocol.py (both sides of the contract); mypy checks that each side keeps it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
 from twisted_p2p.messages import Message
 from twisted_p2p.ratelimit import TokenBucket
 from twisted_p2p.wire import Decoder
+
+if TYPE_CHECKING:
+    from twisted_p2p.neighbour import Neighbour
 
 
 class Connection(Protocol):
@@ -23,7 +28,7 @@ class Connection(Protocol):
     #: Set on connections we dialled: the handshake must carry this ID.
     expected_peer_id: Optional[int]
     #: The owner's record of this neighbour once it is accepted; the connection only holds it.
-    neighbour: Any
+    neighbour: Optional[Neighbour]
 
     @property
     def outgoing(self) -> bool: ...

@@ -22,6 +22,8 @@ it) is the limit. It never goes below ``floor`` --
 on loopback the round trip is mostly the two reactors' turns, and batching many
 requests per turn is what pays (measured: see the README) -- nor above ``ceiling``,
 the ``--pipeline`` the peer was given.
+
+Tests: tests/test_pipeline_window.py.
 """
 from __future__ import annotations
 

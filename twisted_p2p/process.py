@@ -8,6 +8,8 @@ Exit status: 0 once the swarm is complete, on SIGTERM or SIGINT (a clean stop: s
 saved, connections closed), and when the stdin lifeline ends; 1 when the peer failed
 after it started (its port is taken, its disk failed). A mistake in the options or the
 files ends the process earlier, in makeService, with status 1 and one line.
+
+Tests: tests/test_processes.py (real twistd processes: signals, the lifeline, exit statuses).
 """
 from __future__ import annotations
 

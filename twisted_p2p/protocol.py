@@ -19,11 +19,12 @@ from __future__ import annotations
 import enum
 import socket
 from collections import deque
-from typing import Any, Optional
+import typing
+from typing import Any, Callable, Iterable, Optional, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -47,7 +48,7 @@ def keep_alive(transport: Any) -> None:
     set_keep_alive(True)
     get_handle = getattr(transport, "getHandle", None)
     handle = get_handle() if get_handle is not None else None
-    if not hasattr(handle, "setsockopt"):
+    if handle is None or not hasattr(handle, "setsockopt"):
         return
     for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
                         ("TCP_KEEPCNT", KEEPALIVE_COUNT), ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
@@ -63,6 +64,23 @@ def keep_alive(transport: Any) -> None:
 #: once, those that follow within the interval together at its end. At 32 peers a peer
 #: sends 31 haves per piece, and each write is a send here and a read there.
 HAVE_INTERVAL = 0.05
+
+
+class Link(typing.Protocol):
+    """What a PeerProtocol uses of its transport (a TCP connection's, or TLS's over one):
+    more than ITransport declares, as a connection also takes a producer and can abort."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def writeSequence(self, data: Iterable[bytes]) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+
+    def getPeer(self) -> IAddress: ...
 
 
 class State(enum.Enum):
@@ -93,7 +111,6 @@ class PeerProtocol(Protocol, TimeoutMixin):
             service.secret, service.peer_id, expected_peer_id is not None, service.new_nonce())
         self.framer.expect_proof = self.auth is not None
         self._handshake: Optional[wire.Handshake] = None
-        self.callLater = service.clock.callLater  # TimeoutMixin's clock
         self.handshaken_at: Optional[float] = None
         self.last_received = service.clock.seconds()
         #: Fires when the connection is gone, whatever the reason.
@@ -105,6 +122,16 @@ class PeerProtocol(Protocol, TimeoutMixin):
         self._held_haves: list[bytes] = []
         self._haves_call: Optional[IDelayedCall] = None
         self._haves_sent_at = float("-inf")
+
+    @property
+    def _link(self) -> Link:
+        """The transport, from ``makeConnection`` on."""
+        assert self.transport is not None, "not connected"
+        return cast(Link, self.transport)
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """TimeoutMixin's clock: the owner's."""
+        return self.service.clock.callLater(period, func)
 
     @property
     def outgoing(self) -> bool:
@@ -132,13 +159,14 @@ class PeerProtocol(Protocol, TimeoutMixin):
         if set_no_delay is not None:
             set_no_delay(True)  # requests are tiny; Nagle would hold them back
         keep_alive(self.transport)
-        if getattr(self.transport, "bufferSize", 0):
+        transport: Any = self.transport  # bufferSize: a FileDescriptor's, in no interface
+        if getattr(transport, "bufferSize", 0):
             # Read a whole piece in one go where the transport reads in chunks (64 KiB).
-            self.transport.bufferSize = max(self.transport.bufferSize, self.service.decoder.max_length + 4)
-        self.transport.registerProducer(self, True)
+            transport.bufferSize = max(transport.bufferSize, self.service.decoder.max_length + 4)
+        self._link.registerProducer(self, True)
         self.service.connection_made(self)
         # SPEC §2: send our handshake at once, never wait for theirs.
-        self.transport.write(wire.encode_handshake(self.service.peer_id, self.service.pipeline > 1,
+        self._link.write(wire.encode_handshake(self.service.peer_id, self.service.pipeline > 1,
                                                    self.auth.nonce if self.auth is not None else None))
         self.setTimeout(self.service.handshake_timeout)
 
@@ -151,7 +179,7 @@ class PeerProtocol(Protocol, TimeoutMixin):
         )
         self._close(grace=0)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Optional[Failure] = None) -> None:
         unfinished = None if self.closing else self.framer.unfinished()
         if unfinished is not None:
             self.log.warn(
@@ -196,11 +224,12 @@ class PeerProtocol(Protocol, TimeoutMixin):
         self.setTimeout(None)
         self.cancel_uploads()
         self.service.connection_closing(self)
-        self.transport.loseConnection()
+        link = self._link
+        link.loseConnection()
         if grace <= 0:
-            self.transport.abortConnection()
+            link.abortConnection()
         else:
-            self._abort_timer = self.service.clock.callLater(grace, self.transport.abortConnection)
+            self._abort_timer = self.service.clock.callLater(grace, link.abortConnection)
 
     # -- receiving -----------------------------------------------------------
 
@@ -214,6 +243,9 @@ class PeerProtocol(Protocol, TimeoutMixin):
         # Once open, every frame goes straight to the service: a busy chunk holds
         # dozens of haves.
         message_received, OPEN = self.service.message_received, State.OPEN
+        # The framer gives a Handshake first, then a Proof where one is due, then
+        # messages, exactly as the state expects: the ignores below say so to mypy
+        # without an isinstance per have.
         try:
             for frame in frames:
                 if self.state is OPEN:
@@ -236,7 +268,7 @@ class PeerProtocol(Protocol, TimeoutMixin):
             # Its ID is checked first, then our proof goes out; the neighbour is taken
             # in (and sent our bitfield) only once its own proof has passed.
             self.service.check_handshake(self, handshake.peer_id)
-            self.transport.write(self.auth.handshake(handshake.peer_id, handshake.nonce))
+            self._link.write(self.auth.handshake(handshake.peer_id, handshake.nonce))
             self._handshake = handshake
             self.state = State.AUTHENTICATING
             return
@@ -259,7 +291,7 @@ class PeerProtocol(Protocol, TimeoutMixin):
         if not self.closing:
             if self._held_haves:
                 self.send_held_haves()  # what was held goes first: the order is kept
-            self.transport.write(data)
+            self._link.write(data)
 
     def send_have(self, have: bytes) -> None:
         """Send a have at once, or, if one went out less than HAVE_INTERVAL s ago, with
@@ -317,7 +349,7 @@ class PeerProtocol(Protocol, TimeoutMixin):
             data = self.service.read_piece(index)
             if limiter is not None:
                 limiter.spend(len(data))
-            self.transport.writeSequence([wire.encode_piece_header(index, len(data)), data])
+            self._link.writeSequence([wire.encode_piece_header(index, len(data)), data])
 
     # IPushProducer: the transport calls these as its write buffer fills and drains.
     def pauseProducing(self) -> None:

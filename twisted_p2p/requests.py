@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -33,14 +33,15 @@ class RequestTimeouts:
     Before its first answer a neighbour gets ``initial`` seconds; after that,
     ``factor`` times its smoothed response time, never less than ``minimum`` nor more
     than ``maximum``. Each abandoned request doubles its timeout (up to ``maximum``),
-    so a neighbour that is merely slow soon gets the time it needs.
+    so a neighbour that is merely slow soon gets the time it needs. The peer's come
+    from :meth:`PeerSettings.request_timeouts <twisted_p2p.settings.PeerSettings.request_timeouts>`.
     """
 
-    initial: float = 5.0
-    minimum: float = 1.0
-    maximum: float = 30.0
-    factor: float = 4.0
-    smoothing: float = 0.25  # weight of the newest response time in the average
+    initial: float
+    minimum: float
+    maximum: float
+    factor: float
+    smoothing: float  # weight of the newest response time in the average
 
     def after_answer(self, smoothed: float) -> float:
         return min(self.maximum, max(self.minimum, self.factor * smoothed))
@@ -72,17 +73,13 @@ class RequestBook:
         clock: IReactorTime,
         rng: random.Random,
         on_abandoned: Callable[[int], None],
-        timeouts: RequestTimeouts = RequestTimeouts(),
+        timeouts: RequestTimeouts,
     ) -> None:
         self.pieces = pieces
         self.timeouts = timeouts
         self.clock = clock
         self.rng = rng
         self.on_abandoned = on_abandoned
-
-    def set_share(self, pieces: Iterable[int]) -> None:
-        """See :meth:`Pieces.set_share`."""
-        self.pieces.set_share(pieces)
 
     def open(self, peer: int, depth: int = 1) -> Requests:
         """The requests to a new neighbour: one at a time, or up to ``depth`` on a

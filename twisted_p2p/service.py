@@ -8,6 +8,8 @@ choke and interest state, our requests to it), the :class:`~twisted_p2p.choker.C
 (whom we unchoke), :class:`~twisted_p2p.resume.Resume` (what survives a crash) and the
 :class:`~twisted_p2p.eventlog.EventLog`. Time comes from an injected clock and chance
 from an injected Random.
+
+Tests: tests/test_protocol.py (in memory) and tests/test_swarm.py (a real swarm in one process).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Callable, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from twisted_p2p import auth, manifest, wire
@@ -66,6 +68,34 @@ class PeerService(Ending, Service):
         self.events = events
         self.clock = clock
         self.rng = rng
+        self._take_settings(settings)
+        #: With a secret (a push's), every neighbour must prove it holds it before it
+        #: is taken in (:mod:`twisted_p2p.auth`); None: the plain protocol.
+        self.secret = secret
+        self.new_nonce = new_nonce
+        #: Every open connection, handshaken or not; the Deferred fires when it is lost.
+        self._connections: dict[Connection, Optional[Deferred[None]]] = {}
+        self.decoder = wire.Decoder(self.common)
+        #: SHA-256 per piece from the optional manifest; None: pieces are not checked.
+        self.piece_hashes = piece_hashes
+        self.neighbours: dict[int, Neighbour] = {}
+        self.pieces = Pieces(store)
+        self.requests = RequestBook(self.pieces, clock, rng, self._abandoned, settings.request_timeouts())
+        self.choker = Choker(
+            self.common.preferred_neighbors, self.common.unchoking_interval,
+            self.common.optimistic_unchoking_interval, clock, rng, events,
+            self.neighbours, have_file=lambda: self.pieces.held.complete, refill=settings.refill_slots,
+        )
+        self.resume = resume
+        self._start_ending(restored)
+        #: Fires when every peer of PeerInfo.cfg holds the file; errbacks with PeerFailed.
+        self.done: Deferred[None] = Deferred()
+        self.checkpoints = None if resume is None else Checkpoints(
+            resume, store, self.complete_peers, self.told_peers, clock, self.fail, settings.save_interval,
+            run_in_thread)
+
+    def _take_settings(self, settings: PeerSettings) -> None:
+        """The settings, and what the connections read of them (:class:`~twisted_p2p.owner.ConnectionOwner`)."""
         self.settings = settings
         self.handshake_timeout = settings.handshake_timeout
         self.close_timeout = settings.close_timeout
@@ -77,44 +107,9 @@ class PeerService(Ending, Service):
         #: With our pipelining extension on (above 1), requests outstanding to a neighbour
         #: that announces it too; every other neighbour gets the plain protocol.
         self.pipeline = settings.pipeline
-        #: With a secret (a push's), every neighbour must prove it holds it before it
-        #: is taken in (:mod:`twisted_p2p.auth`); None: the plain protocol.
-        self.secret = secret
-        self.new_nonce = new_nonce
-        #: Every open connection, handshaken or not; the Deferred fires when it is lost.
-        self._connections: dict[Connection, Optional[Deferred[None]]] = {}
-        self.decoder = wire.Decoder(self.common)
-        #: SHA-256 per piece from the optional manifest; None: pieces are not checked.
-        self.piece_hashes = piece_hashes
         #: Caps our total upload when ``settings.upload_rate`` (bytes/s) is set; None: no cap.
-        self.upload_limiter = (TokenBucket(settings.upload_rate, self.common.piece_size, clock)
+        self.upload_limiter = (TokenBucket(settings.upload_rate, self.common.piece_size, self.clock)
                                if settings.upload_rate else None)
-        self.neighbours: dict[int, Neighbour] = {}
-        self.pieces = Pieces(store)
-        self.requests = RequestBook(self.pieces, clock, rng, self._abandoned, settings.request_timeouts())
-        self.choker = Choker(
-            self.common.preferred_neighbors, self.common.unchoking_interval,
-            self.common.optimistic_unchoking_interval, clock, rng, events,
-            self.neighbours, have_file=lambda: self.pieces.held.complete, refill=settings.refill_slots,
-        )
-        self.resume = resume
-        #: What we know from before a restart, if anything (see :mod:`twisted_p2p.resume`).
-        self.complete_peers: set[int] = set(restored.complete_peers) if restored else set()
-        #: The peers we told that we hold the whole file (a complete bitfield, or the
-        #: have of our last piece): we leave only once every peer has been told.
-        self.told_peers: set[int] = set(restored.told_peers) if restored else set()
-        #: Neighbours that had the whole file and went away: they closed the connection
-        #: themselves, or could not be dialled again. They are not waited for, and not
-        #: dialled again once we hold the file too (some implementations take the n-th
-        #: connection they accept to be the n-th later peer, and die on another).
-        self.departed: set[int] = set()
-        self._told_grace: Optional[IDelayedCall] = None
-        #: Fires when every peer of PeerInfo.cfg holds the file; errbacks with PeerFailed.
-        self.done: Deferred[None] = Deferred()
-        self._finished = False
-        self.checkpoints = None if resume is None else Checkpoints(
-            resume, store, self.complete_peers, self.told_peers, clock, self.fail, settings.save_interval,
-            run_in_thread)
         #: Log the file's SHA-256 when done, for a launcher that cannot read the file.
         self.report_digest = settings.echo_events
 
@@ -127,7 +122,7 @@ class PeerService(Ending, Service):
             self.checkpoints.start()
         self.clock.callLater(0, self._check_finished)  # a swarm of seeds is done at once
 
-    def stopService(self) -> Deferred[object]:
+    def stopService(self) -> Deferred[list[tuple[bool, None]]]:
         """Stop the timers, close every connection and save the resume state; fires
         when all is closed and saved."""
         super().stopService()

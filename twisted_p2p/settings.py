@@ -56,6 +56,13 @@ class PeerSettings:
     new_swarm: bool = _option(
         False, bool, "resume only our own pieces from the journal, nothing it learned of other peers (a "
         "launcher's new swarm, whose IDs may name other hosts than the last one's)")
+    #: After its first answer a neighbour may take ``answer_time_factor`` times its
+    #: average answer time to answer a request, never less than the first bound nor
+    #: more than the second (seconds; a longer ``request_timeout`` raises the second);
+    #: each new answer time weighs ``answer_time_smoothing`` in that average.
+    request_timeout_bounds: tuple[float, float] = (1.0, 30.0)
+    answer_time_factor: float = 4.0
+    answer_time_smoothing: float = 0.25
     #: Seconds a dial of an earlier peer may take to connect.
     connect_timeout: float = 5.0
     #: An earlier peer not up yet is dialled again after the first delay, doubling up
@@ -76,13 +83,15 @@ class PeerSettings:
         raises the ceiling with it)."""
         from twisted_p2p.requests import RequestTimeouts
 
-        return RequestTimeouts(initial=self.request_timeout,
-                               maximum=max(RequestTimeouts.maximum, self.request_timeout))
+        minimum, maximum = self.request_timeout_bounds
+        return RequestTimeouts(initial=self.request_timeout, minimum=minimum,
+                               maximum=max(maximum, self.request_timeout), factor=self.answer_time_factor,
+                               smoothing=self.answer_time_smoothing)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> PeerSettings:
         """The settings given on a command line parsed with :func:`option_table`."""
-        given = {}
+        given: dict[str, Any] = {}
         for each in option_fields():
             value = options[option_name(each.name)]
             if value is not None:

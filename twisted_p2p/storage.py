@@ -1,4 +1,7 @@
-"""The shared file on disk (SPEC §1): ``peer_ID/FileName``, pieces at their offsets."""
+"""The shared file on disk (SPEC §1): ``peer_ID/FileName``, pieces at their offsets.
+
+Tests: tests/test_resume.py, tests/test_protocol.py and tests/test_manifest.py.
+"""
 from __future__ import annotations
 
 import errno

@@ -4,6 +4,8 @@ makeService reads the options and the files and composes the peer; the process a
 it (exit status, signals, standard output) is :mod:`twisted_p2p.process`'s. Mistakes in
 the options, the config files or the seed's file end the process with one line on
 standard error and status 1, never a traceback.
+
+Tests: tests/test_settings.py (the options) and tests/test_processes.py (twistd p2ppeer itself).
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ the secret, to every host over ssh. Every peer presents it and requires the othe
 to present a certificate signed by it, so only holders of the key get in; the bytes are
 encrypted. The peer protocol runs unchanged inside. pyOpenSSL is optional (the ``tls``
 extra): nothing here is imported unless TLS is asked for.
+
+Tests: tests/test_auth_processes.py (peers over TLS).
 """
 from __future__ import annotations
 

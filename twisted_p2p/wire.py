@@ -33,7 +33,7 @@ class ProtocolViolation(Exception):
 _TYPES = tuple(MessageType)  # by code: a tuple index is much cheaper than MessageType(code)
 _HAVE = int(MessageType.HAVE)  # as a plain int, for the framer's fast path
 _NAMES = {kind: kind.name.lower().replace("_", " ") for kind in MessageType}  # "not interested"
-_NO_PAYLOAD = {
+_NO_PAYLOAD: dict[MessageType, Message] = {
     MessageType.CHOKE: Choke(),
     MessageType.UNCHOKE: Unchoke(),
     MessageType.INTERESTED: Interested(),
@@ -94,7 +94,7 @@ def encode_proof(mac: bytes) -> bytes:
     return _PROOF_HEADER.pack(PROOF_LENGTH + 1, AUTH_TYPE) + mac
 
 
-def check_handshake_start(data: bytes) -> None:
+def check_handshake_start(data: bytes | bytearray) -> None:
     """Fail as soon as the first bytes cannot begin a handshake, not 32 bytes later."""
     start = bytes(data[: len(HANDSHAKE_HEADER)])
     if not HANDSHAKE_HEADER.startswith(start):
@@ -169,7 +169,7 @@ class Decoder:
         if length > self.max_length:
             raise ProtocolViolation(f"a message of length {length}; at most {self.max_length} is legal here")
 
-    def _index(self, name: str, payload: bytes) -> int:
+    def _index(self, name: str, payload: bytes | memoryview) -> int:
         (index,) = _INDEX.unpack_from(payload)
         if index >= self.num_pieces:
             raise ProtocolViolation(
@@ -177,7 +177,7 @@ class Decoder:
             )
         return index
 
-    def decode(self, body: bytes) -> Message:
+    def decode(self, body: bytes | memoryview) -> Message:
         self.check_length(len(body))
         code = body[0]
         if code >= len(_TYPES):
