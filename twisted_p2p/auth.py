@@ -22,8 +22,8 @@ import os
 import socket
 import stat
 import struct
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from twisted_p2p import wire
 
@@ -63,10 +63,10 @@ class Authentication:
         self.dialled = dialled  # we dialled this connection
         self.nonce = nonce
         self.step = Step.AWAITING_HANDSHAKE
-        self._their_id: Optional[int] = None
+        self._their_id: int | None = None
         self._their_nonce = b""
 
-    def handshake(self, their_id: int, their_nonce: Optional[bytes]) -> bytes:
+    def handshake(self, their_id: int, their_nonce: bytes | None) -> bytes:
         """Their handshake came: our Proof frame to send, or ProtocolViolation."""
         if self.step is not Step.AWAITING_HANDSHAKE:
             raise wire.ProtocolViolation("a second handshake")

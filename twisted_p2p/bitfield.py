@@ -2,7 +2,7 @@
 the first byte, spare bits are zero)."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 
 class BitfieldError(ValueError):

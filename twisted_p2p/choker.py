@@ -15,7 +15,7 @@ Tests: tests/test_protocol.py (the choker of a PeerService) and tests/test_polic
 from __future__ import annotations
 
 import random
-from typing import Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -50,7 +50,7 @@ class Choker:
         self._neighbours = neighbours
         self._have_file = have_file
         self.preferred: frozenset[int] = frozenset()
-        self.optimistic: Optional[int] = None
+        self.optimistic: int | None = None
         self._optimistic_changed = float("-inf")  # an early pick waits m s after a change
         self._preferred_loop = self._loop(self.preferred_round)
         self._optimistic_loop = self._loop(self.optimistic_round)
@@ -123,7 +123,7 @@ class Choker:
                 self._optimistic_loop.reset()  # the next change is a full m seconds away
         self._apply(preferred, optimistic)
 
-    def _apply(self, preferred: frozenset[int], optimistic: Optional[int]) -> None:
+    def _apply(self, preferred: frozenset[int], optimistic: int | None) -> None:
         if preferred != self.preferred:
             self.preferred = preferred
             if preferred:

@@ -19,7 +19,8 @@ small service exists.
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional, cast
+from collections.abc import Callable
+from typing import cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
@@ -73,9 +74,9 @@ class Dialler(Service):
         self.unreachable = unreachable
         self.failed_connects = 0
         self.refusals = 0
-        self.protocol: Optional[PeerProtocol] = None
-        self._attempt: Optional[Deferred[PeerProtocol]] = None
-        self._retry: Optional[IDelayedCall] = None
+        self.protocol: PeerProtocol | None = None
+        self._attempt: Deferred[PeerProtocol] | None = None
+        self._retry: IDelayedCall | None = None
 
     def startService(self) -> None:
         super().startService()

@@ -12,7 +12,8 @@ Tests: tests/test_protocol.py (when a peer leaves, and whom it waits to tell).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -39,9 +40,9 @@ class Ending(Service):
     clock: IReactorTime
     pieces: Pieces
     neighbours: Mapping[int, Any]
-    resume: Optional[Resume]
+    resume: Resume | None
 
-    def _start_ending(self, restored: Optional[Restored]) -> None:
+    def _start_ending(self, restored: Restored | None) -> None:
         """The facts of the end, from what we know from before a restart, if anything
         (see :mod:`twisted_p2p.resume`)."""
         #: The peers known to hold the whole file.
@@ -54,7 +55,7 @@ class Ending(Service):
         #: dialled again once we hold the file too (some implementations take the n-th
         #: connection they accept to be the n-th later peer, and die on another).
         self.departed: set[int] = set()
-        self._told_grace: Optional[IDelayedCall] = None
+        self._told_grace: IDelayedCall | None = None
         self._finished = False
 
     def _finish(self) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import functools
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional, Protocol
+from typing import Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -23,7 +24,8 @@ SENTENCES = {
     "have": "Peer {me} received the 'have' message from {other} for the piece {index}.",
     "interested": "Peer {me} received the 'interested' message from {other}.",
     "not_interested": "Peer {me} received the 'not interested' message from {other}.",
-    "downloaded": "Peer {me} has downloaded the piece {index} from {other}. Now the number of pieces it has is {count}.",
+    "downloaded": ("Peer {me} has downloaded the piece {index} from {other}. "
+                   "Now the number of pieces it has is {count}."),
     "complete": "Peer {me} has downloaded the complete file.",
 }
 
@@ -46,7 +48,7 @@ _FIELD_PATTERNS = {
 # The parser's patterns are compiled on its first use, not at import: a peer imports
 # this module only to write its log, and compiling the twelve patterns was more than a
 # millisecond of every peer's start-up.
-_LINE: Optional[re.Pattern[str]] = None
+_LINE: re.Pattern[str] | None = None
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
@@ -74,10 +76,10 @@ class Event:
     time: float
     kind: str
     me: int
-    other: Optional[int] = None
+    other: int | None = None
     others: tuple[int, ...] = ()
-    index: Optional[int] = None
-    count: Optional[int] = None
+    index: int | None = None
+    count: int | None = None
 
 
 def _opening(template: str) -> str:
@@ -91,7 +93,7 @@ _OPENINGS = sorted(((_opening(template), kind) for kind, template in SENTENCES.i
 
 
 @functools.lru_cache(maxsize=4096)
-def _second(text: str) -> Optional[float]:
+def _second(text: str) -> float | None:
     """'YYYY-MM-DD HH:MM:SS' as local epoch seconds; a log has few distinct seconds, and
     strptime is most of the cost of reading a line."""
     try:
@@ -100,7 +102,7 @@ def _second(text: str) -> Optional[float]:
         return None
 
 
-def parse_line(line: str) -> Optional[Event]:
+def parse_line(line: str) -> Event | None:
     """The event on ``line``, or None if it is not exactly a SPEC §5 sentence."""
     match = (_LINE or _compile_patterns()).fullmatch(line.rstrip("\r\n"))
     if not match:
@@ -157,11 +159,11 @@ class EventLog:
     but the received haves too (the launcher reads it from a remote peer).
     """
 
-    def __init__(self, me: int, stream: TextSink, clock: IReactorTime, echo: Optional[TextSink] = None) -> None:
+    def __init__(self, me: int, stream: TextSink, clock: IReactorTime, echo: TextSink | None = None) -> None:
         self.me = me
         self._streams: list[TextSink] = [stream] if echo is None else [stream, echo]
         self._clock = clock
-        self._flush_call: Optional[IDelayedCall] = None
+        self._flush_call: IDelayedCall | None = None
         self._millis = -1  # the millisecond whose stamp is in _stamp
         self._stamp = ""
         #: "Peer me received the 'have' message from other for the piece " per neighbour:

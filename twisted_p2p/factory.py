@@ -4,7 +4,7 @@ Tests: tests/test_auth.py and tests/test_swarm.py.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IAddress, IProtocol
 from twisted.internet.protocol import ClientFactory, Factory, ServerFactory
@@ -23,7 +23,7 @@ class PeerServerFactory(ServerFactory):
     def __init__(self, service: ConnectionOwner) -> None:
         self.service = service
 
-    def buildProtocol(self, addr: Optional[IAddress]) -> PeerProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> PeerProtocol:
         protocol = PeerProtocol(self.service)
         protocol.factory = self
         return protocol
@@ -38,7 +38,7 @@ class PeerClientFactory(ClientFactory):
         self.service = service
         self.peer_id = peer_id
 
-    def buildProtocol(self, addr: Optional[IAddress]) -> PeerProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> PeerProtocol:
         protocol = PeerProtocol(self.service, expected_peer_id=self.peer_id)
         protocol.factory = self
         return protocol
@@ -62,7 +62,7 @@ class AllowedHostsOnly(ServerFactory):
 
     # Twisted's stubs say a Factory builds its own Protocol subclass; IProtocolFactory,
     # which is what wrapping honours, promises only an IProtocol.
-    def buildProtocol(self, addr: Optional[IAddress]) -> Optional[IProtocol]:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress | None) -> IProtocol | None:  # type: ignore[override]
         host = getattr(addr, "host", "?")
         if not self.allowed.allows(host):
             self.log.warn("refused a connection from {host}: not one of this push's hosts ({hosts})",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
 
 COMMON_CFG = "Common.cfg"
 PEER_INFO_CFG = "PeerInfo.cfg"
@@ -38,7 +37,7 @@ def event_log_path(work_dir: PathLike, peer_id: int) -> Path:
     return Path(work_dir) / event_log_name(peer_id)
 
 
-def event_log_peer(name: str) -> Optional[int]:
+def event_log_peer(name: str) -> int | None:
     """The peer ID in an event log's file name, or None if the name is not one."""
     found = _EVENT_LOG_NAME.fullmatch(name)
     return int(found[1]) if found else None

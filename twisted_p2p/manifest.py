@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from twisted_p2p.config import Common, ConfigError
 
@@ -52,7 +52,7 @@ def write_manifest_from(data_file: Path, config_dir: str | os.PathLike[str], com
     return target
 
 
-def load_manifest(path: Path, common: Common) -> Optional[list[bytes]]:
+def load_manifest(path: Path, common: Common) -> list[bytes] | None:
     """The digests of ``path``, or None when there is no manifest; a manifest that does
     not fit Common.cfg is a ConfigError naming the file and line."""
     try:
@@ -83,6 +83,6 @@ def load_manifest(path: Path, common: Common) -> Optional[list[bytes]]:
     return digests
 
 
-def piece_is_intact(digests: Optional[Sequence[bytes]], index: int, data: bytes) -> bool:
+def piece_is_intact(digests: Sequence[bytes] | None, index: int, data: bytes) -> bool:
     """True when there is no manifest, or the piece's SHA-256 matches it."""
     return digests is None or hashlib.sha256(data).digest() == digests[index]

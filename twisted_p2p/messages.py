@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Optional, Union
 
 from twisted_p2p.bitfield import PieceSet
 
@@ -64,14 +63,14 @@ class Piece:
     data: bytes
 
 
-Message = Union[Choke, Unchoke, Interested, NotInterested, Have, Bitfield, Request, Piece]
+Message = Choke | Unchoke | Interested | NotInterested | Have | Bitfield | Request | Piece
 
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
     peer_id: int
     pipelining: bool = False  # it announced our pipelining extension
-    nonce: Optional[bytes] = None  # it announced our authentication extension, with this challenge
+    nonce: bytes | None = None  # it announced our authentication extension, with this challenge
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,4 +81,4 @@ class Proof:
 
 
 #: What the framer gives: the handshake, then our proof where it is due, then messages.
-Frame = Union[Handshake, Proof, Message]
+Frame = Handshake | Proof | Message

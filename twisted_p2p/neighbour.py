@@ -8,8 +8,6 @@ changes them as messages come.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from twisted_p2p import policy, wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.owner import Connection
@@ -25,7 +23,7 @@ class Neighbour:
         self.protocol = protocol
         self.pieces = PieceSet(num_pieces)  # nothing until a bitfield or a have says so
         self.requests = requests
-        self.we_are_interested: Optional[bool] = None  # None: we have told it nothing yet
+        self.we_are_interested: bool | None = None  # None: we have told it nothing yet
         self.chokes_us = True
         self.lying = False  # it sent a piece that failed the manifest: ask it for nothing
         self.spoke = False  # it has sent a message since its handshake

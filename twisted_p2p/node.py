@@ -9,13 +9,14 @@ Tests: tests/test_node_dial.py, tests/test_swarm.py and tests/test_resume.py.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, cast
+from typing import Any, cast
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP4ServerEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamClientEndpoint
 from twisted.internet.threads import deferToThreadPool
@@ -27,8 +28,8 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.dialler import Dialler
 from twisted_p2p.eventlog import EventLog, TextSink
-from twisted_p2p.layout import event_log_path
 from twisted_p2p.factory import AllowedHostsOnly, PeerClientFactory, PeerServerFactory
+from twisted_p2p.layout import event_log_path
 from twisted_p2p.manifest import piece_is_intact
 from twisted_p2p.resume import Restored, Resume, current_boot_id
 from twisted_p2p.service import PeerService
@@ -60,11 +61,11 @@ class PeerNode(MultiService):
         reactor: Any,
         settings: PeerSettings = PeerSettings(),
         *,
-        echo: Optional[TextSink] = None,
-        piece_hashes: Optional[Sequence[bytes]] = None,
-        boot_id: Optional[str] = None,
-        secret: Optional[bytes] = None,
-        allowed: Optional[AllowedHosts] = None,
+        echo: TextSink | None = None,
+        piece_hashes: Sequence[bytes] | None = None,
+        boot_id: str | None = None,
+        secret: bytes | None = None,
+        allowed: AllowedHosts | None = None,
         tls: Any = None,
     ) -> None:
         """``echo``: where ``settings.echo_events`` sends the events too; ``secret``,
@@ -76,8 +77,8 @@ class PeerNode(MultiService):
         self.settings = settings
         rng = random.Random(settings.random_seed)
         path = data_path(work_dir, peer_id, config.common)
-        self.resume: Optional[Resume] = None
-        restored: Optional[Restored] = None
+        self.resume: Resume | None = None
+        restored: Restored | None = None
         if not self.info.has_file:
             self.resume = Resume(path, config.common, current_boot_id() if boot_id is None else boot_id)
             restored = self.resume.restore()
@@ -106,7 +107,7 @@ class PeerNode(MultiService):
         self.allowed = allowed
         self.tls = tls
         self._dial_earlier_peers(rng)
-        self.port: Optional[IListeningPort] = None
+        self.port: IListeningPort | None = None
 
     def _dial_earlier_peers(self, rng: random.Random) -> None:
         """One Dialler per peer listed before us (SPEC §3)."""
@@ -121,7 +122,7 @@ class PeerNode(MultiService):
                               unreachable=self.peer.unreachable)
             dialler.setServiceParent(self)
 
-    def _resume(self, resume: Resume, restored: Restored, piece_hashes: Optional[Sequence[bytes]]) -> None:
+    def _resume(self, resume: Resume, restored: Restored, piece_hashes: Sequence[bytes] | None) -> None:
         """Start the resume journal from what may be trusted; with a manifest, trust the
         bytes too, not only the records."""
         if piece_hashes is not None and restored.held.count:

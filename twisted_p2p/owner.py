@@ -10,7 +10,8 @@ Tests: tests/test_protocol.py (both sides of the contract); mypy checks that eac
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -26,9 +27,9 @@ class Connection(Protocol):
     """What the owner uses of one connection."""
 
     #: Set on connections we dialled: the handshake must carry this ID.
-    expected_peer_id: Optional[int]
+    expected_peer_id: int | None
     #: The owner's record of this neighbour once it is accepted; the connection only holds it.
-    neighbour: Optional[Neighbour]
+    neighbour: Neighbour | None
 
     @property
     def outgoing(self) -> bool: ...
@@ -69,10 +70,10 @@ class ConnectionOwner(Protocol):
     #: Our pipelining depth; above 1 our handshake announces the extension.
     pipeline: int
     #: With a secret every neighbour must prove it holds it; None: the plain protocol.
-    secret: Optional[bytes]
+    secret: bytes | None
     new_nonce: Callable[[], bytes]
     #: Caps our total upload; None: no cap.
-    upload_limiter: Optional[TokenBucket]
+    upload_limiter: TokenBucket | None
 
     def connection_made(self, connection: Connection) -> None: ...
 

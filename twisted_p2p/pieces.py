@@ -8,7 +8,8 @@ the neighbour's choke, its timeout or its neighbour's departure gives it back.
 from __future__ import annotations
 
 import random
-from typing import Iterable, Optional, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from twisted_p2p import policy
 from twisted_p2p.bitfield import PieceSet
@@ -34,7 +35,7 @@ class Pieces:
         self.in_flight: set[int] = set()
         #: Our share of what a seed sends (see :meth:`set_share`), the part still lacked;
         #: None: a seed is asked like anyone else.
-        self._share: Optional[set[int]] = None
+        self._share: set[int] | None = None
 
     def set_share(self, pieces: Iterable[int]) -> None:
         """Ask a neighbour that holds the whole file only for ``pieces`` until we hold
@@ -44,7 +45,7 @@ class Pieces:
         eight hosts) while its upload was the bottleneck."""
         self._share = {index for index in pieces if index in self.missing}
 
-    def choose(self, rng: random.Random, theirs: PieceSet) -> Optional[int]:
+    def choose(self, rng: random.Random, theirs: PieceSet) -> int | None:
         """A piece to ask a neighbour holding ``theirs`` for: one we lack that nobody is
         asked for (our share first from a seed), or None."""
         if self._share and theirs.complete:

@@ -28,7 +28,6 @@ Tests: tests/test_pipeline_window.py.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 #: Round trips' worth of deliveries kept outstanding: one fills the link, the rest
 #: absorbs jitter and lets the window grow while the link is not yet full.
@@ -54,8 +53,8 @@ class PipelineWindow:
         self.floor = min(floor, ceiling)
         self.depth = max(self.floor, min(start, ceiling))
         self.highest = self.depth  # the deepest it went, for the closing report
-        self.round_trip: Optional[float] = None  # shortest request-to-answer seen, seconds
-        self.rate: Optional[float] = None  # pieces per second it delivers while busy
+        self.round_trip: float | None = None  # shortest request-to-answer seen, seconds
+        self.rate: float | None = None  # pieces per second it delivers while busy
         self._pieces = 0  # answers in the current span,
         self._busy = 0.0  # and the busy seconds they took
         self.short = False  # in this span it was, for a while, asked for less than its depth
@@ -64,7 +63,7 @@ class PipelineWindow:
         """We had nothing more to ask of it though its window had room."""
         self.short = True
 
-    def answered(self, waited: float, gap: Optional[float]) -> int:
+    def answered(self, waited: float, gap: float | None) -> int:
         """A request was answered after ``waited`` seconds; ``gap``: seconds since the
         previous answer if the neighbour owed more all along, else None. Returns the
         depth, which changes once per span of a round trip."""

@@ -6,7 +6,8 @@ with plain values, and each rule lives here once.
 from __future__ import annotations
 
 import random
-from typing import AbstractSet, Collection, Container, Iterable, Mapping, Optional, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from twisted_p2p.bitfield import PieceSet
 
@@ -62,7 +63,7 @@ def choose_piece(
     missing: MissingPieces,
     theirs: PieceSet,
     in_flight: Container[int],
-) -> Optional[int]:
+) -> int | None:
     """A piece chosen uniformly among those the neighbour has, we lack, and we have
     not requested from anyone (SPEC §3, random selection); None if there is none."""
     if not len(missing):
@@ -128,7 +129,7 @@ def choose_optimistic(
     rng: random.Random,
     interested: AbstractSet[int],
     unchoked: AbstractSet[int],
-) -> Optional[int]:
+) -> int | None:
     """One neighbour at random among the choked and interested ones, or None."""
     candidates = sorted(peer for peer in interested if peer not in unchoked)
     return rng.choice(candidates) if candidates else None
@@ -137,7 +138,7 @@ def choose_optimistic(
 def unchoke_changes(
     unchoked: AbstractSet[int],
     preferred: AbstractSet[int],
-    optimistic: Optional[int],
+    optimistic: int | None,
 ) -> tuple[frozenset[int], frozenset[int]]:
     """(to unchoke, to choke): unchoke the newly chosen, choke the rest that were
     unchoked, except the optimistic neighbour; nothing is sent twice."""

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
@@ -91,7 +91,7 @@ def signals_stop_cleanly(reactor: Any) -> None:
             signal.signal(number, lambda number, frame: _stop_on_signal(reactor, number, frame))
 
 
-def _stop_on_signal(reactor: Any, number: int, frame: Optional[FrameType]) -> None:
+def _stop_on_signal(reactor: Any, number: int, frame: FrameType | None) -> None:
     log.info("Received {name}, shutting down.", name=signal.Signals(number).name)
     reactor.callFromThread(reactor.stop)
 

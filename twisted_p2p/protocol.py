@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import enum
 import socket
-from collections import deque
 import typing
-from typing import Any, Callable, Iterable, Optional, cast
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -95,13 +96,13 @@ class State(enum.Enum):
 class PeerProtocol(Protocol, TimeoutMixin):
     log = Logger()
 
-    def __init__(self, service: ConnectionOwner, expected_peer_id: Optional[int] = None) -> None:
+    def __init__(self, service: ConnectionOwner, expected_peer_id: int | None = None) -> None:
         #: The peer this connection reports to; what it uses of it is declared in
         #: :class:`~twisted_p2p.owner.ConnectionOwner`.
         self.service = service
         #: Set on connections we dialled: the handshake must carry this ID (SPEC §3).
         self.expected_peer_id = expected_peer_id
-        self.peer_id: Optional[int] = None
+        self.peer_id: int | None = None
         #: The owner's record of this neighbour, once the handshake is accepted; only held here.
         self.neighbour: Any = None
         self.state = State.HANDSHAKE
@@ -110,17 +111,17 @@ class PeerProtocol(Protocol, TimeoutMixin):
         self.auth = None if service.secret is None else auth.Authentication(
             service.secret, service.peer_id, expected_peer_id is not None, service.new_nonce())
         self.framer.expect_proof = self.auth is not None
-        self._handshake: Optional[wire.Handshake] = None
-        self.handshaken_at: Optional[float] = None
+        self._handshake: wire.Handshake | None = None
+        self.handshaken_at: float | None = None
         self.last_received = service.clock.seconds()
         #: Fires when the connection is gone, whatever the reason.
         self.lost: Deferred[None] = Deferred()
-        self._abort_timer: Optional[IDelayedCall] = None
+        self._abort_timer: IDelayedCall | None = None
         self._uploads: deque[int] = deque()
         self._queued: set[int] = set()
         self._paused = False
         self._held_haves: list[bytes] = []
-        self._haves_call: Optional[IDelayedCall] = None
+        self._haves_call: IDelayedCall | None = None
         self._haves_sent_at = float("-inf")
 
     @property
@@ -179,7 +180,7 @@ class PeerProtocol(Protocol, TimeoutMixin):
         )
         self._close(grace=0)
 
-    def connectionLost(self, reason: Optional[Failure] = None) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         unfinished = None if self.closing else self.framer.unfinished()
         if unfinished is not None:
             self.log.warn(

@@ -3,7 +3,7 @@ upload producer, driven by the injected clock."""
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -25,7 +25,7 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = clock.seconds()
         self._waiting: deque[Callable[[], None]] = deque()
-        self._timer: Optional[IDelayedCall] = None
+        self._timer: IDelayedCall | None = None
 
     def _refill(self) -> None:
         now = self._clock.seconds()

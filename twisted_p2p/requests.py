@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -99,14 +99,14 @@ class Requests:
         #: Pipelined (``depth`` above 1): the depth follows what it delivers per round trip.
         self.window = PipelineWindow(depth) if depth > 1 else None
         self.outstanding: list[int] = []  # the requests it is expected to answer, oldest first
-        self.timer: Optional[IDelayedCall] = None
+        self.timer: IDelayedCall | None = None
         #: It let a request time out: asked nothing new until it answers or chokes us.
         self.snubbed = False
         #: When we last asked it for each piece it has not answered; how many times
         #: (we may ask again after a choke, and it may answer both: SPEC §3 Choice).
         self.sent: dict[int, float] = {}
         self.unanswered: dict[int, int] = {}
-        self.smoothed: Optional[float] = None
+        self.smoothed: float | None = None
         #: How long the next request may go unanswered.
         self.timeout = book.timeouts.initial
         self.progress = 0.0  # when it last answered, or was asked while owing nothing
@@ -116,7 +116,7 @@ class Requests:
         """How many requests may be outstanding: 1 on the plain protocol."""
         return 1 if self.window is None else self.window.depth
 
-    def next_request(self, theirs: PieceSet) -> Optional[int]:
+    def next_request(self, theirs: PieceSet) -> int | None:
         """Choose and record the next piece to ask it for, or None: it owes us as many
         as its depth, it is snubbed, or it has nothing we lack that nobody else is
         asked for."""

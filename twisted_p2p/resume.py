@@ -20,9 +20,10 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional, TypeVar
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -44,7 +45,7 @@ _PIECE, _COMPLETE, _INCOMPLETE, _TOLD = b"P", b"C", b"I", b"T"
 log = Logger()
 
 
-def current_boot_id() -> Optional[str]:
+def current_boot_id() -> str | None:
     """This boot of the machine, or None where the kernel does not say (then a journal
     is never trusted, only the synced state)."""
     try:
@@ -127,7 +128,7 @@ def told_record(peer: int) -> bytes:
 
 
 def decode_journal(
-    data: bytes, common: Common, boot_id: Optional[str]
+    data: bytes, common: Common, boot_id: str | None
 ) -> tuple[list[int], dict[int, bool], set[int]]:
     """The pieces a journal records, what it learned of other peers (last word wins)
     and whom it told that we hold the file; ValueError if it is not from this boot or
@@ -178,7 +179,7 @@ def _replace(path: Path, data: bytes, sync: bool) -> None:
 class Resume:
     """A leecher's resume state and journal (see the module's docstring)."""
 
-    def __init__(self, data: Path, common: Common, boot_id: Optional[str] = None) -> None:
+    def __init__(self, data: Path, common: Common, boot_id: str | None = None) -> None:
         self.data = data
         self.common = common
         self.boot_id = boot_id
@@ -258,7 +259,7 @@ class Resume:
         os.write(self._journal, told_record(peer))
         self._dirty = True
 
-    def snapshot(self, held: PieceSet, complete_peers: Iterable[int], told_peers: Iterable[int] = ()) -> Optional[bytes]:
+    def snapshot(self, held: PieceSet, complete_peers: Iterable[int], told_peers: Iterable[int] = ()) -> bytes | None:
         """The state to commit for what is held now, or None if nothing changed since
         the last snapshot. Taken on the reactor's thread, so it lists only pieces
         written before it."""
@@ -294,7 +295,7 @@ class Checkpoints:
         clock: IReactorTime,
         on_error: Callable[[str], None],
         interval: float = 2.0,
-        run_in_thread: Optional[Callable[..., Deferred[None]]] = None,
+        run_in_thread: Callable[..., Deferred[None]] | None = None,
     ) -> None:
         self.resume = resume
         self.store = store
@@ -303,7 +304,7 @@ class Checkpoints:
         self.on_error = on_error
         self.interval = interval
         self.run_in_thread = run_in_thread or (lambda function, *args: maybeDeferred(function, *args))
-        self._saving: Optional[Deferred[None]] = None
+        self._saving: Deferred[None] | None = None
         self._loop = LoopingCall(self._save_in_background)
         self._loop.clock = clock
 

@@ -14,7 +14,7 @@ Tests: tests/test_protocol.py (in memory) and tests/test_swarm.py (a real swarm 
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -54,11 +54,11 @@ class PeerService(Ending, Service):
         rng: random.Random,
         settings: PeerSettings = PeerSettings(),
         *,
-        piece_hashes: Optional[Sequence[bytes]] = None,
-        run_in_thread: Optional[Callable[..., Deferred[None]]] = None,
-        resume: Optional[Resume] = None,
-        restored: Optional[Restored] = None,
-        secret: Optional[bytes] = None,
+        piece_hashes: Sequence[bytes] | None = None,
+        run_in_thread: Callable[..., Deferred[None]] | None = None,
+        resume: Resume | None = None,
+        restored: Restored | None = None,
+        secret: bytes | None = None,
         new_nonce: Callable[[], bytes] = auth.new_nonce,
     ) -> None:
         self.config = config
@@ -74,7 +74,7 @@ class PeerService(Ending, Service):
         self.secret = secret
         self.new_nonce = new_nonce
         #: Every open connection, handshaken or not; the Deferred fires when it is lost.
-        self._connections: dict[Connection, Optional[Deferred[None]]] = {}
+        self._connections: dict[Connection, Deferred[None] | None] = {}
         self.decoder = wire.Decoder(self.common)
         #: SHA-256 per piece from the optional manifest; None: pieces are not checked.
         self.piece_hashes = piece_hashes

@@ -13,14 +13,15 @@ This module is imported for ``twistd --help``: it imports nothing heavy.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from twisted_p2p.requests import RequestTimeouts
 
 
-def _option(default: Any, kind: Callable[[str], Any], help: str, shown: Optional[str] = None) -> Any:
+def _option(default: Any, kind: Callable[[str], Any], help: str, shown: str | None = None) -> Any:
     """A field that is also a command-line option: ``kind`` reads its text (bool: a
     flag); ``shown`` is the default as --help tells it, when the value would not say it."""
     return field(default=default, metadata={"kind": kind, "help": help, "shown": shown})
@@ -33,7 +34,7 @@ class PeerSettings:
     request_timeout: float = _option(
         5.0, float, "seconds a neighbour may take to answer its first request; after that, 4 times its average "
         "answer time, from 1 s up to 30 s (or this, if longer)")
-    random_seed: Optional[int] = _option(None, int, "seed for the peer's random choices, to make a run reproducible")
+    random_seed: int | None = _option(None, int, "seed for the peer's random choices, to make a run reproducible")
     upload_rate: int = _option(0, int, "cap on this peer's total upload, in bytes per second (0: no cap)")
     pipeline: int = _option(
         0, int, "announce our pipelining extension and keep up to N requests outstanding to a neighbour that "

@@ -8,8 +8,8 @@ import errno
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from twisted_p2p import layout
 from twisted_p2p.bitfield import PieceSet
@@ -35,7 +35,7 @@ def digest_report(peer_id: int, digest: str) -> str:
     return f"peer {peer_id} has the file with SHA-256 {digest}"
 
 
-def parse_digest_report(line: str) -> Optional[tuple[int, str]]:
+def parse_digest_report(line: str) -> tuple[int, str] | None:
     found = re.search(_DIGEST_REPORT, line)
     return (int(found["peer"]), found["digest"]) if found else None
 
@@ -49,7 +49,7 @@ def resume_report(peer_id: int, held: int, total: int) -> str:
     return f"peer {peer_id} resumes with {held} of {total} pieces"
 
 
-def parse_resume_report(line: str) -> Optional[tuple[int, int]]:
+def parse_resume_report(line: str) -> tuple[int, int] | None:
     """(peer ID, pieces held) from a :func:`resume_report` line, or None."""
     found = re.search(_RESUME_REPORT, line)
     return (int(found["peer"]), int(found["held"])) if found else None
@@ -72,7 +72,7 @@ class PieceStore:
     ``held`` says which pieces it starts with (what :mod:`twisted_p2p.resume` trusts).
     """
 
-    def __init__(self, path: Path, common: Common, has_file: bool, held: Optional[PieceSet] = None) -> None:
+    def __init__(self, path: Path, common: Common, has_file: bool, held: PieceSet | None = None) -> None:
         self.path = path
         self.common = common
         self._fd = -1

@@ -10,9 +10,9 @@ Tests: tests/test_settings.py (the options) and tests/test_processes.py (twistd 
 from __future__ import annotations
 
 import contextlib
-import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 from twisted.logger import Logger
 from twisted.python import usage
@@ -53,7 +53,7 @@ class Options(usage.Options):
         *_SETTINGS_FLAGS,
     ]
 
-    def parseOptions(self, options: Optional[list[str]] = None) -> None:
+    def parseOptions(self, options: list[str] | None = None) -> None:
         try:
             super().parseOptions(options)
         except usage.UsageError as exc:
@@ -81,7 +81,7 @@ class Options(usage.Options):
 class Access(NamedTuple):
     """Whom the peer trusts, as --secret-file, --allow-hosts and --tls-cert say."""
 
-    secret: Optional[bytes]
+    secret: bytes | None
     allowed: Any  # an auth.AllowedHosts, or None: anyone may connect
     tls: Any  # a tls.PushTLS, or None: plain TCP
 

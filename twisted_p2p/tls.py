@@ -27,8 +27,8 @@ class TLSError(Exception):
 
 def _require() -> None:
     try:
-        import OpenSSL  # noqa: F401
         import cryptography  # noqa: F401
+        import OpenSSL  # noqa: F401
     except ImportError:
         raise TLSError("TLS needs pyOpenSSL: pip install 'twisted_p2p[tls]' (or 'twisted[tls]')") from None
 
@@ -44,7 +44,7 @@ def make_certificate(path: Path, days: int = 2) -> None:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())

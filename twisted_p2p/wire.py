@@ -9,12 +9,22 @@ sentence "peer N sent ...".
 from __future__ import annotations
 
 import struct
-from typing import Optional
 
 from twisted_p2p.bitfield import BitfieldError, PieceSet, bitfield_length
 from twisted_p2p.config import Common
 from twisted_p2p.messages import (  # noqa: F401  (wire.Have and the rest: what the bytes mean)
-    Bitfield, Choke, Frame, Handshake, Have, Interested, Message, MessageType, NotInterested, Piece, Proof, Request,
+    Bitfield,
+    Choke,
+    Frame,
+    Handshake,
+    Have,
+    Interested,
+    Message,
+    MessageType,
+    NotInterested,
+    Piece,
+    Proof,
+    Request,
     Unchoke,
 )
 
@@ -65,7 +75,7 @@ PROOF_LENGTH = 32
 _PROOF_HEADER = struct.Struct(">IB")
 
 
-def encode_handshake(peer_id: int, pipelining: bool = False, nonce: Optional[bytes] = None) -> bytes:
+def encode_handshake(peer_id: int, pipelining: bool = False, nonce: bytes | None = None) -> bytes:
     """The 32-byte handshake; ``nonce`` (NONCE_LENGTH bytes) announces authentication."""
     data = bytearray(_HANDSHAKE.pack(HANDSHAKE_HEADER, peer_id))
     if pipelining:
@@ -83,7 +93,7 @@ def announces_pipelining(data: bytes) -> bool:
     return bool(data[PIPELINING_BYTE] & PIPELINING_BIT)
 
 
-def announced_nonce(data: bytes) -> Optional[bytes]:
+def announced_nonce(data: bytes) -> bytes | None:
     """The nonce of a 32-byte handshake that announces authentication, else None."""
     if not data[PIPELINING_BYTE] & AUTH_BIT:
         return None
@@ -237,7 +247,7 @@ class Framer:
             self._position = 0
         self._buffer += data
 
-    def next(self) -> Optional[Frame]:
+    def next(self) -> Frame | None:
         if self.broken:
             return None
         try:
@@ -246,7 +256,7 @@ class Framer:
             self._break()
             raise
 
-    def take(self) -> tuple[list[Frame], Optional[ProtocolViolation]]:
+    def take(self) -> tuple[list[Frame], ProtocolViolation | None]:
         """Every whole frame the buffer holds, in order, and the violation that stopped
         the framing, if any (the frames before it are good and are returned).
 
@@ -296,7 +306,7 @@ class Framer:
         self._buffer = bytearray()
         self._position = 0
 
-    def _next(self) -> Optional[Frame]:
+    def _next(self) -> Frame | None:
         buffer, position = self._buffer, self._position
         available = len(buffer) - position
         if not self.handshaken:
@@ -321,7 +331,7 @@ class Framer:
         self._position = end
         return message
 
-    def _proof(self, buffer: bytearray, position: int, available: int) -> Optional[Proof]:
+    def _proof(self, buffer: bytearray, position: int, available: int) -> Proof | None:
         """The frame due right after the handshake when authentication is required."""
         if available < _PROOF_HEADER.size:
             return None
@@ -337,7 +347,7 @@ class Framer:
         self.expect_proof = False
         return Proof(bytes(buffer[position + _PROOF_HEADER.size : end]))
 
-    def unfinished(self) -> Optional[str]:
+    def unfinished(self) -> str | None:
         """What the sender left half-sent, if anything (said when it closes)."""
         held = len(self._buffer) - self._position
         if not self.handshaken:
