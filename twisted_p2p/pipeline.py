@@ -20,7 +20,8 @@ limits the neighbour, pieces come one round trip apart per window, so each round
 the window grows by ``HEADROOM``; it settles where the neighbour's upload (its share of
 it) is the limit. It never goes below ``floor`` --
 on loopback the round trip is mostly the two reactors' turns, and batching many
-requests per turn is what pays (measured: see the README) -- nor above ``ceiling``,
+requests per turn is what pays (measured: docs/extensions.rst, "How many", and
+docs/history.rst, "Pipelining extension") -- nor above ``ceiling``,
 the ``--pipeline`` the peer was given.
 
 Tests: tests/test_pipeline_window.py.
@@ -37,7 +38,7 @@ SMOOTHING = 0.5
 #: The least depth of a pipelined connection, the best measured on loopback.
 FLOOR = 16
 #: Where a pipelined connection starts: measured through a relay with a 50 ms round trip
-#: on two busy cores, a fixed 64 beat starting low and growing (see the README).
+#: on two busy cores, a fixed 64 beat starting low and growing (docs/history.rst, "Latency").
 START = 64
 #: The most ``--pipeline`` may allow: 16 MiB in flight to one neighbour at 16 KiB pieces.
 MAX_DEPTH = 1024

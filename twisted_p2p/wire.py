@@ -55,8 +55,9 @@ _INDEX_ONLY = (MessageType.HAVE, MessageType.REQUEST)
 # -- handshake ---------------------------------------------------------------
 
 
-# Our one extension (SPEC §4 keeps the ten reserved bytes for such): bit 0x01 of the
-# last reserved byte, handshake byte 27, says "I take up to N requests outstanding".
+# Our pipelining extension (docs/extensions.rst, "Pipelining"; SPEC §4 keeps the ten
+# reserved bytes for such): bit 0x01 of the last reserved byte, handshake byte 27, says
+# "I take up to N requests outstanding".
 # Only a connection on which both sides announce it is pipelined; a peer that does not
 # announce it gets the plain protocol, and a plain peer never sees the bit, as ours
 # announce it only when told to (``--pipeline``).
@@ -64,7 +65,7 @@ PIPELINING_BYTE = 27
 PIPELINING_BIT = 0x01
 
 
-# Our authentication extension (twisted_p2p.auth; README, "Our authentication extension"):
+# Our authentication extension (twisted_p2p.auth; docs/extensions.rst, "Authentication"):
 # bit 0x02 of byte 27 says "prove you hold this push's secret, as I will"; bytes 18-26
 # then hold the sender's nonce, and its first frame after the handshake is a Proof
 # (type AUTH_TYPE, a 32-byte HMAC). Set only by a peer given a secret.
