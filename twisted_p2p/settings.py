@@ -27,6 +27,11 @@ def _option(default: Any, kind: Callable[[str], Any], help: str, shown: str | No
     return field(default=default, metadata={"kind": kind, "help": help, "shown": shown})
 
 
+def _fixed(default: Any, about: str) -> Any:
+    """A field with no option: a timing of the peer, given its one home here."""
+    return field(default=default, metadata={"about": about})
+
+
 @dataclass(frozen=True)
 class PeerSettings:
     interface: str = _option("", str, "address to listen on", shown="all IPv4 addresses")
@@ -57,27 +62,22 @@ class PeerSettings:
     new_swarm: bool = _option(
         False, bool, "resume only our own pieces from the journal, nothing it learned of other peers (a "
         "launcher's new swarm, whose IDs may name other hosts than the last one's)")
-    #: After its first answer a neighbour may take ``answer_time_factor`` times its
-    #: average answer time to answer a request, never less than the first bound nor
-    #: more than the second (seconds; a longer ``request_timeout`` raises the second);
-    #: each new answer time weighs ``answer_time_smoothing`` in that average.
-    request_timeout_bounds: tuple[float, float] = (1.0, 30.0)
-    answer_time_factor: float = 4.0
-    answer_time_smoothing: float = 0.25
-    #: Seconds a dial of an earlier peer may take to connect.
-    connect_timeout: float = 5.0
-    #: An earlier peer not up yet is dialled again after the first delay, doubling up
-    #: to the second (seconds).
-    retry_delays: tuple[float, float] = (0.025, 2.0)
-    #: Seconds a connection we close may take to close before it is aborted.
-    close_timeout: float = 5.0
-    #: A dropped connection is aborted if it has not closed after this many seconds.
-    drop_grace: float = 2.0
-    #: A second connection from a connected ID replaces the first when the first has
-    #: been silent this long (its host may have crashed and come back).
-    stale_after: float = 5.0
-    #: Seconds between saves of the resume state.
-    save_interval: float = 2.0
+    request_timeout_bounds: tuple[float, float] = _fixed(
+        (1.0, 30.0), "after its first answer a neighbour may take answer_time_factor times its average answer "
+        "time to answer a request, never less than the first bound nor more than the second (seconds; a longer "
+        "request_timeout raises the second)")
+    answer_time_factor: float = _fixed(4.0, "see request_timeout_bounds")
+    answer_time_smoothing: float = _fixed(0.25, "the weight of each new answer time in a neighbour's average")
+    connect_timeout: float = _fixed(5.0, "seconds a dial of an earlier peer may take to connect")
+    retry_delays: tuple[float, float] = _fixed(
+        (0.025, 2.0), "an earlier peer not up yet is dialled again after the first delay, growing up to the second "
+        "(seconds)")
+    close_timeout: float = _fixed(5.0, "seconds a connection we close may take to close before it is aborted")
+    drop_grace: float = _fixed(2.0, "seconds a dropped connection may take to close before it is aborted")
+    stale_after: float = _fixed(
+        5.0, "a second connection from a connected ID replaces the first when the first has been silent this many "
+        "seconds (its host may have crashed and come back)")
+    save_interval: float = _fixed(2.0, "seconds between saves of the resume state")
 
     def request_timeouts(self) -> RequestTimeouts:
         """The request timeouts that start at ``request_timeout`` (a longer start
