@@ -17,6 +17,8 @@ setup(
         "plot": ["matplotlib"],
         "tls": ["twisted[tls]"],
         "docs": ["sphinx"],
+        # The checks CI runs: ruff, and mypy with the plugin that reads zope.interface.
+        "lint": ["ruff>=0.17,<0.18", "mypy>=1.15", "mypy-zope>=1.0"],
     },
     entry_points={"console_scripts": ["p2p-swarm = twisted_p2p.launcher.cli:main"]},
 )
