@@ -12,10 +12,8 @@ D = 0, 10 and 25 ms (``--delays``):
 from __future__ import annotations
 
 import statistics
-from typing import Optional
 
-from bench import common
-from bench import swarm
+from bench import common, swarm
 from bench.netrelay import RelayProcess
 from bench.procs import free_ports
 
@@ -47,7 +45,7 @@ def _libtorrent_relayed(args: dict, delay_ms: float) -> dict:
     return result
 
 
-def _relayed_mib(run: dict) -> Optional[float]:
+def _relayed_mib(run: dict) -> float | None:
     relayed = run.get("relayed")
     return relayed["bytes"] / MiB if relayed else None
 
@@ -87,7 +85,7 @@ def _ours(path: str, delay_ms: float, piece: int, leechers: int, pipeline: int, 
 
 
 def case_latency(files: common.Files, repeats: int, delays: tuple[float, ...], depth: int,
-                 lt_version: Optional[str]) -> dict:
+                 lt_version: str | None) -> dict:
     """Every delay: the swarm (plain, pipelined, libtorrent), then one seed to one leecher."""
     common.log(METHOD)
     path = files.get(FILE_SIZE)

@@ -66,7 +66,7 @@ def measure(size: int) -> dict:
     }
 
 
-def _reap(child: subprocess.Popen) -> tuple[int, "Usage"]:
+def _reap(child: subprocess.Popen) -> tuple[int, Usage]:
     """Wait for ``child`` (its own rusage); Popen is told it was reaped."""
     # imported here: the two sides run this file as a script, and their CPU is measured
     from twisted_p2p.launcher.children import wait_for

@@ -28,13 +28,22 @@ from __future__ import annotations
 import argparse
 import datetime
 import time
-from typing import Optional
 
 from bench import latency, push, rawtcp, report, swarm
-from bench.common import (HERE, KiB, MiB, SYSTEM_PYTHON, Files, libtorrent_version, log, median_of, ratio, repeat,
-                          run_libtorrent)
+from bench.common import (
+    HERE,
+    SYSTEM_PYTHON,
+    Files,
+    KiB,
+    MiB,
+    libtorrent_version,
+    log,
+    median_of,
+    ratio,
+    repeat,
+    run_libtorrent,
+)
 from bench.procs import machine
-
 from twisted_p2p.launcher.run import DEFAULT_PIPELINE  # noqa: E402  (the launcher's depth)
 
 CASES = ("dataplane", "swarm", "pipeline", "scale", "capped", "latency", "push")
@@ -103,7 +112,7 @@ def case_dataplane(files: Files, repeats: int) -> dict:
     }
 
 
-def case_pipeline(files: Files, repeats: int, plain: Optional[dict], lt_version: Optional[str]) -> dict:
+def case_pipeline(files: Files, repeats: int, plain: dict | None, lt_version: str | None) -> dict:
     """The extension at several depths, one seed to one leecher at 16 KiB (where a round
     trip per piece costs most), and the 100 MiB swarm at the launcher's depth."""
     log(METHODS["pipeline"])
@@ -133,8 +142,8 @@ def case_pipeline(files: Files, repeats: int, plain: Optional[dict], lt_version:
 
 
 def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, repeats: int,
-                lt_version: Optional[str], upload_rate: Optional[int] = None,
-                seed_upload_rate: Optional[int] = None, timeout: float = 120.0, pipeline: int = 0) -> dict:
+                lt_version: str | None, upload_rate: int | None = None,
+                seed_upload_rate: int | None = None, timeout: float = 120.0, pipeline: int = 0) -> dict:
     path = files.get(size)
     log(f"{name}: ours, {leechers + 1} peers, {size // MiB} MiB, {piece // KiB} KiB pieces")
     spec = swarm.SwarmSpec(path, piece, leechers, preferred=5, upload_rate=upload_rate,
@@ -176,7 +185,7 @@ def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, r
     return row
 
 
-def case_swarm(files: Files, repeats: int, lt_version: Optional[str]) -> dict:
+def case_swarm(files: Files, repeats: int, lt_version: str | None) -> dict:
     log(METHODS["swarm"])
     return {"rows": [
         _swarm_case(files, "demo 20 MiB", 20 * MiB, 16 * KiB, 5, repeats, lt_version),
@@ -184,7 +193,7 @@ def case_swarm(files: Files, repeats: int, lt_version: Optional[str]) -> dict:
     ]}
 
 
-def case_scale(files: Files, quick: bool, base: Optional[dict]) -> dict:
+def case_scale(files: Files, quick: bool, base: dict | None) -> dict:
     log(METHODS["scale"])
     rows = []
     for peers in ((16,) if quick else (16, 32)):
@@ -205,7 +214,7 @@ def bound(size_mib: float, leechers: int, seed_rate: float, leecher_rate: float)
     return max(size_mib / seed_rate, leechers * size_mib / (seed_rate + leechers * leecher_rate))
 
 
-def case_capped(files: Files, lt_version: Optional[str]) -> dict:
+def case_capped(files: Files, lt_version: str | None) -> dict:
     log(METHODS["capped"])
     rows = []
     for seed_rate, leecher_rate in ((2, 2), (10, 1)):
@@ -247,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _machine_and_libtorrent(skip: bool) -> tuple[dict, Optional[str]]:
+def _machine_and_libtorrent(skip: bool) -> tuple[dict, str | None]:
     """The machine's facts, with the libtorrent compared against (None: none)."""
     info = machine()
     lt_version = None if skip else libtorrent_version()
@@ -261,7 +270,7 @@ def _machine_and_libtorrent(skip: bool) -> tuple[dict, Optional[str]]:
 
 
 def _run_cases(options: argparse.Namespace, chosen: list[str], repeats: int, delays: tuple[float, ...],
-               lt_version: Optional[str]) -> dict:
+               lt_version: str | None) -> dict:
     """Each chosen case in the order of CASES; their results by name."""
     cases: dict = {}
     files = Files()
@@ -290,7 +299,7 @@ def _run_cases(options: argparse.Namespace, chosen: list[str], repeats: int, del
     return cases
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
     try:

@@ -30,7 +30,8 @@ import datetime
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from brokenpeers import hold_handshake, run_patched
 

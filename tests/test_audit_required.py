@@ -7,12 +7,11 @@ printed as advice, counted apart, and leave the exit status 0.
 from __future__ import annotations
 
 import pytest
+from test_audit import L1, L2, clean_logs, say, write_swarm
 
 from twisted_p2p.launcher import audit as A
 from twisted_p2p.launcher.audit import rules
 from twisted_p2p.launcher.course import QUOTES, quote
-
-from test_audit import L1, L2, clean_logs, say, write_swarm
 
 ADVISED_TOO = " (our choices, not the course's: they do not fail the audit)"
 

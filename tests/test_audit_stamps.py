@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 import pytest
+from test_audit import L1, clean_logs, write_swarm
 
 from twisted_p2p.config import load
 from twisted_p2p.launcher import audit as A
 from twisted_p2p.launcher.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
 
-from test_audit import L1, clean_logs, write_swarm
-
 LOCAL = datetime(2026, 12, 3, 19, 20, 33)  # naive: a stamp without a zone is local time
-UTC = datetime(2026, 12, 3, 19, 20, 33, tzinfo=timezone.utc)
+UTC = datetime(2026, 12, 3, 19, 20, 33, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)

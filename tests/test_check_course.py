@@ -5,11 +5,21 @@ findings, and what followed a connection one of our peers closed is blamed on no
 from __future__ import annotations
 
 import pytest
-
 from test_check_judging import (  # noqa: F401  (layout is a fixture)
-    ALL, HS, N, NOTHING, SEED, connection, layout, piece, swarm, their_leecher_with_the_seed, their_seed_with,
+    ALL,
+    HS,
+    NOTHING,
+    SEED,
+    N,
+    connection,
+    layout,
+    piece,
+    swarm,
+    their_leecher_with_the_seed,
+    their_seed_with,
     verdicts,
 )
+
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.launcher import course

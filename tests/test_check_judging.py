@@ -4,7 +4,6 @@ messages in flight are not blamed."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import pytest
 from twisted.internet.task import Clock
@@ -47,7 +46,7 @@ def swarm(layout: Layout, talks: list[Recording], complete: bool = True) -> Scen
 
 
 def connection(dialler: int, acceptor: int, said: list[tuple[float, int, bytes]],
-               closed: Optional[float] = 19.0) -> Recording:
+               closed: float | None = 19.0) -> Recording:
     """A recording where each (time, sender, bytes) was got and handed on at that time."""
     up, down = Direction(dialler, acceptor), Direction(acceptor, dialler)
     for when, sender, data in said:
@@ -67,7 +66,7 @@ NOTHING = wire.encode_bitfield(PieceSet(N))
 ALL = wire.encode_bitfield(PieceSet.full(N))
 
 
-def piece(layout: Layout, index: int, content: Optional[bytes] = None) -> bytes:
+def piece(layout: Layout, index: int, content: bytes | None = None) -> bytes:
     common = layout.scenario.common
     start = common.piece_offset(index)
     data = layout.content[start:start + common.piece_length(index)] if content is None else content

@@ -6,8 +6,19 @@ time are not blamed. The leecher scenario keeps the swarm going long enough to s
 from __future__ import annotations
 
 from test_check_judging import (  # noqa: F401  (layout is a fixture)
-    ALL, HS, LEECHER, N, NOTHING, connection, layout, piece, swarm, their_leecher_with_the_seed, verdicts,
+    ALL,
+    HS,
+    LEECHER,
+    NOTHING,
+    N,
+    connection,
+    layout,
+    piece,
+    swarm,
+    their_leecher_with_the_seed,
+    verdicts,
 )
+
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.launcher.check.scorecard import FAIL, PASS

@@ -10,7 +10,15 @@ from twisted.internet.task import Clock
 
 from twisted_p2p.launcher.check import runner
 from twisted_p2p.launcher.check.processes import Child
-from twisted_p2p.launcher.check.runner import ASSUMED_UP, STAGGER, Closed, PeerRun, ScenarioRun, closed_by, next_to_start
+from twisted_p2p.launcher.check.runner import (
+    ASSUMED_UP,
+    STAGGER,
+    Closed,
+    PeerRun,
+    ScenarioRun,
+    closed_by,
+    next_to_start,
+)
 from twisted_p2p.launcher.check.scenarios import SCENARIOS, Layout, prepare
 
 LATE = next(s for s in SCENARIOS if s.name == "late")  # ours 1001, 1002; theirs 1003 3 s late; ours 1004

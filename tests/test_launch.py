@@ -9,18 +9,16 @@ import struct
 import sys
 
 import pytest
+from support import swarm_config, write_config
 
 from twisted_p2p.config import ConfigError, PeerInfo, load
 from twisted_p2p.eventlog import SENTENCES, format_time
 from twisted_p2p.launcher import plan
-from twisted_p2p.launcher.runend import check_files
 from twisted_p2p.launcher.display import Display
 from twisted_p2p.launcher.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
-from twisted_p2p.launcher.runreport import PeerResult, build_report, summary_table, write_report
-
 from twisted_p2p.launcher.remote import Ssh
-
-from support import swarm_config, write_config
+from twisted_p2p.launcher.runend import check_files
+from twisted_p2p.launcher.runreport import PeerResult, build_report, summary_table, write_report
 
 
 def load_written(tmp_path, config, hosts):

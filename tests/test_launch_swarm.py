@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support import free_ports, swarm_config, write_config
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
-
-from support import free_ports, swarm_config, write_config
 
 LAUNCHER = [sys.executable, "-m", "twisted_p2p.launcher.cli", "run"]
 STARTED = re.compile(r"started peer (\d+)(?: on \S+)? \(pid (\d+)\)")

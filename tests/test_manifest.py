@@ -7,21 +7,20 @@ import sys
 
 import pytest
 import pytest_twisted
+from support import free_ports, peer_settings, seed_bytes, swarm_config, write_config, write_seed_files
+from test_processes import run_twistd
+from test_protocol import CONTENT, PIECE, Peer, warning_texts, warnings  # noqa: F401 (a fixture)
+from test_swarm import _run_swarm
 from twisted.internet import reactor
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
+from wirebytes import encode
 
 from twisted_p2p import wire
 from twisted_p2p.config import ConfigError
 from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, write_manifest
 from twisted_p2p.node import PeerNode
 from twisted_p2p.storage import data_path
-
-from wirebytes import encode
-from support import free_ports, peer_settings, seed_bytes, swarm_config, write_config, write_seed_files
-from test_processes import run_twistd
-from test_protocol import CONTENT, PIECE, Peer, warning_texts, warnings  # noqa: F401 (a fixture)
-from test_swarm import _run_swarm
 
 COMMON = swarm_config([1001, 1002], [1001], 1050, 100).common
 

@@ -10,14 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
-from twisted_p2p.config import Common, PeerInfo, SwarmConfig
-
 from netns import private_hosts
 from support import write_config
+
+from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 
 SUBNET = "10.213.7"
 PEER_IDS = [1001, 1002, 1003, 1004]

@@ -8,13 +8,18 @@ import time
 from pathlib import Path
 
 import pytest
-
-from twisted_p2p.eventlog import parse_line
-
 from support import (
-    free_ports, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
+    free_ports,
+    seed_bytes,
+    start_peer,
+    swarm_config,
+    twistd,
+    wait_for_peers,
+    write_config,
     write_seed_files,
 )
+
+from twisted_p2p.eventlog import parse_line
 
 
 def run_twistd(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess:

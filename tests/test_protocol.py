@@ -9,24 +9,22 @@ import io
 import random
 import struct
 from pathlib import Path
-from typing import Optional
 
 import pytest
+from support import peer_settings, seed_bytes, swarm_config
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import globalLogPublisher
+from wirebytes import encode
 
 from twisted_p2p import auth, wire
 from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.ending import TOLD_GRACE
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.protocol import HAVE_INTERVAL, PeerProtocol
 from twisted_p2p.resume import Resume
-from twisted_p2p.ending import TOLD_GRACE
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
-
-from wirebytes import encode
-from support import peer_settings, seed_bytes, swarm_config
 
 PIECE = 100
 FILE_SIZE = 1050  # 11 pieces, the last of 50 bytes
@@ -66,7 +64,7 @@ class Peer:
         self.service.startService()
         self.decoder = wire.Decoder(self.common)
 
-    def connect(self, dialled: Optional[int] = None) -> tuple[PeerProtocol, StringTransport]:
+    def connect(self, dialled: int | None = None) -> tuple[PeerProtocol, StringTransport]:
         protocol = PeerProtocol(self.service, expected_peer_id=dialled)
         transport = StringTransport()
         protocol.makeConnection(transport)

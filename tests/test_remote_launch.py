@@ -12,16 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from sshhosts import SshHosts, hosts_with_private_work
+from support import write_config
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.launcher.plan import demo_bytes
-
-from sshhosts import SshHosts, hosts_with_private_work
-from support import write_config
 
 SUBNET = "10.213.10"
 WORK = Path(f"/tmp/p2p-remote-launch-{os.getpid()}")  # private on every host: separate disks

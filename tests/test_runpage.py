@@ -10,20 +10,19 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
+from browser import blankness, dump_dom, needs_chromium, screenshot
+from support import write_config
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, load
 from twisted_p2p.eventlog import SENTENCES, TIME_FORMAT, Event
 from twisted_p2p.launcher.audit import audit
-from twisted_p2p.launcher.runpage import PALETTE, REPORT_HTML, SEED_COLOUR, render_html, write_html_report
 from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.runpage import PALETTE, REPORT_HTML, SEED_COLOUR, render_html, write_html_report
 from twisted_p2p.launcher.runreport import PeerResult, build_report
-
-from browser import blankness, dump_dom, needs_chromium, screenshot
-from support import write_config
 
 START = time.mktime(time.strptime("2024-05-01 10:00:00", TIME_FORMAT))
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from browser import blankness, needs_chromium
 from support import swarm_config, write_config
 

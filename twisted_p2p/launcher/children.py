@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from twisted.internet import protocol
 
@@ -86,7 +86,7 @@ class CappedOutput:
     """A child's output on disk, at most ``cap`` bytes of it (None: all of it), so that
     a child that floods its output cannot fill the disk."""
 
-    def __init__(self, path: Path, cap: Optional[int] = None) -> None:
+    def __init__(self, path: Path, cap: int | None = None) -> None:
         self._file = open(path, "wb")
         self.cap = cap
         self.received = 0  # bytes the child wrote, kept or not
@@ -108,7 +108,7 @@ class SessionProcess(protocol.ProcessProtocol):
     Subclasses say whether it still runs (``running``) and follow its output.
     """
 
-    pid: Optional[int] = None
+    pid: int | None = None
     running = False
 
     def spawn_in_session(self, reactor: Any, argv: list[str], cwd: Path, nice: int = 0, **options: Any) -> None:
@@ -147,7 +147,7 @@ class Usage:
         return cls(usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
-def wait_for(pid: int, block: bool = True) -> Optional[tuple[int, Usage]]:
+def wait_for(pid: int, block: bool = True) -> tuple[int, Usage] | None:
     """Reap the child ``pid`` (os.wait4): its exit status as a return code (-signal when
     killed) and its own usage; None if it still runs and ``block`` is False."""
     got, status, usage = os.wait4(pid, 0 if block else os.WNOHANG)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Union
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.launcher.audit.result import AuditResult, verdict
@@ -75,7 +76,7 @@ class Look:
 
 
 def render_html(report: dict[str, Any], progress: Progress, config: SwarmConfig,
-                audit: Optional[AuditResult] = None) -> str:
+                audit: AuditResult | None = None) -> str:
     """The whole page as a string: header, summary, timeline, piece maps, matrix, audit."""
     by_id = dict(progress) if isinstance(progress, Mapping) else {p.peer_id: p for p in progress}
     order = [peer.peer_id for peer in config.peers]
@@ -109,7 +110,7 @@ def render_html(report: dict[str, Any], progress: Progress, config: SwarmConfig,
 
 
 def write_html_report(work_dir: Path, report: dict[str, Any], progress: Progress, config: SwarmConfig,
-                      audit: Optional[AuditResult] = None) -> Path:
+                      audit: AuditResult | None = None) -> Path:
     """Write swarm-report.html in ``work_dir`` (see :func:`render_html`) and return its path."""
     path = Path(work_dir) / REPORT_HTML
     path.write_text(render_html(report, progress, config, audit), encoding="utf-8")
@@ -257,7 +258,7 @@ def _cell_patterns(size: int) -> str:
             f' height="{inner - 2}" fill="#fff" stroke="#333" stroke-width="1.5"/></pattern>')
 
 
-def _origins(peer: PeerProgress, total: int) -> list[Union[int, str]]:
+def _origins(peer: PeerProgress, total: int) -> list[int | str]:
     """Per piece: the neighbour it came from, 'seed', 'unknown' (a finished peer's piece
     whose download was not logged) or 'missing'."""
     if peer.seed:
@@ -271,11 +272,11 @@ def _piece_map(peer: PeerProgress, looks: Mapping[int, Look], total: int, per: i
     """One path per colour, each run of same-colour squares in a row one stroked segment,
     so even 10,000 random sources stay a few tens of kilobytes."""
     origins = _origins(peer, total)
-    cells: list[Union[int, str]] = []
+    cells: list[int | str] = []
     for start in range(0, total, per):
         block = origins[start:start + per]
         cells.append("missing" if "missing" in block else Counter(block).most_common(1)[0][0])
-    runs: dict[Union[int, str], list[str]] = {}
+    runs: dict[int | str, list[str]] = {}
     for row_start in range(0, len(cells), columns):
         row = cells[row_start:row_start + columns]
         column = 0
@@ -342,7 +343,7 @@ def _matrix(report: dict[str, Any], looks: Mapping[int, Look], order: list[int])
     return f'<div class="scroll"><table class="matrix{" small" if small else ""}">{"".join(rows)}</table></div>'
 
 
-def _audit(result: Optional[AuditResult]) -> str:
+def _audit(result: AuditResult | None) -> str:
     if result is None:
         return "<p>Not audited (run <code>p2p-swarm audit WORK_DIR</code>).</p>"
     peers = len(result.config.peers)

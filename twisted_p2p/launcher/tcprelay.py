@@ -14,7 +14,7 @@ by :class:`Dialling`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from twisted.internet.interfaces import IAddress, IConnector
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
@@ -120,7 +120,7 @@ class Link:
         self.target_port = target_port
         self.up, self.down = up, down
         self.accepted = Socket(self)
-        self.dialled: Optional[Socket] = None
+        self.dialled: Socket | None = None
 
     def line_from(self, end: Socket) -> Line:
         return self.up if end is self.accepted else self.down

@@ -13,16 +13,54 @@ from __future__ import annotations
 
 from .command import RULES_HELP, build_parser, choose_config_dir, main
 from .reading import (
-    LIST_ORDER, MISSING_LOG, NO_DATE, NO_TIME, NOT_A_SENTENCE, SPACING, STRAY_LOG, UNREAD_TIME, UNREADABLE_LOG,
-    Finding, LenientLine, Note, PeerLog, Record, missing_log, own_records, parse_lenient, read_log,
+    LIST_ORDER,
+    MISSING_LOG,
+    NO_DATE,
+    NO_TIME,
+    NOT_A_SENTENCE,
+    SPACING,
+    STRAY_LOG,
+    UNREAD_TIME,
+    UNREADABLE_LOG,
+    Finding,
+    LenientLine,
+    Note,
+    PeerLog,
+    Record,
+    missing_log,
+    own_records,
+    parse_lenient,
+    read_log,
 )
 from .result import AuditResult, audit, find_logs, report, restart_note, verdict
+from .rules import (
+    COMPLETION_TWICE,
+    CONNECTION_TWICE,
+    COUNT_NOT_RISING,
+    COUNT_TOO_HIGH,
+    DOWNLOAD_AFTER_COMPLETION,
+    DOWNLOADED_TWICE,
+    EARLY_COMPLETION,
+    HAVE_NOT_DOWNLOADED,
+    MISSING_CONNECTION,
+    NO_COMPLETION,
+    OPTIMISTIC_TOO_SOON,
+    PIECE_OUT_OF_RANGE,
+    REQUIRED_BY,
+    RULES,
+    SEED_DOWNLOADED,
+    SEED_SENT_HAVE,
+    SOURCE_LACKED_PIECE,
+    TOO_MANY_PREFERRED,
+    UNKNOWN_PEER,
+    WRONG_DIRECTION,
+    WRONG_WRITER,
+    AuditedSwarm,
+    Rule,
+    course_sentence,
+    default_slack,
+    is_required,
+    rule,
+)
 from .sessions import AT_ONCE, Session, split_sessions
 from .stamps import Stamp, read_stamp
-from .rules import (
-    AuditedSwarm, COMPLETION_TWICE, CONNECTION_TWICE, COUNT_NOT_RISING, COUNT_TOO_HIGH, DOWNLOAD_AFTER_COMPLETION,
-    DOWNLOADED_TWICE, EARLY_COMPLETION, HAVE_NOT_DOWNLOADED, MISSING_CONNECTION, NO_COMPLETION,
-    OPTIMISTIC_TOO_SOON, PIECE_OUT_OF_RANGE, REQUIRED_BY, RULES, SEED_DOWNLOADED, SEED_SENT_HAVE, SOURCE_LACKED_PIECE,
-    TOO_MANY_PREFERRED, UNKNOWN_PEER, WRONG_DIRECTION, WRONG_WRITER, Rule, course_sentence, default_slack,
-    is_required, rule,
-)

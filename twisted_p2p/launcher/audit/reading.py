@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from twisted_p2p.eventlog import Event, parse_line
 from twisted_p2p.layout import event_log_name
@@ -44,10 +43,10 @@ class Finding:
     a violation or advice depends on the rule (see rules.is_required)."""
 
     file: str
-    line: Optional[int]
+    line: int | None
     rule: str
     detail: str
-    peer: Optional[int]  # whose verdict it counts against; None for a stray log
+    peer: int | None  # whose verdict it counts against; None for a stray log
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
@@ -78,7 +77,7 @@ class Record:
 
     line: int
     event: Event
-    time: Optional[float]
+    time: float | None
     resolution: float
 
 
@@ -107,7 +106,7 @@ class LenientLine:
     spacing: bool
 
 
-def parse_lenient(text: str) -> Optional[LenientLine]:
+def parse_lenient(text: str) -> LenientLine | None:
     """Read a line that is a SPEC §5 sentence apart from its time stamp or spacing.
 
     Returns None when the line is no sentence at all. The sentence itself is matched

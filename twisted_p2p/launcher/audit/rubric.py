@@ -10,8 +10,8 @@ from __future__ import annotations
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import SENTENCES, TIME_FORMAT
@@ -71,7 +71,7 @@ class _View:
     logs: dict[int, PeerLog]
     records: dict[int, list[Record]]
     sessions: dict[int, list[Session]]
-    start: Optional[float]  # the earliest readable time in any log
+    start: float | None  # the earliest readable time in any log
 
     def since(self, record: Record) -> str:
         if record.time is None or self.start is None:
@@ -81,11 +81,11 @@ class _View:
     def show(self, record: Record, explanation: str = "") -> list[str]:
         return [f"   {self.logs[record.event.me].file}:{record.line}  {text_of(record)}"] + why(explanation)
 
-    def each(self, kind: str, peer: Optional[int] = None) -> list[Record]:
+    def each(self, kind: str, peer: int | None = None) -> list[Record]:
         """Such lines of one peer, or of every peer (in PeerInfo order)."""
         return [r for me, rs in self.records.items() if peer in (None, me) for r in rs if r.event.kind == kind]
 
-    def first(self, kind: str, keep: Callable[[Record], bool] = lambda r: True) -> Optional[Record]:
+    def first(self, kind: str, keep: Callable[[Record], bool] = lambda r: True) -> Record | None:
         """The earliest such line in the swarm (by time, then PeerInfo order and line)."""
         order = {peer.peer_id: n for n, peer in enumerate(self.config.peers)}
         return min((r for r in self.each(kind) if keep(r)), default=None,

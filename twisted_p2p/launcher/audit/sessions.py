@@ -29,8 +29,8 @@ restart may do.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import Event
@@ -53,7 +53,7 @@ class Session:
     records: Sequence[Record]
     evidence: str
     counted_before: int
-    resumed: Optional[int]
+    resumed: int | None
 
     @property
     def lost(self) -> int:
@@ -73,7 +73,7 @@ def mentioned(event: Event) -> tuple[int, ...]:
     return () if event.other is None else (event.other,)
 
 
-def _count(record: Record) -> Optional[int]:
+def _count(record: Record) -> int | None:
     return record.event.count if record.event.kind == "downloaded" else None
 
 
@@ -89,7 +89,7 @@ def restart_evidence(after: Sequence[Record], neighbours: frozenset[int], count:
     old run going on."""
     since: set[int] = set()
     together: set[int] = set()
-    next_count: Optional[int] = None
+    next_count: int | None = None
     for record in after:
         event = record.event
         if event.kind in CONNECTIONS and event.other in neighbours:

@@ -5,8 +5,9 @@ import argparse
 import shutil
 import sys
 import time
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any, Generator, Optional, Sequence
+from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def chosen(quick: bool, only: Optional[str]) -> list[Scenario]:
+def chosen(quick: bool, only: str | None) -> list[Scenario]:
     """The scenarios a run needs: robustness needs only the bad-input one, the unsolicited
     piece check (file exchange) needs it too, the retry scenario serves start-up alone,
     the rest need the swarms."""
@@ -78,7 +79,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def prepare_work_dir(path: Path) -> Optional[str]:
+def prepare_work_dir(path: Path) -> str | None:
     """Clear a work dir the kit made before; refuse one it did not make (None: ready)."""
     if path.exists() and any(path.iterdir()) and not (path / MARK).exists():
         return f"{path} exists and was not made by p2p-swarm check; give another --work-dir"
@@ -103,7 +104,7 @@ def _check(reactor: Any, scenarios: list[Scenario], command: list[str], work_dir
     return runs
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     options, command = _split(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:

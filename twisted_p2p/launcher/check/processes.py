@@ -7,8 +7,9 @@ kept up to a cap.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -23,17 +24,17 @@ GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 class Child(SessionProcess):
     """One process: its output in ``output``, its lines to ``on_line``, its end in ``status``."""
 
-    running_ones: set["Child"] = set()  # every child not yet ended, to stop them all on the way out
+    running_ones: set[Child] = set()  # every child not yet ended, to stop them all on the way out
 
     def __init__(self, reactor: Any, argv: list[str], cwd: Path, output: Path,
-                 on_line: Optional[Callable[[str], None]] = None) -> None:
+                 on_line: Callable[[str], None] | None = None) -> None:
         self.reactor = reactor
         self.argv = argv
         self.cwd = cwd
         self.on_line = on_line
-        self.started: Optional[float] = None
-        self.ended: Optional[float] = None
-        self.status: Optional[int] = None  # exit status, or -signal
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.status: int | None = None  # exit status, or -signal
         self.stopped_by_kit = False
         self.last_line = ""
         self.done: Deferred[None] = Deferred()
@@ -72,7 +73,7 @@ class Child(SessionProcess):
         code, sig = reason.value.exitCode, reason.value.signal
         self._finish(-sig if sig is not None else code, None)
 
-    def _finish(self, status: int, why: Optional[str]) -> None:
+    def _finish(self, status: int, why: str | None) -> None:
         self.ended = self.reactor.seconds()
         Child.running_ones.discard(self)
         self.status = status

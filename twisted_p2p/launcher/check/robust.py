@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generator, Optional
+from typing import Any
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -34,14 +35,14 @@ class Probe:
 
     name: str
     sent: str  # the bad bytes, as hex
-    closed_after: Optional[float]  # seconds until it closed that connection
+    closed_after: float | None  # seconds until it closed that connection
     alive: bool
-    responsive: Optional[bool]  # a new neighbour got its handshake (None: not tried)
+    responsive: bool | None  # a new neighbour got its handshake (None: not tried)
     file_intact: bool
-    status: Optional[int]  # its exit status, if it died
+    status: int | None  # its exit status, if it died
 
 
-def bad_inputs(layout: Layout) -> list[tuple[str, Optional[bytes]]]:
+def bad_inputs(layout: Layout) -> list[tuple[str, bytes | None]]:
     """(name, bytes sent after a right handshake and bitfield); None: no handshake at all."""
     common = layout.scenario.common
     garbage = random.Random(4242).randbytes(65536)
@@ -91,7 +92,7 @@ def _within(reactor: Any, deferred: Deferred[Any], seconds: float) -> Deferred[A
 
 
 @inlineCallbacks
-def _connect(reactor: Any, port: int) -> Generator[Deferred[Any], Any, Optional[_Neighbour]]:
+def _connect(reactor: Any, port: int) -> Generator[Deferred[Any], Any, _Neighbour | None]:
     try:
         neighbour = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=WAIT), _Neighbour(reactor))
     except Exception:  # refused, timed out: reported by the caller as not responsive
@@ -113,7 +114,7 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
         if not child.running:
             break
         neighbour = yield _connect(reactor, port)
-        closed_after: Optional[float] = None
+        closed_after: float | None = None
         if neighbour is not None:
             if bad is None:
                 held.append(neighbour)  # says nothing, for as long as the probes last
@@ -125,7 +126,7 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
             if bad is not None and closed_after is None:
                 neighbour.transport.abortConnection()
         yield deferLater(reactor, 0.2, lambda: None)
-        responsive: Optional[bool] = None
+        responsive: bool | None = None
         if child.running:
             fresh = yield _connect(reactor, port)
             if fresh is not None:

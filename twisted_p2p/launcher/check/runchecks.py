@@ -8,11 +8,11 @@ connection (a second 'is connected from' after our redial) is a note too.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator
 
-from twisted_p2p.layout import data_path
 from twisted_p2p.launcher.audit import reading as audit_reading
 from twisted_p2p.launcher.audit import rules as audit_rules
+from twisted_p2p.layout import data_path
 
 from .observed import Observed
 from .robust import Probe

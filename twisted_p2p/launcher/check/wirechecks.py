@@ -5,8 +5,6 @@ always in the peer's favour, and where a tighter bound is only our choice it is 
 of its own, marked advice."""
 from __future__ import annotations
 
-from typing import Optional
-
 from .frames import hexdump
 from .observed import Holdings, Observed, View
 from .runner import ScenarioRun
@@ -180,7 +178,7 @@ def interest(observed: Observed) -> Verdict:
     return judged(bad, f"{said} interest messages, each justified", None if said or bad else "it never had to say")
 
 
-def _not_interested_owed(view: View, holding: Holdings, events: list[tuple[float, bool]]) -> Optional[str]:
+def _not_interested_owed(view: View, holding: Holdings, events: list[tuple[float, bool]]) -> str | None:
     """What was wrong if the peer under test came to hold every piece the other side had
     offered (once complete, or earlier) while its last word there was 'interested', and
     said no 'not interested' within NOT_INTERESTED_WITHIN s (None: nothing). Judged only
@@ -210,7 +208,7 @@ def _not_interested_owed(view: View, holding: Holdings, events: list[tuple[float
     return None
 
 
-def _lacked_for(view: View, holding: Holdings, seconds: float) -> Optional[float]:
+def _lacked_for(view: View, holding: Holdings, seconds: float) -> float | None:
     """A moment from which the other side offered a piece the peer under test still lacked
     ``seconds`` later, with the connection still open then (None if there is none)."""
     end = view.recording.closed or view.run.ended_at
@@ -239,7 +237,7 @@ def interest_on_change(observed: Observed) -> Verdict:
     return judged(bad, f"{said} interest messages, none repeated", None if said else "it never had to say")
 
 
-def _unchoked_over_time(observed: Observed, run: ScenarioRun, me: int) -> list[tuple[float, Optional[int], bool]]:
+def _unchoked_over_time(observed: Observed, run: ScenarioRun, me: int) -> list[tuple[float, int | None, bool]]:
     """(time, neighbour, unchoked) for every choke/unchoke the peer under test sent; a
     connection that closed unchokes nobody from then on (a peer may close one to a
     neighbour that completed, and unchoke another)."""
@@ -252,13 +250,13 @@ def _unchoked_over_time(observed: Observed, run: ScenarioRun, me: int) -> list[t
     return changes
 
 
-def _most_unchoked(changes: list[tuple[float, Optional[int], bool]]) -> tuple[int, float]:
+def _most_unchoked(changes: list[tuple[float, int | None, bool]]) -> tuple[int, float]:
     """The most neighbours unchoked at one time, and the first moment it happened; the
     changes of one round count together, and a state that lasted less than
     :data:`RACE` does not count: the relay records what the peer sent when it reads it,
     so a choke queued behind paced pieces on one connection shows up after an unchoke
     the peer wrote at the same moment on another."""
-    state: dict[Optional[int], bool] = {}
+    state: dict[int | None, bool] = {}
     most, when = 0, 0.0
     for position, (moment, other, unchoked) in enumerate(changes):
         state[other] = unchoked
@@ -282,7 +280,7 @@ def _interested_count(observed: Observed, run: ScenarioRun, me: int, moment: flo
     return count
 
 
-def _first_interest(observed: Observed, run: ScenarioRun, me: int) -> Optional[tuple[float, int, float]]:
+def _first_interest(observed: Observed, run: ScenarioRun, me: int) -> tuple[float, int, float] | None:
     """(when the first 'interested' was handed to it, from whom, until when that interest
     lasted: a 'not interested', the connection's or the peer's end)."""
     firsts = []
@@ -297,7 +295,7 @@ def _first_interest(observed: Observed, run: ScenarioRun, me: int) -> Optional[t
     return min(firsts, default=None)
 
 
-def _first_unchoke_after(observed: Observed, run: ScenarioRun, me: int, within: float) -> Optional[str]:
+def _first_unchoke_after(observed: Observed, run: ScenarioRun, me: int, within: float) -> str | None:
     """What was wrong if its first unchoke came more than ``within`` s after the first
     'interested', while that interest lasted so long (None: nothing)."""
     first = _first_interest(observed, run, me)
