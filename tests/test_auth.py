@@ -13,7 +13,7 @@ import random
 import struct
 
 import pytest
-from test_protocol import CONTENT, PIECE, Peer, warning_texts, warnings  # noqa: F401 (a fixture)
+from test_protocol import CONTENT, PIECE, Peer, warning_texts
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.test import iosim

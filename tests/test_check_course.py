@@ -5,14 +5,13 @@ findings, and what followed a connection one of our peers closed is blamed on no
 from __future__ import annotations
 
 import pytest
-from test_check_judging import (  # noqa: F401  (layout is a fixture)
+from test_check_judging import (
     ALL,
     HS,
     NOTHING,
     SEED,
     N,
     connection,
-    layout,
     piece,
     swarm,
     their_leecher_with_the_seed,

@@ -3,9 +3,6 @@ on the wire is caught with its evidence, the same conversation done right passes
 messages in flight are not blamed."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from twisted.internet.task import Clock
 
 from twisted_p2p import wire
@@ -16,23 +13,11 @@ from twisted_p2p.launcher.check.observed import Observed, transcript
 from twisted_p2p.launcher.check.processes import Child
 from twisted_p2p.launcher.check.relay import Direction, Recording
 from twisted_p2p.launcher.check.runner import PeerRun, ScenarioRun
-from twisted_p2p.launcher.check.scenarios import SCENARIOS, Layout, prepare
+from twisted_p2p.launcher.check.scenarios import SCENARIOS, Layout
 from twisted_p2p.launcher.check.scorecard import FAIL, NA, PASS, evaluate
 
 LEECHER = next(s for s in SCENARIOS if s.name == "leecher")  # ours 1001 seed, theirs 1002, ours 1003
 SEED = next(s for s in SCENARIOS if s.name == "seed")  # theirs 1001 seed, k=1, ours 1002-1004
-
-
-@pytest.fixture
-def layout(tmp_path: Path):
-    made = {}
-
-    def make(scenario=LEECHER) -> Layout:
-        made["layout"] = prepare(scenario, tmp_path / scenario.name)
-        return made["layout"]
-    yield make
-    if "layout" in made:
-        made["layout"].release()
 
 
 def swarm(layout: Layout, talks: list[Recording], complete: bool = True) -> ScenarioRun:

@@ -5,14 +5,12 @@ word of 'interested' that stays is caught -- at completion or earlier -- while a
 time are not blamed. The leecher scenario keeps the swarm going long enough to see it."""
 from __future__ import annotations
 
-from test_check_judging import (  # noqa: F401  (layout is a fixture)
-    ALL,
+from test_check_judging import (
     HS,
     LEECHER,
     NOTHING,
     N,
     connection,
-    layout,
     piece,
     swarm,
     their_leecher_with_the_seed,

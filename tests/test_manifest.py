@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 from support import free_ports, peer_settings, seed_bytes, swarm_config, write_config, write_seed_files
 from test_processes import run_twistd
-from test_protocol import CONTENT, PIECE, Peer, warning_texts, warnings  # noqa: F401 (a fixture)
+from test_protocol import CONTENT, PIECE, Peer, warning_texts
 from test_swarm import _run_swarm
 from twisted.internet import reactor
 from twisted.internet.testing import EventLoggingObserver

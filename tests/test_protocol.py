@@ -14,7 +14,6 @@ import pytest
 from support import peer_settings, seed_bytes, swarm_config
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
-from twisted.logger import globalLogPublisher
 from wirebytes import encode
 
 from twisted_p2p import auth, wire
@@ -98,14 +97,6 @@ class Peer:
         parsed = [parse_line(line) for line in lines]
         assert None not in parsed, lines  # nothing but SPEC §5 sentences
         return parsed
-
-
-@pytest.fixture
-def warnings():
-    observer = EventLoggingObserver()
-    globalLogPublisher.addObserver(observer)
-    yield observer
-    globalLogPublisher.removeObserver(observer)
 
 
 def warning_texts(observer: EventLoggingObserver) -> list[str]:
