@@ -11,6 +11,7 @@ D = 0, 10 and 25 ms (``--delays``):
 """
 from __future__ import annotations
 
+import functools
 import statistics
 
 from bench import common, swarm
@@ -98,7 +99,7 @@ def case_latency(files: common.Files, repeats: int, delays: tuple[float, ...], d
             what = f"latency {delay:g} ms: 1+5, {SWARM_PIECE // KiB} KiB, libtorrent {lt_version}"
             common.log(what)
             args = {"file": path, "piece_size": SWARM_PIECE, "leechers": 5, "timeout": TIMEOUT_S}
-            runs = common.repeat(repeats, lambda: _libtorrent_relayed(args, delay), what)
+            runs = common.repeat(repeats, functools.partial(_libtorrent_relayed, args, delay), what)
             rows.append(dict(base, peers=6, piece_kib=SWARM_PIECE // KiB, who="libtorrent", pipeline=None,
                              **summarise(runs)))
         reference = rows[2]["transfer_s"] if lt_version else None

@@ -10,6 +10,8 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.pieces import Pieces
 from twisted_p2p.requests import RequestBook, RequestTimeouts
 
+DEFAULT_TIMEOUTS = RequestTimeouts()  # frozen, so one shared default is safe
+
 
 class MemoryStore:
     """A PieceStore's bookkeeping alone: a written piece counts as held, its bytes are dropped."""
@@ -28,7 +30,7 @@ def request_book(
     clock: IReactorTime,
     rng: random.Random,
     on_abandoned: Callable[[int], None] = lambda peer: None,
-    timeouts: RequestTimeouts = RequestTimeouts(),
+    timeouts: RequestTimeouts = DEFAULT_TIMEOUTS,
 ) -> RequestBook:
     """A RequestBook over Pieces of ``total`` where we lack ``missing``."""
     return RequestBook(Pieces(MemoryStore(total, missing)), clock, rng, on_abandoned, timeouts)

@@ -331,8 +331,8 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
     loaded = load(tmp_path / "conf")
     launches, hosts = plan.plan(loaded, tmp_path / "conf", tmp_path, Ssh(tmp_path), str(tmp_path))
     assert hosts == []
-    assert [l.tail for l in launches] == [tmp_path / "log_peer_1.log", tmp_path / "log_peer_2.log"]
-    assert all("--pidfile=" in l.argv and "p2ppeer" in l.argv for l in launches)
+    assert [launch.tail for launch in launches] == [tmp_path / "log_peer_1.log", tmp_path / "log_peer_2.log"]
+    assert all("--pidfile=" in launch.argv and "p2ppeer" in launch.argv for launch in launches)
 
 
 def test_the_plot_has_one_line_per_peer_in_each_panel_when_matplotlib_is_installed(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from html import escape
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.launcher.audit.result import AuditResult, verdict
@@ -30,7 +30,7 @@ SEED_COLOUR = "#8C8C8C"  # pieces a seed started with: neutral, not any peer's c
 UNKNOWN_COLOUR = "#D4D4D4"  # a finished peer's pieces whose download was not logged
 MAX_CELLS = 2500  # squares per piece map; beyond it a square stands for several pieces
 FINDINGS_SHOWN = 10
-Progress = Union[Mapping[int, PeerProgress], Iterable[PeerProgress]]
+Progress = Mapping[int, PeerProgress] | Iterable[PeerProgress]
 
 CSS = """
 body{font:20px/1.45 system-ui,'Segoe UI',Helvetica,Arial,sans-serif;color:#111;background:#fff;margin:0}
