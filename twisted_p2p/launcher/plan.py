@@ -177,7 +177,8 @@ def plan(
             launches.append(Launch(peer, argv, work_dir, output, event_log_path(work_dir, peer.peer_id)))
             continue
         if not _SAFE_HOST.fullmatch(peer.host) or peer.host.startswith("-"):
-            raise ConfigError(PEER_INFO_CFG, None, f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
+            raise ConfigError(PEER_INFO_CFG, None,
+                              f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
         if template is not None:
             argv = remote_command(template, twistd, peer, remote_dir_for(remote_dir, peer.host), config_dir)
         else:

@@ -167,7 +167,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="[a power of two from 16 KiB to 4 MiB: about 2,000 pieces, larger where the round "
                         "trip to the farthest host (timed by TCP handshakes with its ssh port) would otherwise "
                         "slow one piece per round trip below 125 MB/s, at least 16 pieces per host]")
-    parser.add_argument("--remote-twistd", default=None, metavar="PATH", help="twistd on the hosts [the same path as here]")
+    parser.add_argument("--remote-twistd", default=None, metavar="PATH",
+                        help="twistd on the hosts [the same path as here]")
     parser.add_argument("--ssh-config", default=None, metavar="FILE", help="ssh's configuration file (ssh -F)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="[%(default)s]")
     parser.add_argument("--timeout", type=float, default=None, metavar="S", help="give up after this many seconds")

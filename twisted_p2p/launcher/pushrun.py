@@ -151,7 +151,8 @@ def deliver(remote: Hosts, swarm: PeerProcesses, targets: dict[str, Target], fil
             return HostOutcome(host, FAILED, target.path, f"{cause} (kept in {target.work})")
         reported = progress.reported_sha256
         if reported is not None and reported != sha256:
-            return HostOutcome(host, FAILED, target.path, f"its peer's copy has another SHA-256 (kept in {target.work})")
+            return HostOutcome(host, FAILED, target.path,
+                               f"its peer's copy has another SHA-256 (kept in {target.work})")
         source = f"{target.work}/{peer_dir_name(peer.peer_id)}/{file_name}"
         remote.execute(host, deliver_script(target.work, source, target.path, None if reported else sha256))
         return HostOutcome(host, DELIVERED, target.path)

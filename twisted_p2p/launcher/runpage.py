@@ -45,7 +45,8 @@ th{background:#e8e8e8}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .good{background:#d9f2e9;border-color:#009E73;color:#003d2c}.bad{background:#fbe2d5;border-color:#D55E00;color:#6b2500}
 .key{display:flex;flex-wrap:wrap;gap:6px 22px;margin:8px 0 14px}.key span{white-space:nowrap}
 .key svg,td svg,th svg,figcaption svg{vertical-align:-3px;margin-right:6px}th,td:first-child{white-space:nowrap}
-.maps{display:flex;flex-wrap:wrap;gap:22px 34px}.maps figure{margin:0}.maps figcaption{font-weight:700}.host{font-weight:400;color:#444}
+.maps{display:flex;flex-wrap:wrap;gap:22px 34px}.maps figure{margin:0}.maps figcaption{font-weight:700}
+.host{font-weight:400;color:#444}
 td.from{font-size:16px}
 ul.lines{padding-left:24px}ul.lines li{font:18px ui-monospace,Menlo,Consolas,monospace}
 """

@@ -215,7 +215,8 @@ def _check_list_order(log: PeerLog, number: int, event: Event) -> None:
 
 def missing_log(peer_id: int) -> PeerLog:
     log = PeerLog(peer_id, event_log_name(peer_id), present=False)
-    log.findings.append(Finding(log.file, None, MISSING_LOG, f"peer {peer_id} is in PeerInfo.cfg but wrote no log", peer_id))
+    log.findings.append(Finding(log.file, None, MISSING_LOG, f"peer {peer_id} is in PeerInfo.cfg but wrote no log",
+                                peer_id))
     return log
 
 

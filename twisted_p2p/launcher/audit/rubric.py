@@ -174,7 +174,8 @@ def answers(view: _View, choice: Record) -> list[Record]:
     """The 'is unchoked by' / 'is choked by' lines the neighbours logged for one choice."""
     chooser, at = choice.event.me, _time(choice)
     return sorted((r for kind in ("unchoked", "choked") for r in view.each(kind)
-                   if r.event.other == chooser and r.time is not None and 0 <= r.time - at + ROUND_SLACK <= ANSWER_WITHIN),
+                   if r.event.other == chooser and r.time is not None
+                   and 0 <= r.time - at + ROUND_SLACK <= ANSWER_WITHIN),
                   key=lambda r: (_time(r), r.event.me))
 
 

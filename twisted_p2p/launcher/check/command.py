@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"check one rubric item: {', '.join(ITEMS)}")
     parser.add_argument("--work-dir", default="check-work", metavar="DIR",
                         help="where the scenarios run, cleared first [default: ./check-work]")
-    parser.add_argument("--json", metavar="FILE", help="also write the report here [always: WORK_DIR/check-report.json]")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the report here [always: WORK_DIR/check-report.json]")
     parser.add_argument("--verbose", action="store_true", help="print every piece of evidence, not the first three")
     parser.add_argument("--deadline", type=float, default=Limits.deadline, metavar="S",
                         help=f"seconds one scenario may take at most [default: {Limits.deadline:.0f}]")
@@ -98,8 +99,9 @@ def _check(reactor: Any, scenarios: list[Scenario], command: list[str], work_dir
         began = time.monotonic()
         run = yield run_scenario(reactor, prepare(scenario, work_dir / scenario.name), command, limits)
         runs.append(run)
-        statuses = ", ".join(f"{p.peer_id} {'stopped by the kit' if p.child.stopped_by_kit else f'exit {p.child.status}'}"
-                             for p in run.theirs())
+        statuses = ", ".join(
+            f"{p.peer_id} {'stopped by the kit' if p.child.stopped_by_kit else f'exit {p.child.status}'}"
+            for p in run.theirs())
         print(f"  {time.monotonic() - began:.1f} s, ended: {run.ended_why}; theirs: {statuses}", flush=True)
     return runs
 
@@ -153,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     observed = Observed(outcome["runs"])
     for run in observed.every_run:
-        (run.layout.root / "wire.txt").write_text(WIRE_HEADER + "".join(f"{line}\n" for line in transcript(observed, run)))
+        lines = "".join(f"{line}\n" for line in transcript(observed, run))
+        (run.layout.root / "wire.txt").write_text(WIRE_HEADER + lines)
     results = evaluate(observed, {args.only} if args.only else None)
     closes = our_closes(observed)
     print(f"\np2p-swarm check: {' '.join(command)}")

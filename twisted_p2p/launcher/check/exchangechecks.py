@@ -31,7 +31,8 @@ def _requests(view: View) -> tuple[int, list[str], list[str]]:
             continue
         count += 1
         if not unchoked_ever:
-            choked_ones.append(f"{view.where(moment)}: request for piece {frame.index} before {view.other} ever unchoked it")
+            choked_ones.append(f"{view.where(moment)}: request for piece {frame.index} "
+                               f"before {view.other} ever unchoked it")
         elif choked and choked_at is not None and moment - choked_at > RACE:
             choked_ones.append(f"{view.where(moment)}: request for piece {frame.index} while choked "
                        f"(since {choked_at - view.run.started:.2f} s)")
@@ -58,7 +59,8 @@ def requests_when_unchoked(observed: Observed) -> Verdict:
     return _judge_requests(observed, 1, "each while unchoked")
 
 
-@check("one-request-at-a-time", "exchange", "one request outstanding per neighbour: the next after the piece (or a choke)",
+@check("one-request-at-a-time", "exchange",
+       "one request outstanding per neighbour: the next after the piece (or a choke)",
        "pipelining several requests, as BitTorrent does; this protocol has one whole piece per request",
        course="one-request", needs=WIRE)
 def one_request_at_a_time(observed: Observed) -> Verdict:
@@ -79,8 +81,10 @@ def requests_wanted_pieces(observed: Observed) -> Verdict:
             if frame.index in holding.announced(frame.sent):
                 bad.append(f"{view.where(frame.sent)}: request for piece {frame.index}, which it had announced having")
             elif frame.index not in _offered(view, frame.sent):
-                bad.append(f"{view.where(frame.sent)}: request for piece {frame.index}, which {view.other} never offered")
-    return judged(bad, f"{count} requests, each for a piece offered and lacking", None if count else "it requested nothing")
+                bad.append(f"{view.where(frame.sent)}: request for piece {frame.index}, "
+                           f"which {view.other} never offered")
+    return judged(bad, f"{count} requests, each for a piece offered and lacking",
+                  None if count else "it requested nothing")
 
 
 def _told(view: View, index: int) -> list[float]:
@@ -117,8 +121,9 @@ def have_after_piece(observed: Observed) -> Verdict:
     bad, haves = [], _haves(observed)
     for view, index, since, told in haves:
         if not told:
+            open_for = (view.recording.closed or view.run.ended_at) - since
             bad.append(f"{view.where(since)}: piece {index} arrived; 'have' to {view.other} never "
-                       f"(the connection stayed open {(view.recording.closed or view.run.ended_at) - since:.1f} s more)")
+                       f"(the connection stayed open {open_for:.1f} s more)")
     return judged(bad, f"{len(haves)} haves, one per piece and neighbour", None if haves else "it received no piece")
 
 

@@ -117,7 +117,8 @@ def diagnose_length(data: bytes, position: int, common: Common) -> str:
     if length == 0 or length > limit:
         swapped = struct.unpack("<I", struct.pack(">I", length))[0]
         if rest and _legal_length(rest[0], common, _index(rest)) == swapped:
-            return f"length {length} ({data[position:position + 4].hex(' ')}) is {swapped} little-endian: lengths must be big-endian"
+            return (f"length {length} ({data[position:position + 4].hex(' ')}) is {swapped} little-endian: "
+                    "lengths must be big-endian")
         if rest and _legal_length(rest[0], common, _index(rest)) == length + 1:
             return off_by_one
         return f"a length of {length}; 1 to {limit} is legal here"
@@ -212,7 +213,8 @@ def parse(chunks: list[Chunk], common: Common, sender: int | None) -> Parsed:
         if kind in _INDEX_ONLY or kind == MessageType.PIECE:
             index = struct.unpack_from(">I", payload)[0]
             if index >= common.num_pieces:
-                add("bad", position, end, problem=f"a '{name}' for piece {index}; pieces are 0 to {common.num_pieces - 1}")
+                add("bad", position, end,
+                    problem=f"a '{name}' for piece {index}; pieces are 0 to {common.num_pieces - 1}")
                 return parsed
             add(name, position, end, index=index, payload=payload[4:] if kind == MessageType.PIECE else b"")
         elif kind == MessageType.BITFIELD:

@@ -89,7 +89,8 @@ def _read(path: Path, peer_id: int) -> PeerLog:
         return missing_log(peer_id)
     if path.stat().st_size > LOG_LIMIT:
         log = PeerLog(peer_id, path.name, present=False)
-        log.findings.append(Finding(path.name, None, "log too large", f"{path.stat().st_size:,} bytes; not read", peer_id))
+        log.findings.append(Finding(path.name, None, "log too large", f"{path.stat().st_size:,} bytes; not read",
+                                    peer_id))
         return log
     return read_log(path, peer_id)
 

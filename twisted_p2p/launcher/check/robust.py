@@ -94,7 +94,8 @@ def _within(reactor: Any, deferred: Deferred[Any], seconds: float) -> Deferred[A
 @inlineCallbacks
 def _connect(reactor: Any, port: int) -> Generator[Deferred[Any], Any, _Neighbour | None]:
     try:
-        neighbour = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=WAIT), _Neighbour(reactor))
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=WAIT)
+        neighbour = yield connectProtocol(endpoint, _Neighbour(reactor))
     except Exception:  # refused, timed out: reported by the caller as not responsive
         return None
     return neighbour

@@ -209,7 +209,8 @@ def _relay_the_listening(run: ScenarioRun, relay: Relay, relayed: set[int]) -> s
 
 
 @inlineCallbacks
-def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limits) -> Generator[Deferred[Any], Any, ScenarioRun]:
+def run_scenario(reactor: Any, layout: Layout, command: list[str],
+                 limits: Limits) -> Generator[Deferred[Any], Any, ScenarioRun]:
     scenario = layout.scenario
     relay = _relay_for(reactor, scenario, limits)
     run = ScenarioRun(layout, reactor.seconds(), {})

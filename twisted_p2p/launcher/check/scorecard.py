@@ -147,7 +147,8 @@ def judged_anything(results: list[Result]) -> bool:
 def ok(results: list[Result]) -> bool:
     """Only a required check (one resting on a course sentence) can fail the run; a run in
     which nothing could be judged passes nothing either."""
-    return judged_anything(results) and all(result.verdict.status != FAIL for result in results if result.check.required)
+    return judged_anything(results) and all(result.verdict.status != FAIL
+                                            for result in results if result.check.required)
 
 
 def render(results: list[Result], verbose: bool = False, closes: list[str] | None = None) -> list[str]:

@@ -19,7 +19,8 @@ def _sent(observed: Observed) -> list[View]:
     return [view for view in observed.views if view.out.frames or view.out.unfinished]
 
 
-@check("handshake-bytes", "connection", "its handshake is 'P2PFILESHARINGPROJ', ten zero bytes, its ID as 4 bytes big-endian",
+@check("handshake-bytes", "connection",
+       "its handshake is 'P2PFILESHARINGPROJ', ten zero bytes, its ID as 4 bytes big-endian",
        "the ten reserved bytes written as the text '0000000000', or the ID written as text or little-endian",
        course="handshake-format")
 def handshake_bytes(observed: Observed) -> Verdict:
@@ -37,8 +38,10 @@ def handshake_bytes(observed: Observed) -> Verdict:
     return judged(bad, good, None if good or bad else "no handshake was sent")
 
 
-@check("handshake-first", "connection", "on a connection it made, it sends its handshake without waiting for the other side's",
-       "a dialler reading the neighbour's handshake before writing its own: two such peers wait for each other for ever",
+@check("handshake-first", "connection",
+       "on a connection it made, it sends its handshake without waiting for the other side's",
+       "a dialler reading the neighbour's handshake before writing its own: "
+       "two such peers wait for each other for ever",
        course="handshake-dialler")
 def handshake_first(observed: Observed) -> Verdict:
     """Only the dialler must write first. An acceptor that reads the dialler's handshake
@@ -67,8 +70,10 @@ def handshake_first(observed: Observed) -> Verdict:
                   None if count else "no connection", notes)
 
 
-@check("message-framing", "connection", "every message is length (4 bytes, big-endian, counting type and payload), type, payload",
-       "little-endian lengths (Java's ByteBuffer is big-endian by default; C's htonl is needed), or a length without the type byte",
+@check("message-framing", "connection",
+       "every message is length (4 bytes, big-endian, counting type and payload), type, payload",
+       "little-endian lengths (Java's ByteBuffer is big-endian by default; C's htonl is needed), "
+       "or a length without the type byte",
        course="message-format", needs=("handshake-bytes",))
 def message_framing(observed: Observed) -> Verdict:
     bad, messages = [], 0
@@ -101,7 +106,8 @@ def bitfield(observed: Observed) -> Verdict:
             continue  # message-framing says what
         if first.kind != "bitfield":
             if holding.announced(first.sent) or holding.seed:
-                bad.append(f"{view.where(first.sent)}: first message '{first.kind}', but it has pieces: a bitfield must come first")
+                bad.append(f"{view.where(first.sent)}: first message '{first.kind}', but it has pieces: "
+                           "a bitfield must come first")
             continue
         assert first.pieces is not None
         pieces = set(first.pieces)
@@ -130,7 +136,8 @@ def bitfield_only_first(observed: Observed) -> Verdict:
         if later is not None:
             again = sum(1 for f in frames[1:] if f.kind == "bitfield")
             bad.append(f"{view.where(later.sent)}: a bitfield after other messages ({again} in all)")
-    return judged(bad, f"{count} connections, at most one bitfield each, first", None if count else "no message was sent")
+    return judged(bad, f"{count} connections, at most one bitfield each, first",
+                  None if count else "no message was sent")
 
 
 def _interest_events(view: View) -> list[tuple[float, bool]]:
@@ -150,7 +157,8 @@ def _offered(view: View, moment: float) -> set[int]:
     return pieces
 
 
-@check("interest", "connection", "'interested' when the neighbour has a piece it lacks, 'not interested' when it has none",
+@check("interest", "connection",
+       "'interested' when the neighbour has a piece it lacks, 'not interested' when it has none",
        "interest not re-checked after each bitfield, have and downloaded piece",
        course="interest-kept", needs=WIRE)
 def interest(observed: Observed) -> Verdict:
@@ -185,7 +193,8 @@ def _not_interested_owed(view: View, holding: Holdings, events: list[tuple[float
     where the connection stayed open that long and nothing new was offered meanwhile."""
     end = view.recording.closed or view.run.ended_at
     offers = [f.delivered for f in view.into.frames if f.kind in ("bitfield", "have")]
-    moments = sorted({moment for moment, _ in holding.arrivals} | {moment for moment, interested in events if interested})
+    moments = sorted({moment for moment, _ in holding.arrivals}
+                     | {moment for moment, interested in events if interested})
     for moment in moments:
         said = [interested for sent, interested in events if sent <= moment]
         offered = _offered(view, moment)
@@ -243,7 +252,8 @@ def _unchoked_over_time(observed: Observed, run: ScenarioRun, me: int) -> list[t
     neighbour that completed, and unchoke another)."""
     changes = []
     for view in observed.views_of(run, me):
-        changes += [(f.sent, view.other, f.kind == "unchoke") for f in view.out.frames if f.kind in ("choke", "unchoke")]
+        changes += [(f.sent, view.other, f.kind == "unchoke")
+                    for f in view.out.frames if f.kind in ("choke", "unchoke")]
         if view.recording.closed is not None:
             changes.append((view.recording.closed, view.other, False))
     changes.sort(key=lambda change: change[0])
@@ -308,11 +318,13 @@ def _first_unchoke_after(observed: Observed, run: ScenarioRun, me: int, within: 
     common = run.layout.scenario.common
     late = "never" if unchoke is None else f"only at {unchoke - run.started:.2f} s"
     return (f"[{run.layout.scenario.name}] {me}: 'interested' from {other} came at {interest - run.started:.2f} s "
-            f"and stayed; the first unchoke {late} (p={common.unchoking_interval} s, m={common.optimistic_unchoking_interval} s)")
+            f"and stayed; the first unchoke {late} "
+            f"(p={common.unchoking_interval} s, m={common.optimistic_unchoking_interval} s)")
 
 
-@check("preferred-every-p", "connection", "at most k preferred + 1 optimistic neighbours unchoked; an interested neighbour "
-       "unchoked within p + m s", "unchoking every interested neighbour, or no timer for the preferred choice",
+@check("preferred-every-p", "connection",
+       "at most k preferred + 1 optimistic neighbours unchoked; an interested neighbour unchoked within p + m s",
+       "unchoking every interested neighbour, or no timer for the preferred choice",
        course="preferred", needs=WIRE)
 def preferred_every_p(observed: Observed) -> Verdict:
     """Every p s a peer picks k preferred among the interested ones, so an interested
@@ -325,7 +337,8 @@ def preferred_every_p(observed: Observed) -> Verdict:
         if most > common.preferred_neighbors + 1:
             bad.append(f"{where} at {when - run.started:.2f} s: {most} neighbours unchoked at once; "
                        f"k={common.preferred_neighbors} preferred + 1 optimistic at most")
-        late = _first_unchoke_after(observed, run, me, common.unchoking_interval + common.optimistic_unchoking_interval + 1.0)
+        within = common.unchoking_interval + common.optimistic_unchoking_interval + 1.0
+        late = _first_unchoke_after(observed, run, me, within)
         if late:
             bad.append(late)
         elif not good and most:
@@ -348,7 +361,8 @@ def unchoke_within_p(observed: Observed) -> Verdict:
         late = _first_unchoke_after(observed, run, me, common.unchoking_interval + 1.0)
         if late:
             bad.append(late)
-    return judged(bad, f"{count} peers under test, each unchoked within p s", None if count else "no neighbour was ever interested in it")
+    return judged(bad, f"{count} peers under test, each unchoked within p s",
+                  None if count else "no neighbour was ever interested in it")
 
 
 @check("optimistic-every-m", "connection", "one more choked, interested neighbour unchoked every m s",
