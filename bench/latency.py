@@ -107,7 +107,8 @@ def case_latency(files: common.Files, repeats: int, delays: tuple[float, ...], d
             row["ratio_to_libtorrent"] = common.ratio(row["transfer_s"], reference)
         swarm_rows += rows
         for piece in ONE_TO_ONE_PIECES:
-            plain, pipelined = (dict(base, peers=2, piece_kib=piece // KiB, **_ours(path, delay, piece, 1, pipeline, repeats))
+            plain, pipelined = (dict(base, peers=2, piece_kib=piece // KiB,
+                                     **_ours(path, delay, piece, 1, pipeline, repeats))
                                 for pipeline in (0, depth))
             plain["ratio_to_plain"] = 1.0
             pipelined["ratio_to_plain"] = common.ratio(pipelined["transfer_s"], plain["transfer_s"])

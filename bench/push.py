@@ -266,8 +266,9 @@ def table_rows(case: dict) -> list[list[str]]:
     figure = f"{fmt(case['push_s'], 1)} s end to end"
     if middle is not None:
         p = middle["phases"]
+        wrap_up = sum(v or 0 for k, v in p.items() if k in ("peers_exit", "stop_check", "deliver", "after_table"))
         figure += (f" (peers until the last complete {fmt(p['peers_until_last_complete'], 1)} s, "
-                   f"then {fmt(sum(v or 0 for k, v in p.items() if k in ('peers_exit', 'stop_check', 'deliver', 'after_table')), 1)} s wrap-up)")
+                   f"then {fmt(wrap_up, 1)} s wrap-up)")
     ratio = f"{fmt(case['ratio_to_bound'])}x bound; scp {fmt(case['scp_over_push'], 1)}x slower"
     met_bound = case["ratio_to_bound"] is not None and case["ratio_to_bound"] <= 1.3
     met_scp = case["scp_over_push"] is not None and case["scp_over_push"] >= 6

@@ -57,8 +57,8 @@ METHODS = {
              "start-up = first spawn (libtorrent: first session created) -> all connected, with the share of "
              "the download already done by then; 'from spawn' = start-up + transfer",
     "pipeline": "pipeline: our extension (--pipeline N on every peer); 1+1 as in dataplane (16 KiB and 256 KiB "
-                "pieces), ratio = MiB/s / the plain protocol's at that piece size; the swarm as in swarm, ratio = transfer / libtorrent's transfer in the "
-                "swarm case",
+                "pieces), ratio = MiB/s / the plain protocol's at that piece size; the swarm as in swarm, "
+                "ratio = transfer / libtorrent's transfer in the swarm case",
     "scale": "scale: ratio = time from spawn to last complete, against the 6-peer swarm's (the same clock for both); "
              "transfer and start-up as in swarm",
     "capped": "capped: ratio = time from spawn to last complete / the bound (start-up counted against us); "
@@ -241,12 +241,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=None, help="runs per fast case (default 3, 1 with --quick)")
     parser.add_argument("--no-libtorrent", action="store_true", help="skip the libtorrent comparison")
     parser.add_argument("--peer-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for every peer process, for experiments (e.g. MALLOC_MMAP_THRESHOLD_=8388608)")
+                        help="extra environment for every peer process, for experiments "
+                             "(e.g. MALLOC_MMAP_THRESHOLD_=8388608)")
     parser.add_argument("--delays", default=",".join(f"{d:g}" for d in latency.DELAYS_MS), metavar="MS[,MS...]",
                         help="one-way delays of the latency case, in ms (default %(default)s)")
     parser.add_argument("--latency-pipeline", type=int, default=DEFAULT_PIPELINE, metavar="N",
-                        help="--pipeline depth of the latency case's pipelined runs (default: the launcher's, %(default)s)")
-    parser.add_argument("--push-hosts", type=int, default=8, metavar="N", help="hosts of the push case (default %(default)s)")
+                        help="--pipeline depth of the latency case's pipelined runs "
+                             "(default: the launcher's, %(default)s)")
+    parser.add_argument("--push-hosts", type=int, default=8, metavar="N",
+                        help="hosts of the push case (default %(default)s)")
     parser.add_argument("--push-size", type=int, default=200, metavar="MB",
                         help="file of the push case, in MB of 10**6 bytes (default %(default)s)")
     parser.add_argument("--push-rate", type=float, default=200.0, metavar="MBIT",

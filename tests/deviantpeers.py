@@ -35,7 +35,8 @@ from typing import Any
 
 from brokenpeers import hold_handshake, run_patched
 
-USAGE = "usage: deviantpeers.py DEVIATION ID [p2ppeer options] (DEVIATION one of: {names}; run it in the peer's scratch directory)"
+USAGE = ("usage: deviantpeers.py DEVIATION ID [p2ppeer options] "
+         "(DEVIATION one of: {names}; run it in the peer's scratch directory)")
 
 #: Seconds between the bitfields ``resend-bitfield`` re-sends once complete.
 RESEND_EVERY = 1.0

@@ -507,8 +507,9 @@ def test_help_lists_the_rules(capsys):
     out = capsys.readouterr().out
     assert "usage: p2p-swarm audit" in out
     for words in ("SPEC §5 sentence", "makes a connection", "k (NumberOfPreferredNeighbors)",
-                  "m\n    (OptimisticUnchokingInterval)", "rise by one", "one completion line", "peer N restarted (new\nsession)",
-                  "'have' from X", "java.util.Date, ctime", "A\n    time without a date is a violation, told once per log",
+                  "m\n    (OptimisticUnchokingInterval)", "rise by one", "one completion line",
+                  "peer N restarted (new\nsession)", "'have' from X", "java.util.Date, ctime",
+                  "A\n    time without a date is a violation, told once per log",
                   "exit status: 0 clean (advice alone too), 1 violations of the course found, 2"):
         assert words in out
 

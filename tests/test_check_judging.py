@@ -175,7 +175,8 @@ def test_more_than_k_plus_one_unchoked_but_not_within_one_round(layout):
     lay = layout(SEED)  # k = 1
     three = their_seed_with(lay, {peer: [(1.0 + peer / 1000, 1001, wire.UNCHOKE)] for peer in (1002, 1003, 1004)})
     verdict = verdicts(swarm(lay, three, complete=False))["preferred-every-p"]
-    assert verdict.status == FAIL and "3 neighbours unchoked at once; k=1 preferred + 1 optimistic" in verdict.evidence[0]
+    assert verdict.status == FAIL
+    assert "3 neighbours unchoked at once; k=1 preferred + 1 optimistic" in verdict.evidence[0]
     # one round: 1004 unchoked (optimistic) and 1003 choked 10 ms later
     rotated = their_seed_with(lay, {1002: [(1.0, 1001, wire.UNCHOKE)], 1003: [(1.0, 1001, wire.UNCHOKE),
                                     (3.01, 1001, wire.CHOKE)], 1004: [(3.0, 1001, wire.UNCHOKE)]})

@@ -50,7 +50,8 @@ def test_a_prompt_not_interested_or_a_connection_too_short_to_tell_passes(layout
     lay = layout()
     prompt = verdicts(swarm(lay, [_completing(lay, [(DONE + 0.01, wire.NOT_INTERESTED)])]))["interest"]
     assert prompt.status == PASS, prompt
-    generous = verdicts(swarm(lay, [_completing(lay, [(DONE + NOT_INTERESTED_WITHIN - 0.1, wire.NOT_INTERESTED)])]))["interest"]
+    in_time = [(DONE + NOT_INTERESTED_WITHIN - 0.1, wire.NOT_INTERESTED)]
+    generous = verdicts(swarm(lay, [_completing(lay, in_time)]))["interest"]
     assert generous.status == PASS, generous
     short = verdicts(swarm(lay, [_completing(lay, [], closed=DONE + 1.0)]))["interest"]
     assert short.status == PASS, short

@@ -650,7 +650,8 @@ def test_a_neighbour_that_stops_reading_does_not_make_the_peer_buffer_the_file(t
         requested_bytes = len(order) * piece
 
         stalled = defer.Deferred()
-        watch = task.LoopingCall(lambda: server._paused and transport.producerPaused and not stalled.called and stalled.callback(None))
+        watch = task.LoopingCall(lambda: server._paused and transport.producerPaused and not stalled.called
+                                 and stalled.callback(None))
         watch.start(0.01)
         try:
             yield stalled.addTimeout(TIMEOUT, reactor)

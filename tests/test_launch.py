@@ -179,7 +179,8 @@ def test_a_remote_peer_runs_over_its_hosts_ssh_connection_with_a_lifeline(tmp_pa
     ssh = Ssh(tmp_path / "control", "ssh.cfg", connect_timeout=7)
     launches, hosts = plan.plan(config, tmp_path / "conf", tmp_path, ssh, "/srv/p2p/{host}", ["/opt/venv/bin/twistd"])
     assert launches[0].tail == tmp_path / "log_peer_1.log"  # this machine's peer
-    assert [(h.name, h.directory, [p.peer_id for p in h.peers]) for h in hosts] == [("10.0.0.4", "/srv/p2p/10.0.0.4", [2, 3])]
+    assert [(h.name, h.directory, [p.peer_id for p in h.peers]) for h in hosts] == [
+        ("10.0.0.4", "/srv/p2p/10.0.0.4", [2, 3])]
     argv = launches[1].argv
     assert argv[:3] == ["ssh", "-F", "ssh.cfg"] and "ConnectTimeout=7" in argv and "ControlMaster=no" in argv
     assert f"ControlPath={tmp_path / 'control'}/%C" in argv
@@ -385,8 +386,8 @@ def test_dry_run_prints_what_would_run_on_each_host_and_runs_nothing(tmp_path, c
     load_written(tmp_path, swarm_config([1, 2, 3], seeds=[1], file_size=10, piece_size=4),
                  hosts=["localhost", "10.0.0.4", "10.0.0.4"])
     out = io.StringIO()
-    code = run.main([str(tmp_path / "conf"), "--work-dir", str(tmp_path / "work"), "--dry-run", "--remote-dir", "/srv/{host}"],
-                    stdout=out)
+    code = run.main([str(tmp_path / "conf"), "--work-dir", str(tmp_path / "work"), "--dry-run",
+                     "--remote-dir", "/srv/{host}"], stdout=out)
     text = out.getvalue()
     assert code == 0
     assert "here: peer 1: " in text

@@ -42,7 +42,8 @@ def test_manifest_round_trip(tmp_path):
     [
         (lambda lines: lines[:-1], "has 10 hashes; 11 pieces expected"),
         (lambda lines: lines[:3] + ["zz" * 32] + lines[4:], ":4: expected a SHA-256 in hex"),
-        (lambda lines: [lines[0].replace("FileSize 1050", "FileSize 1051")] + lines[1:], ":1: is for TheFile.dat of 1051"),
+        (lambda lines: [lines[0].replace("FileSize 1050", "FileSize 1051")] + lines[1:],
+         ":1: is for TheFile.dat of 1051"),
     ],
 )
 def test_a_manifest_that_does_not_fit_is_a_config_error(tmp_path, change, message):

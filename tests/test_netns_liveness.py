@@ -60,7 +60,8 @@ SWARM_LIMIT = 90.0  # the whole run, from the first start to the last exit
 ALONE_LIMIT = 10.0  # a peer still running this long after all the others exited never will
 
 CONNECTED = re.compile(r"Peer (\d+) (?:makes a connection to|is connected from) Peer (\d+)\.")
-PIECE_COUNT = re.compile(r"Peer (\d+) has downloaded the piece \d+ from \d+\. Now the number of pieces it has is (\d+)\.")
+PIECE_COUNT = re.compile(r"Peer (\d+) has downloaded the piece \d+ from \d+\. "
+                         r"Now the number of pieces it has is (\d+)\.")
 
 
 class Peer:
@@ -292,7 +293,8 @@ def test_a_host_whose_peer_is_killed_and_started_again_completes(swarm):
                      f"peer {VICTIM} is connected again to every other peer after its restart")
     forgotten = {other: swarm.peers[other].first(lost(VICTIM), kill) for other in OTHERS}
     print(f"\nkilled peer {VICTIM} with {victim_pieces} pieces; forgotten after {since(kill, forgotten)};"
-          f" started again after {again - kill:.1f} s; connected again after {since(again, swarm.reconnections(again))}")
+          f" started again after {again - kill:.1f} s;"
+          f" connected again after {since(again, swarm.reconnections(again))}")
     print(f"swarm {swarm.finish():.1f} s")
 
 

@@ -612,7 +612,8 @@ def test_free_slots_are_filled_at_once_then_the_optimistic_one(tmp_path):
     peer = Peer(tmp_path, 1001, k=2)
     pairs = _interested_neighbours(peer, [1002, 1003, 1004, 1005])
     assert len(peer.service.choker.preferred) == 2
-    assert peer.service.choker.optimistic is not None and peer.service.choker.optimistic not in peer.service.choker.preferred
+    assert peer.service.choker.optimistic is not None
+    assert peer.service.choker.optimistic not in peer.service.choker.preferred
     assert peer.service.choker.unchoked == set(peer.service.choker.preferred) | {peer.service.choker.optimistic}
     unchokes = {pid: peer.sent(t).count(wire.Unchoke()) for pid, (_, t) in pairs.items()}
     assert sorted(unchokes.values()) == [0, 1, 1, 1]  # once each, never repeated

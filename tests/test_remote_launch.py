@@ -105,8 +105,8 @@ def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
 def test_every_way_of_stopping_leaves_nothing_on_any_host(tmp_path, hosts, how):
     six_peers_on_four_hosts(tmp_path, hosts)
     extra = ["--timeout", "2"] if how == "timeout" else []
-    process = launcher(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK), "--stagger", "0.3",
-                       *extra)
+    process = launcher(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK),
+                       "--stagger", "0.3", *extra)
     try:
         seen = wait_for(process, "started peer 1006")
         if how in ("SIGINT", "SIGTERM"):

@@ -384,7 +384,8 @@ def _complete_download(peer, seed, transport, content):
     while not peer.store.held.complete:
         (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
         start = request.index * 100
-        seed.dataReceived(encode(wire.Piece(request.index, content[start : start + peer.common.piece_length(request.index)])))
+        end = start + peer.common.piece_length(request.index)
+        seed.dataReceived(encode(wire.Piece(request.index, content[start:end])))
 
 
 def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
@@ -480,7 +481,8 @@ def _crash(node):
     node.resume.close()
     node.events.flush()
     node._event_file.close()
-    yield defer.gatherResults([defer.maybeDeferred(dialler.stopService) for dialler in list(node)[1:]] + [node.port.stopListening()])
+    yield defer.gatherResults([defer.maybeDeferred(dialler.stopService) for dialler in list(node)[1:]]
+                              + [node.port.stopListening()])
 
 
 @pytest_twisted.inlineCallbacks

@@ -140,7 +140,8 @@ def two_peer_page(total: int, logged: Sequence[int], complete: bool) -> str:
     if complete:
         progress[1].apply(Event(START + 2, "complete", 2))
     results = [PeerResult(peer, 0, True) for peer in progress]
-    report = build_report(results, "finished", 0, 3.0, {"name": "f", "size": total * 10, "pieces": total, "sha256": None})
+    report = build_report(results, "finished", 0, 3.0,
+                          {"name": "f", "size": total * 10, "pieces": total, "sha256": None})
     return render_html(report, progress, config)
 
 
