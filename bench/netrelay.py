@@ -160,17 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     def stop_once() -> None:
         if not stopping:
             stopping.append(True)
-            reactor.stop()  # type: ignore[attr-defined]
+            reactor.stop()
 
     def stop(signum: int, frame: object) -> None:
+        # The reactor is typed as its common interfaces, which leave out IReactorThreads.
         reactor.callFromThread(stop_once)  # type: ignore[attr-defined]
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # A lifeline: when whoever started us goes, even by SIGKILL, our standard input closes.
-    threading.Thread(target=lambda: (sys.stdin.read(), stop(0, None)), daemon=True).start()
+
+    def lifeline() -> None:
+        """When whoever started us goes, even by SIGKILL, our standard input closes."""
+        sys.stdin.read()
+        stop(0, None)
+    threading.Thread(target=lifeline, daemon=True).start()
     print(json.dumps({"ports": ports}), flush=True)
-    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
+    # IReactorCore.run() leaves out the installSignalHandlers every real reactor's run() takes.
+    reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
     print(json.dumps({"connections": relay.connections, "bytes": relay.forwarded}), flush=True)
     return 0
 

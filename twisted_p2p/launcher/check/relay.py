@@ -26,7 +26,7 @@ from twisted.internet.interfaces import IListeningPort
 
 from twisted_p2p.config import Common
 from twisted_p2p.launcher import tcprelay
-from twisted_p2p.launcher.tcprelay import Dialling, Line, Socket
+from twisted_p2p.launcher.tcprelay import Dialling, Line, Socket, tcp
 from twisted_p2p.wire import HANDSHAKE_LENGTH, Decoder, Framer, Piece, ProtocolViolation
 
 from .frames import Chunk
@@ -176,6 +176,8 @@ class _Link(tcprelay.Link):
     """Both halves of one relayed connection, and their recording."""
 
     relay: Relay
+    up: _Pipe
+    down: _Pipe
 
     def __init__(self, relay: Relay, acceptor: int, real_port: int, dialler: int | None) -> None:
         self.relay = relay
@@ -219,7 +221,7 @@ class _Link(tcprelay.Link):
 
     def refused(self) -> None:
         self.recording.refused = True
-        self.accepted.transport.abortConnection()
+        tcp(self.accepted).abortConnection()
 
 
 class Relay(tcprelay.Relay):

@@ -22,6 +22,7 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.layout import data_path
 from twisted_p2p.wire import HANDSHAKE_LENGTH, encode_bitfield, encode_handshake, encode_piece_header
 
+from ..tcprelay import tcp
 from .frames import hexdump
 from .processes import Child
 from .scenarios import FILE_NAME, Layout
@@ -80,7 +81,11 @@ class _Neighbour(protocol.Protocol):
 def _within(reactor: Any, deferred: Deferred[Any], seconds: float) -> Deferred[Any]:
     """``deferred``'s result, or None after ``seconds`` (the original is left alone)."""
     result: Deferred[Any] = Deferred()
-    timer = reactor.callLater(seconds, lambda: result.called or result.callback(None))
+
+    def give_up() -> None:
+        if not result.called:
+            result.callback(None)
+    timer = reactor.callLater(seconds, give_up)
 
     def fired(value: Any) -> Any:
         if not result.called:
@@ -125,7 +130,7 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
                 neighbour.transport.write(encode_bitfield(PieceSet(common.num_pieces)) + bad)
             closed_after = yield _within(reactor, neighbour.closed, WAIT)
             if bad is not None and closed_after is None:
-                neighbour.transport.abortConnection()
+                tcp(neighbour).abortConnection()
         yield deferLater(reactor, 0.2, lambda: None)
         responsive: bool | None = None
         if child.running:
@@ -133,7 +138,7 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
             if fresh is not None:
                 fresh.transport.write(encode_handshake(next(ids)))
                 responsive = bool((yield _within(reactor, fresh.handshake, WAIT)))
-                fresh.transport.abortConnection()
+                tcp(fresh).abortConnection()
             else:
                 responsive = False
         try:
@@ -144,5 +149,5 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
                              closed_after if isinstance(closed_after, float) else None,
                              child.running, responsive, intact, child.status))
     for neighbour in held:
-        neighbour.transport.abortConnection()
+        tcp(neighbour).abortConnection()
     return results
