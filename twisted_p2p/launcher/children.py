@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import protocol
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.python.failure import Failure
 
 # Runs the command in a session of its own, so one killpg stops it and its children,
 # at a lower priority when asked (argv[1]: the nice increment). Linux gives each session
@@ -102,6 +104,17 @@ class CappedOutput:
         self._file.close()
 
 
+def exit_of(reason: Failure) -> tuple[int, int | None]:
+    """A child's end, from the reason ``processEnded`` was given: its status (the exit
+    code, or -signal when a signal ended it) and that signal (None when it exited)."""
+    ended = reason.value
+    assert isinstance(ended, (ProcessDone, ProcessTerminated)), ended
+    if ended.signal is not None:
+        return -ended.signal, ended.signal
+    assert ended.exitCode is not None  # Twisted gives one of the two
+    return ended.exitCode, None
+
+
 class SessionProcess(protocol.ProcessProtocol):
     """A child on the reactor, in a session of its own: signalled and stopped as a whole.
 
@@ -117,6 +130,7 @@ class SessionProcess(protocol.ProcessProtocol):
         reactor.spawnProcess(self, command[0], command, path=str(cwd), **options)
 
     def connectionMade(self) -> None:
+        assert self.transport is not None  # makeConnection has just set it
         self.pid = self.transport.pid
 
     def session_alive(self) -> bool:

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from twisted_p2p.launcher.children import CappedOutput, SessionProcess
+from twisted_p2p.launcher.children import CappedOutput, SessionProcess, exit_of
 from twisted_p2p.launcher.display import Display
 from twisted_p2p.launcher.plan import Launch
 from twisted_p2p.launcher.progress import RECEIVED, LineBuffer, PeerProgress
@@ -96,8 +96,7 @@ class PeerProcess(SessionProcess):
         self._heard(self._errors.flush(), 2)
         self._output.close()
         self.running = False
-        code, sig = reason.value.exitCode, reason.value.signal
-        self.status = -sig if sig is not None else code
+        self.status, sig = exit_of(reason)
         self.progress.state = f"exit {self.status}" if sig is None else f"killed (signal {sig})"
         self.ended(self)
 

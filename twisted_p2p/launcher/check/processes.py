@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from twisted_p2p.launcher.children import CappedOutput, SessionProcess
+from twisted_p2p.launcher.children import CappedOutput, SessionProcess, exit_of
 from twisted_p2p.launcher.progress import LineBuffer
 
 OUTPUT_CAP = 4 << 20  # bytes of a child's output kept on disk
@@ -50,8 +50,8 @@ class Child(SessionProcess):
         except OSError as exc:  # the kit's own Python cannot start: nothing of theirs ran
             self._finish(127, f"could not start: {exc}")
 
-    @property  # type: ignore[override]
-    def running(self) -> bool:
+    @property
+    def running(self) -> bool:  # type: ignore[override]  # derived from started and ended: read-only here
         return self.started is not None and self.ended is None
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
@@ -70,8 +70,8 @@ class Child(SessionProcess):
         for buffer in self._lines.values():
             for line in buffer.flush():
                 self._heard(line)
-        code, sig = reason.value.exitCode, reason.value.signal
-        self._finish(-sig if sig is not None else code, None)
+        status, _ = exit_of(reason)
+        self._finish(status, None)
 
     def _finish(self, status: int, why: str | None) -> None:
         self.ended = self.reactor.seconds()
