@@ -223,3 +223,11 @@ def missing_log(peer_id: int) -> PeerLog:
 def own_records(log: PeerLog) -> list[Record]:
     """The lines this peer wrote about itself; the others cannot be attributed."""
     return [record for record in log.records if record.event.me == log.peer_id]
+
+
+def other_peer(record: Record) -> int:
+    """The other peer a line names: every sentence with an ``{other}`` has one (parse_line
+    reads it as a number), so only a 'preferred' line must not be asked."""
+    other = record.event.other
+    assert other is not None, f"line {record.line} ({record.event.kind}) names no other peer"
+    return other

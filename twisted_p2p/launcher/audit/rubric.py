@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import SENTENCES, TIME_FORMAT
 
-from .reading import PeerLog, Record, own_records
+from .reading import PeerLog, Record, other_peer, own_records
 from .result import AuditResult
 from .sessions import Session, pieces_held
 
@@ -123,7 +123,7 @@ def connections(view: _View, me: int) -> list[str]:
     dialled = {r.event.other: r for r in reversed(view.each("connect_to", me))}  # the first line with each
     shown = sorted((dialled[other] for other in earlier if other in dialled), key=lambda r: r.line)
     out = [line for record in shown[:SHOWN_PER_PEER] for line in view.show(record)]
-    answers = [f"{view.logs[r.event.other].file}:{theirs[0].line}" for r in shown
+    answers = [f"{view.logs[other_peer(r)].file}:{theirs[0].line}" for r in shown
                if (theirs := [a for a in view.each("connect_from", r.event.other) if a.event.other == me])]
     if shown:
         more = shown[SHOWN_PER_PEER:]
@@ -219,7 +219,7 @@ def _unchoked_before(view: _View, choice: Record) -> set[int]:
     last = {kind: max((r for r in before if r.event.kind == kind), default=None, key=lambda r: (_time(r), r.line))
             for kind in ("preferred", "optimistic")}
     return (set(last["preferred"].event.others) if last["preferred"] else set()) | (
-        {last["optimistic"].event.other} if last["optimistic"] else set())
+        {other_peer(last["optimistic"])} if last["optimistic"] else set())
 
 
 def _one_by_one(view: _View, choice: Record, kind: str) -> list[str]:
@@ -227,7 +227,7 @@ def _one_by_one(view: _View, choice: Record, kind: str) -> list[str]:
     preferred choice the newly preferred unchoked and the others choked, for an
     optimistic one its neighbour unchoked."""
     out = []
-    chosen = set(choice.event.others) if kind == "preferred" else {choice.event.other}
+    chosen = set(choice.event.others) if kind == "preferred" else {other_peer(choice)}
     for record in answers(view, choice):
         unchoked = record.event.kind == "unchoked"
         if unchoked != (record.event.me in chosen) or (kind == "optimistic" and not unchoked):
@@ -276,7 +276,7 @@ def exchange(view: _View) -> list[str]:
     if have:
         sent = [r for r in view.each("downloaded", have.event.other) if r.event.index == have.event.index]
         out += view.show(have, f"{have.event.other} tells its neighbors it now has piece {have.event.index}"
-                         + (f" (downloaded on {view.logs[have.event.other].file}:{sent[0].line})" if sent else ""))
+                         + (f" (downloaded on {view.logs[other_peer(have)].file}:{sent[0].line})" if sent else ""))
     else:
         out += not_shown("no 'have' line in any log")
     got = {p.peer_id: view.each("downloaded", p.peer_id) for p in view.config.peers if not p.has_file}

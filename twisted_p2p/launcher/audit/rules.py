@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.layout import event_log_name
 
-from .reading import Finding, PeerLog, Record, own_records
+from .reading import Finding, PeerLog, Record, other_peer, own_records
 from .required import (  # noqa: F401 -- the names are this module's interface too (the kit imports them)
     ADVICE,
     COMPLETION_TWICE,
@@ -336,7 +336,7 @@ def pieces_shown(logs: dict[int, PeerLog], sessions: dict[int, list[Session]]) -
     for log in logs.values():
         for record in own_records(log):
             if record.event.kind in ("have", "downloaded") and record.event.index is not None:
-                seen[record.event.other].add(record.event.index)
+                seen[other_peer(record)].add(record.event.index)
     shown = {}
     for peer_id, log in logs.items():
         logged = downloaded_pieces(log)
@@ -363,7 +363,7 @@ def haves_match_downloads(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     findings = []
     for record in _about_other_peers(log, swarm, "have"):
         event = record.event
-        sender = event.other
+        sender = other_peer(record)
         if config.peer(sender).has_file:
             findings.append(Finding(log.file, record.line, SEED_SENT_HAVE,
                                     f"{sender} is a seed (hasFile 1): its bitfield already said it has piece "
@@ -382,7 +382,7 @@ def sources_had_the_piece(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     findings = []
     for record in _about_other_peers(log, swarm, "downloaded"):
         event = record.event
-        source = event.other
+        source = other_peer(record)
         if not config.peer(source).has_file and source in downloads and event.index not in downloads[source]:
             findings.append(Finding(log.file, record.line, SOURCE_LACKED_PIECE,
                                     f"piece {event.index} from {source}, whose log never downloads it "

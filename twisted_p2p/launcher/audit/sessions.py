@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import Event
 
-from .reading import PeerLog, Record, own_records
+from .reading import PeerLog, Record, other_peer, own_records
 
 AT_ONCE = 5.0  # seconds: our diallers retry at least every 2 s, others' may be slower
 CONNECTIONS = ("connect_to", "connect_from")
@@ -122,12 +122,13 @@ def split_sessions(log: PeerLog, config: SwarmConfig) -> list[Session]:
         if record.event.kind in CONNECTIONS and other in neighbours:
             if other in first_connection:  # a reconnection: perhaps a restart
                 start = at  # which would begin at the first-time connections just before it
-                while start > starts[-1][0] and first_connection.get(records[start - 1].event.other) == start - 1:
+                while (start > starts[-1][0] and (before := records[start - 1].event.other) is not None
+                       and first_connection.get(before) == start - 1):
                     start -= 1
                 evidence = restart_evidence(records[start:], neighbours, count)
                 if evidence:
                     starts.append((start, evidence))
-                    first_connection = {records[k].event.other: k for k in range(start, at)}
+                    first_connection = {other_peer(records[k]): k for k in range(start, at)}
             first_connection.setdefault(other, at)
         logged = _count(record)
         if logged is not None:
