@@ -1,6 +1,8 @@
 """The checks of the file exchange on the wire: requests, pieces and haves (SPEC §3)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from .observed import Observed, View
 from .scorecard import Verdict, check, judged
 from .wirechecks import RACE, WIRE, _offered, _sent
@@ -43,8 +45,10 @@ def _requests(view: View) -> tuple[int, list[str], list[str]]:
     return count, choked_ones, piled
 
 
-def _judge_requests(observed: Observed, which: int, good: str) -> Verdict:
-    bad, count = [], 0
+def _judge_requests(observed: Observed, which: Literal[1, 2], good: str) -> Verdict:
+    """``which``: the requests' findings to judge, 1 those while choked, 2 those piled up."""
+    bad: list[str] = []
+    count = 0
     for view in _sent(observed):
         found = _requests(view)
         count += found[0]
@@ -150,7 +154,10 @@ def serves_requests(observed: Observed) -> Verdict:
     for view in _sent(observed):
         layout = view.run.layout
         common = layout.scenario.common
-        unchoked, asked, owed, early = False, [], [], []
+        unchoked = False
+        asked: list[tuple[float, int | None]] = []  # (when, piece) of each request
+        owed: list[tuple[float, int | None]] = []
+        early: list[tuple[float, int | None]] = []
         for moment, mine, frame in view.timeline():
             if mine and frame.kind in ("choke", "unchoke"):
                 unchoked = frame.kind == "unchoke"  # what was asked before a choke may still be answered
