@@ -84,12 +84,12 @@ def main(args):
         for index, handle in enumerate(handles):
             for other in range(index):  # every pair once, like PeerInfo.cfg's order
                 handle.connect_peer(("127.0.0.1", reach[other]))
-        done = {}
+        done: dict[int, float] = {}  # leecher -> when it was seen seeding
         connected, share_before = None, None
         # Sessions seen with every other session as a peer. Sticky, as "every pair connected"
         # is for our peers: two seeds drop their connection, so a leecher that finished before
         # the last pair connected would otherwise keep the swarm from ever counting as connected.
-        met_all = set()
+        met_all: set[int] = set()
         deadline = start + args["timeout"]
         while len(done) < count - 1 and time.time() < deadline:
             if connected is None:  # after that, status() only for leechers still downloading: each waits on libtorrent

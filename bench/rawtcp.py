@@ -52,11 +52,13 @@ def measure(size: int) -> dict:
     """One stream of ``size`` bytes: MiB/s and each side's CPU seconds."""
     here = os.path.abspath(__file__)
     receiver = subprocess.Popen([sys.executable, here, "recv"], stdout=subprocess.PIPE, text=True)
-    port = int(receiver.stdout.readline())
+    said = receiver.stdout
+    assert said is not None  # stdout=PIPE
+    port = int(said.readline())
     sender = subprocess.Popen([sys.executable, here, "send", str(port), str(size)])
     _, send_usage = _reap(sender)
-    result = json.loads(receiver.stdout.readline())
-    receiver.stdout.close()
+    result = json.loads(said.readline())
+    said.close()
     _, recv_usage = _reap(receiver)
     return {
         "mib_per_s": result["bytes"] / 2**20 / result["seconds"],

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import time
+from typing import Any
 
 from bench import latency, push, rawtcp, report, swarm
 from bench.common import (
@@ -150,7 +151,7 @@ def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, r
                            seed_upload_rate=seed_upload_rate, timeout=timeout, pipeline=pipeline)
     runs = repeat(repeats, lambda: swarm.run(spec), name)
     good = [run for run in runs if run["ok"]]
-    row = {
+    row: dict[str, Any] = {
         "case": name,
         "peers": leechers + 1,
         "file_mib": size // MiB,
