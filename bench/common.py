@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from bench import swarm
 
@@ -59,18 +59,18 @@ def repeat(times: int, once: Callable[[], dict], what: str) -> list[dict]:
     return runs
 
 
-def median_of(runs: list[dict], key: str) -> Optional[float]:
+def median_of(runs: list[dict], key: str) -> float | None:
     values = [run[key] for run in runs if run.get("ok", True) and run.get(key) is not None]
     return statistics.median(values) if values else None
 
 
-def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
 # -- libtorrent --------------------------------------------------------------------
 
-def libtorrent_version() -> Optional[str]:
+def libtorrent_version() -> str | None:
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         return None
     probe = subprocess.run(
@@ -93,7 +93,7 @@ def run_libtorrent(args: dict) -> dict:
     return result
 
 
-def fmt(value: Optional[float], digits: int = 2, suffix: str = "", scale: float = 1) -> str:
+def fmt(value: float | None, digits: int = 2, suffix: str = "", scale: float = 1) -> str:
     if value is None:
         return "—"
     return f"{value * scale:.{digits}f}{suffix}"

@@ -25,12 +25,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Optional
-
-from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, event_log_path
 
 from bench.procs import LOOPBACK, free_ports, twistd_path
 from bench.swarm import FILE_NAME, events
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, event_log_path
 
 PIECE = 16384
 SEED, LEECHER = 1001, 1002
@@ -61,7 +59,7 @@ def _prepare(work: str, size: int) -> Path:
     return seed_file
 
 
-def _resumed(leecher: subprocess.Popen, out: str, seen: int) -> Optional[int]:
+def _resumed(leecher: subprocess.Popen, out: str, seen: int) -> int | None:
     """The pieces a restarted leecher says it resumes with (0: it listens without
     resuming; None: it said neither within 30 s), from its output after ``seen``."""
     deadline = time.monotonic() + 30
@@ -76,7 +74,7 @@ def _resumed(leecher: subprocess.Popen, out: str, seen: int) -> Optional[int]:
     return None
 
 
-def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, timeout: float = 120) -> dict:
+def measure(size: int, kill_after: list[float], twistd: str | None = None, timeout: float = 120) -> dict:
     twistd = twistd or twistd_path()
     work = tempfile.mkdtemp(prefix="p2pbench-crash-")
     seed_file = _prepare(work, size)
@@ -120,7 +118,7 @@ def measure(size: int, kill_after: list[float], twistd: Optional[str] = None, ti
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.crash", description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=250_000_000, help="file size in bytes [250,000,000]")
     parser.add_argument("--kill-after", type=float, action="append",

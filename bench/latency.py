@@ -11,11 +11,10 @@ D = 0, 10 and 25 ms (``--delays``):
 """
 from __future__ import annotations
 
+import functools
 import statistics
-from typing import Optional
 
-from bench import common
-from bench import swarm
+from bench import common, swarm
 from bench.netrelay import RelayProcess
 from bench.procs import free_ports
 
@@ -47,7 +46,7 @@ def _libtorrent_relayed(args: dict, delay_ms: float) -> dict:
     return result
 
 
-def _relayed_mib(run: dict) -> Optional[float]:
+def _relayed_mib(run: dict) -> float | None:
     relayed = run.get("relayed")
     return relayed["bytes"] / MiB if relayed else None
 
@@ -87,7 +86,7 @@ def _ours(path: str, delay_ms: float, piece: int, leechers: int, pipeline: int, 
 
 
 def case_latency(files: common.Files, repeats: int, delays: tuple[float, ...], depth: int,
-                 lt_version: Optional[str]) -> dict:
+                 lt_version: str | None) -> dict:
     """Every delay: the swarm (plain, pipelined, libtorrent), then one seed to one leecher."""
     common.log(METHOD)
     path = files.get(FILE_SIZE)
@@ -100,7 +99,7 @@ def case_latency(files: common.Files, repeats: int, delays: tuple[float, ...], d
             what = f"latency {delay:g} ms: 1+5, {SWARM_PIECE // KiB} KiB, libtorrent {lt_version}"
             common.log(what)
             args = {"file": path, "piece_size": SWARM_PIECE, "leechers": 5, "timeout": TIMEOUT_S}
-            runs = common.repeat(repeats, lambda: _libtorrent_relayed(args, delay), what)
+            runs = common.repeat(repeats, functools.partial(_libtorrent_relayed, args, delay), what)
             rows.append(dict(base, peers=6, piece_kib=SWARM_PIECE // KiB, who="libtorrent", pipeline=None,
                              **summarise(runs)))
         reference = rows[2]["transfer_s"] if lt_version else None
@@ -108,7 +107,8 @@ def case_latency(files: common.Files, repeats: int, delays: tuple[float, ...], d
             row["ratio_to_libtorrent"] = common.ratio(row["transfer_s"], reference)
         swarm_rows += rows
         for piece in ONE_TO_ONE_PIECES:
-            plain, pipelined = (dict(base, peers=2, piece_kib=piece // KiB, **_ours(path, delay, piece, 1, pipeline, repeats))
+            plain, pipelined = (dict(base, peers=2, piece_kib=piece // KiB,
+                                     **_ours(path, delay, piece, 1, pipeline, repeats))
                                 for pipeline in (0, depth))
             plain["ratio_to_plain"] = 1.0
             pipelined["ratio_to_plain"] = common.ratio(pipelined["transfer_s"], plain["transfer_s"])

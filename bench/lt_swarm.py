@@ -65,7 +65,8 @@ def main(args):
         sessions, handles, ports = [], [], []
         start = time.time()
         for index in range(count):
-            rate = args.get("seed_upload_rate") if index == 0 and args.get("seed_upload_rate") else args.get("upload_rate")
+            seeding = index == 0 and args.get("seed_upload_rate")
+            rate = args.get("seed_upload_rate") if seeding else args.get("upload_rate")
             session = _session(chosen[index], rate, plugins="connect_ports" not in args)
             sessions.append(session)
             ports.append(session.listen_port())
@@ -73,7 +74,8 @@ def main(args):
             params.ti = info
             if index == 0:
                 params.save_path = os.path.dirname(path)
-                params.flags = (params.flags | lt.torrent_flags.seed_mode) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+                params.flags = ((params.flags | lt.torrent_flags.seed_mode)
+                                & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused)
             else:
                 params.save_path = os.path.join(work, f"peer_{index}")
                 params.flags = params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
@@ -82,12 +84,12 @@ def main(args):
         for index, handle in enumerate(handles):
             for other in range(index):  # every pair once, like PeerInfo.cfg's order
                 handle.connect_peer(("127.0.0.1", reach[other]))
-        done = {}
+        done: dict[int, float] = {}  # leecher -> when it was seen seeding
         connected, share_before = None, None
         # Sessions seen with every other session as a peer. Sticky, as "every pair connected"
         # is for our peers: two seeds drop their connection, so a leecher that finished before
         # the last pair connected would otherwise keep the swarm from ever counting as connected.
-        met_all = set()
+        met_all: set[int] = set()
         deadline = start + args["timeout"]
         while len(done) < count - 1 and time.time() < deadline:
             if connected is None:  # after that, status() only for leechers still downloading: each waits on libtorrent
@@ -95,7 +97,8 @@ def main(args):
                 met_all.update(index for index, status in enumerate(statuses) if status.num_peers >= count - 1)
                 if len(met_all) == count:
                     connected = time.time()
-                    share_before = sum(status.total_wanted_done for status in statuses[1:]) / ((count - 1) * info.total_size())
+                    done_before = sum(status.total_wanted_done for status in statuses[1:])
+                    share_before = done_before / ((count - 1) * info.total_size())
             for index in range(1, count):
                 if index not in done and handles[index].status().is_seeding:
                     done[index] = time.time()

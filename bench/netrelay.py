@@ -24,7 +24,8 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Callable, Deque, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -53,15 +54,15 @@ class DelayLine(Line):
     By default the bytes go to the line's sink, and the end closes it.
     """
 
-    def __init__(self, clock: IReactorTime, delay: float, deliver: Optional[Callable[[bytes], None]] = None,
-                 finish: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, clock: IReactorTime, delay: float, deliver: Callable[[bytes], None] | None = None,
+                 finish: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.clock = clock
         self.delay = delay
         self.deliver = deliver or self.write  # called with the bytes that are due, joined
         self.finish = finish or self.close_sink  # called once, after the last bytes, when the end is due
-        self.queue: Deque[tuple[float, Union[bytes, _End]]] = collections.deque()
-        self.timer: Optional[IDelayedCall] = None
+        self.queue: collections.deque[tuple[float, bytes | _End]] = collections.deque()
+        self.timer: IDelayedCall | None = None
         self.ended = False
 
     def push(self, data: bytes) -> None:
@@ -73,7 +74,7 @@ class DelayLine(Line):
             self.ended = True
             self._enqueue(END)
 
-    def _enqueue(self, item: Union[bytes, _End]) -> None:
+    def _enqueue(self, item: bytes | _End) -> None:
         if self.delay <= 0 and not self.queue:
             self._emit([item])
             return
@@ -88,14 +89,14 @@ class DelayLine(Line):
     def _release(self) -> None:
         self.timer = None
         now = self.clock.seconds()
-        ready: list[Union[bytes, _End]] = []
+        ready: list[bytes | _End] = []
         while self.queue and self.queue[0][0] <= now:
             ready.append(self.queue.popleft()[1])
         self._emit(ready)
         if self.queue:
             self._arm()
 
-    def _emit(self, items: list[Union[bytes, _End]]) -> None:
+    def _emit(self, items: list[bytes | _End]) -> None:
         data = b"".join(item for item in items if isinstance(item, bytes))
         if data:
             self.deliver(data)
@@ -144,7 +145,7 @@ class _CountedLink(Link):
         super().received(end, data)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from twisted.internet import reactor
 
     parser = argparse.ArgumentParser(prog="python -m bench.netrelay", description=__doc__.split("\n\n")[0])
@@ -159,17 +160,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     def stop_once() -> None:
         if not stopping:
             stopping.append(True)
-            reactor.stop()  # type: ignore[attr-defined]
+            reactor.stop()
 
     def stop(signum: int, frame: object) -> None:
+        # The reactor is typed as its common interfaces, which leave out IReactorThreads.
         reactor.callFromThread(stop_once)  # type: ignore[attr-defined]
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # A lifeline: when whoever started us goes, even by SIGKILL, our standard input closes.
-    threading.Thread(target=lambda: (sys.stdin.read(), stop(0, None)), daemon=True).start()
+
+    def lifeline() -> None:
+        """When whoever started us goes, even by SIGKILL, our standard input closes."""
+        sys.stdin.read()
+        stop(0, None)
+    threading.Thread(target=lifeline, daemon=True).start()
     print(json.dumps({"ports": ports}), flush=True)
-    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
+    # IReactorCore.run() leaves out the installSignalHandlers every real reactor's run() takes.
+    reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
     print(json.dumps({"connections": relay.connections, "bytes": relay.forwarded}), flush=True)
     return 0
 
@@ -181,7 +188,7 @@ class RelayProcess:
     Use it as a context manager, so that it is stopped (by its pid) whatever happens."""
 
     def __init__(self, targets: list[int], delay_ms: float, python: str = sys.executable) -> None:
-        self.summary: Optional[dict] = None
+        self.summary: dict | None = None
         self.stopped = False
         self.child = subprocess.Popen(
             [python, "-m", "bench.netrelay", "--delay-ms", str(delay_ms), *map(str, targets)],
@@ -196,7 +203,7 @@ class RelayProcess:
             self.stop()
             raise RuntimeError(f"the relay did not start (it printed {line!r})") from None
 
-    def stop(self) -> Optional[dict]:
+    def stop(self) -> dict | None:
         """Stop the relay (once); what it forwarded (``connections``, ``bytes``), if it said."""
         if self.stopped:
             return self.summary

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 from twisted_p2p.launcher.children import wait_for
 
@@ -26,7 +25,7 @@ class Exited:
     """How one child ended: status, wall time to exit, CPU seconds, peak RSS (MiB)."""
 
     name: str
-    status: Optional[int]  # None: killed by us at the deadline
+    status: int | None  # None: killed by us at the deadline
     exited_at: float
     cpu_s: float
     maxrss_mib: float
@@ -53,7 +52,7 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def spawn(name: str, argv: list[str], cwd: str, log_path: str, env: Optional[dict] = None) -> Child:
+def spawn(name: str, argv: list[str], cwd: str, log_path: str, env: dict | None = None) -> Child:
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     return Child(name, popen)

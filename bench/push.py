@@ -24,7 +24,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from bench.common import MiB, fmt, log
 
@@ -135,7 +134,7 @@ DONE = re.compile(r"\bdone (\d+\.\d)s\b")
 TIME_LINE = re.compile(r"^time: (.*)$")
 
 
-def phases_from(lines: list[tuple[float, str]], end: float) -> dict[str, Optional[float]]:
+def phases_from(lines: list[tuple[float, str]], end: float) -> dict[str, float | None]:
     """Push's phases in seconds from its stamped output (seconds since launch, line)."""
     marks: dict[str, float] = {}
     done = 0.0
@@ -147,7 +146,7 @@ def phases_from(lines: list[tuple[float, str]], end: float) -> dict[str, Optiona
                 marks[name] = when
         done = max([done] + [float(found) for found in DONE.findall(line)])
 
-    def between(a: str, b: str) -> Optional[float]:
+    def between(a: str, b: str) -> float | None:
         return marks[b] - marks[a] if a in marks and b in marks else None
 
     last_done = marks["first_started"] + done if "first_started" in marks and done else None
@@ -187,7 +186,7 @@ def run_push(hosts, source: Path, dest: str, extra: list[str]) -> dict:
             "output_tail": [line for _, line in lines if not line.startswith("[")][-30:]}
 
 
-def case_push(spec: PushSpec, extra: Optional[list[str]] = None) -> dict:
+def case_push(spec: PushSpec, extra: list[str] | None = None) -> dict:
     """One run of the case: the caps measured, scp, push ``spec.repeats`` times, the bound."""
     if TESTS not in sys.path:
         sys.path.insert(0, TESTS)
@@ -267,8 +266,9 @@ def table_rows(case: dict) -> list[list[str]]:
     figure = f"{fmt(case['push_s'], 1)} s end to end"
     if middle is not None:
         p = middle["phases"]
+        wrap_up = sum(v or 0 for k, v in p.items() if k in ("peers_exit", "stop_check", "deliver", "after_table"))
         figure += (f" (peers until the last complete {fmt(p['peers_until_last_complete'], 1)} s, "
-                   f"then {fmt(sum(v or 0 for k, v in p.items() if k in ('peers_exit', 'stop_check', 'deliver', 'after_table')), 1)} s wrap-up)")
+                   f"then {fmt(wrap_up, 1)} s wrap-up)")
     ratio = f"{fmt(case['ratio_to_bound'])}x bound; scp {fmt(case['scp_over_push'], 1)}x slower"
     met_bound = case["ratio_to_bound"] is not None and case["ratio_to_bound"] <= 1.3
     met_scp = case["scp_over_push"] is not None and case["scp_over_push"] >= 6

@@ -52,11 +52,13 @@ def measure(size: int) -> dict:
     """One stream of ``size`` bytes: MiB/s and each side's CPU seconds."""
     here = os.path.abspath(__file__)
     receiver = subprocess.Popen([sys.executable, here, "recv"], stdout=subprocess.PIPE, text=True)
-    port = int(receiver.stdout.readline())
+    said = receiver.stdout
+    assert said is not None  # stdout=PIPE
+    port = int(said.readline())
     sender = subprocess.Popen([sys.executable, here, "send", str(port), str(size)])
     _, send_usage = _reap(sender)
-    result = json.loads(receiver.stdout.readline())
-    receiver.stdout.close()
+    result = json.loads(said.readline())
+    said.close()
     _, recv_usage = _reap(receiver)
     return {
         "mib_per_s": result["bytes"] / 2**20 / result["seconds"],
@@ -66,7 +68,7 @@ def measure(size: int) -> dict:
     }
 
 
-def _reap(child: subprocess.Popen) -> tuple[int, "Usage"]:
+def _reap(child: subprocess.Popen) -> tuple[int, Usage]:
     """Wait for ``child`` (its own rusage); Popen is told it was reaped."""
     # imported here: the two sides run this file as a script, and their CPU is measured
     from twisted_p2p.launcher.children import wait_for

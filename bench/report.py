@@ -7,7 +7,6 @@ import os
 
 from bench import latency, push
 from bench.common import fmt
-
 from twisted_p2p.launcher.run import DEFAULT_PIPELINE  # (the launcher's depth)
 
 HEADER = ["case", "figure", "start-up", "reference", "ratio", "CPU s", "peak RSS MiB/peer", "target"]

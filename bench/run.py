@@ -28,13 +28,23 @@ from __future__ import annotations
 import argparse
 import datetime
 import time
-from typing import Optional
+from typing import Any
 
 from bench import latency, push, rawtcp, report, swarm
-from bench.common import (HERE, KiB, MiB, SYSTEM_PYTHON, Files, libtorrent_version, log, median_of, ratio, repeat,
-                          run_libtorrent)
+from bench.common import (
+    HERE,
+    SYSTEM_PYTHON,
+    Files,
+    KiB,
+    MiB,
+    libtorrent_version,
+    log,
+    median_of,
+    ratio,
+    repeat,
+    run_libtorrent,
+)
 from bench.procs import machine
-
 from twisted_p2p.launcher.run import DEFAULT_PIPELINE  # noqa: E402  (the launcher's depth)
 
 CASES = ("dataplane", "swarm", "pipeline", "scale", "capped", "latency", "push")
@@ -48,8 +58,8 @@ METHODS = {
              "start-up = first spawn (libtorrent: first session created) -> all connected, with the share of "
              "the download already done by then; 'from spawn' = start-up + transfer",
     "pipeline": "pipeline: our extension (--pipeline N on every peer); 1+1 as in dataplane (16 KiB and 256 KiB "
-                "pieces), ratio = MiB/s / the plain protocol's at that piece size; the swarm as in swarm, ratio = transfer / libtorrent's transfer in the "
-                "swarm case",
+                "pieces), ratio = MiB/s / the plain protocol's at that piece size; the swarm as in swarm, "
+                "ratio = transfer / libtorrent's transfer in the swarm case",
     "scale": "scale: ratio = time from spawn to last complete, against the 6-peer swarm's (the same clock for both); "
              "transfer and start-up as in swarm",
     "capped": "capped: ratio = time from spawn to last complete / the bound (start-up counted against us); "
@@ -103,7 +113,7 @@ def case_dataplane(files: Files, repeats: int) -> dict:
     }
 
 
-def case_pipeline(files: Files, repeats: int, plain: Optional[dict], lt_version: Optional[str]) -> dict:
+def case_pipeline(files: Files, repeats: int, plain: dict | None, lt_version: str | None) -> dict:
     """The extension at several depths, one seed to one leecher at 16 KiB (where a round
     trip per piece costs most), and the 100 MiB swarm at the launcher's depth."""
     log(METHODS["pipeline"])
@@ -133,15 +143,15 @@ def case_pipeline(files: Files, repeats: int, plain: Optional[dict], lt_version:
 
 
 def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, repeats: int,
-                lt_version: Optional[str], upload_rate: Optional[int] = None,
-                seed_upload_rate: Optional[int] = None, timeout: float = 120.0, pipeline: int = 0) -> dict:
+                lt_version: str | None, upload_rate: int | None = None,
+                seed_upload_rate: int | None = None, timeout: float = 120.0, pipeline: int = 0) -> dict:
     path = files.get(size)
     log(f"{name}: ours, {leechers + 1} peers, {size // MiB} MiB, {piece // KiB} KiB pieces")
     spec = swarm.SwarmSpec(path, piece, leechers, preferred=5, upload_rate=upload_rate,
                            seed_upload_rate=seed_upload_rate, timeout=timeout, pipeline=pipeline)
     runs = repeat(repeats, lambda: swarm.run(spec), name)
     good = [run for run in runs if run["ok"]]
-    row = {
+    row: dict[str, Any] = {
         "case": name,
         "peers": leechers + 1,
         "file_mib": size // MiB,
@@ -176,7 +186,7 @@ def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, r
     return row
 
 
-def case_swarm(files: Files, repeats: int, lt_version: Optional[str]) -> dict:
+def case_swarm(files: Files, repeats: int, lt_version: str | None) -> dict:
     log(METHODS["swarm"])
     return {"rows": [
         _swarm_case(files, "demo 20 MiB", 20 * MiB, 16 * KiB, 5, repeats, lt_version),
@@ -184,7 +194,7 @@ def case_swarm(files: Files, repeats: int, lt_version: Optional[str]) -> dict:
     ]}
 
 
-def case_scale(files: Files, quick: bool, base: Optional[dict]) -> dict:
+def case_scale(files: Files, quick: bool, base: dict | None) -> dict:
     log(METHODS["scale"])
     rows = []
     for peers in ((16,) if quick else (16, 32)):
@@ -205,7 +215,7 @@ def bound(size_mib: float, leechers: int, seed_rate: float, leecher_rate: float)
     return max(size_mib / seed_rate, leechers * size_mib / (seed_rate + leechers * leecher_rate))
 
 
-def case_capped(files: Files, lt_version: Optional[str]) -> dict:
+def case_capped(files: Files, lt_version: str | None) -> dict:
     log(METHODS["capped"])
     rows = []
     for seed_rate, leecher_rate in ((2, 2), (10, 1)):
@@ -232,12 +242,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=None, help="runs per fast case (default 3, 1 with --quick)")
     parser.add_argument("--no-libtorrent", action="store_true", help="skip the libtorrent comparison")
     parser.add_argument("--peer-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for every peer process, for experiments (e.g. MALLOC_MMAP_THRESHOLD_=8388608)")
+                        help="extra environment for every peer process, for experiments "
+                             "(e.g. MALLOC_MMAP_THRESHOLD_=8388608)")
     parser.add_argument("--delays", default=",".join(f"{d:g}" for d in latency.DELAYS_MS), metavar="MS[,MS...]",
                         help="one-way delays of the latency case, in ms (default %(default)s)")
     parser.add_argument("--latency-pipeline", type=int, default=DEFAULT_PIPELINE, metavar="N",
-                        help="--pipeline depth of the latency case's pipelined runs (default: the launcher's, %(default)s)")
-    parser.add_argument("--push-hosts", type=int, default=8, metavar="N", help="hosts of the push case (default %(default)s)")
+                        help="--pipeline depth of the latency case's pipelined runs "
+                             "(default: the launcher's, %(default)s)")
+    parser.add_argument("--push-hosts", type=int, default=8, metavar="N",
+                        help="hosts of the push case (default %(default)s)")
     parser.add_argument("--push-size", type=int, default=200, metavar="MB",
                         help="file of the push case, in MB of 10**6 bytes (default %(default)s)")
     parser.add_argument("--push-rate", type=float, default=200.0, metavar="MBIT",
@@ -247,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _machine_and_libtorrent(skip: bool) -> tuple[dict, Optional[str]]:
+def _machine_and_libtorrent(skip: bool) -> tuple[dict, str | None]:
     """The machine's facts, with the libtorrent compared against (None: none)."""
     info = machine()
     lt_version = None if skip else libtorrent_version()
@@ -261,7 +274,7 @@ def _machine_and_libtorrent(skip: bool) -> tuple[dict, Optional[str]]:
 
 
 def _run_cases(options: argparse.Namespace, chosen: list[str], repeats: int, delays: tuple[float, ...],
-               lt_version: Optional[str]) -> dict:
+               lt_version: str | None) -> dict:
     """Each chosen case in the order of CASES; their results by name."""
     cases: dict = {}
     files = Files()
@@ -290,7 +303,7 @@ def _run_cases(options: argparse.Namespace, chosen: list[str], repeats: int, del
     return cases
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
     try:

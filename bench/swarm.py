@@ -20,13 +20,11 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Optional
-
-from twisted_p2p.eventlog import parse_line
-from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, event_log_path
 
 from bench.netrelay import RelayProcess
 from bench.procs import LOOPBACK, Child, Exited, free_ports, reap, spawn, twistd_path
+from twisted_p2p.eventlog import parse_line
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, event_log_path
 
 FILE_NAME = "TheFile.dat"
 FIRST_ID = 1001
@@ -46,15 +44,15 @@ class SwarmSpec:
     preferred: int = 5
     unchoking_interval: int = 1
     optimistic_interval: int = 1
-    upload_rate: Optional[int] = None  # --upload-rate for every peer
-    seed_upload_rate: Optional[int] = None  # overrides upload_rate for the seed
+    upload_rate: int | None = None  # --upload-rate for every peer
+    seed_upload_rate: int | None = None  # overrides upload_rate for the seed
     # --pipeline for every peer, with --refill-slots: our extensions, as push uses them;
     # 0: the course's protocol exactly (one request at a time, choices at the rounds only)
     pipeline: int = 0
     timeout: float = 120.0
     verify: bool = True
-    env: Optional[dict] = None  # extra environment for every peer (experiments)
-    delay_ms: Optional[float] = None  # reach every peer through a relay that delays each way this much
+    env: dict | None = None  # extra environment for every peer (experiments)
+    delay_ms: float | None = None  # reach every peer through a relay that delays each way this much
 
 
 def write_peer_infos(work: str, ids: list[int], ports: list[int], relay_ports: list[int]) -> dict[int, str]:
@@ -73,7 +71,7 @@ def write_peer_infos(work: str, ids: list[int], ports: list[int], relay_ports: l
     return dirs
 
 
-def logged_depths(path: str) -> list[tuple[int, int, Optional[int]]]:
+def logged_depths(path: str) -> list[tuple[int, int, int | None]]:
     """(neighbour, depth, highest) for each DEPTH_LINE in one peer's twistd output."""
     try:
         with open(path, errors="replace") as out:
@@ -149,7 +147,7 @@ class Timeline:
         timeline.first_contact.pop(ids[0], None)
         return timeline
 
-    def all_connected(self, count: int) -> Optional[float]:
+    def all_connected(self, count: int) -> float | None:
         """When the last of the ``count`` peers' pairs connected (None: not every pair did)."""
         pairs = self.pair_connected
         return max(pairs.values()) if len(pairs) == count * (count - 1) // 2 else None
@@ -171,14 +169,14 @@ def _failure(spec: SwarmSpec, work: str, exited: list[Exited], complete: dict[in
 
 
 def _start_swarm(spec: SwarmSpec, work: str, stack: contextlib.ExitStack) -> tuple[list[int], list[Child], float,
-                                                                                  Optional[RelayProcess]]:
+                                                                                  RelayProcess | None]:
     """Configs, the seed's file, the relay if any, and every peer spawned: the peers'
     IDs, their children, when the first was spawned, and the relay."""
     ids = [FIRST_ID + i for i in range(spec.leechers + 1)]
     ports = free_ports(len(ids))
     _write_configs(work, spec, ids, ports, os.path.getsize(spec.file_path))
     config_dirs = {peer: work for peer in ids}
-    relay: Optional[RelayProcess] = None
+    relay: RelayProcess | None = None
     if spec.delay_ms is not None:
         relay = stack.enter_context(RelayProcess(ports, spec.delay_ms))
         config_dirs = write_peer_infos(work, ids, ports, relay.ports)
@@ -222,7 +220,7 @@ def run(spec: SwarmSpec, keep_dir: bool = False) -> dict:
 
 
 def _figures(timeline: Timeline, exited: list[Exited], start: float, count: int,
-             depths: list[tuple[int, int, Optional[int]]]) -> dict:
+             depths: list[tuple[int, int, int | None]]) -> dict:
     """The run's times (from ``start``, the first spawn), CPU, memory and pipeline depths."""
     complete, all_connected = timeline.complete, timeline.all_connected(count)
     last_complete = max(complete.values()) if complete else None

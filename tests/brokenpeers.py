@@ -44,8 +44,9 @@ import signal
 import string
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 # The repository root, so that twisted_p2p and its twistd plugin are found even when
 # this runs under a Python where the project is not installed (Twisted must be).
@@ -67,7 +68,7 @@ def _ascii_zeros() -> None:
     characters write them."""
     from twisted_p2p import wire
 
-    def encode_handshake(peer_id: int, pipelining: bool = False, nonce: Optional[bytes] = None) -> bytes:
+    def encode_handshake(peer_id: int, pipelining: bool = False, nonce: bytes | None = None) -> bytes:
         return wire.HANDSHAKE_HEADER + b"0" * 10 + peer_id.to_bytes(4, "big")
 
     wire.encode_handshake = encode_handshake
@@ -78,7 +79,7 @@ def _text_id() -> None:
     a longer ID), as people who write the ID with a string formatter do."""
     from twisted_p2p import wire
 
-    def encode_handshake(peer_id: int, pipelining: bool = False, nonce: Optional[bytes] = None) -> bytes:
+    def encode_handshake(peer_id: int, pipelining: bool = False, nonce: bytes | None = None) -> bytes:
         return wire.HANDSHAKE_HEADER + bytes(10) + str(peer_id).rjust(4, "0")[-4:].encode("ascii")
 
     wire.encode_handshake = encode_handshake
@@ -287,7 +288,7 @@ def _log_other_sentences() -> None:
     eventlog.SENTENCES["request_sent"] = "Peer {me} sent the 'request' message to {other} for the piece {index}."
     original_request = PeerService._request_from
 
-    def oldest(neighbour: Neighbour) -> Optional[int]:
+    def oldest(neighbour: Neighbour) -> int | None:
         asked = neighbour.requests.outstanding
         return asked[0] if asked else None
 

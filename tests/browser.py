@@ -12,7 +12,6 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -21,7 +20,7 @@ SKIP_REASON = "chromium not installed; CI installs it as root"
 TIMEOUT = 60.0  # seconds for one browser run, start-up included
 
 
-def find_chromium() -> Optional[str]:
+def find_chromium() -> str | None:
     """The first Chromium-like browser on PATH, or None."""
     return next((path for path in map(shutil.which, BROWSERS) if path), None)
 
@@ -36,7 +35,7 @@ def as_url(target: str | os.PathLike[str]) -> str:
     return text if "://" in text else Path(text).resolve().as_uri()
 
 
-def _run(flags: list[str], target: str | os.PathLike[str], wait_ms: Optional[int],
+def _run(flags: list[str], target: str | os.PathLike[str], wait_ms: int | None,
          timeout: float) -> subprocess.CompletedProcess[bytes]:
     browser = find_chromium()
     if browser is None:
@@ -61,7 +60,7 @@ def _run(flags: list[str], target: str | os.PathLike[str], wait_ms: Optional[int
 
 
 def screenshot(target: str | os.PathLike[str], png_path: str | os.PathLike[str], width: int = 1280,
-               height: int = 900, wait_ms: Optional[int] = 2000, timeout: float = TIMEOUT) -> Path:
+               height: int = 900, wait_ms: int | None = 2000, timeout: float = TIMEOUT) -> Path:
     """Render ``target`` (a file path, file:// or http://127.0.0.1 URL) at width x height
     and write the PNG; raises AssertionError with Chromium's output if none appeared."""
     png = Path(png_path).resolve()
@@ -73,7 +72,7 @@ def screenshot(target: str | os.PathLike[str], png_path: str | os.PathLike[str],
     return png
 
 
-def dump_dom(target: str | os.PathLike[str], wait_ms: Optional[int] = 2000, timeout: float = TIMEOUT) -> str:
+def dump_dom(target: str | os.PathLike[str], wait_ms: int | None = 2000, timeout: float = TIMEOUT) -> str:
     """The serialized DOM of ``target`` after its scripts ran (for up to ``wait_ms`` of
     virtual time)."""
     done = _run(["--dump-dom"], target, wait_ms, timeout)

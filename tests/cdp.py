@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from browser import find_chromium
 
@@ -29,9 +29,9 @@ class Chromium:
         self._next_id = 0
         self._buffer = b""
         self._profile = tempfile.TemporaryDirectory(prefix="chromium-cdp-")
-        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         browser = find_chromium()
         assert browser is not None, "chromium is needed"
         to_browser_read, self._to_browser = os.pipe()
@@ -68,7 +68,7 @@ class Chromium:
                     pass
             self._profile.cleanup()
 
-    def _send(self, method: str, params: dict[str, Any], session: Optional[str] = None) -> int:
+    def _send(self, method: str, params: dict[str, Any], session: str | None = None) -> int:
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session:
@@ -76,7 +76,7 @@ class Chromium:
         os.write(self._to_browser, json.dumps(message).encode() + b"\0")
         return self._next_id
 
-    def call(self, method: str, params: Optional[dict[str, Any]] = None, session: Optional[str] = None) -> dict[str, Any]:
+    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
         """Send one command and wait for its answer (events in between are dropped)."""
         wanted = self._send(method, params or {}, session)
         deadline = time.monotonic() + self.timeout
@@ -98,7 +98,7 @@ class Chromium:
                     raise AssertionError("chromium closed its pipe")
                 self._buffer += chunk
 
-    def open(self, url: str) -> "Page":
+    def open(self, url: str) -> Page:
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         page = Page(self, session)
@@ -112,7 +112,7 @@ class Page:
     def __init__(self, browser: Chromium, session: str) -> None:
         self.browser, self.session = browser, session
 
-    def call(self, method: str, params: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.browser.call(method, params, self.session)
 
     def evaluate(self, expression: str) -> Any:

@@ -30,11 +30,13 @@ import datetime
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from brokenpeers import hold_handshake, run_patched
 
-USAGE = "usage: deviantpeers.py DEVIATION ID [p2ppeer options] (DEVIATION one of: {names}; run it in the peer's scratch directory)"
+USAGE = ("usage: deviantpeers.py DEVIATION ID [p2ppeer options] "
+         "(DEVIATION one of: {names}; run it in the peer's scratch directory)")
 
 #: Seconds between the bitfields ``resend-bitfield`` re-sends once complete.
 RESEND_EVERY = 1.0

@@ -41,7 +41,6 @@ import struct
 import sys
 from collections import Counter, deque
 from pathlib import Path
-from typing import Optional
 
 from twisted.application.internet import ClientService
 from twisted.internet import reactor, task
@@ -151,7 +150,7 @@ class FakeConnection(Protocol):
         self.fake = fake
         self.outgoing = outgoing
         self.buffer = bytearray()
-        self.peer_id: Optional[int] = None  # from their handshake
+        self.peer_id: int | None = None  # from their handshake
         self.choked = True  # do we choke them
         self.interested = False  # are they interested in us
         self.told_interest = False
@@ -160,7 +159,7 @@ class FakeConnection(Protocol):
         self.writing = bytearray()
         self.waiting: deque[bytes] = deque()
         self.after_piece: list[bytes] = []
-        self.trickling: Optional[task.LoopingCall] = None
+        self.trickling: task.LoopingCall | None = None
 
     # connection
 
@@ -276,7 +275,7 @@ class FakeConnection(Protocol):
         self.fake.counts["chokes sent" if choked else "unchokes sent"] += 1
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--id", type=int, required=True, help="the peer of PeerInfo.cfg to play")
@@ -301,7 +300,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return options
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     fake = FakePeer(parse_args(argv))
     fake.say(f"playing peer {fake.claimed_id} of {fake.common.num_pieces} pieces")
     task.LoopingCall(fake.report).start(1, now=False)

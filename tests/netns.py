@@ -18,9 +18,9 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:

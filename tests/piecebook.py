@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -10,6 +10,8 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.pieces import Pieces
 from twisted_p2p.requests import RequestBook, RequestTimeouts
 from twisted_p2p.settings import PeerSettings
+
+DEFAULT_TIMEOUTS = PeerSettings().request_timeouts()  # frozen, so one shared default is safe
 
 
 class MemoryStore:
@@ -29,7 +31,7 @@ def request_book(
     clock: IReactorTime,
     rng: random.Random,
     on_abandoned: Callable[[int], None] = lambda peer: None,
-    timeouts: RequestTimeouts = PeerSettings().request_timeouts(),
+    timeouts: RequestTimeouts = DEFAULT_TIMEOUTS,
 ) -> RequestBook:
     """A RequestBook over Pieces of ``total`` where we lack ``missing`` (a peer's
     default timeouts unless told)."""

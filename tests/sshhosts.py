@@ -46,13 +46,13 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator, Optional, Sequence
+from typing import IO
 
 import pytest
-
 from netns import Hosts, ip, private_hosts, skip_unless_possible
 
 SSHD = "/usr/sbin/sshd"
@@ -70,9 +70,9 @@ def default_tag() -> str:
 class _Host:
     address: str
     directory: Path
-    holder: Optional[subprocess.Popen] = None  # holds the host's mount namespace
+    holder: subprocess.Popen | None = None  # holds the host's mount namespace
     sshd: list[subprocess.Popen] = field(default_factory=list)
-    log: Optional[IO[bytes]] = None
+    log: IO[bytes] | None = None
 
     @property
     def config(self) -> Path:
@@ -89,7 +89,7 @@ class SshHosts:
 
     netns: Hosts
     directory: Path
-    rate: Optional[str]
+    rate: str | None
     _hosts: dict[str, _Host]
     gateway: str = ""  # this machine's address on the hosts' bridge (``.1``)
 
@@ -342,7 +342,7 @@ def _terminate(process: subprocess.Popen, grace: float = 3.0) -> None:
 
 
 @contextmanager
-def ssh_hosts(count: int = 4, subnet: str = SUBNET, tag: Optional[str] = None, rate: Optional[str] = RATE,
+def ssh_hosts(count: int = 4, subnet: str = SUBNET, tag: str | None = None, rate: str | None = RATE,
               private_dirs: Sequence[str | os.PathLike] = ()) -> Iterator[SshHosts]:
     """``count`` hosts at ``subnet``.2, .3, ..., this machine at ``subnet``.1, each
     running sshd; ``rate`` caps each host's link both ways (None: no cap);

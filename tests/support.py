@@ -5,12 +5,12 @@ import os
 import random
 import socket
 import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, write
-from twisted_p2p.settings import PeerSettings
 from twisted_p2p.launcher.plan import twistd_command
+from twisted_p2p.settings import PeerSettings
 
 
 def free_ports(count: int) -> list[int]:
@@ -35,7 +35,7 @@ def swarm_config(
     k: int = 2,
     p: int = 5,
     m: int = 15,
-    ports: Optional[Sequence[int]] = None,
+    ports: Sequence[int] | None = None,
 ) -> SwarmConfig:
     seeds = set(seeds)
     ports = list(ports) if ports is not None else [6000 + i for i in range(len(peer_ids))]

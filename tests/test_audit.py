@@ -11,19 +11,18 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from support import free_ports, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config, write_seed_files
 
 from twisted_p2p.config import load
-from twisted_p2p.launcher.course import quote
 from twisted_p2p.eventlog import SENTENCES
 from twisted_p2p.launcher import audit as A
 from twisted_p2p.launcher.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
 from twisted_p2p.launcher.cli import main as cli_main
-
-from support import free_ports, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config, write_seed_files
+from twisted_p2p.launcher.course import quote
 
 IDS = [1001, 1002, 1003, 1004, 1005, 1006]
 
@@ -93,10 +92,10 @@ STAMPS = {  # the course: [Time] "contains the date, hour, minute, and second. T
     "ours without milliseconds": lambda t: t.strftime("%Y-%m-%d %H:%M:%S"),
     "bracketed": lambda t: t.strftime("[%Y-%m-%d %H:%M:%S]"),
     "java.util.Date, bracketed": lambda t: t.strftime("[%a %b %d %H:%M:%S %Y]"),
-    "java.util.Date with its zone": lambda t: t.astimezone(timezone.utc).strftime("%a %b %d %H:%M:%S UTC %Y"),
+    "java.util.Date with its zone": lambda t: t.astimezone(UTC).strftime("%a %b %d %H:%M:%S UTC %Y"),
     "ctime": lambda t: t.strftime(f"%a %b {t.day:2d} %H:%M:%S %Y"),
     "ISO T with an offset": lambda t: t.astimezone(timezone(timedelta(hours=-5))).isoformat(timespec="microseconds"),
-    "ISO T, comma, Z": lambda t: t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S,%fZ"),
+    "ISO T, comma, Z": lambda t: t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S,%fZ"),
     "US date, 12-hour clock": lambda t: t.strftime("%m/%d/%Y %I:%M:%S %p"),
     "yyyy.MM.dd.HH.mm.ss": lambda t: t.strftime("%Y.%m.%d.%H.%M.%S"),
 }
@@ -508,8 +507,9 @@ def test_help_lists_the_rules(capsys):
     out = capsys.readouterr().out
     assert "usage: p2p-swarm audit" in out
     for words in ("SPEC §5 sentence", "makes a connection", "k (NumberOfPreferredNeighbors)",
-                  "m\n    (OptimisticUnchokingInterval)", "rise by one", "one completion line", "peer N restarted (new\nsession)",
-                  "'have' from X", "java.util.Date, ctime", "A\n    time without a date is a violation, told once per log",
+                  "m\n    (OptimisticUnchokingInterval)", "rise by one", "one completion line",
+                  "peer N restarted (new\nsession)", "'have' from X", "java.util.Date, ctime",
+                  "A\n    time without a date is a violation, told once per log",
                   "exit status: 0 clean (advice alone too), 1 violations of the course found, 2"):
         assert words in out
 

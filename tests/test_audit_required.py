@@ -7,12 +7,11 @@ printed as advice, counted apart, and leave the exit status 0.
 from __future__ import annotations
 
 import pytest
+from test_audit import L1, L2, clean_logs, say, write_swarm
 
 from twisted_p2p.launcher import audit as A
 from twisted_p2p.launcher.audit import rules
 from twisted_p2p.launcher.course import QUOTES, quote
-
-from test_audit import L1, L2, clean_logs, say, write_swarm
 
 ADVISED_TOO = " (our choices, not the course's: they do not fail the audit)"
 
@@ -55,8 +54,10 @@ def test_advice_alone_leaves_the_exit_status_0_and_is_counted_apart(tmp_path, ca
     assert [(f.file, f.line, f.rule) for f in result.advice] == [(L1, 4, A.SPACING), (L2, 6, A.SPACING)]
     assert A.main([str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == [
-        "log_peer_1001.log:4: advice: not a SPEC §5 sentence (spacing): extra or missing spaces (the line is still checked)",
-        "log_peer_1002.log:6: advice: not a SPEC §5 sentence (spacing): extra or missing spaces (the line is still checked)",
+        "log_peer_1001.log:4: advice: not a SPEC §5 sentence (spacing): "
+        "extra or missing spaces (the line is still checked)",
+        "log_peer_1002.log:6: advice: not a SPEC §5 sentence (spacing): "
+        "extra or missing spaces (the line is still checked)",
         "peer 1001: OK, 1 advice (seed, 2 pieces)",
         "peer 1002: OK, 1 advice (2 pieces, complete)",
         "peer 1003: OK (2 pieces, complete)",

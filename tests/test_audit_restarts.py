@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import pytest
+from support import free_ports, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config, write_seed_files
 
 from twisted_p2p.config import load
 from twisted_p2p.eventlog import SENTENCES
 from twisted_p2p.launcher import audit as A
-
-from support import free_ports, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config, write_seed_files
 
 SEED = 1001
 IDS = (1001, 1002, 1003, 1004)
@@ -124,7 +123,7 @@ class Script:
         return work
 
 
-def audited(script: Script, work: Path) -> tuple[set[tuple[str, Optional[int], str]], list[str]]:
+def audited(script: Script, work: Path) -> tuple[set[tuple[str, int | None, str]], list[str]]:
     """(findings as (file, line, rule), restart notes as printed)."""
     result = A.audit(script.write(work), load(work))
     return {(f.file, f.line, f.rule) for f in result.findings}, [str(note) for note in result.notes]

@@ -8,8 +8,8 @@ not a crash.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -205,7 +205,8 @@ def test_each_line_says_what_it_shows(swarm):
     assert explained(three, f"{L2}:12") == "1002 has all 2 pieces: the complete file"
     assert explained(three, f"{L1}:12") == "1002 needs nothing more from 1001 now that it has every piece"
     assert explained(four, f"{L2}:12") == "peer 1002 complete at +2.700 s"
-    assert explained(four, f"{L3}:14") == "peer 1003 complete at +2.850 s: the last in the swarm, now every peer has the file"
+    assert explained(four, f"{L3}:14") == ("peer 1003 complete at +2.850 s: "
+                                           "the last in the swarm, now every peer has the file")
 
 
 def test_what_the_event_log_never_holds_is_said_with_how_to_show_it(swarm):

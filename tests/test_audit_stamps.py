@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from test_audit import L1, clean_logs, write_swarm
 
 from twisted_p2p.config import load
 from twisted_p2p.launcher import audit as A
 from twisted_p2p.launcher.audit.rules import AuditedSwarm, optimistic_changes_every_m_seconds
 
-from test_audit import L1, clean_logs, write_swarm
-
 LOCAL = datetime(2026, 12, 3, 19, 20, 33)  # naive: a stamp without a zone is local time
-UTC = datetime(2026, 12, 3, 19, 20, 33, tzinfo=timezone.utc)
+AT_UTC = datetime(2026, 12, 3, 19, 20, 33, tzinfo=UTC)  # the same wall-clock time in UTC
 
 
 @pytest.fixture(autouse=True)
@@ -41,14 +40,14 @@ DATED = [  # stamp, the instant it names, its precision in seconds
     ("2026-12-03 19:20:33.5", LOCAL, 0.1),
     ("2026-12-03 19:20:33,000", LOCAL, 0.001),
     ("2026-12-03T19:20:33.000000000", LOCAL, 1e-9),
-    ("2026-12-03T19:20:33Z", UTC, 1.0),
-    ("2026-12-03T19:20:33.000Z", UTC, 0.001),
-    ("2026-12-03T20:20:33+01:00", UTC, 1.0),
-    ("2026-12-03 20:20:33 +0100", UTC, 1.0),
-    ("2026-12-03T14:20:33.000-05:00[America/New_York]", UTC, 0.001),
-    ("2026-12-03 19:20:33 UTC", UTC, 1.0),
-    ("Thu Dec 03 19:20:33 UTC 2026", UTC, 1.0),  # java.util.Date.toString()
-    ("Thu Dec 03 19:20:33 GMT+01:00 2026", datetime(2026, 12, 3, 18, 20, 33, tzinfo=timezone.utc), 1.0),
+    ("2026-12-03T19:20:33Z", AT_UTC, 1.0),
+    ("2026-12-03T19:20:33.000Z", AT_UTC, 0.001),
+    ("2026-12-03T20:20:33+01:00", AT_UTC, 1.0),
+    ("2026-12-03 20:20:33 +0100", AT_UTC, 1.0),
+    ("2026-12-03T14:20:33.000-05:00[America/New_York]", AT_UTC, 0.001),
+    ("2026-12-03 19:20:33 UTC", AT_UTC, 1.0),
+    ("Thu Dec 03 19:20:33 UTC 2026", AT_UTC, 1.0),  # java.util.Date.toString()
+    ("Thu Dec 03 19:20:33 GMT+01:00 2026", datetime(2026, 12, 3, 18, 20, 33, tzinfo=UTC), 1.0),
     ("Thu Dec 03 19:20:33 EST 2026", LOCAL, 1.0),  # a zone name: read as local time
     ("Thu Dec 03 19:20:33 2026", LOCAL, 1.0),
     ("[Thu Dec 03 19:20:33 2026]", LOCAL, 1.0),
@@ -60,7 +59,7 @@ DATED = [  # stamp, the instant it names, its precision in seconds
     ("12/03/2026 19:20:33", LOCAL, 1.0),
     ("12/03/2026 07:20:33 PM", LOCAL, 1.0),
     ("Dec 3, 2026 7:20:33 PM", LOCAL, 1.0),  # Java's DateFormat default
-    ("Thu, 03 Dec 2026 19:20:33 GMT", UTC, 1.0),  # RFC 1123
+    ("Thu, 03 Dec 2026 19:20:33 GMT", AT_UTC, 1.0),  # RFC 1123
     ("03-Dec-2026 19:20:33", LOCAL, 1.0),
     ("19:20:33 2026-12-03", LOCAL, 1.0),
 ]
@@ -76,7 +75,7 @@ def test_a_dated_stamp_reads_as_the_instant_it_names(stamp, instant, resolution)
 
 def test_fractions_count_to_the_digit():
     assert A.read_stamp("2026-12-03 19:20:33.042").seconds - LOCAL.timestamp() == pytest.approx(0.042, abs=1e-6)
-    assert A.read_stamp("2026-12-03T19:20:33,25Z").seconds - UTC.timestamp() == pytest.approx(0.25, abs=1e-6)
+    assert A.read_stamp("2026-12-03T19:20:33,25Z").seconds - AT_UTC.timestamp() == pytest.approx(0.25, abs=1e-6)
     assert A.read_stamp("19:20:33.123456789").seconds == pytest.approx(69633.123456789, abs=1e-9)
 
 

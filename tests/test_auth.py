@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from typing import Optional
 
 import pytest
+from test_protocol import CONTENT, PIECE, Peer, warning_texts
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.test import iosim
@@ -21,8 +21,6 @@ from twisted.test import iosim
 from twisted_p2p import auth, wire
 from twisted_p2p.factory import AllowedHostsOnly
 from twisted_p2p.protocol import PeerProtocol, State
-
-from test_protocol import CONTENT, PIECE, Peer, warning_texts, warnings  # noqa: F401 (a fixture)
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -55,7 +53,7 @@ def split_proof(data: bytes) -> bytes:
     return data[5:]
 
 
-def link(acceptor: Peer, dialler: Peer, heard: Optional[list[bytes]] = None
+def link(acceptor: Peer, dialler: Peer, heard: list[bytes] | None = None
          ) -> tuple[PeerProtocol, PeerProtocol, iosim.IOPump]:
     """``dialler`` dials ``acceptor`` over an in-memory connection; what the acceptor
     reads is also appended to ``heard``, if given (an eavesdropper)."""

@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support import free_ports, listening, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config
 
 from twisted_p2p import auth
-from twisted_p2p.storage import data_path
 from twisted_p2p.launcher import closed
-
-from support import free_ports, listening, seed_bytes, start_peer, swarm_config, wait_for_peers, write_config
+from twisted_p2p.storage import data_path
 
 FILE_SIZE = 3_000_000
 LIMIT = 60

@@ -9,8 +9,8 @@ import os
 import random
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from twisted.internet.task import Clock

@@ -5,11 +5,20 @@ findings, and what followed a connection one of our peers closed is blamed on no
 from __future__ import annotations
 
 import pytest
-
-from test_check_judging import (  # noqa: F401  (layout is a fixture)
-    ALL, HS, N, NOTHING, SEED, connection, layout, piece, swarm, their_leecher_with_the_seed, their_seed_with,
+from test_check_judging import (
+    ALL,
+    HS,
+    NOTHING,
+    SEED,
+    N,
+    connection,
+    piece,
+    swarm,
+    their_leecher_with_the_seed,
+    their_seed_with,
     verdicts,
 )
+
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.launcher import course
@@ -78,13 +87,16 @@ def test_a_late_bitfield_is_advice_and_the_first_one_still_judged(layout):
 
 
 def test_a_late_first_unchoke_is_advice_and_only_a_missing_one_fails_preferred(layout):
-    lay = layout(SEED)  # their seed 1001, p = 1, m = 2: the required bound is p + m + 1 = 4 s after 'interested' (0.2 s)
+    # their seed 1001, p = 1, m = 2: the required bound is p + m + 1 = 4 s after 'interested' (0.2 s)
+    lay = layout(SEED)
     late = their_seed_with(lay, {1002: [(2.7, 1001, wire.UNCHOKE)]})
     found = verdicts(swarm(lay, late, complete=False))
     assert found["preferred-every-p"].status == PASS
-    assert found["unchoke-within-p"].status == FAIL and "the first unchoke only at 2.70 s" in found["unchoke-within-p"].evidence[0]
+    assert found["unchoke-within-p"].status == FAIL
+    assert "the first unchoke only at 2.70 s" in found["unchoke-within-p"].evidence[0]
     never = verdicts(swarm(lay, their_seed_with(lay, {1002: []}), complete=False))
-    assert never["preferred-every-p"].status == FAIL and "the first unchoke never" in never["preferred-every-p"].evidence[0]
+    assert never["preferred-every-p"].status == FAIL
+    assert "the first unchoke never" in never["preferred-every-p"].evidence[0]
     assert never["unchoke-within-p"].status == NA  # one fault, blamed once
     withdrawn = their_seed_with(lay, {1002: [(1.0, 1002, wire.NOT_INTERESTED)]})
     assert verdicts(swarm(lay, withdrawn, complete=False))["preferred-every-p"].status == NA  # nobody to unchoke
@@ -94,12 +106,14 @@ def test_a_late_have_is_advice_and_only_a_missing_one_fails(layout):
     lay = layout()
     talks = lambda when: [  # noqa: E731
         their_leecher_with_the_seed(lay, theirs=[(0.2, wire.INTERESTED), (0.4, wire.encode_request(5)),
-                                                 (0.7, wire.encode_have(5))], ours=[(0.3, wire.UNCHOKE), (0.6, piece(lay, 5))]),
+                                                 (0.7, wire.encode_have(5))],
+                                    ours=[(0.3, wire.UNCHOKE), (0.6, piece(lay, 5))]),
         connection(1003, 1002, [(0.1, 1003, HS(1003) + NOTHING), (0.1, 1002, HS(1002) + NOTHING)]
                    + ([(when, 1002, wire.encode_have(5))] if when else []))]
     late = verdicts(swarm(lay, talks(4.6), complete=False))
     assert late["have-after-piece"].status == PASS
-    assert late["have-within-3s"].status == FAIL and "'have' to 1003 only 4.0 s later" in late["have-within-3s"].evidence[0]
+    assert late["have-within-3s"].status == FAIL
+    assert "'have' to 1003 only 4.0 s later" in late["have-within-3s"].evidence[0]
     never = verdicts(swarm(lay, talks(None), complete=False))
     assert never["have-after-piece"].status == FAIL and never["have-within-3s"].status == PASS
 
@@ -132,7 +146,8 @@ def test_a_swarm_that_stalled_after_our_peer_closed_a_connection_blames_nothing_
     _ended(run, 1002, 5.0)  # it gave up on the stalled swarm
     found = verdicts(run)
     assert found["waits-for-all"].status == NA
-    assert "in a swarm that stalled after our peer 1001 closed the connection to theirs-1002 at 0.20 s" in found["waits-for-all"].notes[0]
+    assert ("in a swarm that stalled after our peer 1001 closed the connection to theirs-1002 at 0.20 s"
+            in found["waits-for-all"].notes[0])
     assert found["requests-when-unchoked"].status == NA  # after the bad handshake, and the stall is ours
     assert "our peer 1001 closed the connection to theirs-1002 at 0.20 s: peer 1002 sent a bitfield" \
         in found["requests-when-unchoked"].evidence[0]

@@ -63,8 +63,9 @@ def test_little_endian_lengths():
 
 
 def test_a_length_without_the_type_byte():
-    assert read(HANDSHAKE + b"\x00\x00\x00\x00\x02").bad.problem.startswith("the length leaves out the type byte")  # interested
-    assert read(HANDSHAKE + b"\x00\x00\x00\x04\x04\x00\x00\x00\x01").bad.problem.startswith("the length leaves out the type byte")
+    leaves_out = "the length leaves out the type byte"
+    assert read(HANDSHAKE + b"\x00\x00\x00\x00\x02").bad.problem.startswith(leaves_out)  # interested
+    assert read(HANDSHAKE + b"\x00\x00\x00\x04\x04\x00\x00\x00\x01").bad.problem.startswith(leaves_out)
     # a bitfield one short in length, followed by the one byte the length left out
     parsed = read(HANDSHAKE + struct.pack(">I", len(FULL) - 5) + FULL[4:])
     assert parsed.bad.problem.startswith("the length leaves out the type byte")

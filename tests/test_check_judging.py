@@ -3,10 +3,6 @@ on the wire is caught with its evidence, the same conversation done right passes
 messages in flight are not blamed."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
-import pytest
 from twisted.internet.task import Clock
 
 from twisted_p2p import wire
@@ -17,23 +13,11 @@ from twisted_p2p.launcher.check.observed import Observed, transcript
 from twisted_p2p.launcher.check.processes import Child
 from twisted_p2p.launcher.check.relay import Direction, Recording
 from twisted_p2p.launcher.check.runner import PeerRun, ScenarioRun
-from twisted_p2p.launcher.check.scenarios import SCENARIOS, Layout, prepare
+from twisted_p2p.launcher.check.scenarios import SCENARIOS, Layout
 from twisted_p2p.launcher.check.scorecard import FAIL, NA, PASS, evaluate
 
 LEECHER = next(s for s in SCENARIOS if s.name == "leecher")  # ours 1001 seed, theirs 1002, ours 1003
 SEED = next(s for s in SCENARIOS if s.name == "seed")  # theirs 1001 seed, k=1, ours 1002-1004
-
-
-@pytest.fixture
-def layout(tmp_path: Path):
-    made = {}
-
-    def make(scenario=LEECHER) -> Layout:
-        made["layout"] = prepare(scenario, tmp_path / scenario.name)
-        return made["layout"]
-    yield make
-    if "layout" in made:
-        made["layout"].release()
 
 
 def swarm(layout: Layout, talks: list[Recording], complete: bool = True) -> ScenarioRun:
@@ -47,7 +31,7 @@ def swarm(layout: Layout, talks: list[Recording], complete: bool = True) -> Scen
 
 
 def connection(dialler: int, acceptor: int, said: list[tuple[float, int, bytes]],
-               closed: Optional[float] = 19.0) -> Recording:
+               closed: float | None = 19.0) -> Recording:
     """A recording where each (time, sender, bytes) was got and handed on at that time."""
     up, down = Direction(dialler, acceptor), Direction(acceptor, dialler)
     for when, sender, data in said:
@@ -67,7 +51,7 @@ NOTHING = wire.encode_bitfield(PieceSet(N))
 ALL = wire.encode_bitfield(PieceSet.full(N))
 
 
-def piece(layout: Layout, index: int, content: Optional[bytes] = None) -> bytes:
+def piece(layout: Layout, index: int, content: bytes | None = None) -> bytes:
     common = layout.scenario.common
     start = common.piece_offset(index)
     data = layout.content[start:start + common.piece_length(index)] if content is None else content
@@ -191,7 +175,8 @@ def test_more_than_k_plus_one_unchoked_but_not_within_one_round(layout):
     lay = layout(SEED)  # k = 1
     three = their_seed_with(lay, {peer: [(1.0 + peer / 1000, 1001, wire.UNCHOKE)] for peer in (1002, 1003, 1004)})
     verdict = verdicts(swarm(lay, three, complete=False))["preferred-every-p"]
-    assert verdict.status == FAIL and "3 neighbours unchoked at once; k=1 preferred + 1 optimistic" in verdict.evidence[0]
+    assert verdict.status == FAIL
+    assert "3 neighbours unchoked at once; k=1 preferred + 1 optimistic" in verdict.evidence[0]
     # one round: 1004 unchoked (optimistic) and 1003 choked 10 ms later
     rotated = their_seed_with(lay, {1002: [(1.0, 1001, wire.UNCHOKE)], 1003: [(1.0, 1001, wire.UNCHOKE),
                                     (3.01, 1001, wire.CHOKE)], 1004: [(3.0, 1001, wire.UNCHOKE)]})

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import processes_mentioning
 
 from twisted_p2p.launcher.plan import twistd_command
-
-from support import processes_mentioning
 
 pytestmark = pytest.mark.slow
 

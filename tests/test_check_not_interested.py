@@ -5,9 +5,18 @@ word of 'interested' that stays is caught -- at completion or earlier -- while a
 time are not blamed. The leecher scenario keeps the swarm going long enough to see it."""
 from __future__ import annotations
 
-from test_check_judging import (  # noqa: F401  (layout is a fixture)
-    ALL, HS, LEECHER, N, NOTHING, connection, layout, piece, swarm, their_leecher_with_the_seed, verdicts,
+from test_check_judging import (
+    HS,
+    LEECHER,
+    NOTHING,
+    N,
+    connection,
+    piece,
+    swarm,
+    their_leecher_with_the_seed,
+    verdicts,
 )
+
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.launcher.check.scorecard import FAIL, PASS
@@ -41,7 +50,8 @@ def test_a_prompt_not_interested_or_a_connection_too_short_to_tell_passes(layout
     lay = layout()
     prompt = verdicts(swarm(lay, [_completing(lay, [(DONE + 0.01, wire.NOT_INTERESTED)])]))["interest"]
     assert prompt.status == PASS, prompt
-    generous = verdicts(swarm(lay, [_completing(lay, [(DONE + NOT_INTERESTED_WITHIN - 0.1, wire.NOT_INTERESTED)])]))["interest"]
+    in_time = [(DONE + NOT_INTERESTED_WITHIN - 0.1, wire.NOT_INTERESTED)]
+    generous = verdicts(swarm(lay, [_completing(lay, in_time)]))["interest"]
     assert generous.status == PASS, generous
     short = verdicts(swarm(lay, [_completing(lay, [], closed=DONE + 1.0)]))["interest"]
     assert short.status == PASS, short

@@ -5,9 +5,11 @@ Only the order of events is checked, never how long they took; waits are bounded
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 import pytest_twisted
+from support import free_ports
 from twisted.internet import protocol, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -15,8 +17,6 @@ from twisted.internet.task import deferLater
 from twisted_p2p.config import Common
 from twisted_p2p.launcher.check.relay import Relay
 from twisted_p2p.wire import HANDSHAKE_LENGTH
-
-from support import free_ports
 
 WAIT_S = 10.0
 DIALLER, ACCEPTOR = 1002, 1001

@@ -10,7 +10,15 @@ from twisted.internet.task import Clock
 
 from twisted_p2p.launcher.check import runner
 from twisted_p2p.launcher.check.processes import Child
-from twisted_p2p.launcher.check.runner import ASSUMED_UP, STAGGER, Closed, PeerRun, ScenarioRun, closed_by, next_to_start
+from twisted_p2p.launcher.check.runner import (
+    ASSUMED_UP,
+    STAGGER,
+    Closed,
+    PeerRun,
+    ScenarioRun,
+    closed_by,
+    next_to_start,
+)
 from twisted_p2p.launcher.check.scenarios import SCENARIOS, Layout, prepare
 
 LATE = next(s for s in SCENARIOS if s.name == "late")  # ours 1001, 1002; theirs 1003 3 s late; ours 1004
@@ -119,12 +127,14 @@ LINE = "2026-12-03T20:43:53+0000 [twisted_p2p.protocol.PeerProtocol#warn] {}"
 
 def test_the_connections_our_peer_dropped_are_read_from_its_own_words():
     ids, theirs = [1001, 1002, 1003], [1002]
-    said = LINE.format("peer 1002 sent a message of length 100663296; at most 16389 is legal here; closing the connection")
+    said = LINE.format("peer 1002 sent a message of length 100663296; at most 16389 is legal here; "
+                       "closing the connection")
     assert closed_by(said, 1001, ids, theirs) == Closed(
         0.0, 1001, 1002, "peer 1002 sent a message of length 100663296; at most 16389 is legal here")
     quiet = LINE.format("peer 1002 sent no handshake within 10 s; closing")
     assert closed_by(quiet, 1003, ids, theirs) == Closed(0.0, 1003, 1002, "peer 1002 sent no handshake within 10 s")
-    garbled = LINE.format("peer 825241649 sent a handshake with ID 825241649, which is not in PeerInfo.cfg; closing the connection")
+    garbled = LINE.format("peer 825241649 sent a handshake with ID 825241649, which is not in PeerInfo.cfg; "
+                          "closing the connection")
     assert closed_by(garbled, 1001, ids, theirs).theirs == 1002  # the only peer under test
     assert closed_by(garbled, 1001, ids, [1002, 1003]).theirs is None  # which one, nobody can tell
     assert closed_by(LINE.format("peer 1003 sent piece 4, which we never requested from it; closing the connection"),

@@ -12,8 +12,14 @@ from pathlib import Path
 import pytest
 from twisted.internet.task import Clock
 
-from twisted_p2p.launcher.children import (CappedOutput, SessionProcess, group_alive, in_new_session, stop_popen,
-                                        wait_for)
+from twisted_p2p.launcher.children import (
+    CappedOutput,
+    SessionProcess,
+    group_alive,
+    in_new_session,
+    stop_popen,
+    wait_for,
+)
 
 WAIT_S = 20.0
 # Ignores SIGTERM, leaves a grandchild in its session, says it is ready, then waits.

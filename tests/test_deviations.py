@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from deviantpeers import DEFECTS, TOLERABLE
 from support import processes_mentioning
 

@@ -13,19 +13,21 @@ import io
 import random
 import struct
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import pytest
 import pytest_twisted
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from wirebytes import encode
 
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
@@ -34,9 +36,6 @@ from twisted_p2p.node import PeerNode
 from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
-
-from wirebytes import encode
-from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
 
 IDS = [1001, 1002, 1003, 1004, 1005, 1006]
 PIECE = 16384
@@ -61,10 +60,10 @@ class RawClient(Protocol):
         self.decoder = wire.Decoder(common)
         self.unparsed = bytearray()
         self.total = 0  # bytes received
-        self.handshake_id: Optional[int] = None
+        self.handshake_id: int | None = None
         self.messages: list = []
-        self.connected_at: Optional[float] = None
-        self.lost_at: Optional[float] = None
+        self.connected_at: float | None = None
+        self.lost_at: float | None = None
         self._waits: list[tuple[Callable[[], bool], defer.Deferred]] = []
 
     def connectionMade(self) -> None:
@@ -651,7 +650,8 @@ def test_a_neighbour_that_stops_reading_does_not_make_the_peer_buffer_the_file(t
         requested_bytes = len(order) * piece
 
         stalled = defer.Deferred()
-        watch = task.LoopingCall(lambda: server._paused and transport.producerPaused and not stalled.called and stalled.callback(None))
+        watch = task.LoopingCall(lambda: server._paused and transport.producerPaused and not stalled.called
+                                 and stalled.callback(None))
         watch.start(0.01)
         try:
             yield stalled.addTimeout(TIMEOUT, reactor)

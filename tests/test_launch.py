@@ -9,18 +9,16 @@ import struct
 import sys
 
 import pytest
+from support import swarm_config, write_config
 
 from twisted_p2p.config import ConfigError, PeerInfo, load
 from twisted_p2p.eventlog import SENTENCES, format_time
 from twisted_p2p.launcher import plan
-from twisted_p2p.launcher.runend import check_files
 from twisted_p2p.launcher.display import Display
 from twisted_p2p.launcher.progress import RATE_WINDOW, LineBuffer, PeerProgress, render_line
-from twisted_p2p.launcher.runreport import PeerResult, build_report, summary_table, write_report
-
 from twisted_p2p.launcher.remote import Ssh
-
-from support import swarm_config, write_config
+from twisted_p2p.launcher.runend import check_files
+from twisted_p2p.launcher.runreport import PeerResult, build_report, summary_table, write_report
 
 
 def load_written(tmp_path, config, hosts):
@@ -181,7 +179,8 @@ def test_a_remote_peer_runs_over_its_hosts_ssh_connection_with_a_lifeline(tmp_pa
     ssh = Ssh(tmp_path / "control", "ssh.cfg", connect_timeout=7)
     launches, hosts = plan.plan(config, tmp_path / "conf", tmp_path, ssh, "/srv/p2p/{host}", ["/opt/venv/bin/twistd"])
     assert launches[0].tail == tmp_path / "log_peer_1.log"  # this machine's peer
-    assert [(h.name, h.directory, [p.peer_id for p in h.peers]) for h in hosts] == [("10.0.0.4", "/srv/p2p/10.0.0.4", [2, 3])]
+    assert [(h.name, h.directory, [p.peer_id for p in h.peers]) for h in hosts] == [
+        ("10.0.0.4", "/srv/p2p/10.0.0.4", [2, 3])]
     argv = launches[1].argv
     assert argv[:3] == ["ssh", "-F", "ssh.cfg"] and "ConnectTimeout=7" in argv and "ControlMaster=no" in argv
     assert f"ControlPath={tmp_path / 'control'}/%C" in argv
@@ -333,8 +332,8 @@ def test_loaded_conf_directory_plans_local_peers(tmp_path):
     loaded = load(tmp_path / "conf")
     launches, hosts = plan.plan(loaded, tmp_path / "conf", tmp_path, Ssh(tmp_path), str(tmp_path))
     assert hosts == []
-    assert [l.tail for l in launches] == [tmp_path / "log_peer_1.log", tmp_path / "log_peer_2.log"]
-    assert all("--pidfile=" in l.argv and "p2ppeer" in l.argv for l in launches)
+    assert [launch.tail for launch in launches] == [tmp_path / "log_peer_1.log", tmp_path / "log_peer_2.log"]
+    assert all("--pidfile=" in launch.argv and "p2ppeer" in launch.argv for launch in launches)
 
 
 def test_the_plot_has_one_line_per_peer_in_each_panel_when_matplotlib_is_installed(tmp_path, monkeypatch):
@@ -387,8 +386,8 @@ def test_dry_run_prints_what_would_run_on_each_host_and_runs_nothing(tmp_path, c
     load_written(tmp_path, swarm_config([1, 2, 3], seeds=[1], file_size=10, piece_size=4),
                  hosts=["localhost", "10.0.0.4", "10.0.0.4"])
     out = io.StringIO()
-    code = run.main([str(tmp_path / "conf"), "--work-dir", str(tmp_path / "work"), "--dry-run", "--remote-dir", "/srv/{host}"],
-                    stdout=out)
+    code = run.main([str(tmp_path / "conf"), "--work-dir", str(tmp_path / "work"), "--dry-run",
+                     "--remote-dir", "/srv/{host}"], stdout=out)
     text = out.getvalue()
     assert code == 0
     assert "here: peer 1: " in text

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support import free_ports, swarm_config, write_config
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
-
-from support import free_ports, swarm_config, write_config
 
 LAUNCHER = [sys.executable, "-m", "twisted_p2p.launcher.cli", "run"]
 STARTED = re.compile(r"started peer (\d+)(?: on \S+)? \(pid (\d+)\)")
@@ -82,8 +81,8 @@ def small_swarm(config_dir: Path, extra: tuple[PeerInfo, ...] = ()) -> SwarmConf
 def test_run_finishes_a_swarm_verifies_every_file_and_writes_the_report(tmp_path):
     config = small_swarm(tmp_path / "conf")
     work = tmp_path / "work"
-    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0.05", "--timeout", "60"],
-                            tmp_path)
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0.05",
+                             "--timeout", "60"], tmp_path)
     output, _ = launcher.communicate(timeout=90)
     assert launcher.returncode == 0, output
     assert "every peer has the seed's file; exit 0" in output
@@ -159,8 +158,8 @@ NEVER_SHELL = ["--remote-shell", "sh -c 'sleep 300; echo {id}'"]
 @pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_ctrl_c_or_sigterm_stops_every_peer_and_their_children(tmp_path, signum, code, said):
     small_swarm(tmp_path / "conf", extra=(NEVER,))
-    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0", "--timeout", "60",
-                             *NEVER_SHELL], tmp_path)
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0",
+                             "--timeout", "60", *NEVER_SHELL], tmp_path)
     try:
         lines = read_until(launcher, STARTED, 6, timeout=30)
         pids = {int(match[1]) for match in STARTED.findall("".join(lines))}
@@ -199,8 +198,8 @@ def test_one_ctrl_c_during_a_run_with_a_dashboard_ends_it_all(tmp_path):
 
 def test_timeout_stops_the_swarm_with_a_failing_status(tmp_path):
     small_swarm(tmp_path / "conf", extra=(NEVER,))
-    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0", "--timeout", "2",
-                             *NEVER_SHELL], tmp_path)
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0",
+                             "--timeout", "2", *NEVER_SHELL], tmp_path)
     output, _ = launcher.communicate(timeout=60)
     pids = {int(match[1]) for match in STARTED.findall(output)}
     assert launcher.returncode == 124, output
@@ -212,8 +211,8 @@ def test_timeout_stops_the_swarm_with_a_failing_status(tmp_path):
 
 def test_a_peer_that_fails_stops_the_rest(tmp_path):
     config = small_swarm(tmp_path / "conf", extra=(NEVER,))
-    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0", "--timeout", "60",
-                             "--remote-shell", "sh -c 'exit 3'"], tmp_path)
+    launcher = run_launcher(["conf", "--work-dir", "work", "--demo-file", "--pace", "off", "--stagger", "0",
+                             "--timeout", "60", "--remote-shell", "sh -c 'exit 3'"], tmp_path)
     output, _ = launcher.communicate(timeout=60)
     pids = {int(match[1]) for match in STARTED.findall(output)}
     assert launcher.returncode == 1, output

@@ -7,21 +7,20 @@ import sys
 
 import pytest
 import pytest_twisted
+from support import free_ports, peer_settings, seed_bytes, swarm_config, write_config, write_seed_files
+from test_processes import run_twistd
+from test_protocol import CONTENT, PIECE, Peer, warning_texts
+from test_swarm import _run_swarm
 from twisted.internet import reactor
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
+from wirebytes import encode
 
 from twisted_p2p import wire
 from twisted_p2p.config import ConfigError
 from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, write_manifest
 from twisted_p2p.node import PeerNode
 from twisted_p2p.storage import data_path
-
-from wirebytes import encode
-from support import free_ports, peer_settings, seed_bytes, swarm_config, write_config, write_seed_files
-from test_processes import run_twistd
-from test_protocol import CONTENT, PIECE, Peer, warning_texts, warnings  # noqa: F401 (a fixture)
-from test_swarm import _run_swarm
 
 COMMON = swarm_config([1001, 1002], [1001], 1050, 100).common
 
@@ -43,7 +42,8 @@ def test_manifest_round_trip(tmp_path):
     [
         (lambda lines: lines[:-1], "has 10 hashes; 11 pieces expected"),
         (lambda lines: lines[:3] + ["zz" * 32] + lines[4:], ":4: expected a SHA-256 in hex"),
-        (lambda lines: [lines[0].replace("FileSize 1050", "FileSize 1051")] + lines[1:], ":1: is for TheFile.dat of 1051"),
+        (lambda lines: [lines[0].replace("FileSize 1050", "FileSize 1051")] + lines[1:],
+         ":1: is for TheFile.dat of 1051"),
     ],
 )
 def test_a_manifest_that_does_not_fit_is_a_config_error(tmp_path, change, message):

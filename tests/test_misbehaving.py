@@ -15,14 +15,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import pytest
+from support import free_ports, seed_bytes, stop_processes, swarm_config, twistd, write_config, write_seed_files
 
 from twisted_p2p.eventlog import Event, parse_line
-
-from support import free_ports, seed_bytes, stop_processes, swarm_config, twistd, write_config, write_seed_files
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +113,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.1)
     return predicate()
 
 
-def exit_status(process: subprocess.Popen, timeout: float) -> Optional[int]:
+def exit_status(process: subprocess.Popen, timeout: float) -> int | None:
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -20,14 +20,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
-
 from deviantpeers import TOLERABLE
+from support import (
+    free_ports,
+    listening,
+    seed_bytes,
+    stop_processes,
+    swarm_config,
+    twistd,
+    write_config,
+    write_seed_files,
+)
+
 from twisted_p2p.eventlog import parse_line
-from support import (free_ports, listening, seed_bytes, stop_processes, swarm_config, twistd, write_config,
-                     write_seed_files)
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +119,7 @@ class MixedSwarm:
                     self.ended[peer_id] = time.monotonic() - began
             time.sleep(0.05)
 
-    def status(self, peer_id: int) -> Optional[int]:
+    def status(self, peer_id: int) -> int | None:
         return self.processes[peer_id].poll()
 
     def file_exact(self, peer_id: int) -> bool:

@@ -10,14 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
-from twisted_p2p.config import Common, PeerInfo, SwarmConfig
-
 from netns import private_hosts
 from support import write_config
+
+from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 
 SUBNET = "10.213.7"
 PEER_IDS = [1001, 1002, 1003, 1004]
@@ -38,8 +37,8 @@ def test_remote_shell_runs_each_peer_on_its_own_host(tmp_path, hosts):
     template = (f"ip netns exec {TAG}-{{host}} {{twistd}} -n --pidfile= p2ppeer --id {{id}}"
                 " --config-dir {config_dir} --work-dir {dir} --echo-events")
     launcher = subprocess.run(
-        [sys.executable, "-m", "twisted_p2p.launcher.cli", "run", "conf", "--work-dir", "work", "--demo-file", "--pace", "off",
-         "--stagger", "0.05", "--timeout", "60", "--remote-shell", template],
+        [sys.executable, "-m", "twisted_p2p.launcher.cli", "run", "conf", "--work-dir", "work", "--demo-file",
+         "--pace", "off", "--stagger", "0.05", "--timeout", "60", "--remote-shell", template],
         cwd=tmp_path, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
     )
     output = launcher.stdout + launcher.stderr
@@ -49,7 +48,8 @@ def test_remote_shell_runs_each_peer_on_its_own_host(tmp_path, hosts):
     report = json.loads((tmp_path / "work" / "swarm-report.json").read_text())
     seed = (tmp_path / "work" / "peer_1001" / "TheFile.dat").read_bytes()
     for entry in report["peers"]:
-        assert (entry["host"], entry["exit_status"], entry["sha256_ok"]) == (hosts[PEER_IDS.index(entry["id"])], 0, True)
+        host = hosts[PEER_IDS.index(entry["id"])]
+        assert (entry["host"], entry["exit_status"], entry["sha256_ok"]) == (host, 0, True)
         assert (tmp_path / "work" / f"peer_{entry['id']}" / "TheFile.dat").read_bytes() == seed
         # The progress of a "remote" peer comes only from what it printed: it must be complete.
         assert report["timeline"][str(entry["id"])][-1][1] == common.num_pieces

@@ -31,16 +31,15 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pytest
-
-from twisted_p2p.config import Common, PeerInfo, SwarmConfig
-
 from netns import Hosts, private_hosts
 from support import seed_bytes, twistd, write_config, write_seed_files
+
+from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 
 #: Three swarms across hosts that vanish and come back: about 80 s; CI runs them with -m slow.
 pytestmark = pytest.mark.slow
@@ -61,7 +60,8 @@ SWARM_LIMIT = 90.0  # the whole run, from the first start to the last exit
 ALONE_LIMIT = 10.0  # a peer still running this long after all the others exited never will
 
 CONNECTED = re.compile(r"Peer (\d+) (?:makes a connection to|is connected from) Peer (\d+)\.")
-PIECE_COUNT = re.compile(r"Peer (\d+) has downloaded the piece \d+ from \d+\. Now the number of pieces it has is (\d+)\.")
+PIECE_COUNT = re.compile(r"Peer (\d+) has downloaded the piece \d+ from \d+\. "
+                         r"Now the number of pieces it has is (\d+)\.")
 
 
 class Peer:
@@ -74,7 +74,7 @@ class Peer:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.lines: list[tuple[float, str]] = []
-        self.exited: Optional[float] = None
+        self.exited: float | None = None
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, name=f"peer {peer_id} output", daemon=True)
         self._reader.start()
@@ -89,7 +89,7 @@ class Peer:
             self.exited = time.monotonic()
             self._changed.notify_all()
 
-    def first(self, match: Callable[[str], object], since: float = 0.0) -> Optional[float]:
+    def first(self, match: Callable[[str], object], since: float = 0.0) -> float | None:
         """When the first line since ``since`` that ``match`` accepts arrived; None if none did."""
         with self._changed:
             return next((at for at, line in self.lines if at >= since and match(line)), None)
@@ -247,7 +247,7 @@ def swarm(tmp_path) -> Iterator[Swarm]:
             running.stop()
 
 
-def since(start: float, times: dict[int, Optional[float]]) -> str:
+def since(start: float, times: dict[int, float | None]) -> str:
     return ", ".join(f"{peer}: {'-' if at is None else f'{at - start:.1f} s'}" for peer, at in sorted(times.items()))
 
 
@@ -258,7 +258,7 @@ def test_a_host_whose_link_goes_down_mid_swarm_is_forgotten_and_rejoins(swarm):
     swarm.hosts.link_down(swarm.address(VICTIM))
     down = time.monotonic()
 
-    def forgotten_by_all() -> Optional[dict[int, float]]:
+    def forgotten_by_all() -> dict[int, float] | None:
         times = {other: swarm.peers[other].first(lost(VICTIM), down) for other in OTHERS}
         return times if all(at is not None for at in times.values()) else None
 
@@ -293,7 +293,8 @@ def test_a_host_whose_peer_is_killed_and_started_again_completes(swarm):
                      f"peer {VICTIM} is connected again to every other peer after its restart")
     forgotten = {other: swarm.peers[other].first(lost(VICTIM), kill) for other in OTHERS}
     print(f"\nkilled peer {VICTIM} with {victim_pieces} pieces; forgotten after {since(kill, forgotten)};"
-          f" started again after {again - kill:.1f} s; connected again after {since(again, swarm.reconnections(again))}")
+          f" started again after {again - kill:.1f} s;"
+          f" connected again after {since(again, swarm.reconnections(again))}")
     print(f"swarm {swarm.finish():.1f} s")
 
 

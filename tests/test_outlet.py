@@ -6,9 +6,18 @@ import subprocess
 import threading
 import time
 
-from twisted_p2p.outlet import Outlet
+from support import (
+    free_ports,
+    seed_bytes,
+    start_peer,
+    swarm_config,
+    twistd,
+    wait_for_peers,
+    write_config,
+    write_seed_files,
+)
 
-from support import free_ports, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config, write_seed_files
+from twisted_p2p.outlet import Outlet
 
 
 def _pipe():

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from support import swarm_config
 
 from twisted_p2p.launcher import pace, run
-
-from support import swarm_config
 
 MB20 = 20 * 1024 * 1024
 

@@ -6,14 +6,13 @@ import math
 import random
 
 import pytest
+from piecebook import request_book
 from twisted.internet.task import Clock
 
 from twisted_p2p import pipeline
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.pipeline import PipelineWindow
 from twisted_p2p.requests import Answer
-
-from piecebook import request_book
 
 PIECES = 4000
 PEER = 7

@@ -6,12 +6,11 @@ from __future__ import annotations
 import struct
 
 import pytest
+from test_protocol import Peer
 
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import Common
-
-from test_protocol import Peer
 
 
 def handshake_of(transport) -> bytes:

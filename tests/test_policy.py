@@ -11,7 +11,6 @@ from twisted_p2p import policy
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.policy import MissingPieces
 
-
 # -- interest ------------------------------------------------------------------------
 
 

@@ -8,13 +8,18 @@ import time
 from pathlib import Path
 
 import pytest
-
-from twisted_p2p.eventlog import parse_line
-
 from support import (
-    free_ports, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
+    free_ports,
+    seed_bytes,
+    start_peer,
+    swarm_config,
+    twistd,
+    wait_for_peers,
+    write_config,
     write_seed_files,
 )
+
+from twisted_p2p.eventlog import parse_line
 
 
 def run_twistd(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -37,7 +42,7 @@ def test_six_twistd_processes_in_the_course_layout_finish_by_themselves(tmp_path
         assert process.returncode == 0, output
         assert (tmp_path / f"peer_{peer_id}" / "TheFile.dat").read_bytes() == content
         lines = (tmp_path / f"log_peer_{peer_id}.log").read_text().splitlines()
-        assert lines and all(parse_line(line) for line in lines), [l for l in lines if not parse_line(l)]
+        assert lines and all(parse_line(line) for line in lines), [line for line in lines if not parse_line(line)]
         completions = [line for line in lines if line.endswith(f"Peer {peer_id} has downloaded the complete file.")]
         assert len(completions) == (0 if peer_id in seeds else 1)
         assert "Traceback" not in output, output

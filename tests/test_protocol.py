@@ -9,24 +9,21 @@ import io
 import random
 import struct
 from pathlib import Path
-from typing import Optional
 
 import pytest
+from support import peer_settings, seed_bytes, swarm_config
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
-from twisted.logger import globalLogPublisher
+from wirebytes import encode
 
 from twisted_p2p import auth, wire
 from twisted_p2p.bitfield import PieceSet
+from twisted_p2p.ending import TOLD_GRACE
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.protocol import HAVE_INTERVAL, PeerProtocol
 from twisted_p2p.resume import Resume
-from twisted_p2p.ending import TOLD_GRACE
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
-
-from wirebytes import encode
-from support import peer_settings, seed_bytes, swarm_config
 
 PIECE = 100
 FILE_SIZE = 1050  # 11 pieces, the last of 50 bytes
@@ -66,7 +63,7 @@ class Peer:
         self.service.startService()
         self.decoder = wire.Decoder(self.common)
 
-    def connect(self, dialled: Optional[int] = None) -> tuple[PeerProtocol, StringTransport]:
+    def connect(self, dialled: int | None = None) -> tuple[PeerProtocol, StringTransport]:
         protocol = PeerProtocol(self.service, expected_peer_id=dialled)
         transport = StringTransport()
         protocol.makeConnection(transport)
@@ -100,14 +97,6 @@ class Peer:
         parsed = [parse_line(line) for line in lines]
         assert None not in parsed, lines  # nothing but SPEC §5 sentences
         return parsed
-
-
-@pytest.fixture
-def warnings():
-    observer = EventLoggingObserver()
-    globalLogPublisher.addObserver(observer)
-    yield observer
-    globalLogPublisher.removeObserver(observer)
 
 
 def warning_texts(observer: EventLoggingObserver) -> list[str]:
@@ -623,7 +612,8 @@ def test_free_slots_are_filled_at_once_then_the_optimistic_one(tmp_path):
     peer = Peer(tmp_path, 1001, k=2)
     pairs = _interested_neighbours(peer, [1002, 1003, 1004, 1005])
     assert len(peer.service.choker.preferred) == 2
-    assert peer.service.choker.optimistic is not None and peer.service.choker.optimistic not in peer.service.choker.preferred
+    assert peer.service.choker.optimistic is not None
+    assert peer.service.choker.optimistic not in peer.service.choker.preferred
     assert peer.service.choker.unchoked == set(peer.service.choker.preferred) | {peer.service.choker.optimistic}
     unchokes = {pid: peer.sent(t).count(wire.Unchoke()) for pid, (_, t) in pairs.items()}
     assert sorted(unchokes.values()) == [0, 1, 1, 1]  # once each, never repeated

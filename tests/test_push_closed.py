@@ -9,14 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from sshhosts import SshHosts, hosts_with_private_work
 
 from twisted_p2p.launcher.plan import demo_bytes
-
-from sshhosts import SshHosts, hosts_with_private_work
 
 SUBNET = "10.213.40"
 WORK = Path(f"/tmp/p2p-push-closed-{os.getpid()}")

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import io
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
-from twisted_p2p.storage import parse_resume_report, resume_report
 from twisted_p2p.launcher import push
 from twisted_p2p.launcher.progress import COMPACT_OVER, PeerProgress, render_hosts
 from twisted_p2p.launcher.pushinput import (
@@ -32,6 +30,7 @@ from twisted_p2p.launcher.pushresume import (
     split_answer,
 )
 from twisted_p2p.launcher.remote import Host, Ssh, prepare_script
+from twisted_p2p.storage import parse_resume_report, resume_report
 
 SHA = "ab" * 32
 

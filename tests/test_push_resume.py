@@ -11,14 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pytest
+from sshhosts import SshHosts, hosts_with_private_work
 
 from twisted_p2p.launcher.plan import demo_bytes
-
-from sshhosts import SshHosts, hosts_with_private_work
 
 SUBNET = "10.213.12"
 WORK = Path(f"/tmp/p2p-push-resume-{os.getpid()}")  # private on every host: separate disks
@@ -41,8 +40,8 @@ def source(tmp_path: Path, hosts: SshHosts) -> Path:
     return path
 
 
-def push(hosts: SshHosts, source: Path, targets: list[str], *args: str, stdin: Optional[str] = None,
-         config: Optional[Path] = None) -> subprocess.Popen:
+def push(hosts: SshHosts, source: Path, targets: list[str], *args: str, stdin: str | None = None,
+         config: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "twisted_p2p.launcher.cli", "push", str(source), *targets, "--dest", str(INBOX),
          "--ssh-config", str(config or hosts.ssh_config), "--connect-timeout", "3", "--timeout", "120", *args],
@@ -51,7 +50,7 @@ def push(hosts: SshHosts, source: Path, targets: list[str], *args: str, stdin: O
     )
 
 
-def finish(process: subprocess.Popen, stdin: Optional[str] = None, timeout: float = 150) -> str:
+def finish(process: subprocess.Popen, stdin: str | None = None, timeout: float = 150) -> str:
     try:
         return process.communicate(stdin, timeout=timeout)[0]
     finally:

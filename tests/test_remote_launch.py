@@ -12,16 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from sshhosts import SshHosts, hosts_with_private_work
+from support import write_config
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.launcher.plan import demo_bytes
-
-from sshhosts import SshHosts, hosts_with_private_work
-from support import write_config
 
 SUBNET = "10.213.10"
 WORK = Path(f"/tmp/p2p-remote-launch-{os.getpid()}")  # private on every host: separate disks
@@ -106,8 +105,8 @@ def test_six_peers_on_four_hosts_with_no_template(tmp_path, hosts):
 def test_every_way_of_stopping_leaves_nothing_on_any_host(tmp_path, hosts, how):
     six_peers_on_four_hosts(tmp_path, hosts)
     extra = ["--timeout", "2"] if how == "timeout" else []
-    process = launcher(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK), "--stagger", "0.3",
-                       *extra)
+    process = launcher(tmp_path, hosts, "run", "conf", "--demo-file", "--pace", "off", "--work-dir", str(WORK),
+                       "--stagger", "0.3", *extra)
     try:
         seen = wait_for(process, "started peer 1006")
         if how in ("SIGINT", "SIGTERM"):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from piecebook import request_book
 from twisted.internet.task import Clock
 
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.requests import Answer, RequestTimeouts
-
-from piecebook import request_book
 
 TOTAL = 20
 EVERYTHING = PieceSet.full(TOTAL)

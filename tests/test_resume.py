@@ -13,21 +13,27 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from support import (
+    free_ports,
+    peer_settings,
+    seed_bytes,
+    start_peer,
+    swarm_config,
+    twistd,
+    wait_for_peers,
+    write_config,
+    write_seed_files,
+)
+from test_swarm import _run_swarm
 from twisted.internet import defer, reactor, task
+from wirebytes import encode
 
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import parse_line
+from twisted_p2p.layout import journal_path
 from twisted_p2p.node import PeerNode
 from twisted_p2p.resume import Resume, current_boot_id, decode_state, encode_state, forget
-from twisted_p2p.layout import journal_path
 from twisted_p2p.storage import PieceStore, StorageError, data_path
-
-from wirebytes import encode
-from test_swarm import _run_swarm
-from support import (
-    free_ports, peer_settings, seed_bytes, start_peer, swarm_config, twistd, wait_for_peers, write_config,
-    write_seed_files,
-)
 
 CONFIG = swarm_config([1001, 1002, 1003], [1001], 1050, 100)
 COMMON = CONFIG.common
@@ -345,10 +351,11 @@ def test_full_disk_at_start_is_a_clear_error(tmp_path):
 
 
 def test_a_write_that_fails_mid_download_stops_the_peer_without_claiming_the_piece(tmp_path):
+    from test_protocol import CONTENT as PIECES_CONTENT
+    from test_protocol import Peer
+
     from twisted_p2p import wire
     from twisted_p2p.service import PeerFailed
-
-    from test_protocol import CONTENT as PIECES_CONTENT, Peer
 
     peer = Peer(tmp_path, 1003, seeds=(1001,))
     failures = []
@@ -377,13 +384,14 @@ def _complete_download(peer, seed, transport, content):
     while not peer.store.held.complete:
         (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
         start = request.index * 100
-        seed.dataReceived(encode(wire.Piece(request.index, content[start : start + peer.common.piece_length(request.index)])))
+        end = start + peer.common.piece_length(request.index)
+        seed.dataReceived(encode(wire.Piece(request.index, content[start:end])))
 
 
 def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
+    from test_protocol import CONTENT as PIECES_CONTENT
+    from test_protocol import Peer
     from twisted.internet.defer import Deferred
-
-    from test_protocol import CONTENT as PIECES_CONTENT, Peer
 
     peer = Peer(tmp_path, 1003, seeds=(1001,), resume=True)
     handed = []
@@ -415,9 +423,10 @@ def test_a_save_never_overlaps_the_one_under_way_in_the_background(tmp_path):
 def test_completion_never_syncs_on_the_reactor_thread(tmp_path, monkeypatch):
     """The last piece arrives while neighbours still download from us: every sync is
     handed to the worker thread, none is made in the reactor's turn."""
-    from twisted_p2p import wire
+    from test_protocol import CONTENT as PIECES_CONTENT
+    from test_protocol import Peer
 
-    from test_protocol import CONTENT as PIECES_CONTENT, Peer
+    from twisted_p2p import wire
 
     peer = Peer(tmp_path, 1003, seeds=(1001,), resume=True)
     handed = []
@@ -438,9 +447,10 @@ def test_completion_never_syncs_on_the_reactor_thread(tmp_path, monkeypatch):
 
 
 def test_a_leecher_restarted_after_its_swarm_finished_says_so_and_is_done(tmp_path):
-    from twisted_p2p import wire
+    from test_protocol import CONTENT as PIECES_CONTENT
+    from test_protocol import Peer
 
-    from test_protocol import CONTENT as PIECES_CONTENT, Peer
+    from twisted_p2p import wire
 
     first = Peer(tmp_path, 1003, seeds=(1001,), resume=True)
     seed, transport = first.neighbour(1001, pieces=range(11), dialled=True)
@@ -471,7 +481,8 @@ def _crash(node):
     node.resume.close()
     node.events.flush()
     node._event_file.close()
-    yield defer.gatherResults([defer.maybeDeferred(dialler.stopService) for dialler in list(node)[1:]] + [node.port.stopListening()])
+    yield defer.gatherResults([defer.maybeDeferred(dialler.stopService) for dialler in list(node)[1:]]
+                              + [node.port.stopListening()])
 
 
 @pytest_twisted.inlineCallbacks

@@ -10,20 +10,19 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
+from browser import blankness, dump_dom, needs_chromium, screenshot
+from support import write_config
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, load
 from twisted_p2p.eventlog import SENTENCES, TIME_FORMAT, Event
 from twisted_p2p.launcher.audit import audit
-from twisted_p2p.launcher.runpage import PALETTE, REPORT_HTML, SEED_COLOUR, render_html, write_html_report
 from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.runpage import PALETTE, REPORT_HTML, SEED_COLOUR, render_html, write_html_report
 from twisted_p2p.launcher.runreport import PeerResult, build_report
-
-from browser import blankness, dump_dom, needs_chromium, screenshot
-from support import write_config
 
 START = time.mktime(time.strptime("2024-05-01 10:00:00", TIME_FORMAT))
 
@@ -141,7 +140,8 @@ def two_peer_page(total: int, logged: Sequence[int], complete: bool) -> str:
     if complete:
         progress[1].apply(Event(START + 2, "complete", 2))
     results = [PeerResult(peer, 0, True) for peer in progress]
-    report = build_report(results, "finished", 0, 3.0, {"name": "f", "size": total * 10, "pieces": total, "sha256": None})
+    report = build_report(results, "finished", 0, 3.0,
+                          {"name": "f", "size": total * 10, "pieces": total, "sha256": None})
     return render_html(report, progress, config)
 
 

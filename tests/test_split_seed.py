@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import random
 
+from piecebook import request_book
 from twisted.internet.task import Clock
 
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.policy import seed_share
 from twisted_p2p.requests import RequestBook, Requests
-
-from piecebook import request_book
 
 TOTAL = 20
 SEED = PieceSet.full(TOTAL)

@@ -26,7 +26,7 @@ def refused_or_silent(address: str) -> str:
         socket.create_connection((address, 22), timeout=1).close()
     except ConnectionRefusedError:
         return "refused"
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return "silent"
     return "open"
 

@@ -5,6 +5,7 @@ import io
 import random
 
 import pytest_twisted
+from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
 from twisted.internet import defer, reactor, task
 from twisted.internet.task import Clock
 from twisted.test import iosim
@@ -15,8 +16,6 @@ from twisted_p2p.layout import event_log_path
 from twisted_p2p.node import PeerNode
 from twisted_p2p.service import PeerService
 from twisted_p2p.storage import PieceStore, data_path
-
-from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
 
 
 def test_two_peers_wired_in_memory_exchange_the_file(tmp_path):

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from browser import blankness, needs_chromium
 from support import swarm_config, write_config
 
@@ -40,8 +39,9 @@ def launcher(tmp_path: Path):
     write_config(tmp_path / "conf", config)
     output = open(tmp_path / "launcher.txt", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "twisted_p2p.launcher.cli", "run", str(tmp_path / "conf"), "--demo-file", "--pace", "off",
-         "--work-dir", str(tmp_path / "work"), "--upload-rate", "150000", "--web", "127.0.0.1:0", "--web-linger", "60"],
+        [sys.executable, "-m", "twisted_p2p.launcher.cli", "run", str(tmp_path / "conf"), "--demo-file",
+         "--pace", "off", "--work-dir", str(tmp_path / "work"), "--upload-rate", "150000",
+         "--web", "127.0.0.1:0", "--web-linger", "60"],
         stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
     deadline = time.monotonic() + 20
     url = None

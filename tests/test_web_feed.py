@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import swarm_config
 from twisted.web.test.requesthelper import DummyRequest
 
 from twisted_p2p.eventlog import SENTENCES, format_time
-from twisted_p2p.launcher.runpage import PALETTE
 from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.runpage import PALETTE
 from twisted_p2p.launcher.web.feed import Feed
 from twisted_p2p.launcher.web.server import EventStream, parse_address, sse
-
-from support import swarm_config
 
 START = 1_700_000_000.0
 CONFIG = swarm_config([1001, 1002, 1003], seeds=[1001], file_size=5 * 1000, piece_size=1000)  # 5 pieces

@@ -6,6 +6,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wirebytes import encode
 
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
@@ -22,8 +23,6 @@ from twisted_p2p.wire import (
     Request,
     Unchoke,
 )
-
-from wirebytes import encode
 
 HEADER = b"P2PFILESHARINGPROJ"
 

@@ -14,9 +14,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from twisted.internet import protocol
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.python.failure import Failure
 
 # Runs the command in a session of its own, so one killpg stops it and its children,
 # at a lower priority when asked (argv[1]: the nice increment). Linux gives each session
@@ -86,7 +88,7 @@ class CappedOutput:
     """A child's output on disk, at most ``cap`` bytes of it (None: all of it), so that
     a child that floods its output cannot fill the disk."""
 
-    def __init__(self, path: Path, cap: Optional[int] = None) -> None:
+    def __init__(self, path: Path, cap: int | None = None) -> None:
         self._file = open(path, "wb")
         self.cap = cap
         self.received = 0  # bytes the child wrote, kept or not
@@ -102,13 +104,24 @@ class CappedOutput:
         self._file.close()
 
 
+def exit_of(reason: Failure) -> tuple[int, int | None]:
+    """A child's end, from the reason ``processEnded`` was given: its status (the exit
+    code, or -signal when a signal ended it) and that signal (None when it exited)."""
+    ended = reason.value
+    assert isinstance(ended, (ProcessDone, ProcessTerminated)), ended
+    if ended.signal is not None:
+        return -ended.signal, ended.signal
+    assert ended.exitCode is not None  # Twisted gives one of the two
+    return ended.exitCode, None
+
+
 class SessionProcess(protocol.ProcessProtocol):
     """A child on the reactor, in a session of its own: signalled and stopped as a whole.
 
     Subclasses say whether it still runs (``running``) and follow its output.
     """
 
-    pid: Optional[int] = None
+    pid: int | None = None
     running = False
 
     def spawn_in_session(self, reactor: Any, argv: list[str], cwd: Path, nice: int = 0, **options: Any) -> None:
@@ -117,6 +130,7 @@ class SessionProcess(protocol.ProcessProtocol):
         reactor.spawnProcess(self, command[0], command, path=str(cwd), **options)
 
     def connectionMade(self) -> None:
+        assert self.transport is not None  # makeConnection has just set it
         self.pid = self.transport.pid
 
     def session_alive(self) -> bool:
@@ -147,7 +161,7 @@ class Usage:
         return cls(usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
-def wait_for(pid: int, block: bool = True) -> Optional[tuple[int, Usage]]:
+def wait_for(pid: int, block: bool = True) -> tuple[int, Usage] | None:
     """Reap the child ``pid`` (os.wait4): its exit status as a return code (-signal when
     killed) and its own usage; None if it still runs and ``block`` is False."""
     got, status, usage = os.wait4(pid, 0 if block else os.WNOHANG)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 USAGE = """usage: p2p-swarm COMMAND [options]
 
@@ -16,7 +15,7 @@ commands:
 'p2p-swarm COMMAND --help' explains each command."""
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import shutil
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from twisted_p2p.launcher.progress import PeerProgress, render, render_hosts
 

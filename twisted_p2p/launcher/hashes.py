@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional
 
-from twisted_p2p.layout import data_path
 from twisted_p2p.config import ConfigError, load
+from twisted_p2p.layout import data_path
 from twisted_p2p.manifest import write_manifest_from
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="p2p-swarm hashes",
         description="Write CONFIG_DIR/FileName.hashes, the SHA-256 of every piece, from the first "

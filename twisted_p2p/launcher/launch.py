@@ -14,16 +14,16 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import TextIO
 
 from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig, load
-from twisted_p2p.layout import data_path
 from twisted_p2p.launcher.options import RunOptions, peer_options
 from twisted_p2p.launcher.pace import demo_pace
 from twisted_p2p.launcher.plan import Launch, plan, prepare_work_dir, twistd_command
 from twisted_p2p.launcher.reactorrun import run_peers
 from twisted_p2p.launcher.remote import Host, Hosts, RemoteError, Ssh, prepare_script
 from twisted_p2p.launcher.runend import conclude
+from twisted_p2p.layout import data_path
 
 USAGE_ERROR = 2  # the exit status when the config, the files or a host cannot be used
 
@@ -113,7 +113,7 @@ def run_on_hosts(options: RunOptions, config: SwarmConfig, launches: list[Launch
     return run.code
 
 
-def local_seed(config: SwarmConfig, work_dir: Path, peer_id: int) -> Optional[Path]:
+def local_seed(config: SwarmConfig, work_dir: Path, peer_id: int) -> Path | None:
     """The file to send to a remote seed that lacks it: its own here, else any seed's."""
     name = config.common.file_name
     paths = [data_path(work_dir, peer_id, name)]

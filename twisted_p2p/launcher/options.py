@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 #: The most requests in flight per neighbour with our pipelining extension (``push``'s
 #: default; ``run`` speaks the course's protocol unless asked); each peer keeps what the
@@ -25,18 +24,18 @@ class RunOptions:
     demo_file: bool = False  # create each seed's missing file, and pace the swarm (``pace``)
     pace: str = "auto"  # "auto": with demo_file and no upload_rate, cap uploads to last about a minute; "off"
     stagger: float = 0.2  # seconds between peer starts
-    timeout: Optional[float] = None  # stop everything after this many seconds
+    timeout: float | None = None  # stop everything after this many seconds
     pipeline: int = 0  # most requests outstanding per neighbour (our extension); 0: the course's one
     refill_slots: bool = False  # give a slot freed between rounds to a waiting neighbour at once
     upload_rate: int = 0  # each peer's upload cap in bytes per second; 0: none
-    web: Optional[tuple[str, int]] = None  # the live dashboard's (host, port)
-    web_linger: Optional[float] = None  # seconds the dashboard stays after the run; None: until Ctrl-C
-    remote_dir: Optional[str] = None  # the work dir on other hosts ({host}: its name); None: work_dir's path
-    remote_twistd: Optional[str] = None  # twistd on other hosts; None: the same path as here
-    ssh_config: Optional[str] = None  # ssh -F
+    web: tuple[str, int] | None = None  # the live dashboard's (host, port)
+    web_linger: float | None = None  # seconds the dashboard stays after the run; None: until Ctrl-C
+    remote_dir: str | None = None  # the work dir on other hosts ({host}: its name); None: work_dir's path
+    remote_twistd: str | None = None  # twistd on other hosts; None: the same path as here
+    ssh_config: str | None = None  # ssh -F
     connect_timeout: float = 10.0  # seconds ssh may take to connect to a host
     dry_run: bool = False  # print what would run on each host, and run nothing
-    remote_shell: Optional[str] = None  # the user's own command for a peer on another host
+    remote_shell: str | None = None  # the user's own command for a peer on another host
 
 
 def peer_options(options: RunOptions, all_ours: bool) -> list[str]:

@@ -12,12 +12,11 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig
+from twisted_p2p.launcher.remote import Host, Ssh, peer_command, remote_dir_for
 from twisted_p2p.layout import PEER_INFO_CFG, data_path, event_log_path, twistd_output_name
 from twisted_p2p.resume import forget as forget_resume_state
-from twisted_p2p.launcher.remote import Host, Ssh, peer_command, remote_dir_for
 
 _SAFE_HOST = re.compile(r"[A-Za-z0-9._:%@-]+")  # push names hosts user@host:port too
 DEMO_SEED = 20240101  # every seed's demo file is the same bytes
@@ -150,7 +149,7 @@ class Launch:
     argv: list[str]
     cwd: Path
     output: Path
-    tail: Optional[Path]
+    tail: Path | None
     over_ssh: bool = False  # on its host's ssh connection: the launcher checks it is gone
 
 
@@ -160,8 +159,8 @@ def plan(
     work_dir: Path,
     ssh: Ssh,
     remote_dir: str,
-    remote_twistd: Optional[list[str]] = None,
-    template: Optional[str] = None,
+    remote_twistd: list[str] | None = None,
+    template: str | None = None,
 ) -> tuple[list[Launch], list[Host]]:
     """Each peer's launch, and the remote hosts to prepare. A peer on another host runs
     over that host's ssh connection in ``remote_dir`` (``{host}`` replaced), with the
@@ -178,7 +177,8 @@ def plan(
             launches.append(Launch(peer, argv, work_dir, output, event_log_path(work_dir, peer.peer_id)))
             continue
         if not _SAFE_HOST.fullmatch(peer.host) or peer.host.startswith("-"):
-            raise ConfigError(PEER_INFO_CFG, None, f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
+            raise ConfigError(PEER_INFO_CFG, None,
+                              f"host {peer.host!r} of peer {peer.peer_id} is not a plain host name")
         if template is not None:
             argv = remote_command(template, twistd, peer, remote_dir_for(remote_dir, peer.host), config_dir)
         else:

@@ -7,8 +7,8 @@ display, the summary and the report.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
 
 from twisted_p2p.eventlog import Event, parse_line
 from twisted_p2p.storage import parse_digest_report, parse_resume_report
@@ -25,7 +25,7 @@ class LineBuffer:
     parsed until its newline arrives.
     """
 
-    def __init__(self, skip: Optional[bytes] = None) -> None:
+    def __init__(self, skip: bytes | None = None) -> None:
         self._partial = b""
         self.skip = skip  # lines holding these bytes are dropped undecoded
 
@@ -56,7 +56,7 @@ class PeerProgress:
     start: float
     held: int = 0
     state: str = "waiting"
-    completed_at: Optional[float] = None
+    completed_at: float | None = None
     received_from: Counter[int] = field(default_factory=Counter)
     unchoked_by: dict[int, bool] = field(default_factory=dict)
     timeline: list[tuple[float, int]] = field(default_factory=list)
@@ -66,14 +66,14 @@ class PeerProgress:
     pieces: dict[int, int] = field(default_factory=dict)
     #: its own choice, as its log last said: preferred neighbours and the optimistic one
     preferred: tuple[int, ...] = ()
-    optimistic: Optional[int] = None
+    optimistic: int | None = None
     #: its last event-log lines, (seconds since start, line)
     lines: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=LINES_KEPT))
     lines_seen: int = 0  # all its lines so far, kept or not: tells a reader which are new
     #: The SHA-256 a peer on another host printed when it finished (--echo-events).
-    reported_sha256: Optional[str] = None
+    reported_sha256: str | None = None
     #: The pieces it started with, kept from before (a resumed leecher's report), if any.
-    resumed: Optional[int] = None
+    resumed: int | None = None
 
     def __post_init__(self) -> None:
         if self.seed:
@@ -82,7 +82,7 @@ class PeerProgress:
         self.timeline.append((0.0, self.held))
         self.unchoke_timeline.append((0.0, 0))
 
-    def feed_line(self, line: str) -> Optional[Event]:
+    def feed_line(self, line: str) -> Event | None:
         """Apply one log line; lines that are not this peer's sentences are ignored, and so
         are the received 'have' / 'interested' / 'not interested' lines: they change
         nothing here and are most of a log (a 'have' from every neighbour for every piece),

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import TextIO
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.launcher.pushinput import HostSpec, endpoints, parse_host, parse_rate, read_hosts
@@ -50,7 +50,7 @@ class PieceChoice:
     why: str
 
 
-def piece_size_for(file_size: int, round_trip: Optional[float] = None, hosts: int = 1) -> PieceChoice:
+def piece_size_for(file_size: int, round_trip: float | None = None, hosts: int = 1) -> PieceChoice:
     """A power of two from 16 KiB to 4 MiB: about 2,000 pieces, and, when the round
     trip to the farthest host is known, big enough that one piece per round trip moves
     ``PATH_RATE`` -- but never so big that the hosts get fewer than 16 pieces each.
@@ -75,7 +75,7 @@ def piece_size_for(file_size: int, round_trip: Optional[float] = None, hosts: in
     return PieceChoice(size, why)
 
 
-def ssh_endpoint(host: str, ssh_config: Optional[str]) -> tuple[str, int]:
+def ssh_endpoint(host: str, ssh_config: str | None) -> tuple[str, int]:
     """The address and port ssh would connect to for ``host`` (``ssh -G``; no connection)."""
     try:
         target = parse_host(host).ssh_args()
@@ -87,7 +87,7 @@ def ssh_endpoint(host: str, ssh_config: Optional[str]) -> tuple[str, int]:
     return settings.get("hostname", host), int(settings.get("port", "22"))
 
 
-def round_trip_to(host: str, ssh_config: Optional[str], timeout: float = 2.0) -> Optional[float]:
+def round_trip_to(host: str, ssh_config: str | None, timeout: float = 2.0) -> float | None:
     """Seconds for a TCP handshake with ``host``'s ssh server, the fastest of a few
     (a handshake is one round trip and sends no data); None if it cannot be timed."""
     try:
@@ -102,7 +102,7 @@ def round_trip_to(host: str, ssh_config: Optional[str], timeout: float = 2.0) ->
         return None
 
 
-def farthest_round_trip(hosts: list[str], ssh_config: Optional[str]) -> Optional[float]:
+def farthest_round_trip(hosts: list[str], ssh_config: str | None) -> float | None:
     """The longest round trip to any of ``hosts``, timed in parallel; None if none could be."""
     with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
         times = [t for t in pool.map(lambda host: round_trip_to(host, ssh_config), hosts) if t is not None]
@@ -132,7 +132,7 @@ def swarm_for(file: Path, hosts: list[str], seed_address: str, seed_port: int, r
     return SwarmConfig(common, tuple(peers))
 
 
-def first_route(hosts: list[str]) -> tuple[Optional[str], str]:
+def first_route(hosts: list[str]) -> tuple[str | None, str]:
     """The address this machine reaches the first routable host by, or None and why
     not: one unknown host must not stop the push to the others."""
     why = ""
@@ -167,7 +167,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="[a power of two from 16 KiB to 4 MiB: about 2,000 pieces, larger where the round "
                         "trip to the farthest host (timed by TCP handshakes with its ssh port) would otherwise "
                         "slow one piece per round trip below 125 MB/s, at least 16 pieces per host]")
-    parser.add_argument("--remote-twistd", default=None, metavar="PATH", help="twistd on the hosts [the same path as here]")
+    parser.add_argument("--remote-twistd", default=None, metavar="PATH",
+                        help="twistd on the hosts [the same path as here]")
     parser.add_argument("--ssh-config", default=None, metavar="FILE", help="ssh's configuration file (ssh -F)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="[%(default)s]")
     parser.add_argument("--timeout", type=float, default=None, metavar="S", help="give up after this many seconds")
@@ -238,7 +239,7 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
             return 2
     from twisted_p2p.launcher.pushrun import Push
 
-    def configure(needed: list[str], resumable: Optional[int] = None) -> tuple[SwarmConfig, str]:
+    def configure(needed: list[str], resumable: int | None = None) -> tuple[SwarmConfig, str]:
         if args.piece_size is not None:
             choice = PieceChoice(args.piece_size, "--piece-size")
         elif resumable is not None:  # the same pieces, or the unfinished copies are worth nothing
@@ -270,8 +271,8 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
     return conclude(outcomes, code, file, job.sha256, time.monotonic() - began, args.json, stdout)
 
 
-def conclude(outcomes: list[HostOutcome], code: Optional[int], file: Path, sha256: Optional[str], seconds: float,
-             json_path: Optional[str], stdout: TextIO) -> int:
+def conclude(outcomes: list[HostOutcome], code: int | None, file: Path, sha256: str | None, seconds: float,
+             json_path: str | None, stdout: TextIO) -> int:
     """The per-host table, ``--json``, and the exit status: 0 only when every host has
     the file, 1 otherwise (130/143 after Ctrl-C/SIGTERM, as given in ``code``)."""
     code = exit_status(outcomes) if code is None else code
@@ -291,7 +292,7 @@ def conclude(outcomes: list[HostOutcome], code: Optional[int], file: Path, sha25
     return code
 
 
-def peer_options(upload_rate: Optional[int]) -> list[str]:
+def peer_options(upload_rate: int | None) -> list[str]:
     """What every peer of this push is started with besides PEER_OPTIONS and the closed swarm's."""
     return ["--upload-rate", str(upload_rate)] if upload_rate else []
 

@@ -14,7 +14,7 @@ import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Optional, TextIO
+from typing import TextIO
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
 
@@ -31,7 +31,7 @@ class HostSpec:
 
     name: str
     destination: str
-    port: Optional[int] = None
+    port: int | None = None
 
     def ssh_args(self) -> list[str]:
         """The destination as ssh's arguments (``-p`` is an option, before the host)."""
@@ -91,7 +91,7 @@ class Endpoint:
     port: int
 
 
-def ssh_settings(spec: HostSpec, ssh_config: Optional[str]) -> dict[str, str]:
+def ssh_settings(spec: HostSpec, ssh_config: str | None) -> dict[str, str]:
     """``ssh -G``: the settings ssh would use for the host, its config applied; no
     connection is made."""
     argv = ["ssh", "-G"] + (["-F", ssh_config] if ssh_config else []) + spec.ssh_args()
@@ -99,7 +99,7 @@ def ssh_settings(spec: HostSpec, ssh_config: Optional[str]) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in shown.splitlines() if " " in line)
 
 
-def endpoint_of(spec: HostSpec, ssh_config: Optional[str]) -> Endpoint:
+def endpoint_of(spec: HostSpec, ssh_config: str | None) -> Endpoint:
     """The address and port ssh reaches for ``spec``; the name ssh would use when it
     does not resolve here (or ssh cannot say), so that the failure is ssh's own later."""
     try:
@@ -113,7 +113,7 @@ def endpoint_of(spec: HostSpec, ssh_config: Optional[str]) -> Endpoint:
         return Endpoint(name, port)
 
 
-def endpoints(specs: list[HostSpec], ssh_config: Optional[str]) -> dict[str, Endpoint]:
+def endpoints(specs: list[HostSpec], ssh_config: str | None) -> dict[str, Endpoint]:
     """:func:`endpoint_of` for every host at once, by name."""
     if not specs:
         return {}

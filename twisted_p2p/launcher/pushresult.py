@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Optional
+from typing import Any
 
 DELIVERED = "delivered"
 ALREADY_THERE = "already-there"
@@ -24,7 +25,7 @@ class HostOutcome:
     host: str
     state: str
     path: str
-    cause: Optional[str] = None
+    cause: str | None = None
 
     @property
     def has_file(self) -> bool:
@@ -63,7 +64,7 @@ def holds_file(output: str, size: int, sha256: str) -> tuple[bool, str]:
 # -- after: which copies to verify and move, and why the others failed ------------
 
 
-def unfinished_cause(held: int, total: int, started: bool, dropped: Optional[str], outcome: str,
+def unfinished_cause(held: int, total: int, started: bool, dropped: str | None, outcome: str,
                      why: str) -> str:
     """Why a host's peer did not complete, in a few words (its progress appended)."""
     at = f" at {held}/{total} pieces"
@@ -78,7 +79,7 @@ def unfinished_cause(held: int, total: int, started: bool, dropped: Optional[str
     return f"the swarm stopped ({why}){at}" if why else f"the swarm stopped{at}"
 
 
-def deliver_script(work: str, source: str, target: str, sha256: Optional[str]) -> str:
+def deliver_script(work: str, source: str, target: str, sha256: str | None) -> str:
     """Check the copy at ``source`` (under ``work``) against ``sha256`` unless that is
     None (its peer already reported the right one), move it to ``target``, and remove
     ``work``; a wrong copy stays in ``work`` and the script says so on stderr."""
@@ -114,7 +115,7 @@ def table(outcomes: list[HostOutcome]) -> list[str]:
     return lines
 
 
-def as_json(outcomes: list[HostOutcome], file_name: str, size: int, sha256: Optional[str],
+def as_json(outcomes: list[HostOutcome], file_name: str, size: int, sha256: str | None,
             seconds: float, code: int) -> dict[str, Any]:
     """``--json``: the table for scripts (README, "push")."""
     return {

@@ -18,7 +18,6 @@ import json
 import shlex
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 RECORD_NAME = "push.json"
 RECORD_FORMAT = "p2p-swarm push 1"
@@ -66,10 +65,10 @@ class Probe:
     reused by this push) and the KiB free on the destination's filesystem (None if
     ``df`` could not say)."""
 
-    record: Optional[Record] = None
+    record: Record | None = None
     torn: bool = False
     work_kib: int = 0
-    free_kib: Optional[int] = None
+    free_kib: int | None = None
 
 
 def probe_script(work: str, dest: str) -> str:
@@ -106,7 +105,7 @@ def split_answer(output: str) -> tuple[str, Probe]:
                                    int(free) if free.isdigit() else None)
 
 
-def piece_size_to_resume(probes: list[Probe], file_name: str, size: int, sha256: str) -> Optional[int]:
+def piece_size_to_resume(probes: list[Probe], file_name: str, size: int, sha256: str) -> int | None:
     """The piece size of the earlier pushes of this very file whose copies are
     partial on these hosts (the most common one), or None if there are none."""
     sizes = Counter(probe.record.piece_size for probe in probes
@@ -127,7 +126,7 @@ def resume_from(probe: Probe, file_name: str, size: int, sha256: str, piece_size
     return record.peer_id, "an unfinished copy there: its verified pieces are kept"
 
 
-def lacks_room(probe: Probe, size: int, dest: str) -> Optional[str]:
+def lacks_room(probe: Probe, size: int, dest: str) -> str | None:
     """Why the host's disk cannot take the file, or None: what is free, plus what its
     work dir holds (reused or removed by this push), must hold the file and a margin."""
     if probe.free_kib is None:

@@ -14,14 +14,14 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence, TextIO
+from typing import TextIO
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.config import write as write_config
-from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, peer_dir_name
 from twisted_p2p.launcher import closed
 from twisted_p2p.launcher.options import DEFAULT_PIPELINE, RunOptions, peer_options
 from twisted_p2p.launcher.plan import Launch, is_local_host, local_identity, plan, twistd_command
@@ -51,6 +51,7 @@ from twisted_p2p.launcher.remote import Hosts, RemoteError, remote_dir_for
 from twisted_p2p.launcher.runpage import write_html_report
 from twisted_p2p.launcher.runreport import PeerResult, build_report, sha256_file, write_report
 from twisted_p2p.launcher.supervise import PeerProcesses
+from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, peer_dir_name
 
 #: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
 #: ``--split-seed``: the seed sends each piece about once).
@@ -74,8 +75,8 @@ def cause_of(error: RemoteError, host: str) -> str:
     return str(error).removeprefix(f"host {host}: ")
 
 
-def survey(remote: Hosts, targets: Sequence[Target], size: int, sha256: Callable[[], Optional[str]],
-           say: Callable[[str], None], probes: Optional[dict[str, Probe]] = None) -> dict[str, HostOutcome]:
+def survey(remote: Hosts, targets: Sequence[Target], size: int, sha256: Callable[[], str | None],
+           say: Callable[[str], None], probes: dict[str, Probe] | None = None) -> dict[str, HostOutcome]:
     """Connect to every host at once and ask, in one command each, whether it holds the
     file, what an earlier push left in its work dir and how much room its disk has
     (``probes`` gets that, by host); the hosts that are settled already (holding it,
@@ -121,7 +122,7 @@ def prepare(remote: Hosts, config: SwarmConfig, twistd: Sequence[str]) -> dict[s
     return {host: cause_of(result, host) for host, result in done.items() if isinstance(result, RemoteError)}
 
 
-def send_config(remote: Hosts, files: dict[str, Path], own: Optional[dict[str, dict[str, Path]]] = None
+def send_config(remote: Hosts, files: dict[str, Path], own: dict[str, dict[str, Path]] | None = None
                 ) -> dict[str, str]:
     """``files`` (Common.cfg, PeerInfo.cfg, ...) and each host's ``own`` to every host
     left in ``remote``; those that failed."""
@@ -150,7 +151,8 @@ def deliver(remote: Hosts, swarm: PeerProcesses, targets: dict[str, Target], fil
             return HostOutcome(host, FAILED, target.path, f"{cause} (kept in {target.work})")
         reported = progress.reported_sha256
         if reported is not None and reported != sha256:
-            return HostOutcome(host, FAILED, target.path, f"its peer's copy has another SHA-256 (kept in {target.work})")
+            return HostOutcome(host, FAILED, target.path,
+                               f"its peer's copy has another SHA-256 (kept in {target.work})")
         source = f"{target.work}/{peer_dir_name(peer.peer_id)}/{file_name}"
         remote.execute(host, deliver_script(target.work, source, target.path, None if reported else sha256))
         return HostOutcome(host, DELIVERED, target.path)
@@ -162,7 +164,7 @@ def deliver(remote: Hosts, swarm: PeerProcesses, targets: dict[str, Target], fil
 
 
 def write_push_report(directory: Path, config: SwarmConfig, swarm: PeerProcesses, outcomes: dict[str, HostOutcome],
-                      code: Optional[int], duration: float) -> Path:
+                      code: int | None, duration: float) -> Path:
     """The swarm's report, as ``run`` writes it (JSON and the HTML page), kept in
     ``directory``: a push writes none unless asked, as it costs time at the end."""
     statuses = {process.launch.peer.peer_id: process.status for process in swarm.processes}
@@ -202,18 +204,18 @@ class Push:
     hosts: list[str]
     dest: str
     work: str  # the work dir on each host; ``{host}`` is the host's name
-    configure: Callable[[list[str], Optional[int]], tuple[SwarmConfig, str]]  # (hosts, piece size to resume)
-    remote_twistd: Optional[str]
-    timeout: Optional[float]
+    configure: Callable[[list[str], int | None], tuple[SwarmConfig, str]]  # (hosts, piece size to resume)
+    remote_twistd: str | None
+    timeout: float | None
     stdout: TextIO
-    sha256: Optional[str] = None
+    sha256: str | None = None
     tls: bool = False  # peers talk over TLS with a certificate made for this push
     addresses: dict[str, str] = field(default_factory=dict)  # host -> the address ssh reaches (PeerInfo.cfg's)
     peer_options: list[str] = field(default_factory=list)  # every peer's too (--upload-rate)
     probes: dict[str, Probe] = field(default_factory=dict)  # host -> its work dir and disk, as surveyed
-    report_dir: Optional[Path] = None  # where to keep the swarm's report (JSON and HTML), if anywhere
+    report_dir: Path | None = None  # where to keep the swarm's report (JSON and HTML), if anywhere
 
-    def run(self, remote: Hosts) -> tuple[list[HostOutcome], Optional[int]]:
+    def run(self, remote: Hosts) -> tuple[list[HostOutcome], int | None]:
         """Every host's outcome, in the order given, and the exit status if it is not
         the table's (an interrupted push)."""
         say = say_to(self.stdout)
@@ -243,7 +245,7 @@ class Push:
         return [outcomes[host] for host in self.hosts], code
 
     def _swarm(self, remote: Hosts, needed: list[str], targets: dict[str, Target],
-               say: Callable[[str], None]) -> tuple[dict[str, HostOutcome], Optional[int]]:
+               say: Callable[[str], None]) -> tuple[dict[str, HostOutcome], int | None]:
         assert self.sha256 is not None  # hashed in run()
         resumable = piece_size_to_resume([self.probes[host] for host in needed if host in self.probes],
                                          self.file.name, self.file.stat().st_size, self.sha256)
@@ -314,7 +316,7 @@ class Push:
 
     def _run_and_deliver(self, remote: Hosts, config: SwarmConfig, launches: list[Launch], dropped: dict[int, str],
                          targets: dict[str, Target], outcomes: dict[str, HostOutcome],
-                         say: Callable[[str], None]) -> Optional[int]:
+                         say: Callable[[str], None]) -> int | None:
         """Run the swarm, make sure no peer is left on the hosts, and deliver each copy
         (into ``outcomes``); the exit status if it is not the table's."""
         began = time.monotonic()

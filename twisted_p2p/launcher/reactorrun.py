@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, TextIO
 
 from twisted.python.failure import Failure
 
@@ -38,7 +39,7 @@ class RunState:
     reactor: Any
     outcome: str = "failed"
     duration: float = 0.0  # seconds from the start until the peers were done
-    code: Optional[int] = None
+    code: int | None = None
     lingering: bool = False  # only the dashboard is left: a signal ends it
 
     @property
@@ -54,7 +55,7 @@ Conclude = Callable[[RunState], int]
 
 
 def run_peers(options: RunOptions, config: SwarmConfig, launches: list[Launch], stdout: TextIO,
-              conclude: Optional[Conclude] = None, dropped: Optional[dict[int, str]] = None,
+              conclude: Conclude | None = None, dropped: dict[int, str] | None = None,
               push: bool = False) -> RunState:
     """Run ``launches`` to their end (``options``: stagger, timeout, dashboard) and then
     ``conclude`` the run, once: before the dashboard lingers, else after the reactor
@@ -94,7 +95,7 @@ def run_peers(options: RunOptions, config: SwarmConfig, launches: list[Launch], 
     return run
 
 
-def serve_dashboard(run: RunState, config: SwarmConfig, address: tuple[str, int]) -> Optional[Dashboard]:
+def serve_dashboard(run: RunState, config: SwarmConfig, address: tuple[str, int]) -> Dashboard | None:
     """The live dashboard at ``address``, or None (and why, on stderr) if it cannot listen."""
     from twisted.internet.error import CannotListenError
 
@@ -106,8 +107,8 @@ def serve_dashboard(run: RunState, config: SwarmConfig, address: tuple[str, int]
         return None
 
 
-def ended_by(run: RunState, program: str, dashboard: Optional[Dashboard], linger: Optional[float],
-             conclude: Optional[Conclude], stdout: TextIO) -> Callable[[object], None]:
+def ended_by(run: RunState, program: str, dashboard: Dashboard | None, linger: float | None,
+             conclude: Conclude | None, stdout: TextIO) -> Callable[[object], None]:
     """What to do when the peers are done: stop the reactor, or, with a dashboard, tell
     the page that the files are being checked (the check holds the reactor for a
     while), conclude, and keep the page up ``linger`` seconds (None: until Ctrl-C)."""

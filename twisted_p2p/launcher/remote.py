@@ -14,10 +14,11 @@ import shlex
 import subprocess
 import tarfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Mapping, Optional, Sequence, TypeVar
+from typing import TypeVar
 
 from twisted_p2p.config import PeerInfo, SwarmConfig
 from twisted_p2p.layout import (
@@ -45,7 +46,7 @@ class Ssh:
     control sockets of the per-host connections live."""
 
     control_dir: Path
-    config_file: Optional[str] = None
+    config_file: str | None = None
     connect_timeout: float = 10.0
     program: str = "ssh"
     #: ssh's arguments for a host named otherwise (push's ``user@host:port``: ``-p PORT user@host``)
@@ -92,7 +93,7 @@ class Host:
     #: push's work dir: its one leecher starts from the partial copy of peer_N (N: the
     #: earlier push's ID; 0: from nothing) and every other peer_* dir is removed.
     #: None: as ``run`` prepares it.
-    resume_from: Optional[int] = None
+    resume_from: int | None = None
 
 
 def remote_dir_for(template: str, host: str) -> str:
@@ -164,7 +165,7 @@ class Hosts:
         self._run = run
         self._opened: list[str] = []
 
-    def execute(self, host: str, remote: str, data: Optional[bytes] = None, timeout: float = 600) -> str:
+    def execute(self, host: str, remote: str, data: bytes | None = None, timeout: float = 600) -> str:
         result = self._run(self.ssh.command(host, remote), input=data, capture_output=True, timeout=timeout)
         if result.returncode != 0:
             why = last_line(result.stderr.decode(errors="replace")) or f"exit {result.returncode}"
@@ -187,7 +188,7 @@ class Hosts:
             self._open(host)
 
     def clear(self, config: SwarmConfig, host: Host, twistd: Sequence[str],
-              seed_file: Callable[[int], Optional[Path]]) -> tuple[dict[str, Path], list[str]]:
+              seed_file: Callable[[int], Path | None]) -> tuple[dict[str, Path], list[str]]:
         """Run the prepare script on ``host``; the seeds' files it lacks (to :meth:`put`
         there) and what to say about them."""
         output = self.execute(host.name, prepare_script(config, host, twistd))
@@ -209,7 +210,7 @@ class Hosts:
         self.execute(host.name, f"tar -C {shlex.quote(host.directory)} -xf -", data=bundle(files))
 
     def _prepare(self, config: SwarmConfig, host: Host, twistd: Sequence[str], config_dir: Path,
-                 seed_file: Callable[[int], Optional[Path]]) -> list[str]:
+                 seed_file: Callable[[int], Path | None]) -> list[str]:
         self.connect(host.name)
         files, messages = self.clear(config, host, twistd, seed_file)
         self.put(host, {COMMON_CFG: config_dir / COMMON_CFG, PEER_INFO_CFG: config_dir / PEER_INFO_CFG, **files})
@@ -234,7 +235,7 @@ class Hosts:
             return dict(zip(names, pool.map(one, names)))
 
     def prepare(self, config: SwarmConfig, twistd: Sequence[str], config_dir: Path,
-                seed_file: Callable[[int], Optional[Path]]) -> list[str]:
+                seed_file: Callable[[int], Path | None]) -> list[str]:
         """Open and prepare every host at once; RemoteError names every host that failed."""
         done = self.each(list(self.hosts), lambda name: self._prepare(config, self.hosts[name], twistd,
                                                                       config_dir, seed_file))

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from twisted_p2p.pipeline import MAX_DEPTH
 from twisted_p2p.launcher.launch import run_swarm
 from twisted_p2p.launcher.options import DEFAULT_PIPELINE, RunOptions
 from twisted_p2p.launcher.web.server import parse_address
+from twisted_p2p.pipeline import MAX_DEPTH
 
 
 def build_parser() -> argparse.ArgumentParser:

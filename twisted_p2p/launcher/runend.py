@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import TextIO
 
 from twisted_p2p.config import SwarmConfig
-from twisted_p2p.layout import data_path, event_log_path
 from twisted_p2p.launcher.audit import audit
 from twisted_p2p.launcher.display import Display
 from twisted_p2p.launcher.progress import PeerProgress
 from twisted_p2p.launcher.reactorrun import RunState
 from twisted_p2p.launcher.remote import Hosts
 from twisted_p2p.launcher.runpage import write_html_report
-from twisted_p2p.launcher.runreport import PeerResult, build_report, sha256_file, summary_table, write_plot, write_report
+from twisted_p2p.launcher.runreport import (
+    PeerResult,
+    build_report,
+    sha256_file,
+    summary_table,
+    write_plot,
+    write_report,
+)
+from twisted_p2p.layout import data_path, event_log_path
 
 EXIT_CODES = {"finished": 0, "failed": 1, "timeout": 124, "interrupted": 130, "terminated": 143}
 AUDIT_LIMIT = 20_000_000  # bytes of logs the end of a run audits for the report (about 1.5 s)
 
 
-def check_files(config: SwarmConfig, work_dir: Path, local_ids: set[int], statuses: dict[int, Optional[int]],
-                progress: dict[int, PeerProgress]) -> tuple[list[PeerResult], Optional[str]]:
+def check_files(config: SwarmConfig, work_dir: Path, local_ids: set[int], statuses: dict[int, int | None],
+                progress: dict[int, PeerProgress]) -> tuple[list[PeerResult], str | None]:
     """Each peer's result, its file compared with the first seed file readable here.
 
     A remote peer's file is checked when it is in the work dir too (a shared

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.launcher.audit.result import AuditResult, verdict
@@ -29,7 +30,7 @@ SEED_COLOUR = "#8C8C8C"  # pieces a seed started with: neutral, not any peer's c
 UNKNOWN_COLOUR = "#D4D4D4"  # a finished peer's pieces whose download was not logged
 MAX_CELLS = 2500  # squares per piece map; beyond it a square stands for several pieces
 FINDINGS_SHOWN = 10
-Progress = Union[Mapping[int, PeerProgress], Iterable[PeerProgress]]
+Progress = Mapping[int, PeerProgress] | Iterable[PeerProgress]
 
 CSS = """
 body{font:20px/1.45 system-ui,'Segoe UI',Helvetica,Arial,sans-serif;color:#111;background:#fff;margin:0}
@@ -44,7 +45,8 @@ th{background:#e8e8e8}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .good{background:#d9f2e9;border-color:#009E73;color:#003d2c}.bad{background:#fbe2d5;border-color:#D55E00;color:#6b2500}
 .key{display:flex;flex-wrap:wrap;gap:6px 22px;margin:8px 0 14px}.key span{white-space:nowrap}
 .key svg,td svg,th svg,figcaption svg{vertical-align:-3px;margin-right:6px}th,td:first-child{white-space:nowrap}
-.maps{display:flex;flex-wrap:wrap;gap:22px 34px}.maps figure{margin:0}.maps figcaption{font-weight:700}.host{font-weight:400;color:#444}
+.maps{display:flex;flex-wrap:wrap;gap:22px 34px}.maps figure{margin:0}.maps figcaption{font-weight:700}
+.host{font-weight:400;color:#444}
 td.from{font-size:16px}
 ul.lines{padding-left:24px}ul.lines li{font:18px ui-monospace,Menlo,Consolas,monospace}
 """
@@ -75,7 +77,7 @@ class Look:
 
 
 def render_html(report: dict[str, Any], progress: Progress, config: SwarmConfig,
-                audit: Optional[AuditResult] = None) -> str:
+                audit: AuditResult | None = None) -> str:
     """The whole page as a string: header, summary, timeline, piece maps, matrix, audit."""
     by_id = dict(progress) if isinstance(progress, Mapping) else {p.peer_id: p for p in progress}
     order = [peer.peer_id for peer in config.peers]
@@ -109,7 +111,7 @@ def render_html(report: dict[str, Any], progress: Progress, config: SwarmConfig,
 
 
 def write_html_report(work_dir: Path, report: dict[str, Any], progress: Progress, config: SwarmConfig,
-                      audit: Optional[AuditResult] = None) -> Path:
+                      audit: AuditResult | None = None) -> Path:
     """Write swarm-report.html in ``work_dir`` (see :func:`render_html`) and return its path."""
     path = Path(work_dir) / REPORT_HTML
     path.write_text(render_html(report, progress, config, audit), encoding="utf-8")
@@ -257,7 +259,7 @@ def _cell_patterns(size: int) -> str:
             f' height="{inner - 2}" fill="#fff" stroke="#333" stroke-width="1.5"/></pattern>')
 
 
-def _origins(peer: PeerProgress, total: int) -> list[Union[int, str]]:
+def _origins(peer: PeerProgress, total: int) -> list[int | str]:
     """Per piece: the neighbour it came from, 'seed', 'unknown' (a finished peer's piece
     whose download was not logged) or 'missing'."""
     if peer.seed:
@@ -271,11 +273,11 @@ def _piece_map(peer: PeerProgress, looks: Mapping[int, Look], total: int, per: i
     """One path per colour, each run of same-colour squares in a row one stroked segment,
     so even 10,000 random sources stay a few tens of kilobytes."""
     origins = _origins(peer, total)
-    cells: list[Union[int, str]] = []
+    cells: list[int | str] = []
     for start in range(0, total, per):
         block = origins[start:start + per]
         cells.append("missing" if "missing" in block else Counter(block).most_common(1)[0][0])
-    runs: dict[Union[int, str], list[str]] = {}
+    runs: dict[int | str, list[str]] = {}
     for row_start in range(0, len(cells), columns):
         row = cells[row_start:row_start + columns]
         column = 0
@@ -342,7 +344,7 @@ def _matrix(report: dict[str, Any], looks: Mapping[int, Look], order: list[int])
     return f'<div class="scroll"><table class="matrix{" small" if small else ""}">{"".join(rows)}</table></div>'
 
 
-def _audit(result: Optional[AuditResult]) -> str:
+def _audit(result: AuditResult | None) -> str:
     if result is None:
         return "<p>Not audited (run <code>p2p-swarm audit WORK_DIR</code>).</p>"
     peers = len(result.config.peers)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
-from twisted_p2p.storage import file_sha256
 from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.storage import file_sha256
 
 REPORT_JSON = "swarm-report.json"
 REPORT_PNG = "swarm-report.png"
 
 
-def sha256_file(path: Path) -> Optional[str]:
+def sha256_file(path: Path) -> str | None:
     """The file's SHA-256 in hex, or None when it cannot be read here."""
     try:
         return file_sha256(path)
@@ -31,15 +32,15 @@ class PeerResult:
     """
 
     progress: PeerProgress
-    exit_status: Optional[int]
-    sha256_ok: Optional[bool]
+    exit_status: int | None
+    sha256_ok: bool | None
 
     @property
     def ok(self) -> bool:
         return self.exit_status == 0 and self.sha256_ok is not False and self.progress.completed_at is not None
 
 
-def describe_status(status: Optional[int]) -> str:
+def describe_status(status: int | None) -> str:
     if status is None:
         return "not run"
     if status < 0:
@@ -47,7 +48,7 @@ def describe_status(status: Optional[int]) -> str:
     return str(status)
 
 
-def file_verdict(ok: Optional[bool], seed: bool, completed: bool) -> str:
+def file_verdict(ok: bool | None, seed: bool, completed: bool) -> str:
     """The file check in a word: a leecher stopped before it completed has an incomplete
     file, not a wrong one; 'WRONG' is a complete file that differs from the seed's."""
     if ok is None:
@@ -117,7 +118,7 @@ def write_report(report: dict[str, Any], work_dir: Path) -> Path:
     return path
 
 
-def write_plot(report: dict[str, Any], work_dir: Path) -> Optional[Path]:
+def write_plot(report: dict[str, Any], work_dir: Path) -> Path | None:
     """swarm-report.png, the drawing of :func:`plot_figure`, or None when matplotlib
     (the ``plot`` extra) is not installed."""
     try:

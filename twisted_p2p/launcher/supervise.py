@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from twisted_p2p.launcher.children import CappedOutput, SessionProcess
+from twisted_p2p.launcher.children import CappedOutput, SessionProcess, exit_of
 from twisted_p2p.launcher.display import Display
 from twisted_p2p.launcher.plan import Launch
 from twisted_p2p.launcher.progress import RECEIVED, LineBuffer, PeerProgress
@@ -31,7 +32,7 @@ class LogTail:
     bytes at a time: a launcher starved of CPU by many busy peers must not spend one
     long turn of its reactor on a backlog (its display and dashboard would freeze)."""
 
-    def __init__(self, path: Path, skip: Optional[bytes] = None, chunk: int = TAIL_CHUNK) -> None:
+    def __init__(self, path: Path, skip: bytes | None = None, chunk: int = TAIL_CHUNK) -> None:
         self.path = path
         self.offset = 0
         self.chunk = chunk
@@ -51,11 +52,11 @@ class LogTail:
 class PeerProcess(SessionProcess):
     """One child: keeps its output, feeds printed event lines to the progress of a remote peer."""
 
-    def __init__(self, launch: Launch, progress: PeerProgress, ended: Callable[["PeerProcess"], None]) -> None:
+    def __init__(self, launch: Launch, progress: PeerProgress, ended: Callable[[PeerProcess], None]) -> None:
         self.launch = launch
         self.progress = progress
         self.ended = ended
-        self.status: Optional[int] = None
+        self.status: int | None = None
         self.running = False
         self.last_line = ""  # the last thing it said: the cause, when it fails
         self.last_error = ""  # the last line on its stderr (ssh's or the peer's own complaint)
@@ -95,8 +96,7 @@ class PeerProcess(SessionProcess):
         self._heard(self._errors.flush(), 2)
         self._output.close()
         self.running = False
-        code, sig = reason.value.exitCode, reason.value.signal
-        self.status = -sig if sig is not None else code
+        self.status, sig = exit_of(reason)
         self.progress.state = f"exit {self.status}" if sig is None else f"killed (signal {sig})"
         self.ended(self)
 
@@ -129,7 +129,7 @@ class PeerProcesses:
         self.keep_going = keep_going
         self.dropped: dict[int, str] = {}  # peer ID -> why it left the swarm early
         self.processes: list[PeerProcess] = []
-        self.outcome: Optional[str] = None
+        self.outcome: str | None = None
         self.why = ""  # what made it stop, when it was stopped
         self.done: Deferred[str] = Deferred()
         self._pending: list[Any] = []
@@ -139,7 +139,7 @@ class PeerProcesses:
         self._ticker.clock = reactor
         self._start = reactor.seconds()
 
-    def run(self, stagger: float, timeout: Optional[float]) -> Deferred[str]:
+    def run(self, stagger: float, timeout: float | None) -> Deferred[str]:
         for position, launch in enumerate(self.launches):
             self._pending.append(self.reactor.callLater(position * stagger, self._spawn, launch))
         if timeout is not None:

@@ -14,13 +14,38 @@ by :class:`Dialling`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Protocol, cast
 
+from twisted.internet import protocol
 from twisted.internet.interfaces import IAddress, IConnector
-from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
+from twisted.internet.protocol import ClientFactory, Factory, connectionDone
 from twisted.python.failure import Failure
 
 LOOPBACK = "127.0.0.1"
+
+
+class TCPEnd(Protocol):
+    """What is used of a TCP connection's transport beyond ITransport (which is all that
+    ``Protocol.transport`` promises): a TCP connection also aborts, turns Nagle off, and
+    pauses and resumes reading."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+    def setTcpNoDelay(self, enabled: bool) -> None: ...
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+
+def tcp(end: protocol.Protocol) -> TCPEnd:
+    """``end``'s transport, connected over TCP."""
+    assert end.transport is not None, "not connected"
+    return cast(TCPEnd, end.transport)
 
 
 class Line:
@@ -91,7 +116,7 @@ class Dialling:
     no_delay: bool = False
 
 
-class Socket(Protocol):
+class Socket(protocol.Protocol):
     """One TCP end of a relayed connection."""
 
     def __init__(self, link: Link) -> None:
@@ -100,7 +125,7 @@ class Socket(Protocol):
 
     def connectionMade(self) -> None:
         if self.link.relay.dialling.no_delay:
-            self.transport.setTcpNoDelay(True)
+            tcp(self).setTcpNoDelay(True)
         self.link.connected(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -120,7 +145,7 @@ class Link:
         self.target_port = target_port
         self.up, self.down = up, down
         self.accepted = Socket(self)
-        self.dialled: Optional[Socket] = None
+        self.dialled: Socket | None = None
 
     def line_from(self, end: Socket) -> Line:
         return self.up if end is self.accepted else self.down
@@ -133,10 +158,10 @@ class Link:
         self.line_to(end).attach(end.transport)
         if end is self.accepted:
             if not self.relay.dialling.read_first:
-                end.transport.pauseProducing()
+                tcp(end).pauseProducing()
             self.relay.dial(self)
         elif not self.relay.dialling.read_first and not self.accepted.gone:
-            self.accepted.transport.resumeProducing()
+            tcp(self.accepted).resumeProducing()
 
     def received(self, end: Socket, data: bytes) -> None:
         self.line_from(end).push(data)
@@ -148,12 +173,12 @@ class Link:
     def refused(self) -> None:
         """The target did not take the connection (for as long as the relay dialled)."""
         if not self.accepted.gone:
-            self.accepted.transport.loseConnection()
+            tcp(self.accepted).loseConnection()
 
     def abort(self) -> None:
         for end in (self.accepted, self.dialled):
             if end is not None and end.transport is not None:
-                end.transport.abortConnection()
+                tcp(end).abortConnection()
 
 
 class _Listen(Factory):
@@ -161,7 +186,7 @@ class _Listen(Factory):
         self.relay = relay
         self.route = route
 
-    def buildProtocol(self, addr: IAddress) -> Socket:
+    def buildProtocol(self, addr: IAddress | None) -> Socket:
         return self.relay.new_link(self.route).accepted
 
 
@@ -175,7 +200,7 @@ class _Dial(ClientFactory):
         self.clock = link.relay.clock
         self.deadline = self.clock.seconds() + link.relay.dialling.patience
 
-    def buildProtocol(self, addr: IAddress) -> Socket:
+    def buildProtocol(self, addr: IAddress | None) -> Socket:
         self.link.dialled = Socket(self.link)
         return self.link.dialled
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from twisted_p2p.config import ConfigError, load
 from twisted_p2p.layout import COMMON_CFG
@@ -56,7 +56,7 @@ exit status: 0 clean (advice alone too), 1 violations of the course found, 2 usa
 
 
 
-def choose_config_dir(work_dir: Path, given: Optional[str]) -> tuple[Path, str]:
+def choose_config_dir(work_dir: Path, given: str | None) -> tuple[Path, str]:
     """(config dir, why): as given, else WORK_DIR if it holds Common.cfg, else ./conf if
     it exists, else the current directory -- the places a swarm's config usually is."""
     if given is not None:
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the audit; 0 when clean (advice does not count), 1 with violations, 2 for usage or config errors."""
     parser = build_parser()
     try:

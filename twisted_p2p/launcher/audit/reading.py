@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from twisted_p2p.eventlog import Event, parse_line
 from twisted_p2p.layout import event_log_name
@@ -44,10 +43,10 @@ class Finding:
     a violation or advice depends on the rule (see rules.is_required)."""
 
     file: str
-    line: Optional[int]
+    line: int | None
     rule: str
     detail: str
-    peer: Optional[int]  # whose verdict it counts against; None for a stray log
+    peer: int | None  # whose verdict it counts against; None for a stray log
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
@@ -78,7 +77,7 @@ class Record:
 
     line: int
     event: Event
-    time: Optional[float]
+    time: float | None
     resolution: float
 
 
@@ -107,7 +106,7 @@ class LenientLine:
     spacing: bool
 
 
-def parse_lenient(text: str) -> Optional[LenientLine]:
+def parse_lenient(text: str) -> LenientLine | None:
     """Read a line that is a SPEC §5 sentence apart from its time stamp or spacing.
 
     Returns None when the line is no sentence at all. The sentence itself is matched
@@ -216,10 +215,19 @@ def _check_list_order(log: PeerLog, number: int, event: Event) -> None:
 
 def missing_log(peer_id: int) -> PeerLog:
     log = PeerLog(peer_id, event_log_name(peer_id), present=False)
-    log.findings.append(Finding(log.file, None, MISSING_LOG, f"peer {peer_id} is in PeerInfo.cfg but wrote no log", peer_id))
+    log.findings.append(Finding(log.file, None, MISSING_LOG, f"peer {peer_id} is in PeerInfo.cfg but wrote no log",
+                                peer_id))
     return log
 
 
 def own_records(log: PeerLog) -> list[Record]:
     """The lines this peer wrote about itself; the others cannot be attributed."""
     return [record for record in log.records if record.event.me == log.peer_id]
+
+
+def other_peer(record: Record) -> int:
+    """The other peer a line names: every sentence with an ``{other}`` has one (parse_line
+    reads it as a number), so only a 'preferred' line must not be asked."""
+    other = record.event.other
+    assert other is not None, f"line {record.line} ({record.event.kind}) names no other peer"
+    return other

@@ -6,12 +6,19 @@ that is required names the course sentence it rests on, and every other is advic
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from twisted_p2p.launcher import course
 
 from .reading import (
-    LIST_ORDER, MISSING_LOG, NO_DATE, NO_TIME, NOT_A_SENTENCE, SPACING, STRAY_LOG, UNREAD_TIME, UNREADABLE_LOG, Finding,
+    LIST_ORDER,
+    MISSING_LOG,
+    NO_DATE,
+    NO_TIME,
+    NOT_A_SENTENCE,
+    SPACING,
+    STRAY_LOG,
+    UNREAD_TIME,
+    UNREADABLE_LOG,
+    Finding,
 )
 
 # The rules, as printed after ``file:line:`` -- each names what was broken.
@@ -71,7 +78,7 @@ def is_required(finding: Finding) -> bool:
     return finding.rule in REQUIRED_BY
 
 
-def course_sentence(rule_name: str) -> Optional[str]:
+def course_sentence(rule_name: str) -> str | None:
     """The course's words a required rule rests on, in double quotes; None for advice."""
     key = REQUIRED_BY.get(rule_name)
     return None if key is None else course.quote(key)

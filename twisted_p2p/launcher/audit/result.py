@@ -5,7 +5,6 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.layout import EVENT_LOG_GLOB, event_log_peer
@@ -14,6 +13,7 @@ from .reading import STRAY_LOG, Finding, Note, PeerLog, missing_log, read_log
 from .required import course_sentence, is_required
 from .rules import RULES, AuditedSwarm, ends_complete
 from .sessions import Session, pieces_held
+
 
 @dataclass
 class AuditResult:
@@ -28,11 +28,11 @@ class AuditResult:
     notes: list[Note]
     advice: list[Finding] = field(default_factory=list)
 
-    def for_peer(self, peer_id: Optional[int]) -> list[Finding]:
+    def for_peer(self, peer_id: int | None) -> list[Finding]:
         """The violations counted against ``peer_id`` (None: logs of no peer of PeerInfo.cfg)."""
         return [finding for finding in self.findings if finding.peer == peer_id]
 
-    def advice_for(self, peer_id: Optional[int]) -> list[Finding]:
+    def advice_for(self, peer_id: int | None) -> list[Finding]:
         return [finding for finding in self.advice if finding.peer == peer_id]
 
     @property
@@ -53,7 +53,7 @@ def find_logs(work_dir: Path) -> tuple[dict[int, Path], list[Path]]:
     return by_id, odd
 
 
-def audit(work_dir: Path, config: SwarmConfig, slack: Optional[float] = None) -> AuditResult:
+def audit(work_dir: Path, config: SwarmConfig, slack: float | None = None) -> AuditResult:
     """Read every log of ``work_dir`` and apply every rule; never raises on log content."""
     paths, odd = find_logs(work_dir)
     logs: dict[int, PeerLog] = {}

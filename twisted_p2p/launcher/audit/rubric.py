@@ -10,13 +10,13 @@ from __future__ import annotations
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import SENTENCES, TIME_FORMAT
 
-from .reading import PeerLog, Record, own_records
+from .reading import PeerLog, Record, other_peer, own_records
 from .result import AuditResult
 from .sessions import Session, pieces_held
 
@@ -71,7 +71,7 @@ class _View:
     logs: dict[int, PeerLog]
     records: dict[int, list[Record]]
     sessions: dict[int, list[Session]]
-    start: Optional[float]  # the earliest readable time in any log
+    start: float | None  # the earliest readable time in any log
 
     def since(self, record: Record) -> str:
         if record.time is None or self.start is None:
@@ -81,11 +81,11 @@ class _View:
     def show(self, record: Record, explanation: str = "") -> list[str]:
         return [f"   {self.logs[record.event.me].file}:{record.line}  {text_of(record)}"] + why(explanation)
 
-    def each(self, kind: str, peer: Optional[int] = None) -> list[Record]:
+    def each(self, kind: str, peer: int | None = None) -> list[Record]:
         """Such lines of one peer, or of every peer (in PeerInfo order)."""
         return [r for me, rs in self.records.items() if peer in (None, me) for r in rs if r.event.kind == kind]
 
-    def first(self, kind: str, keep: Callable[[Record], bool] = lambda r: True) -> Optional[Record]:
+    def first(self, kind: str, keep: Callable[[Record], bool] = lambda r: True) -> Record | None:
         """The earliest such line in the swarm (by time, then PeerInfo order and line)."""
         order = {peer.peer_id: n for n, peer in enumerate(self.config.peers)}
         return min((r for r in self.each(kind) if keep(r)), default=None,
@@ -123,7 +123,7 @@ def connections(view: _View, me: int) -> list[str]:
     dialled = {r.event.other: r for r in reversed(view.each("connect_to", me))}  # the first line with each
     shown = sorted((dialled[other] for other in earlier if other in dialled), key=lambda r: r.line)
     out = [line for record in shown[:SHOWN_PER_PEER] for line in view.show(record)]
-    answers = [f"{view.logs[r.event.other].file}:{theirs[0].line}" for r in shown
+    answers = [f"{view.logs[other_peer(r)].file}:{theirs[0].line}" for r in shown
                if (theirs := [a for a in view.each("connect_from", r.event.other) if a.event.other == me])]
     if shown:
         more = shown[SHOWN_PER_PEER:]
@@ -174,7 +174,8 @@ def answers(view: _View, choice: Record) -> list[Record]:
     """The 'is unchoked by' / 'is choked by' lines the neighbours logged for one choice."""
     chooser, at = choice.event.me, _time(choice)
     return sorted((r for kind in ("unchoked", "choked") for r in view.each(kind)
-                   if r.event.other == chooser and r.time is not None and 0 <= r.time - at + ROUND_SLACK <= ANSWER_WITHIN),
+                   if r.event.other == chooser and r.time is not None
+                   and 0 <= r.time - at + ROUND_SLACK <= ANSWER_WITHIN),
                   key=lambda r: (_time(r), r.event.me))
 
 
@@ -218,7 +219,7 @@ def _unchoked_before(view: _View, choice: Record) -> set[int]:
     last = {kind: max((r for r in before if r.event.kind == kind), default=None, key=lambda r: (_time(r), r.line))
             for kind in ("preferred", "optimistic")}
     return (set(last["preferred"].event.others) if last["preferred"] else set()) | (
-        {last["optimistic"].event.other} if last["optimistic"] else set())
+        {other_peer(last["optimistic"])} if last["optimistic"] else set())
 
 
 def _one_by_one(view: _View, choice: Record, kind: str) -> list[str]:
@@ -226,7 +227,7 @@ def _one_by_one(view: _View, choice: Record, kind: str) -> list[str]:
     preferred choice the newly preferred unchoked and the others choked, for an
     optimistic one its neighbour unchoked."""
     out = []
-    chosen = set(choice.event.others) if kind == "preferred" else {choice.event.other}
+    chosen = set(choice.event.others) if kind == "preferred" else {other_peer(choice)}
     for record in answers(view, choice):
         unchoked = record.event.kind == "unchoked"
         if unchoked != (record.event.me in chosen) or (kind == "optimistic" and not unchoked):
@@ -275,7 +276,7 @@ def exchange(view: _View) -> list[str]:
     if have:
         sent = [r for r in view.each("downloaded", have.event.other) if r.event.index == have.event.index]
         out += view.show(have, f"{have.event.other} tells its neighbors it now has piece {have.event.index}"
-                         + (f" (downloaded on {view.logs[have.event.other].file}:{sent[0].line})" if sent else ""))
+                         + (f" (downloaded on {view.logs[other_peer(have)].file}:{sent[0].line})" if sent else ""))
     else:
         out += not_shown("no 'have' line in any log")
     got = {p.peer_id: view.each("downloaded", p.peer_id) for p in view.config.peers if not p.has_file}

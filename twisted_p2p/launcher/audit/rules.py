@@ -9,20 +9,40 @@ never fails the audit (SPEC §6).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.layout import event_log_name
 
-from .reading import Finding, PeerLog, Record, own_records
+from .reading import Finding, PeerLog, Record, other_peer, own_records
 from .required import (  # noqa: F401 -- the names are this module's interface too (the kit imports them)
-    ADVICE, COMPLETION_TWICE, CONNECTION_TWICE, COUNT_NOT_RISING, COUNT_TOO_HIGH, DOWNLOAD_AFTER_COMPLETION,
-    DOWNLOADED_TWICE, EARLY_COMPLETION, HAVE_NOT_DOWNLOADED, MISSING_CONNECTION, NO_COMPLETION, OPTIMISTIC_TOO_SOON,
-    PIECE_OUT_OF_RANGE, REQUIRED_BY, SEED_DOWNLOADED, SEED_SENT_HAVE, SOURCE_LACKED_PIECE, TOO_MANY_PREFERRED,
-    UNKNOWN_PEER, WRONG_DIRECTION, WRONG_WRITER, course_sentence, is_required,
+    ADVICE,
+    COMPLETION_TWICE,
+    CONNECTION_TWICE,
+    COUNT_NOT_RISING,
+    COUNT_TOO_HIGH,
+    DOWNLOAD_AFTER_COMPLETION,
+    DOWNLOADED_TWICE,
+    EARLY_COMPLETION,
+    HAVE_NOT_DOWNLOADED,
+    MISSING_CONNECTION,
+    NO_COMPLETION,
+    OPTIMISTIC_TOO_SOON,
+    PIECE_OUT_OF_RANGE,
+    REQUIRED_BY,
+    SEED_DOWNLOADED,
+    SEED_SENT_HAVE,
+    SOURCE_LACKED_PIECE,
+    TOO_MANY_PREFERRED,
+    UNKNOWN_PEER,
+    WRONG_DIRECTION,
+    WRONG_WRITER,
+    course_sentence,
+    is_required,
 )
 from .sessions import CONNECTIONS, Session, mentioned, pieces_held, split_sessions
+
 
 @dataclass(frozen=True)
 class AuditedSwarm:
@@ -32,12 +52,12 @@ class AuditedSwarm:
 
     config: SwarmConfig
     logs: dict[int, PeerLog]
-    slack: Optional[float]
+    slack: float | None
     sessions: dict[int, list[Session]]
     pieces: dict[int, set[int]]
 
     @classmethod
-    def of(cls, config: SwarmConfig, logs: dict[int, PeerLog], slack: Optional[float] = None) -> AuditedSwarm:
+    def of(cls, config: SwarmConfig, logs: dict[int, PeerLog], slack: float | None = None) -> AuditedSwarm:
         present = {peer_id: log for peer_id, log in logs.items() if log.present}
         sessions = {peer_id: split_sessions(log, config) for peer_id, log in present.items()}
         return cls(config, logs, slack, sessions, pieces_shown(present, sessions))
@@ -162,7 +182,7 @@ def optimistic_changes_every_m_seconds(log: PeerLog, swarm: AuditedSwarm) -> lis
     slack = default_slack(m) if swarm.slack is None else swarm.slack
     findings = []
     for session in swarm.sessions[log.peer_id]:
-        previous: Optional[Record] = None
+        previous: Record | None = None
         for record in session.records:
             if record.event.kind != "optimistic" or record.time is None:
                 continue
@@ -268,7 +288,7 @@ def one_completion_after_last_piece(log: PeerLog, swarm: AuditedSwarm) -> list[F
     pieces = config.common.num_pieces
     for session in swarm.sessions[log.peer_id]:
         have: set[int] = set()
-        completed_on: Optional[int] = None
+        completed_on: int | None = None
         for record in session.records:
             event = record.event
             if event.kind == "downloaded" and event.index is not None:
@@ -316,7 +336,7 @@ def pieces_shown(logs: dict[int, PeerLog], sessions: dict[int, list[Session]]) -
     for log in logs.values():
         for record in own_records(log):
             if record.event.kind in ("have", "downloaded") and record.event.index is not None:
-                seen[record.event.other].add(record.event.index)
+                seen[other_peer(record)].add(record.event.index)
     shown = {}
     for peer_id, log in logs.items():
         logged = downloaded_pieces(log)
@@ -343,7 +363,7 @@ def haves_match_downloads(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     findings = []
     for record in _about_other_peers(log, swarm, "have"):
         event = record.event
-        sender = event.other
+        sender = other_peer(record)
         if config.peer(sender).has_file:
             findings.append(Finding(log.file, record.line, SEED_SENT_HAVE,
                                     f"{sender} is a seed (hasFile 1): its bitfield already said it has piece "
@@ -362,7 +382,7 @@ def sources_had_the_piece(log: PeerLog, swarm: AuditedSwarm) -> list[Finding]:
     findings = []
     for record in _about_other_peers(log, swarm, "downloaded"):
         event = record.event
-        source = event.other
+        source = other_peer(record)
         if not config.peer(source).has_file and source in downloads and event.index not in downloads[source]:
             findings.append(Finding(log.file, record.line, SOURCE_LACKED_PIECE,
                                     f"piece {event.index} from {source}, whose log never downloads it "

@@ -29,13 +29,13 @@ restart may do.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.eventlog import Event
 
-from .reading import PeerLog, Record, own_records
+from .reading import PeerLog, Record, other_peer, own_records
 
 AT_ONCE = 5.0  # seconds: our diallers retry at least every 2 s, others' may be slower
 CONNECTIONS = ("connect_to", "connect_from")
@@ -53,7 +53,7 @@ class Session:
     records: Sequence[Record]
     evidence: str
     counted_before: int
-    resumed: Optional[int]
+    resumed: int | None
 
     @property
     def lost(self) -> int:
@@ -73,7 +73,7 @@ def mentioned(event: Event) -> tuple[int, ...]:
     return () if event.other is None else (event.other,)
 
 
-def _count(record: Record) -> Optional[int]:
+def _count(record: Record) -> int | None:
     return record.event.count if record.event.kind == "downloaded" else None
 
 
@@ -89,7 +89,7 @@ def restart_evidence(after: Sequence[Record], neighbours: frozenset[int], count:
     old run going on."""
     since: set[int] = set()
     together: set[int] = set()
-    next_count: Optional[int] = None
+    next_count: int | None = None
     for record in after:
         event = record.event
         if event.kind in CONNECTIONS and event.other in neighbours:
@@ -122,12 +122,13 @@ def split_sessions(log: PeerLog, config: SwarmConfig) -> list[Session]:
         if record.event.kind in CONNECTIONS and other in neighbours:
             if other in first_connection:  # a reconnection: perhaps a restart
                 start = at  # which would begin at the first-time connections just before it
-                while start > starts[-1][0] and first_connection.get(records[start - 1].event.other) == start - 1:
+                while (start > starts[-1][0] and (before := records[start - 1].event.other) is not None
+                       and first_connection.get(before) == start - 1):
                     start -= 1
                 evidence = restart_evidence(records[start:], neighbours, count)
                 if evidence:
                     starts.append((start, evidence))
-                    first_connection = {records[k].event.other: k for k in range(start, at)}
+                    first_connection = {other_peer(records[k]): k for k in range(start, at)}
             first_connection.setdefault(other, at)
         logged = _count(record)
         if logged is not None:

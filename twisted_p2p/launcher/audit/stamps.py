@@ -26,8 +26,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Optional
+from datetime import UTC, datetime, timedelta, timezone
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _WEEKDAY = r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
@@ -59,7 +58,7 @@ class Stamp:
     None if unreadable or a date the platform cannot place), the precision in seconds,
     whether it has a date, and whether it could be read at all."""
 
-    seconds: Optional[float]
+    seconds: float | None
     resolution: float
     dated: bool
     readable: bool
@@ -109,7 +108,7 @@ def _dated(match: re.Match[str]) -> Stamp:
     except ValueError:
         return UNREADABLE
     try:
-        seconds: Optional[float] = when.timestamp() + _fraction(match)
+        seconds: float | None = when.timestamp() + _fraction(match)
     except (ValueError, OverflowError, OSError):  # a date the platform cannot place
         seconds = None
     return Stamp(seconds, _resolution(match), True, True)
@@ -136,7 +135,7 @@ def _resolution(match: re.Match[str]) -> float:
     return 10.0 ** -len(match["frac"]) if match["frac"] else 1.0
 
 
-def _zone(name: Optional[str]) -> Optional[timezone]:
+def _zone(name: str | None) -> timezone | None:
     """A numeric offset or UTC/GMT/Z; None (local time) for other names."""
     if not name:
         return None
@@ -145,4 +144,4 @@ def _zone(name: Optional[str]) -> Optional[timezone]:
     if offset is not None:
         sign = -1 if offset[1] == "-" else 1
         return timezone(sign * timedelta(hours=int(offset[2]), minutes=int(offset[3] or 0)))
-    return timezone.utc if name in ("Z", "UTC", "GMT") else None
+    return UTC if name in ("Z", "UTC", "GMT") else None

@@ -5,8 +5,9 @@ import argparse
 import shutil
 import sys
 import time
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any, Generator, Optional, Sequence
+from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 
@@ -50,14 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"check one rubric item: {', '.join(ITEMS)}")
     parser.add_argument("--work-dir", default="check-work", metavar="DIR",
                         help="where the scenarios run, cleared first [default: ./check-work]")
-    parser.add_argument("--json", metavar="FILE", help="also write the report here [always: WORK_DIR/check-report.json]")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the report here [always: WORK_DIR/check-report.json]")
     parser.add_argument("--verbose", action="store_true", help="print every piece of evidence, not the first three")
     parser.add_argument("--deadline", type=float, default=Limits.deadline, metavar="S",
                         help=f"seconds one scenario may take at most [default: {Limits.deadline:.0f}]")
     return parser
 
 
-def chosen(quick: bool, only: Optional[str]) -> list[Scenario]:
+def chosen(quick: bool, only: str | None) -> list[Scenario]:
     """The scenarios a run needs: robustness needs only the bad-input one, the unsolicited
     piece check (file exchange) needs it too, the retry scenario serves start-up alone,
     the rest need the swarms."""
@@ -78,7 +80,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def prepare_work_dir(path: Path) -> Optional[str]:
+def prepare_work_dir(path: Path) -> str | None:
     """Clear a work dir the kit made before; refuse one it did not make (None: ready)."""
     if path.exists() and any(path.iterdir()) and not (path / MARK).exists():
         return f"{path} exists and was not made by p2p-swarm check; give another --work-dir"
@@ -97,13 +99,14 @@ def _check(reactor: Any, scenarios: list[Scenario], command: list[str], work_dir
         began = time.monotonic()
         run = yield run_scenario(reactor, prepare(scenario, work_dir / scenario.name), command, limits)
         runs.append(run)
-        statuses = ", ".join(f"{p.peer_id} {'stopped by the kit' if p.child.stopped_by_kit else f'exit {p.child.status}'}"
-                             for p in run.theirs())
+        statuses = ", ".join(
+            f"{p.peer_id} {'stopped by the kit' if p.child.stopped_by_kit else f'exit {p.child.status}'}"
+            for p in run.theirs())
         print(f"  {time.monotonic() - began:.1f} s, ended: {run.ended_why}; theirs: {statuses}", flush=True)
     return runs
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     options, command = _split(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
@@ -152,7 +155,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     observed = Observed(outcome["runs"])
     for run in observed.every_run:
-        (run.layout.root / "wire.txt").write_text(WIRE_HEADER + "".join(f"{line}\n" for line in transcript(observed, run)))
+        lines = "".join(f"{line}\n" for line in transcript(observed, run))
+        (run.layout.root / "wire.txt").write_text(WIRE_HEADER + lines)
     results = evaluate(observed, {args.only} if args.only else None)
     closes = our_closes(observed)
     print(f"\np2p-swarm check: {' '.join(command)}")

@@ -1,6 +1,8 @@
 """The checks of the file exchange on the wire: requests, pieces and haves (SPEC §3)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from .observed import Observed, View
 from .scorecard import Verdict, check, judged
 from .wirechecks import RACE, WIRE, _offered, _sent
@@ -31,7 +33,8 @@ def _requests(view: View) -> tuple[int, list[str], list[str]]:
             continue
         count += 1
         if not unchoked_ever:
-            choked_ones.append(f"{view.where(moment)}: request for piece {frame.index} before {view.other} ever unchoked it")
+            choked_ones.append(f"{view.where(moment)}: request for piece {frame.index} "
+                               f"before {view.other} ever unchoked it")
         elif choked and choked_at is not None and moment - choked_at > RACE:
             choked_ones.append(f"{view.where(moment)}: request for piece {frame.index} while choked "
                        f"(since {choked_at - view.run.started:.2f} s)")
@@ -42,8 +45,10 @@ def _requests(view: View) -> tuple[int, list[str], list[str]]:
     return count, choked_ones, piled
 
 
-def _judge_requests(observed: Observed, which: int, good: str) -> Verdict:
-    bad, count = [], 0
+def _judge_requests(observed: Observed, which: Literal[1, 2], good: str) -> Verdict:
+    """``which``: the requests' findings to judge, 1 those while choked, 2 those piled up."""
+    bad: list[str] = []
+    count = 0
     for view in _sent(observed):
         found = _requests(view)
         count += found[0]
@@ -58,7 +63,8 @@ def requests_when_unchoked(observed: Observed) -> Verdict:
     return _judge_requests(observed, 1, "each while unchoked")
 
 
-@check("one-request-at-a-time", "exchange", "one request outstanding per neighbour: the next after the piece (or a choke)",
+@check("one-request-at-a-time", "exchange",
+       "one request outstanding per neighbour: the next after the piece (or a choke)",
        "pipelining several requests, as BitTorrent does; this protocol has one whole piece per request",
        course="one-request", needs=WIRE)
 def one_request_at_a_time(observed: Observed) -> Verdict:
@@ -79,8 +85,10 @@ def requests_wanted_pieces(observed: Observed) -> Verdict:
             if frame.index in holding.announced(frame.sent):
                 bad.append(f"{view.where(frame.sent)}: request for piece {frame.index}, which it had announced having")
             elif frame.index not in _offered(view, frame.sent):
-                bad.append(f"{view.where(frame.sent)}: request for piece {frame.index}, which {view.other} never offered")
-    return judged(bad, f"{count} requests, each for a piece offered and lacking", None if count else "it requested nothing")
+                bad.append(f"{view.where(frame.sent)}: request for piece {frame.index}, "
+                           f"which {view.other} never offered")
+    return judged(bad, f"{count} requests, each for a piece offered and lacking",
+                  None if count else "it requested nothing")
 
 
 def _told(view: View, index: int) -> list[float]:
@@ -117,8 +125,9 @@ def have_after_piece(observed: Observed) -> Verdict:
     bad, haves = [], _haves(observed)
     for view, index, since, told in haves:
         if not told:
+            open_for = (view.recording.closed or view.run.ended_at) - since
             bad.append(f"{view.where(since)}: piece {index} arrived; 'have' to {view.other} never "
-                       f"(the connection stayed open {(view.recording.closed or view.run.ended_at) - since:.1f} s more)")
+                       f"(the connection stayed open {open_for:.1f} s more)")
     return judged(bad, f"{len(haves)} haves, one per piece and neighbour", None if haves else "it received no piece")
 
 
@@ -145,7 +154,10 @@ def serves_requests(observed: Observed) -> Verdict:
     for view in _sent(observed):
         layout = view.run.layout
         common = layout.scenario.common
-        unchoked, asked, owed, early = False, [], [], []
+        unchoked = False
+        asked: list[tuple[float, int | None]] = []  # (when, piece) of each request
+        owed: list[tuple[float, int | None]] = []
+        early: list[tuple[float, int | None]] = []
         for moment, mine, frame in view.timeline():
             if mine and frame.kind in ("choke", "unchoke"):
                 unchoked = frame.kind == "unchoke"  # what was asked before a choke may still be answered

@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
 
 from twisted_p2p.bitfield import BitfieldError, PieceSet, bitfield_length
 from twisted_p2p.config import Common
@@ -44,9 +43,9 @@ class Frame:
     delivered: float
     offset: int
     head: bytes
-    index: Optional[int] = None
-    peer_id: Optional[int] = None
-    pieces: Optional[PieceSet] = None
+    index: int | None = None
+    peer_id: int | None = None
+    pieces: PieceSet | None = None
     payload: bytes = b""
     problem: str = ""
 
@@ -57,7 +56,7 @@ class Parsed:
     unfinished: int = 0  # bytes of a frame the sender never finished
 
     @property
-    def bad(self) -> Optional[Frame]:
+    def bad(self) -> Frame | None:
         return self.frames[-1] if self.frames and self.frames[-1].kind == "bad" else None
 
 
@@ -66,7 +65,7 @@ def hexdump(data: bytes, limit: int = 40) -> str:
     return shown + (" ..." if len(data) > limit else "")
 
 
-def diagnose_handshake(data: bytes, expected_id: Optional[int]) -> str:
+def diagnose_handshake(data: bytes, expected_id: int | None) -> str:
     """'' for a right handshake, else what is wrong with these 32 bytes."""
     header, reserved, id_bytes = data[:18], data[18:28], data[28:32]
     if header != HANDSHAKE_HEADER:
@@ -85,7 +84,7 @@ def diagnose_handshake(data: bytes, expected_id: Optional[int]) -> str:
     return f"the peer ID is {big}; this peer is {expected_id}"
 
 
-def _legal_length(kind: int, common: Common, index: Optional[int]) -> Optional[int]:
+def _legal_length(kind: int, common: Common, index: int | None) -> int | None:
     """The length a message of this type must have (None when the type is unknown)."""
     if kind in _NO_PAYLOAD:
         return 1
@@ -100,7 +99,7 @@ def _legal_length(kind: int, common: Common, index: Optional[int]) -> Optional[i
     return None
 
 
-def _well_framed(data: bytes, position: int, common: Common) -> Optional[bool]:
+def _well_framed(data: bytes, position: int, common: Common) -> bool | None:
     """Whether a right message starts at ``position`` (None: too few bytes to tell)."""
     if len(data) - position < 5:
         return None
@@ -118,7 +117,8 @@ def diagnose_length(data: bytes, position: int, common: Common) -> str:
     if length == 0 or length > limit:
         swapped = struct.unpack("<I", struct.pack(">I", length))[0]
         if rest and _legal_length(rest[0], common, _index(rest)) == swapped:
-            return f"length {length} ({data[position:position + 4].hex(' ')}) is {swapped} little-endian: lengths must be big-endian"
+            return (f"length {length} ({data[position:position + 4].hex(' ')}) is {swapped} little-endian: "
+                    "lengths must be big-endian")
         if rest and _legal_length(rest[0], common, _index(rest)) == length + 1:
             return off_by_one
         return f"a length of {length}; 1 to {limit} is legal here"
@@ -150,11 +150,11 @@ def diagnose_length(data: bytes, position: int, common: Common) -> str:
     return f"a '{KINDS[kind]}' of length {length}; {legal} expected"
 
 
-def _index(rest: bytes) -> Optional[int]:
+def _index(rest: bytes) -> int | None:
     return struct.unpack(">I", rest[1:5])[0] if len(rest) >= 5 else None
 
 
-def diagnose_bitfield(payload: bytes, total: int) -> tuple[Optional[PieceSet], str]:
+def diagnose_bitfield(payload: bytes, total: int) -> tuple[PieceSet | None, str]:
     try:
         return PieceSet.from_bitfield(payload, total), ""
     except BitfieldError as exc:
@@ -166,7 +166,7 @@ def diagnose_bitfield(payload: bytes, total: int) -> tuple[Optional[PieceSet], s
         return None, f"{exc}: the bits are LSB-first (piece 0 must be the high bit of the first byte)"
 
 
-def parse(chunks: list[Chunk], common: Common, sender: Optional[int]) -> Parsed:
+def parse(chunks: list[Chunk], common: Common, sender: int | None) -> Parsed:
     """Every frame of one direction of a connection, stopping at the first bad one."""
     data = b"".join(chunk.data for chunk in chunks)
     ends: list[int] = []
@@ -213,7 +213,8 @@ def parse(chunks: list[Chunk], common: Common, sender: Optional[int]) -> Parsed:
         if kind in _INDEX_ONLY or kind == MessageType.PIECE:
             index = struct.unpack_from(">I", payload)[0]
             if index >= common.num_pieces:
-                add("bad", position, end, problem=f"a '{name}' for piece {index}; pieces are 0 to {common.num_pieces - 1}")
+                add("bad", position, end,
+                    problem=f"a '{name}' for piece {index}; pieces are 0 to {common.num_pieces - 1}")
                 return parsed
             add(name, position, end, index=index, payload=payload[4:] if kind == MessageType.PIECE else b"")
         elif kind == MessageType.BITFIELD:

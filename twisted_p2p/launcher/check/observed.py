@@ -8,19 +8,18 @@ handed before; the checks reason only with that.
 from __future__ import annotations
 
 import bisect
-from pathlib import Path
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterator, Optional
+from pathlib import Path
 
-from twisted_p2p.layout import event_log_path
 from twisted_p2p.launcher.audit import rules as audit_rules
 from twisted_p2p.launcher.audit.reading import Finding, PeerLog, missing_log, read_log
+from twisted_p2p.layout import event_log_path
 
 from .frames import Frame, Parsed, parse
 from .relay import Recording
 from .runner import ScenarioRun
-
 
 LOG_LIMIT = 8 << 20  # bytes of an event log the kit reads
 
@@ -29,7 +28,7 @@ LOG_LIMIT = 8 << 20  # bytes of an event log the kit reads
 class View:
     run: ScenarioRun
     me: int
-    other: Optional[int]
+    other: int | None
     recording: Recording
     out: Parsed  # what the peer under test sent
     into: Parsed  # what it was handed
@@ -38,7 +37,7 @@ class View:
     def dialled(self) -> bool:
         return self.recording.dialler == self.me
 
-    def where(self, moment: Optional[float] = None, mine: bool = True) -> str:
+    def where(self, moment: float | None = None, mine: bool = True) -> str:
         """'[scenario] 1002 -> 1001 at 1.23 s' for evidence lines: who sent, and when."""
         who = f"{self.me} -> {self.other}" if mine else f"{self.other} -> {self.me}"
         at = "" if moment is None else f" at {moment - self.run.started:.2f} s"
@@ -78,7 +77,7 @@ class Holdings:
             pieces |= said
         return pieces
 
-    def first_arrival(self, index: int) -> Optional[float]:
+    def first_arrival(self, index: int) -> float | None:
         for when, each in self.arrivals:
             if each == index:
                 return when
@@ -90,7 +89,8 @@ def _read(path: Path, peer_id: int) -> PeerLog:
         return missing_log(peer_id)
     if path.stat().st_size > LOG_LIMIT:
         log = PeerLog(peer_id, path.name, present=False)
-        log.findings.append(Finding(path.name, None, "log too large", f"{path.stat().st_size:,} bytes; not read", peer_id))
+        log.findings.append(Finding(path.name, None, "log too large", f"{path.stat().st_size:,} bytes; not read",
+                                    peer_id))
         return log
     return read_log(path, peer_id)
 
@@ -163,7 +163,7 @@ class Observed:
     def views_of(self, run: ScenarioRun, me: int) -> list[View]:
         return [view for view in self.every_view if view.run is run and view.me == me]
 
-    def closes(self, run: ScenarioRun, theirs: Optional[int] = None) -> list[str]:
+    def closes(self, run: ScenarioRun, theirs: int | None = None) -> list[str]:
         """What our peers said when they closed a connection to a peer under test (to
         ``theirs`` only, when given), one line each."""
         return [f"our peer {c.ours} closed the connection to theirs-{c.theirs if c.theirs is not None else '?'} "

@@ -7,13 +7,14 @@ kept up to a cap.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from twisted_p2p.launcher.children import CappedOutput, SessionProcess
+from twisted_p2p.launcher.children import CappedOutput, SessionProcess, exit_of
 from twisted_p2p.launcher.progress import LineBuffer
 
 OUTPUT_CAP = 4 << 20  # bytes of a child's output kept on disk
@@ -23,17 +24,17 @@ GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 class Child(SessionProcess):
     """One process: its output in ``output``, its lines to ``on_line``, its end in ``status``."""
 
-    running_ones: set["Child"] = set()  # every child not yet ended, to stop them all on the way out
+    running_ones: set[Child] = set()  # every child not yet ended, to stop them all on the way out
 
     def __init__(self, reactor: Any, argv: list[str], cwd: Path, output: Path,
-                 on_line: Optional[Callable[[str], None]] = None) -> None:
+                 on_line: Callable[[str], None] | None = None) -> None:
         self.reactor = reactor
         self.argv = argv
         self.cwd = cwd
         self.on_line = on_line
-        self.started: Optional[float] = None
-        self.ended: Optional[float] = None
-        self.status: Optional[int] = None  # exit status, or -signal
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.status: int | None = None  # exit status, or -signal
         self.stopped_by_kit = False
         self.last_line = ""
         self.done: Deferred[None] = Deferred()
@@ -49,8 +50,8 @@ class Child(SessionProcess):
         except OSError as exc:  # the kit's own Python cannot start: nothing of theirs ran
             self._finish(127, f"could not start: {exc}")
 
-    @property  # type: ignore[override]
-    def running(self) -> bool:
+    @property
+    def running(self) -> bool:  # type: ignore[override]  # derived from started and ended: read-only here
         return self.started is not None and self.ended is None
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
@@ -69,10 +70,10 @@ class Child(SessionProcess):
         for buffer in self._lines.values():
             for line in buffer.flush():
                 self._heard(line)
-        code, sig = reason.value.exitCode, reason.value.signal
-        self._finish(-sig if sig is not None else code, None)
+        status, _ = exit_of(reason)
+        self._finish(status, None)
 
-    def _finish(self, status: int, why: Optional[str]) -> None:
+    def _finish(self, status: int, why: str | None) -> None:
         self.ended = self.reactor.seconds()
         Child.running_ones.discard(self)
         self.status = status

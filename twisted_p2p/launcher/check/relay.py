@@ -18,14 +18,15 @@ shared with the bench's delaying relay); each direction here is a :class:`_Pipe`
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from twisted.internet.interfaces import IListeningPort
 
 from twisted_p2p.config import Common
 from twisted_p2p.launcher import tcprelay
-from twisted_p2p.launcher.tcprelay import Dialling, Line, Socket
+from twisted_p2p.launcher.tcprelay import Dialling, Line, Socket, tcp
 from twisted_p2p.wire import HANDSHAKE_LENGTH, Decoder, Framer, Piece, ProtocolViolation
 
 from .frames import Chunk
@@ -43,10 +44,10 @@ DIALLING = Dialling(read_first=True, patience=0.0, timeout=5)
 class Direction:
     """One direction of one connection, as recorded."""
 
-    sender: Optional[int]
-    receiver: Optional[int]
+    sender: int | None
+    receiver: int | None
     chunks: list[Chunk] = field(default_factory=list)
-    released: Optional[float] = None  # when the hold ended
+    released: float | None = None  # when the hold ended
     released_by: str = ""  # 'handshake' (the receiver's came first) or 'timeout'
     recorded: int = 0
     flooded: bool = False
@@ -56,12 +57,12 @@ class Direction:
 class Recording:
     """One relayed connection: who dialled whom, when, and both directions."""
 
-    dialler: Optional[int]
+    dialler: int | None
     acceptor: int
     opened: float
     up: Direction  # dialler -> acceptor
     down: Direction  # acceptor -> dialler
-    closed: Optional[float] = None
+    closed: float | None = None
     refused: bool = False  # the acceptor's real port did not take the connection
 
     def direction_from(self, peer_id: int) -> Direction:
@@ -71,7 +72,7 @@ class Recording:
 class _Pipe(Line):
     """Moves one direction's bytes on, holding, pacing and recording them."""
 
-    def __init__(self, link: "_Link", direction: Direction, rate: Optional[float]) -> None:
+    def __init__(self, link: _Link, direction: Direction, rate: float | None) -> None:
         super().__init__()
         self.link = link
         self.direction = direction
@@ -174,9 +175,11 @@ class _Pipe(Line):
 class _Link(tcprelay.Link):
     """Both halves of one relayed connection, and their recording."""
 
-    relay: "Relay"
+    relay: Relay
+    up: _Pipe
+    down: _Pipe
 
-    def __init__(self, relay: "Relay", acceptor: int, real_port: int, dialler: Optional[int]) -> None:
+    def __init__(self, relay: Relay, acceptor: int, real_port: int, dialler: int | None) -> None:
         self.relay = relay
         now = relay.clock.seconds()
         self.recording = Recording(dialler, acceptor, now, Direction(dialler, acceptor), Direction(acceptor, dialler))
@@ -189,7 +192,7 @@ class _Link(tcprelay.Link):
         self.up.release("timeout")
         self.down.release("timeout")
 
-    def learn_dialler(self, peer_id: Optional[int]) -> None:
+    def learn_dialler(self, peer_id: int | None) -> None:
         if self.recording.dialler is None and peer_id is not None:
             self.recording.dialler = peer_id
             self.recording.up.sender = self.recording.down.receiver = peer_id
@@ -218,15 +221,15 @@ class _Link(tcprelay.Link):
 
     def refused(self) -> None:
         self.recording.refused = True
-        self.accepted.transport.abortConnection()
+        tcp(self.accepted).abortConnection()
 
 
 class Relay(tcprelay.Relay):
     """Public ports for the peers of one check swarm, and everything said through them."""
 
-    def __init__(self, reactor: Any, common: Common, identify: Callable[[bytes], Optional[int]],
-                 hold: float = 1.0, cap: int = 16 << 20, rates_from: Optional[dict[int, float]] = None,
-                 rates_to: Optional[dict[int, float]] = None) -> None:
+    def __init__(self, reactor: Any, common: Common, identify: Callable[[bytes], int | None],
+                 hold: float = 1.0, cap: int = 16 << 20, rates_from: dict[int, float] | None = None,
+                 rates_to: dict[int, float] | None = None) -> None:
         super().__init__(reactor, DIALLING)
         self.common = common
         self.identify = identify
@@ -240,7 +243,7 @@ class Relay(tcprelay.Relay):
         self.completed: dict[int, float] = {}  # when each peer had been handed every piece
         self.ports: list[IListeningPort] = []
 
-    def listen(self, peer_id: int, public_port: int, real_port: int, dialler: Optional[int] = None) -> None:
+    def listen(self, peer_id: int, public_port: int, real_port: int, dialler: int | None = None) -> None:
         """Relay ``public_port`` to ``real_port``; ``dialler`` when only one peer can dial it."""
         self.ports.append(self.listen_on(public_port, (peer_id, real_port, dialler)))
 
@@ -250,7 +253,7 @@ class Relay(tcprelay.Relay):
         self.recordings.append(link.recording)
         return link
 
-    def rate(self, sender: Optional[int], receiver: Optional[int]) -> Optional[float]:
+    def rate(self, sender: int | None, receiver: int | None) -> float | None:
         """The pace of what ``sender`` says to ``receiver`` (None: as fast as it goes)."""
         return self.rates_from.get(sender) or self.rates_to.get(receiver)  # type: ignore[arg-type]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generator, Optional
+from typing import Any
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -21,6 +22,7 @@ from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.layout import data_path
 from twisted_p2p.wire import HANDSHAKE_LENGTH, encode_bitfield, encode_handshake, encode_piece_header
 
+from ..tcprelay import tcp
 from .frames import hexdump
 from .processes import Child
 from .scenarios import FILE_NAME, Layout
@@ -34,14 +36,14 @@ class Probe:
 
     name: str
     sent: str  # the bad bytes, as hex
-    closed_after: Optional[float]  # seconds until it closed that connection
+    closed_after: float | None  # seconds until it closed that connection
     alive: bool
-    responsive: Optional[bool]  # a new neighbour got its handshake (None: not tried)
+    responsive: bool | None  # a new neighbour got its handshake (None: not tried)
     file_intact: bool
-    status: Optional[int]  # its exit status, if it died
+    status: int | None  # its exit status, if it died
 
 
-def bad_inputs(layout: Layout) -> list[tuple[str, Optional[bytes]]]:
+def bad_inputs(layout: Layout) -> list[tuple[str, bytes | None]]:
     """(name, bytes sent after a right handshake and bitfield); None: no handshake at all."""
     common = layout.scenario.common
     garbage = random.Random(4242).randbytes(65536)
@@ -79,7 +81,11 @@ class _Neighbour(protocol.Protocol):
 def _within(reactor: Any, deferred: Deferred[Any], seconds: float) -> Deferred[Any]:
     """``deferred``'s result, or None after ``seconds`` (the original is left alone)."""
     result: Deferred[Any] = Deferred()
-    timer = reactor.callLater(seconds, lambda: result.called or result.callback(None))
+
+    def give_up() -> None:
+        if not result.called:
+            result.callback(None)
+    timer = reactor.callLater(seconds, give_up)
 
     def fired(value: Any) -> Any:
         if not result.called:
@@ -91,9 +97,10 @@ def _within(reactor: Any, deferred: Deferred[Any], seconds: float) -> Deferred[A
 
 
 @inlineCallbacks
-def _connect(reactor: Any, port: int) -> Generator[Deferred[Any], Any, Optional[_Neighbour]]:
+def _connect(reactor: Any, port: int) -> Generator[Deferred[Any], Any, _Neighbour | None]:
     try:
-        neighbour = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=WAIT), _Neighbour(reactor))
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=WAIT)
+        neighbour = yield connectProtocol(endpoint, _Neighbour(reactor))
     except Exception:  # refused, timed out: reported by the caller as not responsive
         return None
     return neighbour
@@ -113,7 +120,7 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
         if not child.running:
             break
         neighbour = yield _connect(reactor, port)
-        closed_after: Optional[float] = None
+        closed_after: float | None = None
         if neighbour is not None:
             if bad is None:
                 held.append(neighbour)  # says nothing, for as long as the probes last
@@ -123,15 +130,15 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
                 neighbour.transport.write(encode_bitfield(PieceSet(common.num_pieces)) + bad)
             closed_after = yield _within(reactor, neighbour.closed, WAIT)
             if bad is not None and closed_after is None:
-                neighbour.transport.abortConnection()
+                tcp(neighbour).abortConnection()
         yield deferLater(reactor, 0.2, lambda: None)
-        responsive: Optional[bool] = None
+        responsive: bool | None = None
         if child.running:
             fresh = yield _connect(reactor, port)
             if fresh is not None:
                 fresh.transport.write(encode_handshake(next(ids)))
                 responsive = bool((yield _within(reactor, fresh.handshake, WAIT)))
-                fresh.transport.abortConnection()
+                tcp(fresh).abortConnection()
             else:
                 responsive = False
         try:
@@ -142,5 +149,5 @@ def probe(reactor: Any, layout: Layout, target: int, child: Child) -> Generator[
                              closed_after if isinstance(closed_after, float) else None,
                              child.running, responsive, intact, child.status))
     for neighbour in held:
-        neighbour.transport.abortConnection()
+        tcp(neighbour).abortConnection()
     return results

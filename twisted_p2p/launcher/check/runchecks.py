@@ -8,11 +8,11 @@ connection (a second 'is connected from' after our redial) is a note too.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator
 
-from twisted_p2p.layout import data_path
 from twisted_p2p.launcher.audit import reading as audit_reading
 from twisted_p2p.launcher.audit import rules as audit_rules
+from twisted_p2p.layout import data_path
 
 from .observed import Observed
 from .robust import Probe
@@ -87,9 +87,11 @@ def starts(observed: Observed) -> Verdict:
         if child.started is None:
             continue
         if peer.listening_assumed:
-            good = good or f"{where}: taken to listen after {peer.listening_at - child.started:.2f} s (no /proc/net/tcp to look in)"  # type: ignore[operator]
+            listened_after = peer.listening_at - child.started  # type: ignore[operator]
+            good = good or f"{where}: taken to listen after {listened_after:.2f} s (no /proc/net/tcp to look in)"
         elif peer.listening_at is not None:
-            good = good or f"{where}: listening on port {run.layout.real[peer.peer_id]} {peer.listening_at - child.started:.2f} s after start"
+            good = good or (f"{where}: listening on port {run.layout.real[peer.peer_id]} "
+                            f"{peer.listening_at - child.started:.2f} s after start")
         elif child.ended is not None and not child.stopped_by_kit:
             bad.append(f"{where}: exited with status {child.status} after {child.ended - child.started:.2f} s, "
                        f"never listening: {child.last_line or '(no output)'}")
@@ -116,7 +118,8 @@ def connects(observed: Observed) -> Verdict:
                 if not ok:
                     verb = "never connected to" if dials else "never answered a connection from"
                     bad.append(f"{_where(run, me)}: {verb} {other} (listed {'before' if dials else 'after'} it)")
-    return judged(bad, f"{count} connections, each dialled by the later peer and answered", None if count else "no swarm ran")
+    return judged(bad, f"{count} connections, each dialled by the later peer and answered",
+                  None if count else "no swarm ran")
 
 
 @check("retries-earlier", "startup", "started before an earlier peer listens, it keeps trying and reaches it",
@@ -133,7 +136,8 @@ def retries_earlier(observed: Observed) -> Verdict:
                 continue  # starts says why
             for other in ids[: ids.index(peer.peer_id)]:
                 up = run.peers[other].listening_at
-                reached = [v for v in observed.views_of(run, peer.peer_id) if v.other == other and v.dialled and v.out.frames]
+                reached = [v for v in observed.views_of(run, peer.peer_id)
+                           if v.other == other and v.dialled and v.out.frames]
                 if reached and up is not None:
                     good = good or (f"{where}: started {up - child.started:.1f} s before {other} listened, "
                                     f"reached it {reached[0].recording.opened - up:.2f} s after")
@@ -152,7 +156,8 @@ def retries_earlier(observed: Observed) -> Verdict:
     return judged(bad, good, None if good or bad else "the retry scenario did not run with it started")
 
 
-@check("log-connections", "startup", "its log has 'makes a connection to' each earlier peer, 'is connected from' each later one",
+@check("log-connections", "startup",
+       "its log has 'makes a connection to' each earlier peer, 'is connected from' each later one",
        "logging connections on the wrong side, or once per message instead of once per connection",
        course="log-connections", needs=("starts",) + WIRE)
 def log_connections(observed: Observed) -> Verdict:
@@ -174,11 +179,14 @@ def waits_for_all(observed: Observed) -> Verdict:
             notes.append(f"{_where(run, peer.peer_id)}: exited (status {child.status}) in a swarm that stalled "
                          f"after {closes[0]}; not judged")
         elif run.all_complete_at is None or child.ended < run.all_complete_at:
-            waiting = [str(p.peer_id) for p in run.peers.values() if p.complete_at is None or p.complete_at > child.ended]
-            bad.append(f"{_where(run, peer.peer_id)}: exited (status {child.status}) at {child.ended - run.started:.2f} s, "
+            waiting = [str(p.peer_id) for p in run.peers.values()
+                       if p.complete_at is None or p.complete_at > child.ended]
+            bad.append(f"{_where(run, peer.peer_id)}: exited (status {child.status}) "
+                       f"at {child.ended - run.started:.2f} s, "
                        f"before {', '.join(waiting)} had the whole file")
         else:
-            good = good or f"{_where(run, peer.peer_id)}: exited {child.ended - run.all_complete_at:.2f} s after the last peer completed"
+            good = good or (f"{_where(run, peer.peer_id)}: exited {child.ended - run.all_complete_at:.2f} s "
+                            "after the last peer completed")
     return judged(bad, good, None if good or bad else _unseen(observed, "it never exited on its own"), notes)
 
 
@@ -205,7 +213,8 @@ def log_choking(observed: Observed) -> Verdict:
     return judged(bad, "preferred and optimistic lines within k and m", notes=notes)
 
 
-@check("log-downloads", "exchange", "a 'downloaded the piece' line per piece with the count rising by one, then one completion line",
+@check("log-downloads", "exchange",
+       "a 'downloaded the piece' line per piece with the count rising by one, then one completion line",
        "counting pieces per neighbour, logging a piece twice, or no 'has downloaded the complete file' line",
        course="log-downloads", needs=("starts",) + WIRE)
 def log_downloads(observed: Observed) -> Verdict:
@@ -230,9 +239,11 @@ def file_exact(observed: Observed) -> Verdict:
             bad.append(f"{_where(run, peer.peer_id)}: peer_{peer.peer_id}/{FILE_NAME}: {exc.strerror}")
             continue
         if data != run.layout.content:
-            bad.append(f"{_where(run, peer.peer_id)}: peer_{peer.peer_id}/{FILE_NAME} differs: {_difference(data, run)}")
-    return judged(bad, f"{count} files exact (SHA-256 {hashlib.sha256(observed.runs[0].layout.content).hexdigest()[:16]}...)"
-                  if count else "", None if count else _unseen(observed, "no peer under test got the whole file"))
+            bad.append(f"{_where(run, peer.peer_id)}: peer_{peer.peer_id}/{FILE_NAME} differs: "
+                       f"{_difference(data, run)}")
+    digest = hashlib.sha256(observed.runs[0].layout.content).hexdigest()[:16]
+    return judged(bad, f"{count} files exact (SHA-256 {digest}...)" if count else "",
+                  None if count else _unseen(observed, "no peer under test got the whole file"))
 
 
 def _difference(data: bytes, run: ScenarioRun) -> str:
@@ -255,7 +266,8 @@ def exits(observed: Observed) -> Verdict:
         if run.layout.scenario.robust or run.layout.scenario.only or run.all_complete_at is None:
             continue
         if child.stopped_by_kit:
-            bad.append(f"{where}: still running {run.ended_at - run.all_complete_at:.1f} s after the last peer completed; stopped by the kit")
+            bad.append(f"{where}: still running {run.ended_at - run.all_complete_at:.1f} s "
+                       "after the last peer completed; stopped by the kit")
         elif peer.leftovers:
             bad.append(f"{where}: exited, but left processes running in its session (killed by the kit)")
         elif child.ended is not None and not good:
@@ -297,7 +309,8 @@ def _survived(observed: Observed, names: tuple[str, ...]) -> Verdict:
         elif not each.responsive:
             bad.append(f"{where}: it hung: a new neighbour got no handshake within 3 s")
         else:
-            closed = "kept the connection" if each.closed_after is None else f"closed it after {each.closed_after:.2f} s"
+            closed = ("kept the connection" if each.closed_after is None
+                      else f"closed it after {each.closed_after:.2f} s")
             good.append(f"{where}: {closed}, still serving")
     return judged(bad, "; ".join(good), None if good or bad else "not probed (it did not start)")
 
@@ -330,7 +343,8 @@ def huge_length(observed: Observed) -> Verdict:
     return _survived(observed, ("4 GiB length",))
 
 
-@check("garbage-and-silence", "robustness", "random bytes, or a connection that never says anything: others are still served",
+@check("garbage-and-silence", "robustness",
+       "random bytes, or a connection that never says anything: others are still served",
        "one blocking read per peer on the main thread, or no handshake timeout", advice=ROBUST,
        needs=("starts",), scenarios=("robust",))
 def garbage_and_silence(observed: Observed) -> Verdict:

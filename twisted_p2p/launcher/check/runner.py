@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Optional
+from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.error import CannotListenError
@@ -54,8 +55,8 @@ class PeerRun:
     peer_id: int
     theirs: bool
     child: Child
-    listening_at: Optional[float] = None
-    complete_at: Optional[float] = None
+    listening_at: float | None = None
+    complete_at: float | None = None
     leftovers: bool = False
     listening_assumed: bool = False  # no /proc/net/tcp here: taken to listen ASSUMED_UP s after its start
 
@@ -66,7 +67,7 @@ class Closed:
 
     at: float
     ours: int
-    theirs: Optional[int]  # None when its handshake named no peer under test, and several ran
+    theirs: int | None  # None when its handshake named no peer under test, and several ran
     why: str  # our peer's words: "peer 1003 sent ..."
 
 
@@ -78,7 +79,7 @@ class ScenarioRun:
     started: float
     peers: dict[int, PeerRun]
     recordings: list[Recording] = field(default_factory=list)
-    all_complete_at: Optional[float] = None
+    all_complete_at: float | None = None
     ended_at: float = 0.0
     ended_why: str = ""
     probes: list[Probe] = field(default_factory=list)
@@ -87,7 +88,7 @@ class ScenarioRun:
     def theirs(self) -> list[PeerRun]:
         return [run for run in self.peers.values() if run.theirs]
 
-    def at(self, moment: Optional[float]) -> Optional[float]:
+    def at(self, moment: float | None) -> float | None:
         return None if moment is None else moment - self.started
 
     def held_back(self, peer_id: int) -> bool:
@@ -99,7 +100,7 @@ class ScenarioRun:
                 and not peer.theirs and peer.child.started is None)
 
 
-def listening_ports(candidates: set[int]) -> Optional[set[int]]:
+def listening_ports(candidates: set[int]) -> set[int] | None:
     """Which of ``candidates`` have a socket listening on this machine, from Linux's
     /proc/net/tcp and tcp6, without touching the peer (None: there is no such table)."""
     tables = [name for name in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(name)]
@@ -119,7 +120,7 @@ def listening_ports(candidates: set[int]) -> Optional[set[int]]:
     return ports & candidates
 
 
-def closed_by(line: str, ours: int, ids: list[int], theirs: list[int]) -> Optional[Closed]:
+def closed_by(line: str, ours: int, ids: list[int], theirs: list[int]) -> Closed | None:
     """The connection to a peer under test that our peer ``ours`` dropped, from one line
     of its output (None: no drop, or one between two of ours). Before a handshake names
     the other side, it is the peer under test if only one runs."""
@@ -134,9 +135,9 @@ def closed_by(line: str, ours: int, ids: list[int], theirs: list[int]) -> Option
     return Closed(0.0, ours, theirs[0] if len(theirs) == 1 else None, found.group(1))
 
 
-def identify_by(ids: set[int]) -> Callable[[bytes], Optional[int]]:
+def identify_by(ids: set[int]) -> Callable[[bytes], int | None]:
     """Who sent this handshake: its ID as the SPEC has it, or as text if that is a peer."""
-    def identify(handshake: bytes) -> Optional[int]:
+    def identify(handshake: bytes) -> int | None:
         number = int.from_bytes(handshake[28:32], "big")
         if number in ids:
             return number
@@ -188,7 +189,7 @@ def _add_peers(reactor: Any, run: ScenarioRun, command: list[str], progress: lis
         run.peers[peer_id] = PeerRun(peer_id, role.theirs, child, complete_at=run.started if role.seed else None)
 
 
-def _relay_the_listening(run: ScenarioRun, relay: Relay, relayed: set[int]) -> Optional[str]:
+def _relay_the_listening(run: ScenarioRun, relay: Relay, relayed: set[int]) -> str | None:
     """Open the public port of each peer that has come to listen (``relayed``: those
     done); note when a peer under test was handed every piece. Why the relay cannot go
     on, if it cannot."""
@@ -208,14 +209,15 @@ def _relay_the_listening(run: ScenarioRun, relay: Relay, relayed: set[int]) -> O
 
 
 @inlineCallbacks
-def run_scenario(reactor: Any, layout: Layout, command: list[str], limits: Limits) -> Generator[Deferred[Any], Any, ScenarioRun]:
+def run_scenario(reactor: Any, layout: Layout, command: list[str],
+                 limits: Limits) -> Generator[Deferred[Any], Any, ScenarioRun]:
     scenario = layout.scenario
     relay = _relay_for(reactor, scenario, limits)
     run = ScenarioRun(layout, reactor.seconds(), {})
     progress = [run.started]  # when the swarm last moved: a start, a listen, a piece
     _add_peers(reactor, run, command, progress)
     relayed: set[int] = set()
-    refused: Optional[str] = None
+    refused: str | None = None
     while True:
         now = reactor.seconds()
         due = next_to_start(run, now)
@@ -253,7 +255,7 @@ def start_order(run: ScenarioRun) -> list[PeerRun]:
     return [peer for peer in peers if peer.theirs] + [peer for peer in peers if not peer.theirs]
 
 
-def next_to_start(run: ScenarioRun, now: float) -> Optional[PeerRun]:
+def next_to_start(run: ScenarioRun, now: float) -> PeerRun | None:
     """The peer to start now, if any: the next in :func:`start_order`, once every peer
     before it has been listening for STAGGER s (``theirs_first`` s for the first of ours
     after the peers under test), a peer under test no sooner than ``late``, and the last
@@ -281,7 +283,7 @@ def next_to_start(run: ScenarioRun, now: float) -> Optional[PeerRun]:
     return waiting if ready is None or now >= ready else None
 
 
-def _up_for_retry(peer: PeerRun) -> Optional[float]:
+def _up_for_retry(peer: PeerRun) -> float | None:
     """When a peer under test counts as up in a ``theirs_first`` scenario: once it listens,
     or ASSUMED_UP s after its start if it dials the earlier peers before it listens (so
     that it has someone to reach)."""
@@ -303,7 +305,7 @@ def _see_listening(run: ScenarioRun, now: float, progress: list[float]) -> None:
             progress[0] = now
 
 
-def _retried(run: ScenarioRun, recordings: list[Recording], now: float) -> Optional[str]:
+def _retried(run: ScenarioRun, recordings: list[Recording], now: float) -> str | None:
     """In a ``theirs_first`` scenario: over once each peer under test reached every earlier
     peer, or RETRY_WAIT s after the last of those began to listen."""
     scenario = run.layout.scenario
@@ -321,7 +323,7 @@ def _retried(run: ScenarioRun, recordings: list[Recording], now: float) -> Optio
     return None
 
 
-def _over(run: ScenarioRun, robust: bool, now: float, last_progress: float, limits: Limits) -> Optional[str]:
+def _over(run: ScenarioRun, robust: bool, now: float, last_progress: float, limits: Limits) -> str | None:
     """Why the scenario is over, or None while it goes on."""
     peers = list(run.peers.values())
     if now - run.started > limits.deadline:

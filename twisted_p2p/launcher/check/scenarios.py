@@ -14,11 +14,10 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig, write
-from twisted_p2p.layout import data_path
 from twisted_p2p.launcher.plan import demo_bytes
+from twisted_p2p.layout import data_path
 
 FILE_NAME = "TheFile.dat"
 FIRST_ID = 1001
@@ -60,13 +59,13 @@ class Scenario:
     p: int = 1
     m: int = 2
     late: float = 0.0
-    their_rate: Optional[float] = None
-    their_download: Optional[float] = None
-    our_rate: Optional[int] = None
+    their_rate: float | None = None
+    their_download: float | None = None
+    our_rate: int | None = None
     quick: bool = False
     robust: bool = False
-    theirs_first: Optional[float] = None
-    last_after: Optional[float] = None
+    theirs_first: float | None = None
+    last_after: float | None = None
     only: str = ""  # the one check that reads this scenario ("": every check)
 
     @property
@@ -116,7 +115,7 @@ SCENARIOS = (
 BLOCK = 32  # ports a scenario takes, in one block below the usual ephemeral range (32768 up)
 
 
-def reserve_ports(count: int, chance: Optional[random.Random] = None) -> tuple[list[int], Optional[socket.socket]]:
+def reserve_ports(count: int, chance: random.Random | None = None) -> tuple[list[int], socket.socket | None]:
     """``count`` free ports from one block no other kit on this machine holds, and the
     claim on that block (an abstract Unix socket, gone with the process; close it to
     let go). Below the ephemeral range, no outgoing connection takes one of them
@@ -124,7 +123,7 @@ def reserve_ports(count: int, chance: Optional[random.Random] = None) -> tuple[l
     chance = chance or random.Random()
     while True:
         base = chance.randrange(20000, 32768 - BLOCK, BLOCK)
-        claim: Optional[socket.socket] = None
+        claim: socket.socket | None = None
         if hasattr(socket, "AF_UNIX") and sys.platform.startswith("linux"):
             claim = socket.socket(socket.AF_UNIX)
             try:
@@ -156,7 +155,7 @@ class Layout:
     real: dict[int, int]  # where each peer listens
     public: dict[int, int]  # where the relay listens for it
     content: bytes
-    claim: Optional[socket.socket] = None  # the ports' block, held while the scenario runs
+    claim: socket.socket | None = None  # the ports' block, held while the scenario runs
 
     def release(self) -> None:
         if self.claim is not None:
@@ -169,7 +168,7 @@ class Layout:
     def their_dir(self, peer_id: int) -> Path:
         return self.root / f"theirs-{peer_id}"
 
-    def config_for(self, peer_id: Optional[int]) -> SwarmConfig:
+    def config_for(self, peer_id: int | None) -> SwarmConfig:
         """The swarm as ``peer_id`` under test sees it (None: as ours see it)."""
         peers = []
         for other in self.scenario.ids:

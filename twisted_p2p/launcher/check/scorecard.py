@@ -14,8 +14,9 @@ judged as usual.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from twisted_p2p.launcher import course as course_text
 
@@ -52,7 +53,7 @@ def not_seen(why: str) -> Verdict:
     return Verdict(NA, [why])
 
 
-def judged(bad: list[str], good: str, unseen: Optional[str] = None, notes: Optional[list[str]] = None) -> Verdict:
+def judged(bad: list[str], good: str, unseen: str | None = None, notes: list[str] | None = None) -> Verdict:
     """FAIL with ``bad``, else pass with ``good`` -- or n/a with ``unseen`` when given;
     ``notes`` go with any of them."""
     verdict = failed(bad) if bad else not_seen(unseen) if unseen else passed(good)
@@ -69,7 +70,7 @@ class Check:
     title: str
     hint: str
     judge: Judge
-    course: Optional[str] = None  # the course sentence it rests on: required exactly then
+    course: str | None = None  # the course sentence it rests on: required exactly then
     advice: str = ""  # why it is only advice
     needs: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = ()  # runs it needs; () means any
@@ -87,7 +88,7 @@ class Check:
 CHECKS: list[Check] = []
 
 
-def check(key: str, item: str, title: str, hint: str, *, course: Optional[str] = None, advice: str = "",
+def check(key: str, item: str, title: str, hint: str, *, course: str | None = None, advice: str = "",
           needs: tuple[str, ...] = (), scenarios: tuple[str, ...] = ()) -> Callable[[Judge], Judge]:
     """Register a check: ``course`` (a required check) or ``advice`` (why not), never both."""
     if (course is None) == (not advice):
@@ -107,7 +108,7 @@ class Result:
     verdict: Verdict
 
 
-def evaluate(observed: Observed, items: Optional[set[str]] = None) -> list[Result]:
+def evaluate(observed: Observed, items: set[str] | None = None) -> list[Result]:
     """Every check of ``items`` (all by default) in registry order, dependencies first,
     and any check of another item that failed where one of those needs it: what made
     them n/a is shown and counted (a peer that never started must not pass ``--only``)."""
@@ -146,10 +147,11 @@ def judged_anything(results: list[Result]) -> bool:
 def ok(results: list[Result]) -> bool:
     """Only a required check (one resting on a course sentence) can fail the run; a run in
     which nothing could be judged passes nothing either."""
-    return judged_anything(results) and all(result.verdict.status != FAIL for result in results if result.check.required)
+    return judged_anything(results) and all(result.verdict.status != FAIL
+                                            for result in results if result.check.required)
 
 
-def render(results: list[Result], verbose: bool = False, closes: Optional[list[str]] = None) -> list[str]:
+def render(results: list[Result], verbose: bool = False, closes: list[str] | None = None) -> list[str]:
     """The scorecard; ``closes`` (the connections our own peers closed, and why) come first."""
     lines: list[str] = []
     if closes:

@@ -5,8 +5,6 @@ always in the peer's favour, and where a tighter bound is only our choice it is 
 of its own, marked advice."""
 from __future__ import annotations
 
-from typing import Optional
-
 from .frames import hexdump
 from .observed import Holdings, Observed, View
 from .runner import ScenarioRun
@@ -21,7 +19,8 @@ def _sent(observed: Observed) -> list[View]:
     return [view for view in observed.views if view.out.frames or view.out.unfinished]
 
 
-@check("handshake-bytes", "connection", "its handshake is 'P2PFILESHARINGPROJ', ten zero bytes, its ID as 4 bytes big-endian",
+@check("handshake-bytes", "connection",
+       "its handshake is 'P2PFILESHARINGPROJ', ten zero bytes, its ID as 4 bytes big-endian",
        "the ten reserved bytes written as the text '0000000000', or the ID written as text or little-endian",
        course="handshake-format")
 def handshake_bytes(observed: Observed) -> Verdict:
@@ -39,8 +38,10 @@ def handshake_bytes(observed: Observed) -> Verdict:
     return judged(bad, good, None if good or bad else "no handshake was sent")
 
 
-@check("handshake-first", "connection", "on a connection it made, it sends its handshake without waiting for the other side's",
-       "a dialler reading the neighbour's handshake before writing its own: two such peers wait for each other for ever",
+@check("handshake-first", "connection",
+       "on a connection it made, it sends its handshake without waiting for the other side's",
+       "a dialler reading the neighbour's handshake before writing its own: "
+       "two such peers wait for each other for ever",
        course="handshake-dialler")
 def handshake_first(observed: Observed) -> Verdict:
     """Only the dialler must write first. An acceptor that reads the dialler's handshake
@@ -69,8 +70,10 @@ def handshake_first(observed: Observed) -> Verdict:
                   None if count else "no connection", notes)
 
 
-@check("message-framing", "connection", "every message is length (4 bytes, big-endian, counting type and payload), type, payload",
-       "little-endian lengths (Java's ByteBuffer is big-endian by default; C's htonl is needed), or a length without the type byte",
+@check("message-framing", "connection",
+       "every message is length (4 bytes, big-endian, counting type and payload), type, payload",
+       "little-endian lengths (Java's ByteBuffer is big-endian by default; C's htonl is needed), "
+       "or a length without the type byte",
        course="message-format", needs=("handshake-bytes",))
 def message_framing(observed: Observed) -> Verdict:
     bad, messages = [], 0
@@ -103,7 +106,8 @@ def bitfield(observed: Observed) -> Verdict:
             continue  # message-framing says what
         if first.kind != "bitfield":
             if holding.announced(first.sent) or holding.seed:
-                bad.append(f"{view.where(first.sent)}: first message '{first.kind}', but it has pieces: a bitfield must come first")
+                bad.append(f"{view.where(first.sent)}: first message '{first.kind}', but it has pieces: "
+                           "a bitfield must come first")
             continue
         assert first.pieces is not None
         pieces = set(first.pieces)
@@ -132,7 +136,8 @@ def bitfield_only_first(observed: Observed) -> Verdict:
         if later is not None:
             again = sum(1 for f in frames[1:] if f.kind == "bitfield")
             bad.append(f"{view.where(later.sent)}: a bitfield after other messages ({again} in all)")
-    return judged(bad, f"{count} connections, at most one bitfield each, first", None if count else "no message was sent")
+    return judged(bad, f"{count} connections, at most one bitfield each, first",
+                  None if count else "no message was sent")
 
 
 def _interest_events(view: View) -> list[tuple[float, bool]]:
@@ -152,7 +157,8 @@ def _offered(view: View, moment: float) -> set[int]:
     return pieces
 
 
-@check("interest", "connection", "'interested' when the neighbour has a piece it lacks, 'not interested' when it has none",
+@check("interest", "connection",
+       "'interested' when the neighbour has a piece it lacks, 'not interested' when it has none",
        "interest not re-checked after each bitfield, have and downloaded piece",
        course="interest-kept", needs=WIRE)
 def interest(observed: Observed) -> Verdict:
@@ -180,14 +186,15 @@ def interest(observed: Observed) -> Verdict:
     return judged(bad, f"{said} interest messages, each justified", None if said or bad else "it never had to say")
 
 
-def _not_interested_owed(view: View, holding: Holdings, events: list[tuple[float, bool]]) -> Optional[str]:
+def _not_interested_owed(view: View, holding: Holdings, events: list[tuple[float, bool]]) -> str | None:
     """What was wrong if the peer under test came to hold every piece the other side had
     offered (once complete, or earlier) while its last word there was 'interested', and
     said no 'not interested' within NOT_INTERESTED_WITHIN s (None: nothing). Judged only
     where the connection stayed open that long and nothing new was offered meanwhile."""
     end = view.recording.closed or view.run.ended_at
     offers = [f.delivered for f in view.into.frames if f.kind in ("bitfield", "have")]
-    moments = sorted({moment for moment, _ in holding.arrivals} | {moment for moment, interested in events if interested})
+    moments = sorted({moment for moment, _ in holding.arrivals}
+                     | {moment for moment, interested in events if interested})
     for moment in moments:
         said = [interested for sent, interested in events if sent <= moment]
         offered = _offered(view, moment)
@@ -210,7 +217,7 @@ def _not_interested_owed(view: View, holding: Holdings, events: list[tuple[float
     return None
 
 
-def _lacked_for(view: View, holding: Holdings, seconds: float) -> Optional[float]:
+def _lacked_for(view: View, holding: Holdings, seconds: float) -> float | None:
     """A moment from which the other side offered a piece the peer under test still lacked
     ``seconds`` later, with the connection still open then (None if there is none)."""
     end = view.recording.closed or view.run.ended_at
@@ -239,26 +246,27 @@ def interest_on_change(observed: Observed) -> Verdict:
     return judged(bad, f"{said} interest messages, none repeated", None if said else "it never had to say")
 
 
-def _unchoked_over_time(observed: Observed, run: ScenarioRun, me: int) -> list[tuple[float, Optional[int], bool]]:
+def _unchoked_over_time(observed: Observed, run: ScenarioRun, me: int) -> list[tuple[float, int | None, bool]]:
     """(time, neighbour, unchoked) for every choke/unchoke the peer under test sent; a
     connection that closed unchokes nobody from then on (a peer may close one to a
     neighbour that completed, and unchoke another)."""
     changes = []
     for view in observed.views_of(run, me):
-        changes += [(f.sent, view.other, f.kind == "unchoke") for f in view.out.frames if f.kind in ("choke", "unchoke")]
+        changes += [(f.sent, view.other, f.kind == "unchoke")
+                    for f in view.out.frames if f.kind in ("choke", "unchoke")]
         if view.recording.closed is not None:
             changes.append((view.recording.closed, view.other, False))
     changes.sort(key=lambda change: change[0])
     return changes
 
 
-def _most_unchoked(changes: list[tuple[float, Optional[int], bool]]) -> tuple[int, float]:
+def _most_unchoked(changes: list[tuple[float, int | None, bool]]) -> tuple[int, float]:
     """The most neighbours unchoked at one time, and the first moment it happened; the
     changes of one round count together, and a state that lasted less than
     :data:`RACE` does not count: the relay records what the peer sent when it reads it,
     so a choke queued behind paced pieces on one connection shows up after an unchoke
     the peer wrote at the same moment on another."""
-    state: dict[Optional[int], bool] = {}
+    state: dict[int | None, bool] = {}
     most, when = 0, 0.0
     for position, (moment, other, unchoked) in enumerate(changes):
         state[other] = unchoked
@@ -282,7 +290,7 @@ def _interested_count(observed: Observed, run: ScenarioRun, me: int, moment: flo
     return count
 
 
-def _first_interest(observed: Observed, run: ScenarioRun, me: int) -> Optional[tuple[float, int, float]]:
+def _first_interest(observed: Observed, run: ScenarioRun, me: int) -> tuple[float, int, float] | None:
     """(when the first 'interested' was handed to it, from whom, until when that interest
     lasted: a 'not interested', the connection's or the peer's end)."""
     firsts = []
@@ -297,7 +305,7 @@ def _first_interest(observed: Observed, run: ScenarioRun, me: int) -> Optional[t
     return min(firsts, default=None)
 
 
-def _first_unchoke_after(observed: Observed, run: ScenarioRun, me: int, within: float) -> Optional[str]:
+def _first_unchoke_after(observed: Observed, run: ScenarioRun, me: int, within: float) -> str | None:
     """What was wrong if its first unchoke came more than ``within`` s after the first
     'interested', while that interest lasted so long (None: nothing)."""
     first = _first_interest(observed, run, me)
@@ -310,11 +318,13 @@ def _first_unchoke_after(observed: Observed, run: ScenarioRun, me: int, within: 
     common = run.layout.scenario.common
     late = "never" if unchoke is None else f"only at {unchoke - run.started:.2f} s"
     return (f"[{run.layout.scenario.name}] {me}: 'interested' from {other} came at {interest - run.started:.2f} s "
-            f"and stayed; the first unchoke {late} (p={common.unchoking_interval} s, m={common.optimistic_unchoking_interval} s)")
+            f"and stayed; the first unchoke {late} "
+            f"(p={common.unchoking_interval} s, m={common.optimistic_unchoking_interval} s)")
 
 
-@check("preferred-every-p", "connection", "at most k preferred + 1 optimistic neighbours unchoked; an interested neighbour "
-       "unchoked within p + m s", "unchoking every interested neighbour, or no timer for the preferred choice",
+@check("preferred-every-p", "connection",
+       "at most k preferred + 1 optimistic neighbours unchoked; an interested neighbour unchoked within p + m s",
+       "unchoking every interested neighbour, or no timer for the preferred choice",
        course="preferred", needs=WIRE)
 def preferred_every_p(observed: Observed) -> Verdict:
     """Every p s a peer picks k preferred among the interested ones, so an interested
@@ -327,7 +337,8 @@ def preferred_every_p(observed: Observed) -> Verdict:
         if most > common.preferred_neighbors + 1:
             bad.append(f"{where} at {when - run.started:.2f} s: {most} neighbours unchoked at once; "
                        f"k={common.preferred_neighbors} preferred + 1 optimistic at most")
-        late = _first_unchoke_after(observed, run, me, common.unchoking_interval + common.optimistic_unchoking_interval + 1.0)
+        within = common.unchoking_interval + common.optimistic_unchoking_interval + 1.0
+        late = _first_unchoke_after(observed, run, me, within)
         if late:
             bad.append(late)
         elif not good and most:
@@ -350,7 +361,8 @@ def unchoke_within_p(observed: Observed) -> Verdict:
         late = _first_unchoke_after(observed, run, me, common.unchoking_interval + 1.0)
         if late:
             bad.append(late)
-    return judged(bad, f"{count} peers under test, each unchoked within p s", None if count else "no neighbour was ever interested in it")
+    return judged(bad, f"{count} peers under test, each unchoked within p s",
+                  None if count else "no neighbour was ever interested in it")
 
 
 @check("optimistic-every-m", "connection", "one more choked, interested neighbour unchoked every m s",

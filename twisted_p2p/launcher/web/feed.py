@@ -15,12 +15,13 @@ PeerInfo.cfg's order; see ``peers`` in the snapshot).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from twisted_p2p.config import SwarmConfig
-from twisted_p2p.launcher.runpage import PALETTE, SEED_COLOUR
 from twisted_p2p.launcher.progress import PeerProgress
+from twisted_p2p.launcher.runpage import PALETTE, SEED_COLOUR
 
 MISSING, OWN = ".", "*"
 SLOTS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"  # peers beyond 62 share '~'
@@ -61,8 +62,8 @@ class Feed:
         self.sent = {peer_id: _Sent() for peer_id in progress}
         self.line_seq = 0
         self.lines: list[tuple[int, float, int, str]] = []  # (seq, time, peer, line), the last LINES
-        self.finished: Optional[str] = None  # the run's outcome, once it is over
-        self._finished_sent: Optional[str] = None
+        self.finished: str | None = None  # the run's outcome, once it is over
+        self._finished_sent: str | None = None
 
     # -- the parts ----------------------------------------------------------------
 
@@ -132,7 +133,7 @@ class Feed:
             "finished": self.finished,
         }
 
-    def delta(self) -> Optional[dict[str, Any]]:
+    def delta(self) -> dict[str, Any] | None:
         """What changed since the last delta (None: nothing); marks it all as sent."""
         now = self.now()
         changes: dict[str, Any] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from twisted.internet.task import LoopingCall
 from twisted.web.resource import Resource
@@ -110,7 +110,7 @@ class Dashboard:
         self.feed.finished = outcome
         self.stream.push()
 
-    def stop(self) -> Optional[Any]:
+    def stop(self) -> Any | None:
         if self.pusher.running:
             self.pusher.stop()
         self.stream.close()
