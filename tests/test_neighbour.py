@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import random
 
+from piecebook import request_book
 from twisted.internet.task import Clock
 
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.neighbour import Neighbour
-
-from piecebook import request_book
 
 TOTAL = 8
 

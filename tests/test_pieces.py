@@ -6,11 +6,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from piecebook import MemoryStore
 
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.pieces import Pieces
-
-from piecebook import MemoryStore
 
 TOTAL = 10
 
