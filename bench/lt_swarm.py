@@ -51,58 +51,77 @@ def _session(port, upload_rate, plugins=True):
     return session
 
 
+def _torrent(path, piece_size):
+    storage = lt.file_storage()
+    lt.add_files(storage, path)
+    creator = lt.create_torrent(storage, piece_size)
+    lt.set_piece_hashes(creator, os.path.dirname(path))
+    return lt.torrent_info(lt.bencode(creator.generate()))
+
+
+def _start_sessions(args, info, path, work):
+    """One session per peer, the seed first, each with the torrent added; every pair
+    connected once, like PeerInfo.cfg's order."""
+    count = args["leechers"] + 1
+    chosen = args.get("ports") or [0] * count
+    sessions, handles, ports = [], [], []
+    for index in range(count):
+        seeding = index == 0 and args.get("seed_upload_rate")
+        rate = args.get("seed_upload_rate") if seeding else args.get("upload_rate")
+        session = _session(chosen[index], rate, plugins="connect_ports" not in args)
+        sessions.append(session)
+        ports.append(session.listen_port())
+        params = lt.add_torrent_params()
+        params.ti = info
+        if index == 0:
+            params.save_path = os.path.dirname(path)
+            params.flags = ((params.flags | lt.torrent_flags.seed_mode)
+                            & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused)
+        else:
+            params.save_path = os.path.join(work, f"peer_{index}")
+            params.flags = params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+        handles.append(session.add_torrent(params))
+    reach = args.get("connect_ports") or ports
+    for index, handle in enumerate(handles):
+        for other in range(index):
+            handle.connect_peer(("127.0.0.1", reach[other]))
+    return sessions, handles
+
+
+def _follow(handles, info, deadline):
+    """Poll until every leecher seeds or the deadline: when each was seen seeding, when
+    every pair was connected, and the leechers' share done by then."""
+    count = len(handles)
+    done: dict[int, float] = {}  # leecher -> when it was seen seeding
+    connected, share_before = None, None
+    # Sessions seen with every other session as a peer. Sticky, as "every pair connected"
+    # is for our peers: two seeds drop their connection, so a leecher that finished before
+    # the last pair connected would otherwise keep the swarm from ever counting as connected.
+    met_all: set[int] = set()
+    while len(done) < count - 1 and time.time() < deadline:
+        if connected is None:  # after that, status() only for leechers still downloading: each waits on libtorrent
+            statuses = [handle.status() for handle in handles]
+            met_all.update(index for index, status in enumerate(statuses) if status.num_peers >= count - 1)
+            if len(met_all) == count:
+                connected = time.time()
+                done_before = sum(status.total_wanted_done for status in statuses[1:])
+                share_before = done_before / ((count - 1) * info.total_size())
+        for index in range(1, count):
+            if index not in done and handles[index].status().is_seeding:
+                done[index] = time.time()
+        time.sleep(0.002)
+    return done, connected, share_before
+
+
 def main(args):
     path = args["file"]
     work = tempfile.mkdtemp(prefix="p2pbench-lt-")
     try:
-        storage = lt.file_storage()
-        lt.add_files(storage, path)
-        creator = lt.create_torrent(storage, args["piece_size"])
-        lt.set_piece_hashes(creator, os.path.dirname(path))
-        info = lt.torrent_info(lt.bencode(creator.generate()))
+        info = _torrent(path, args["piece_size"])
         count = args["leechers"] + 1
-        chosen = args.get("ports") or [0] * count
-        sessions, handles, ports = [], [], []
         start = time.time()
-        for index in range(count):
-            seeding = index == 0 and args.get("seed_upload_rate")
-            rate = args.get("seed_upload_rate") if seeding else args.get("upload_rate")
-            session = _session(chosen[index], rate, plugins="connect_ports" not in args)
-            sessions.append(session)
-            ports.append(session.listen_port())
-            params = lt.add_torrent_params()
-            params.ti = info
-            if index == 0:
-                params.save_path = os.path.dirname(path)
-                params.flags = ((params.flags | lt.torrent_flags.seed_mode)
-                                & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused)
-            else:
-                params.save_path = os.path.join(work, f"peer_{index}")
-                params.flags = params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
-            handles.append(session.add_torrent(params))
-        reach = args.get("connect_ports") or ports
-        for index, handle in enumerate(handles):
-            for other in range(index):  # every pair once, like PeerInfo.cfg's order
-                handle.connect_peer(("127.0.0.1", reach[other]))
-        done: dict[int, float] = {}  # leecher -> when it was seen seeding
-        connected, share_before = None, None
-        # Sessions seen with every other session as a peer. Sticky, as "every pair connected"
-        # is for our peers: two seeds drop their connection, so a leecher that finished before
-        # the last pair connected would otherwise keep the swarm from ever counting as connected.
-        met_all: set[int] = set()
-        deadline = start + args["timeout"]
-        while len(done) < count - 1 and time.time() < deadline:
-            if connected is None:  # after that, status() only for leechers still downloading: each waits on libtorrent
-                statuses = [handle.status() for handle in handles]
-                met_all.update(index for index, status in enumerate(statuses) if status.num_peers >= count - 1)
-                if len(met_all) == count:
-                    connected = time.time()
-                    done_before = sum(status.total_wanted_done for status in statuses[1:])
-                    share_before = done_before / ((count - 1) * info.total_size())
-            for index in range(1, count):
-                if index not in done and handles[index].status().is_seeding:
-                    done[index] = time.time()
-            time.sleep(0.002)
+        sessions, handles = _start_sessions(args, info, path, work)
+        done, connected, share_before = _follow(handles, info, start + args["timeout"])
         last = max(done.values()) if len(done) == count - 1 else None
         result = {
             "ok": last is not None and connected is not None,
