@@ -10,15 +10,15 @@ import pytest
 from test_audit import L1, L2, clean_logs, say, write_swarm
 
 from twisted_p2p.launcher import audit as A
-from twisted_p2p.launcher.audit import rules
+from twisted_p2p.launcher.audit import required
 from twisted_p2p.launcher.course import QUOTES, quote
 
 ADVISED_TOO = " (our choices, not the course's: they do not fail the audit)"
 
 
 def test_every_required_rule_quotes_a_sentence_of_the_course():
-    assert set(rules.REQUIRED_BY.values()) <= set(QUOTES)
-    assert not set(rules.REQUIRED_BY) & set(rules.ADVICE)
+    assert set(required.REQUIRED_BY.values()) <= set(QUOTES)
+    assert not set(required.REQUIRED_BY) & set(required.ADVICE)
 
 
 @pytest.mark.parametrize("rule, key", [
@@ -29,7 +29,7 @@ def test_every_required_rule_quotes_a_sentence_of_the_course():
 def test_rules_the_course_states_are_required(rule, key):
     finding = A.Finding(L1, 1, rule, "", 1001)
     assert A.is_required(finding)
-    assert rules.REQUIRED_BY[rule] == key
+    assert required.REQUIRED_BY[rule] == key
     assert A.course_sentence(rule) == quote(key)
 
 

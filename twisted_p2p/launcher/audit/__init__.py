@@ -33,8 +33,7 @@ from .reading import (
     parse_lenient,
     read_log,
 )
-from .result import AuditResult, audit, find_logs, report, restart_note, verdict
-from .rules import (
+from .required import (
     COMPLETION_TWICE,
     CONNECTION_TWICE,
     COUNT_NOT_RISING,
@@ -48,7 +47,6 @@ from .rules import (
     OPTIMISTIC_TOO_SOON,
     PIECE_OUT_OF_RANGE,
     REQUIRED_BY,
-    RULES,
     SEED_DOWNLOADED,
     SEED_SENT_HAVE,
     SOURCE_LACKED_PIECE,
@@ -56,13 +54,11 @@ from .rules import (
     UNKNOWN_PEER,
     WRONG_DIRECTION,
     WRONG_WRITER,
-    AuditedSwarm,
-    Rule,
     course_sentence,
-    default_slack,
     is_required,
-    rule,
 )
+from .result import AuditResult, audit, find_logs, report, restart_note, verdict
+from .rules import RULES, AuditedSwarm, Rule, default_slack, rule
 from .sessions import AT_ONCE, Session, split_sessions
 from .stamps import Stamp, read_stamp
 

@@ -16,8 +16,7 @@ from twisted_p2p.config import SwarmConfig
 from twisted_p2p.layout import event_log_name
 
 from .reading import Finding, PeerLog, Record, other_peer, own_records
-from .required import (  # noqa: F401 -- the names are this module's interface too (the kit imports them)
-    ADVICE,
+from .required import (
     COMPLETION_TWICE,
     CONNECTION_TWICE,
     COUNT_NOT_RISING,
@@ -30,7 +29,6 @@ from .required import (  # noqa: F401 -- the names are this module's interface t
     NO_COMPLETION,
     OPTIMISTIC_TOO_SOON,
     PIECE_OUT_OF_RANGE,
-    REQUIRED_BY,
     SEED_DOWNLOADED,
     SEED_SENT_HAVE,
     SOURCE_LACKED_PIECE,
@@ -38,8 +36,6 @@ from .required import (  # noqa: F401 -- the names are this module's interface t
     UNKNOWN_PEER,
     WRONG_DIRECTION,
     WRONG_WRITER,
-    course_sentence,
-    is_required,
 )
 from .sessions import CONNECTIONS, Session, mentioned, pieces_held, split_sessions
 
