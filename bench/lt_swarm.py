@@ -9,12 +9,17 @@ connect through those ports, and run without the default plugins (peer exchange 
 tell them each other's real ports). Prints one JSON line. Uses only the standard
 library and libtorrent; it downloads nothing from anywhere.
 
-Timed like bench/swarm.py: start-up from just before the first session is created to the
-first poll (every 2 ms) by which every session has been seen with all the others as peers; the transfer
-phase from then to the last leecher seeding.
+Set up as libtorrent's users set it up: the seed's file checked when its torrent is added
+(not seed_mode), the leechers held in upload_mode until every pair is connected, then
+released. Timed like bench/swarm.py: start-up from just before the first session is
+created to the first poll (every 2 ms) by which every session has been seen with all the
+others as peers; the transfer phase from then (the release) to the last leecher seen
+seeding. CPU (user + system, the whole process: every session's threads) over the
+sessions' lives and over the transfer phase, from getrusage.
 """
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -39,6 +44,9 @@ def _session(port, upload_rate, plugins=True):
         "allow_multiple_connections_per_ip": True,
         "alert_mask": 0,
         "rate_limit_ip_overhead": False,
+        # held leechers are upload-only; by default two upload-only peers hang up on each
+        # other, so the pairs could never all connect. Back on at the release (_release).
+        "close_redundant_connections": False,
     }
     if upload_rate:
         settings["upload_rate_limit"] = int(upload_rate)
@@ -60,8 +68,11 @@ def _torrent(path, piece_size):
 
 
 def _start_sessions(args, info, path, work):
-    """One session per peer, the seed first, each with the torrent added; every pair
-    connected once, like PeerInfo.cfg's order."""
+    """One session per peer, the seed first, each with the torrent added as its users add
+    it: the seed's file checked when added (not seed_mode, which would hash each piece on
+    its first upload, inside the timed transfer), the leechers in upload_mode (they download
+    nothing until released). Leechers connect to each other now, like PeerInfo.cfg's order,
+    and to the seed once its check is done (see _follow)."""
     count = args["leechers"] + 1
     chosen = args.get("ports") or [0] * count
     sessions, handles, ports = [], [], []
@@ -73,71 +84,120 @@ def _start_sessions(args, info, path, work):
         ports.append(session.listen_port())
         params = lt.add_torrent_params()
         params.ti = info
+        params.flags = params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
         if index == 0:
             params.save_path = os.path.dirname(path)
-            params.flags = ((params.flags | lt.torrent_flags.seed_mode)
-                            & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused)
         else:
             params.save_path = os.path.join(work, f"peer_{index}")
-            params.flags = params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+            params.flags |= lt.torrent_flags.upload_mode
         handles.append(session.add_torrent(params))
     reach = args.get("connect_ports") or ports
-    for index, handle in enumerate(handles):
-        for other in range(index):
-            handle.connect_peer(("127.0.0.1", reach[other]))
-    return sessions, handles
+    for index in range(2, count):
+        for other in range(1, index):
+            handles[index].connect_peer(("127.0.0.1", reach[other]))
+    return sessions, handles, reach
 
 
-def _follow(handles, info, deadline):
-    """Poll until every leecher seeds or the deadline: when each was seen seeding, when
-    every pair was connected, and the leechers' share done by then."""
+def _connect_to_seed(handles, reach):
+    """Every leecher dials the seed (called once its file is checked)."""
+    for handle in handles[1:]:
+        handle.connect_peer(("127.0.0.1", reach[0]))
+
+
+def _release(sessions, handles):
+    """Every pair is connected: the leechers may download, and redundant connections
+    close again, as by default."""
+    for session in sessions:
+        session.apply_settings({"close_redundant_connections": True})
+    for handle in handles[1:]:
+        handle.unset_flags(lt.torrent_flags.upload_mode)
+
+
+def _cpu_s():
+    """This process's user + system CPU seconds, every thread (all the sessions)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wait_connected(handles, reach, deadline):
+    """Poll (every 2 ms) until every session has been seen with all the others as peers:
+    when, or None by the deadline. Sticky per session, as "every pair connected" is for
+    our peers. Leechers dial the seed once it is seeding (its check done)."""
     count = len(handles)
-    done: dict[int, float] = {}  # leecher -> when it was seen seeding
-    connected, share_before = None, None
-    # Sessions seen with every other session as a peer. Sticky, as "every pair connected"
-    # is for our peers: two seeds drop their connection, so a leecher that finished before
-    # the last pair connected would otherwise keep the swarm from ever counting as connected.
     met_all: set[int] = set()
-    while len(done) < count - 1 and time.time() < deadline:
-        if connected is None:  # after that, status() only for leechers still downloading: each waits on libtorrent
-            statuses = [handle.status() for handle in handles]
-            met_all.update(index for index, status in enumerate(statuses) if status.num_peers >= count - 1)
-            if len(met_all) == count:
-                connected = time.time()
-                done_before = sum(status.total_wanted_done for status in statuses[1:])
-                share_before = done_before / ((count - 1) * info.total_size())
-        for index in range(1, count):
+    seed_dialled = False
+    while time.time() < deadline:
+        statuses = [handle.status() for handle in handles]
+        if not seed_dialled and statuses[0].is_seeding:
+            _connect_to_seed(handles, reach)
+            seed_dialled = True
+        met_all.update(index for index, status in enumerate(statuses) if status.num_peers >= count - 1)
+        if len(met_all) == count:
+            return time.time()
+        time.sleep(0.002)
+    return None
+
+
+def _follow(handles, deadline):
+    """Poll (every 2 ms) the leechers still downloading until each seeds or the deadline:
+    when each was seen seeding."""
+    done: dict[int, float] = {}  # leecher -> when it was seen seeding
+    while len(done) < len(handles) - 1 and time.time() < deadline:
+        for index in range(1, len(handles)):
             if index not in done and handles[index].status().is_seeding:
                 done[index] = time.time()
         time.sleep(0.002)
-    return done, connected, share_before
+    return done
+
+
+def _share_done(handles, info):
+    """The share of the leechers' bytes already downloaded."""
+    done = sum(handle.status().total_wanted_done for handle in handles[1:])
+    return done / ((len(handles) - 1) * info.total_size())
+
+
+def _run(args, info, path, work):
+    """The timed run: its times, and the CPU of the sessions' lives and of the transfer."""
+    count = args["leechers"] + 1
+    cpu_before, start = _cpu_s(), time.time()
+    sessions, handles, reach = _start_sessions(args, info, path, work)
+    deadline = start + args["timeout"]
+    connected = _wait_connected(handles, reach, deadline)
+    share_before, cpu_connected = None, _cpu_s()
+    if connected is not None:
+        share_before = _share_done(handles, info)
+        _release(sessions, handles)
+        done = _follow(handles, deadline)
+    else:
+        done = {}
+    last = max(done.values()) if len(done) == count - 1 else None
+    cpu_last = _cpu_s()
+    for session in sessions:
+        session.pause()
+    del handles, sessions  # the sessions end here, inside the CPU counted
+    return {
+        "ok": last is not None and connected is not None,
+        "failure": ("never was every session seen with all the others as peers" if connected is None else
+                    None if last else f"{count - 1 - len(done)} leecher(s) not seeding by the timeout"),
+        "time_to_last_complete_s": (last - start) if last else None,
+        "startup_s": (connected - start) if connected else None,
+        "transfer_s": (last - connected) if last and connected else None,
+        # share of the leechers' bytes already downloaded when all were connected (held: 0)
+        "share_before_all_connected": share_before,
+        # user + system, every thread: from the first session created to the last ended
+        # (the torrent's creation before it left out), and from all connected to the last seeding
+        "cpu_s_total": _cpu_s() - cpu_before,
+        "cpu_s_transfer": cpu_last - cpu_connected if last else None,
+        "delivered_bytes": (count - 1) * info.total_size(),
+        "version": lt.__version__,
+    }
 
 
 def main(args):
-    path = args["file"]
     work = tempfile.mkdtemp(prefix="p2pbench-lt-")
     try:
-        info = _torrent(path, args["piece_size"])
-        count = args["leechers"] + 1
-        start = time.time()
-        sessions, handles = _start_sessions(args, info, path, work)
-        done, connected, share_before = _follow(handles, info, start + args["timeout"])
-        last = max(done.values()) if len(done) == count - 1 else None
-        result = {
-            "ok": last is not None and connected is not None,
-            "failure": ("never was every session seen with all the others as peers" if connected is None else
-                        None if last else f"{count - 1 - len(done)} leecher(s) not seeding by the timeout"),
-            "time_to_last_complete_s": (last - start) if last else None,
-            "startup_s": (connected - start) if connected else None,
-            "transfer_s": (last - connected) if last and connected else None,
-            # share of the leechers' bytes already downloaded when all were connected
-            "share_before_all_connected": share_before,
-            "version": lt.__version__,
-        }
-        for session in sessions:
-            session.pause()
-        del handles, sessions
-        print(json.dumps(result), flush=True)
+        info = _torrent(args["file"], args["piece_size"])
+        print(json.dumps(_run(args, info, args["file"], work)), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
