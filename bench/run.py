@@ -6,9 +6,10 @@ dataplane  1 seed + 1 leecher, 100 MiB, pieces of 16 KiB, 32 KiB, 256 KiB, 1 MiB
            reference: a raw TCP stream between two Python processes on 127.0.0.1
 swarm      1 seed + 5 leechers, k=5, 1 s intervals: 20 MiB / 16 KiB (the course demo)
            and 100 MiB / 32 KiB; reference: libtorrent, where the system Python has it,
-           both timed from every peer connected to the last complete (start-up apart)
+           runs alternated, both timed from every peer connected to the last complete
+           (start-up apart), CPU per GiB delivered; medians and ranges of 5 runs
 pipeline   our pipelining extension: 1+1 at 16 KiB with depths 2 to 32, against the plain
-           protocol; the 100 MiB swarm at the launcher's depth, against libtorrent
+           protocol; the 100 MiB swarm at the launcher's depth, against libtorrent as in swarm
 scale      1 seed + 15 and + 31 leechers, 20 MiB / 16 KiB; reference: the 6-peer swarm
 capped     --upload-rate on every peer, 1 seed + 5 leechers, 10 MiB / 16 KiB;
            reference: the minimum distribution time max(F/u_s, N*F/(u_s + sum u_i)),
@@ -30,7 +31,7 @@ import datetime
 import time
 from typing import Any
 
-from bench import latency, push, rawtcp, report, swarm
+from bench import latency, push, race, rawtcp, report, swarm
 from bench.common import (
     HERE,
     SYSTEM_PYTHON,
@@ -53,13 +54,21 @@ DEPTHS = (2, 4, 8, 16, 32)  # --pipeline depths tried one seed to one leecher
 METHODS = {
     "dataplane": "dataplane: MiB/s = file size / (the leecher's first connection -> its last piece); "
                  "'from spawn' = first peer spawned -> leecher complete",
-    "swarm": "swarm: transfer = every pair of peers connected -> last leecher complete, timed alike for ours "
-             "(event-log stamps) and libtorrent (polled every 2 ms); ratio = transfer / libtorrent's transfer; "
-             "start-up = first spawn (libtorrent: first session created) -> all connected, with the share of "
-             "the download already done by then; 'from spawn' = start-up + transfer",
+    "swarm": "swarm: each 1+5 swarm run N times (--swarm-repeats, default 5), each run of ours followed by one of "
+             "libtorrent's; figures are medians with the range (lowest-highest), ratios are taken pair by pair "
+             "(run i of ours / run i of libtorrent) and given as their median with the range. transfer = every pair "
+             "of peers connected -> last leecher complete: ours from the event logs' stamps (the last pair's first "
+             "connection line -> the last 'has downloaded the complete file'), libtorrent polled every 2 ms (every "
+             "session seen with all the others as peers -> the last leecher seen seeding); libtorrent is set up as "
+             "its users would: the seed's file checked when added (not seed_mode), the leechers held in upload_mode "
+             "until every pair is connected, then released. start-up = first spawn (libtorrent: first session "
+             "created) -> all connected, with the share of the download already done by then; 'from spawn' = "
+             "start-up + transfer. CPU s/GiB = user + system CPU seconds per GiB the leechers received: ours every "
+             "peer process over its whole life (os.wait4, six start-ups included), libtorrent its one process "
+             "over the sessions' lives (getrusage; the torrent's creation left out), with its transfer phase's share",
     "pipeline": "pipeline: our extension (--pipeline N on every peer); 1+1 as in dataplane (16 KiB and 256 KiB "
-                "pieces), ratio = MiB/s / the plain protocol's at that piece size; the swarm as in swarm, "
-                "ratio = transfer / libtorrent's transfer in the swarm case",
+                "pieces, best of --repeats), ratio = MiB/s / the plain protocol's at that piece size; the 1+5 swarm "
+                "as in swarm, alternating with libtorrent runs of its own",
     "scale": "scale: ratio = time from spawn to last complete, against the 6-peer swarm's (the same clock for both); "
              "transfer and start-up as in swarm",
     "capped": "capped: ratio = time from spawn to last complete / the bound (start-up counted against us); "
@@ -113,9 +122,10 @@ def case_dataplane(files: Files, repeats: int) -> dict:
     }
 
 
-def case_pipeline(files: Files, repeats: int, plain: dict | None, lt_version: str | None) -> dict:
+def case_pipeline(files: Files, repeats: int, swarm_repeats: int, lt_version: str | None) -> dict:
     """The extension at several depths, one seed to one leecher at 16 KiB (where a round
-    trip per piece costs most), and the 100 MiB swarm at the launcher's depth."""
+    trip per piece costs most), and the 100 MiB swarm at the launcher's depth, alternating
+    with libtorrent."""
     log(METHODS["pipeline"])
     size = 100 * MiB
     path = files.get(size)
@@ -129,27 +139,25 @@ def case_pipeline(files: Files, repeats: int, plain: dict | None, lt_version: st
     for depth in (8, DEFAULT_PIPELINE):
         row = _one_to_one(path, size, 256 * KiB, repeats, pipeline=depth)
         rows.append(dict(row, ratio_to_plain=ratio(row["mib_per_s"], large["mib_per_s"])))
-    swarm_row = _swarm_case(files, f"100 MiB, pipeline {DEFAULT_PIPELINE}", size, 32 * KiB, 5, repeats, None,
-                            pipeline=DEFAULT_PIPELINE)
-    reference = plain if plain is not None and plain.get("libtorrent_transfer_s") else None
-    if reference is None and lt_version:
-        reference = _swarm_case(files, "100 MiB", size, 32 * KiB, 5, repeats, lt_version)
-    if reference is not None:
-        for key in ("libtorrent_s", "libtorrent_startup_s", "libtorrent_transfer_s",
-                    "libtorrent_share_before_all_connected"):
-            swarm_row[key] = reference.get(key)
-        swarm_row["ratio_to_libtorrent"] = ratio(swarm_row["transfer_s"], reference.get("libtorrent_transfer_s"))
+    swarm_row = _swarm_case(files, f"100 MiB, pipeline {DEFAULT_PIPELINE}", size, 32 * KiB, 5, swarm_repeats,
+                            lt_version, pipeline=DEFAULT_PIPELINE)
     return {"statistic": f"best of {repeats}", "one_to_one": rows, "rows": [swarm_row]}
 
 
 def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, repeats: int,
                 lt_version: str | None, upload_rate: int | None = None,
                 seed_upload_rate: int | None = None, timeout: float = 120.0, pipeline: int = 0) -> dict:
+    """``repeats`` runs of our swarm, each followed by one of libtorrent's (when it is
+    there): medians, ranges and ratios pair by pair (bench/race.py)."""
     path = files.get(size)
-    log(f"{name}: ours, {leechers + 1} peers, {size // MiB} MiB, {piece // KiB} KiB pieces")
+    log(f"{name}: ours, {leechers + 1} peers, {size // MiB} MiB, {piece // KiB} KiB pieces"
+        + (f", alternating with libtorrent {lt_version}" if lt_version else ""))
     spec = swarm.SwarmSpec(path, piece, leechers, preferred=5, upload_rate=upload_rate,
                            seed_upload_rate=seed_upload_rate, timeout=timeout, pipeline=pipeline)
-    runs = repeat(repeats, lambda: swarm.run(spec), name)
+    args = {"file": path, "piece_size": piece, "leechers": leechers, "timeout": timeout,
+            "upload_rate": upload_rate, "seed_upload_rate": seed_upload_rate}
+    runs, lt_runs = race.alternate(repeats, lambda: swarm.run(spec),
+                                   (lambda: run_libtorrent(args)) if lt_version else None, name, leechers * size)
     good = [run for run in runs if run["ok"]]
     row: dict[str, Any] = {
         "case": name,
@@ -164,33 +172,28 @@ def _swarm_case(files: Files, name: str, size: int, piece: int, leechers: int, r
         "wall_to_all_exited_s": median_of(runs, "wall_to_all_exited_s"),
         "startup_s": median_of(runs, "startup_s"),
         "transfer_s": median_of(runs, "transfer_s"),
+        "transfer": race.of(runs, "transfer_s"),
         "share_before_all_connected": median_of(runs, "share_before_all_connected"),
         "cpu_s_total": median_of(runs, "cpu_s_total"),
+        "cpu_s_per_gib": race.of(runs, "cpu_s_per_gib"),
         "peak_rss_mib_max": max((run["peak_rss_mib_max"] for run in good), default=None),
         "upload_rate": upload_rate,
         "seed_upload_rate": seed_upload_rate,
     }
     if lt_version:
-        log(f"{name}: libtorrent {lt_version}")
-        args = {"file": path, "piece_size": piece, "leechers": leechers, "timeout": timeout,
-                "upload_rate": upload_rate, "seed_upload_rate": seed_upload_rate}
-        lt_runs = repeat(repeats, lambda: run_libtorrent(args), f"{name} libtorrent")
-        row["libtorrent_s"] = median_of(lt_runs, "time_to_last_complete_s")  # from its first session
-        row["libtorrent_startup_s"] = median_of(lt_runs, "startup_s")
-        row["libtorrent_transfer_s"] = median_of(lt_runs, "transfer_s")
-        row["libtorrent_share_before_all_connected"] = median_of(lt_runs, "share_before_all_connected")
-        row["ratio_to_libtorrent"] = ratio(row["transfer_s"], row["libtorrent_transfer_s"])
+        row.update(race.libtorrent_figures(runs, lt_runs), libtorrent_runs=len(lt_runs),
+                   libtorrent_failures=[run.get("failure") for run in lt_runs if not run.get("ok")])
     else:
-        row["libtorrent_s"] = row["libtorrent_startup_s"] = row["libtorrent_transfer_s"] = None
-        row["libtorrent_share_before_all_connected"] = row["ratio_to_libtorrent"] = None
+        row.update(dict.fromkeys(("libtorrent_s", "libtorrent_startup_s", "libtorrent_transfer_s",
+                                  "libtorrent_share_before_all_connected", "ratio_to_libtorrent")))
     return row
 
 
-def case_swarm(files: Files, repeats: int, lt_version: str | None) -> dict:
+def case_swarm(files: Files, swarm_repeats: int, lt_version: str | None) -> dict:
     log(METHODS["swarm"])
     return {"rows": [
-        _swarm_case(files, "demo 20 MiB", 20 * MiB, 16 * KiB, 5, repeats, lt_version),
-        _swarm_case(files, "100 MiB", 100 * MiB, 32 * KiB, 5, repeats, lt_version),
+        _swarm_case(files, "demo 20 MiB", 20 * MiB, 16 * KiB, 5, swarm_repeats, lt_version),
+        _swarm_case(files, "100 MiB", 100 * MiB, 32 * KiB, 5, swarm_repeats, lt_version),
     ]}
 
 
@@ -240,6 +243,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", choices=CASES, metavar="CASE",
                         help=f"run only this case (repeatable): {', '.join(CASES)}")
     parser.add_argument("--repeats", type=int, default=None, help="runs per fast case (default 3, 1 with --quick)")
+    parser.add_argument("--swarm-repeats", type=int, default=None, metavar="N",
+                        help="runs of each 1+5 swarm of the swarm and pipeline cases, each followed by one of "
+                             "libtorrent's (default 5, 1 with --quick)")
     parser.add_argument("--no-libtorrent", action="store_true", help="skip the libtorrent comparison")
     parser.add_argument("--peer-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for every peer process, for experiments "
@@ -282,10 +288,9 @@ def _run_cases(options: argparse.Namespace, chosen: list[str], repeats: int, del
         if "dataplane" in chosen:
             cases["dataplane"] = case_dataplane(files, repeats)
         if "swarm" in chosen:
-            cases["swarm"] = case_swarm(files, repeats, lt_version)
+            cases["swarm"] = case_swarm(files, options.swarm_repeats, lt_version)
         if "pipeline" in chosen:
-            plain = cases.get("swarm", {}).get("rows", [None, None])[1]
-            cases["pipeline"] = case_pipeline(files, repeats, plain, lt_version)
+            cases["pipeline"] = case_pipeline(files, repeats, options.swarm_repeats, lt_version)
         if "scale" in chosen:
             base = cases.get("swarm", {}).get("rows", [None])[0]
             if base is not None:
@@ -316,12 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     chosen = options.only or list(CASES)
     swarm.PEER_ENV.update(item.split("=", 1) for item in options.peer_env)
     repeats = options.repeats or (1 if options.quick else 3)
+    options.swarm_repeats = options.swarm_repeats or (1 if options.quick else 5)
     began = time.time()
     info, lt_version = _machine_and_libtorrent(options.no_libtorrent)
     results: dict = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": info,
-        "options": {"quick": options.quick, "repeats": repeats, "only": chosen, "peer_env": options.peer_env,
+        "options": {"quick": options.quick, "repeats": repeats, "swarm_repeats": options.swarm_repeats,
+                    "only": chosen, "peer_env": options.peer_env,
                     "delays_ms": list(delays), "latency_pipeline": options.latency_pipeline,
                     "push": {"hosts": options.push_hosts, "size_mb": options.push_size,
                              "rate_mbit": options.push_rate}},
