@@ -1,0 +1,99 @@
+"""The bench's race against libtorrent (bench/race.py) and how the table shows it: the
+order of the runs, medians and ranges, ratios pair by pair, CPU per GiB delivered.
+Figures here are made up; nothing is timed."""
+from __future__ import annotations
+
+from bench import race, report
+from bench.race import GiB
+
+
+def _run(transfer: float | None, cpu: float | None = None, ok: bool = True, **more: object) -> dict:
+    return {"ok": ok, "transfer_s": transfer, "startup_s": 0.5, "time_to_last_complete_s": (transfer or 0) + 0.5,
+            "cpu_s_total": cpu, **more}
+
+
+def test_alternate_runs_ours_then_theirs_and_sets_cpu_per_gib() -> None:
+    order: list[str] = []
+
+    def ours() -> dict:
+        order.append("ours")
+        return _run(2.0, cpu=4.0)
+
+    def theirs() -> dict:
+        order.append("theirs")
+        return _run(1.0, cpu=1.0)
+
+    mine, other = race.alternate(3, ours, theirs, "case", GiB // 2)
+    assert order == ["ours", "theirs"] * 3
+    assert [run["cpu_s_per_gib"] for run in mine] == [8.0] * 3
+    assert [run["cpu_s_per_gib"] for run in other] == [2.0] * 3
+
+
+def test_alternate_without_libtorrent_runs_only_ours() -> None:
+    mine, other = race.alternate(2, lambda: _run(1.0, cpu=1.0), None, "case", GiB)
+    assert len(mine) == 2 and other == []
+
+
+def test_cpu_per_gib_is_none_for_a_failed_run() -> None:
+    assert race.cpu_per_gib(_run(None, cpu=3.0, ok=False), GiB) is None
+    assert race.cpu_per_gib(_run(1.0, cpu=3.0), 3 * GiB) == 1.0
+
+
+def test_spread_gives_median_and_range_of_what_is_there() -> None:
+    assert race.spread([3.0, None, 1.0, 2.0]) == {"median": 2.0, "low": 1.0, "high": 3.0, "n": 3}
+    assert race.spread([None]) is None
+
+
+def test_paired_ratios_leave_out_a_pair_with_a_failed_side() -> None:
+    ours = [_run(2.0), _run(9.0, ok=False), _run(3.0), _run(4.0)]
+    theirs = [_run(1.0), _run(1.0), _run(2.0), _run(1.0)]
+    assert race.paired(ours, theirs, "transfer_s") == {"median": 2.0, "low": 1.5, "high": 4.0, "n": 3}
+
+
+def test_libtorrent_figures_ratio_is_the_median_of_the_pairs_not_of_the_medians() -> None:
+    ours = [_run(3.0), _run(1.0), _run(2.0)]
+    theirs = [_run(1.0), _run(2.0), _run(4.0)]
+    figures = race.libtorrent_figures(ours, theirs)
+    assert figures["ratio_to_libtorrent"] == 0.5  # pairs 3.0, 0.5, 0.5; medians would give 1.0
+    assert figures["libtorrent_transfer_s"] == 2.0
+
+
+def test_libtorrent_transfer_cpu_is_per_gib_delivered() -> None:
+    theirs = [_run(1.0, cpu=2.0, cpu_s_transfer=1.5, delivered_bytes=GiB // 2)]
+    figures = race.libtorrent_figures([_run(1.0)], theirs)
+    assert figures["libtorrent_cpu_s_per_gib_transfer"] == {"median": 3.0, "low": 3.0, "high": 3.0, "n": 1}
+
+
+def test_report_spread_shows_the_range_only_for_several_runs() -> None:
+    assert report.spread({"median": 1.8, "low": 1.6, "high": 2.05, "n": 5}) == "1.80 (1.60–2.05)"
+    assert report.spread({"median": 1.8, "low": 1.8, "high": 1.8, "n": 1}) == "1.80"
+    assert report.spread(None) == "—"
+
+
+def _row(name: str, file_mib: int, cpu_ratio: float) -> dict:
+    return {"case": name, "file_mib": file_mib, "statistic": "median of 5", "cpu_s_total": 8.0,
+            "cpu_s_per_gib": {"median": 3.2, "low": 3.0, "high": 3.5, "n": 5},
+            "libtorrent_cpu_s_per_gib": {"median": 2.0, "low": 1.9, "high": 2.1, "n": 5},
+            "cpu_ratio": {"median": cpu_ratio, "low": cpu_ratio - 0.1, "high": cpu_ratio + 0.1, "n": 5}}
+
+
+def test_cpu_row_holds_pipelined_to_1_2x_and_plain_to_1_6x() -> None:
+    assert report._cpu_row("pipeline", _row("p", 100, 1.5))[-1] == "CPU ≤ 1.2x libtorrent missed"
+    assert report._cpu_row("swarm", _row("s", 100, 1.5))[-1] == "CPU ≤ 1.6x libtorrent met"
+    cells = report._cpu_row("swarm", _row("s", 100, 1.5))
+    assert cells[1].startswith("3.20 (3.00–3.50) s/GiB") and cells[4] == "1.50 (1.40–1.60)"
+
+
+def test_table_puts_a_cpu_row_under_each_swarm_raced_against_libtorrent() -> None:
+    swarm_row = dict(_row("100 MiB", 100, 2.0), peers=6, piece_kib=32, runs=5, ok_runs=5,
+                     transfer={"median": 2.0, "low": 1.8, "high": 2.4, "n": 5}, transfer_s=2.0,
+                     time_to_last_complete_s=2.7, wall_to_all_exited_s=3.0, startup_s=0.7,
+                     share_before_all_connected=0.01, peak_rss_mib_max=44, libtorrent_s=2.3,
+                     libtorrent_startup_s=0.8, libtorrent_share_before_all_connected=0.0,
+                     libtorrent_transfer_s=1.5, libtorrent_transfer={"median": 1.5, "low": 1.4, "high": 1.7, "n": 5},
+                     ratio_to_libtorrent=1.3, transfer_ratio={"median": 1.3, "low": 1.1, "high": 1.6, "n": 5})
+    rows = report.table({"cases": {"swarm": {"rows": [swarm_row]}}})
+    assert [row[0] for row in rows[1:]] == ["100 MiB: 1+5, 100 MiB, 32 KiB (median of 5)",
+                                            "100 MiB: CPU per GiB delivered (median of 5)"]
+    assert rows[1][4] == "1.30 (1.10–1.60)"
+    assert rows[1][7] == "transfer ≤ 1.2x libtorrent missed"
