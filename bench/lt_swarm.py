@@ -45,7 +45,9 @@ def _session(port, upload_rate, plugins=True):
         "alert_mask": 0,
         "rate_limit_ip_overhead": False,
         # held leechers are upload-only; by default two upload-only peers hang up on each
-        # other, so the pairs could never all connect. Back on at the release (_release).
+        # other, so the pairs could never all connect. Left off for the run: turned back on
+        # at the release it races the leechers' news that they download now and drops pairs
+        # (after the release it would only close connections between finished peers).
         "close_redundant_connections": False,
     }
     if upload_rate:
@@ -104,11 +106,8 @@ def _connect_to_seed(handles, reach):
         handle.connect_peer(("127.0.0.1", reach[0]))
 
 
-def _release(sessions, handles):
-    """Every pair is connected: the leechers may download, and redundant connections
-    close again, as by default."""
-    for session in sessions:
-        session.apply_settings({"close_redundant_connections": True})
+def _release(handles):
+    """Every pair is connected: the leechers may download."""
     for handle in handles[1:]:
         handle.unset_flags(lt.torrent_flags.upload_mode)
 
@@ -166,7 +165,7 @@ def _run(args, info, path, work):
     share_before, cpu_connected = None, _cpu_s()
     if connected is not None:
         share_before = _share_done(handles, info)
-        _release(sessions, handles)
+        _release(handles)
         done = _follow(handles, deadline)
     else:
         done = {}
