@@ -198,6 +198,9 @@ def write(results: dict, methods: list[str], peer_env: list[str], out_dir: str) 
     listed = "\n".join("- " + line for line in methods)
     header = (f"Measured {results['date'][:10]} on {machine_line(results['machine'])}; "
               f"`python -m bench` took {results['duration_s']:.0f} s.")
+    if results.get("load_average"):
+        before, after = results["load_average"]
+        header += f" Load average (1 min): {before:.1f} before, {after:.1f} after."
     if peer_env:
         header += " Peers ran with " + " ".join(peer_env) + "."
     os.makedirs(out_dir, exist_ok=True)

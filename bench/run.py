@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import time
 from typing import Any
 
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     swarm.PEER_ENV.update(item.split("=", 1) for item in options.peer_env)
     repeats = options.repeats or (1 if options.quick else 3)
     options.swarm_repeats = options.swarm_repeats or (1 if options.quick else 5)
-    began = time.time()
+    began, load_before = time.time(), os.getloadavg()[0]
     info, lt_version = _machine_and_libtorrent(options.no_libtorrent)
     results: dict = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -336,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["cases"] = _run_cases(options, chosen, repeats, delays, lt_version)
     results["duration_s"] = time.time() - began
+    # every figure moves with what else the machine runs: the 1-minute load, before and after
+    results["load_average"] = [load_before, os.getloadavg()[0]]
     methods = [METHODS[name] for name in CASES if name in results["cases"]]
     report.write(results, methods, options.peer_env, options.out)
     return 0

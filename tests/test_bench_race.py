@@ -97,3 +97,12 @@ def test_table_puts_a_cpu_row_under_each_swarm_raced_against_libtorrent() -> Non
                                             "100 MiB: CPU per GiB delivered (median of 5)"]
     assert rows[1][4] == "1.30 (1.10–1.60)"
     assert rows[1][7] == "transfer ≤ 1.2x libtorrent missed"
+
+
+def test_written_header_says_the_load_the_figures_were_measured_under(tmp_path) -> None:
+    results = {"date": "2026-12-04T01:39:00+00:00", "duration_s": 530.0, "load_average": [9.93, 12.5],
+               "machine": {"nproc": 2, "cpu_model": "x", "memory_gib": 1.0, "os": "Linux", "python": "3.11",
+                           "twisted": "26"},
+               "cases": {}}
+    report.write(results, [], [], str(tmp_path))
+    assert "Load average (1 min): 9.9 before, 12.5 after." in (tmp_path / "results.md").read_text()
