@@ -188,7 +188,9 @@ class Decoder:
             )
         return index
 
-    def decode(self, body: bytes | memoryview) -> Message:
+    def decode(self, body: bytes | memoryview, stable: bool = False) -> Message:
+        """The message ``body`` holds. ``stable``: its bytes never change (a view of a
+        ``bytes``), so a piece may keep a view of them instead of a copy."""
         self.check_length(len(body))
         code = body[0]
         if code >= len(_TYPES):
@@ -217,7 +219,7 @@ class Decoder:
         expected = self.common.piece_length(index)
         if size - 4 != expected:
             raise ProtocolViolation(f"piece {index} with {size - 4} bytes; {expected} expected")
-        return Piece(index, bytes(body[5:]))
+        return Piece(index, body[5:] if stable else bytes(body[5:]))
 
 
 class Framer:
@@ -237,16 +239,26 @@ class Framer:
         #: handshake must then be a Proof, and is framed as one.
         self.expect_proof = False
         self.broken = False
-        self._buffer = bytearray()
+        #: The bytes not yet framed and those before ``_position``: the received chunk
+        #: itself while it is framed whole (so pieces are views of it, never copies),
+        #: a bytearray once a frame spans chunks.
+        self._buffer: bytes | bytearray = b""
         self._position = 0  # bytes of the buffer already framed
 
     def feed(self, data: bytes) -> None:
         if self.broken:
             return
-        if self._position:
-            del self._buffer[: self._position]
-            self._position = 0
-        self._buffer += data
+        buffer, position = self._buffer, self._position
+        self._position = 0
+        if position == len(buffer):
+            self._buffer = data  # nothing held over: frame the chunk where it lies
+        elif isinstance(buffer, bytes):
+            held = bytearray(memoryview(buffer)[position:])
+            held += data
+            self._buffer = held
+        else:
+            del buffer[:position]
+            buffer += data
 
     def next(self) -> Frame | None:
         if self.broken:
@@ -304,7 +316,7 @@ class Framer:
         # The traceback may still hold views of the buffer, so it cannot be trimmed;
         # nothing more is framed anyway, so let go of it.
         self.broken = True
-        self._buffer = bytearray()
+        self._buffer = b""
         self._position = 0
 
     def _next(self) -> Frame | None:
@@ -328,11 +340,11 @@ class Framer:
         if end > len(buffer):
             return None
         with memoryview(buffer) as view:
-            message = self.decoder.decode(view[position + 4 : end])
+            message = self.decoder.decode(view[position + 4 : end], isinstance(buffer, bytes))
         self._position = end
         return message
 
-    def _proof(self, buffer: bytearray, position: int, available: int) -> Proof | None:
+    def _proof(self, buffer: bytes | bytearray, position: int, available: int) -> Proof | None:
         """The frame due right after the handshake when authentication is required."""
         if available < _PROOF_HEADER.size:
             return None
