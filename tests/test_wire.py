@@ -627,3 +627,46 @@ def test_a_have_is_decoded_once_per_index_and_shared():
 def test_take_and_next_agree_on_any_stream(stream_and_chunks, handshake):
     _, chunks = stream_and_chunks
     assert taken(SMALL, chunks, handshake) == outcome(SMALL, chunks, handshake)
+
+
+# -- pieces framed where they lie ------------------------------------------------------
+
+
+def test_a_piece_that_came_whole_in_one_chunk_is_a_view_of_that_chunk():
+    chunk = wire.encode_handshake(1002) + encode(Have(1)) + encode(Piece(2, b"1234567"))
+    framer = wire.Framer(Decoder(SMALL))
+    framer.feed(chunk)
+    frames, violation = framer.take()
+    assert violation is None
+    piece = frames[-1]
+    assert piece == Piece(2, b"1234567")
+    assert isinstance(piece.data, memoryview) and piece.data.obj is chunk  # no copy made
+
+
+def test_a_piece_split_across_chunks_is_a_copy_and_the_next_whole_one_a_view_again():
+    first, second, third = encode(Piece(0, b"abcdefgh")), encode(Piece(1, b"ijklmnop")), encode(Piece(2, b"qrstuvw"))
+    framer = wire.Framer(Decoder(SMALL))
+    framer.feed(wire.encode_handshake(1002) + first[:6])
+    assert [type(frame).__name__ for frame in framer.take()[0]] == ["Handshake"]
+    tail = first[6:] + second
+    framer.feed(tail)  # the held-over start of piece 0 and all of piece 1: both from a bytearray
+    frames, _ = framer.take()
+    assert frames == [Piece(0, b"abcdefgh"), Piece(1, b"ijklmnop")]
+    assert all(type(frame.data) is bytes for frame in frames)
+    framer.feed(third)  # nothing held over: framed in place again
+    (piece,), _ = framer.take()
+    assert piece == Piece(2, b"qrstuvw") and piece.data.obj is third
+
+
+def test_a_chunk_that_ends_inside_a_piece_keeps_that_part_for_the_next():
+    stream = encode(Have(0)) + encode(Piece(1, b"12345678")) + encode(Request(2))
+    framer = wire.Framer(Decoder(SMALL))
+    framer.handshaken = True
+    framer.feed(stream[:12])
+    assert framer.take() == ([Have(0)], None)
+    framer.feed(stream[12:20])
+    assert framer.take() == ([], None)
+    assert framer.unfinished() == "7 of the 13 bytes of a message"  # 11 held: 4 of length, 7 of body
+    framer.feed(stream[20:])
+    assert framer.take() == ([Piece(1, b"12345678"), Request(2)], None)
+    assert framer.unfinished() is None
