@@ -244,21 +244,51 @@ class Framer:
         #: a bytearray once a frame spans chunks.
         self._buffer: bytes | bytearray = b""
         self._position = 0  # bytes of the buffer already framed
+        #: The chunk to frame in place once ``_buffer`` (a held-over frame completed
+        #: from its start) is framed, and where in it that frame ended.
+        self._rest: bytes | None = None
+        self._rest_at = 0
 
     def feed(self, data: bytes) -> None:
         if self.broken:
             return
+        if self._rest is not None:
+            self._merge_rest()
         buffer, position = self._buffer, self._position
         self._position = 0
-        if position == len(buffer):
+        held = len(buffer) - position
+        if not held:
             self._buffer = data  # nothing held over: frame the chunk where it lies
-        elif isinstance(buffer, bytes):
-            held = bytearray(memoryview(buffer)[position:])
-            held += data
-            self._buffer = held
+            return
+        if held >= 4 and self.handshaken and not self.expect_proof:
+            # Complete the held-over frame alone (its length was checked on arrival)
+            # and frame the rest of the chunk where it lies.
+            need = 4 + _LENGTH.unpack_from(buffer, position)[0] - held
+            if 0 < need < len(data):
+                frame = bytearray(memoryview(buffer)[position:])
+                frame += memoryview(data)[:need]
+                self._buffer, self._rest, self._rest_at = frame, data, need
+                return
+        if isinstance(buffer, bytes):
+            joined = bytearray(memoryview(buffer)[position:])
+            joined += data
+            self._buffer = joined
         else:
             del buffer[:position]
             buffer += data
+
+    def _switch_to_rest(self) -> None:
+        """The completed frame is framed: go on in the chunk it was completed from."""
+        if self._rest is not None and self._position == len(self._buffer):
+            self._buffer, self._position, self._rest = self._rest, self._rest_at, None
+
+    def _merge_rest(self) -> None:
+        """Hold what is left of both in one bytearray (bytes fed before all were taken)."""
+        self._switch_to_rest()
+        if self._rest is not None:
+            merged = bytearray(memoryview(self._buffer)[self._position :])
+            merged += memoryview(self._rest)[self._rest_at :]
+            self._buffer, self._position, self._rest = merged, 0, None
 
     def next(self) -> Frame | None:
         if self.broken:
@@ -290,21 +320,27 @@ class Framer:
                     return frames, None
                 frames.append(proof)
             append = frames.append
-            buffer, position, size = self._buffer, self._position, len(self._buffer)
             haves, num_pieces = self.decoder.haves, self.decoder.num_pieces
-            while size - position >= 9:
-                length, code, index = _LENGTH_TYPE_INDEX.unpack_from(buffer, position)
-                if length == 5 and code == _HAVE and index < num_pieces:
-                    append(haves[index])
-                    position += 9
-                    continue
+            while True:  # the buffer, then the rest of the chunk if a frame was completed
+                buffer, position, size = self._buffer, self._position, len(self._buffer)
+                while size - position >= 9:
+                    length, code, index = _LENGTH_TYPE_INDEX.unpack_from(buffer, position)
+                    if length == 5 and code == _HAVE and index < num_pieces:
+                        append(haves[index])
+                        position += 9
+                        continue
+                    self._position = position
+                    message = self._next()
+                    if message is None:
+                        return frames, None
+                    append(message)
+                    position = self._position
+                    if buffer is not self._buffer:  # _next went on to the rest of the chunk
+                        break
                 self._position = position
-                message = self._next()
-                if message is None:
-                    return frames, None
-                append(message)
-                position = self._position
-            self._position = position
+                if self._rest is None or position < size:
+                    break
+                self._switch_to_rest()
             while (message := self._next()) is not None:  # fewer than 9 bytes: a short message?
                 append(message)
         except ProtocolViolation as violation:
@@ -318,8 +354,11 @@ class Framer:
         self.broken = True
         self._buffer = b""
         self._position = 0
+        self._rest = None
 
     def _next(self) -> Frame | None:
+        if self._rest is not None:
+            self._switch_to_rest()
         buffer, position = self._buffer, self._position
         available = len(buffer) - position
         if not self.handshaken:
@@ -362,6 +401,7 @@ class Framer:
 
     def unfinished(self) -> str | None:
         """What the sender left half-sent, if anything (said when it closes)."""
+        self._merge_rest()
         held = len(self._buffer) - self._position
         if not self.handshaken:
             return f"{held} of the {HANDSHAKE_LENGTH} handshake bytes" if held else None
