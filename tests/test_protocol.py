@@ -859,3 +859,19 @@ def test_a_finished_peer_reports_its_files_digest_when_asked(tmp_path, warnings)
     assert peer.service.done.called
     reports = [parse_digest_report(formatEvent(e)) for e in warnings]
     assert (1001, hashlib.sha256(CONTENT).hexdigest()) in reports
+
+
+def test_held_haves_go_to_the_transport_in_one_call(tmp_path):
+    peer = Peer(tmp_path, 1001)
+    protocol, transport = peer.neighbour(1002)
+    protocol.send_have(wire.encode_have(1))
+    calls: list[list[bytes]] = []
+    write_sequence, write = transport.writeSequence, transport.write
+    transport.writeSequence = lambda data: (calls.append(list(data)), write_sequence(data))
+    transport.write = lambda data: (calls.append([data]), write(data))
+    for index in (2, 3, 4):
+        protocol.send_have(wire.encode_have(index))
+    assert calls == []
+    peer.clock.advance(HAVE_INTERVAL)
+    assert calls == [[wire.encode_have(2), wire.encode_have(3), wire.encode_have(4)]]
+    assert peer.sent(transport) == [wire.Have(1), wire.Have(2), wire.Have(3), wire.Have(4)]

@@ -627,3 +627,70 @@ def test_a_have_is_decoded_once_per_index_and_shared():
 def test_take_and_next_agree_on_any_stream(stream_and_chunks, handshake):
     _, chunks = stream_and_chunks
     assert taken(SMALL, chunks, handshake) == outcome(SMALL, chunks, handshake)
+
+
+# -- pieces framed where they lie ------------------------------------------------------
+
+
+def test_a_piece_that_came_whole_in_one_chunk_is_a_view_of_that_chunk():
+    chunk = wire.encode_handshake(1002) + encode(Have(1)) + encode(Piece(2, b"1234567"))
+    framer = wire.Framer(Decoder(SMALL))
+    framer.feed(chunk)
+    frames, violation = framer.take()
+    assert violation is None
+    piece = frames[-1]
+    assert piece == Piece(2, b"1234567")
+    assert isinstance(piece.data, memoryview) and piece.data.obj is chunk  # no copy made
+
+
+def test_a_piece_split_across_chunks_is_a_copy_and_the_whole_ones_after_it_views():
+    first, second, third = encode(Piece(0, b"abcdefgh")), encode(Piece(1, b"ijklmnop")), encode(Piece(2, b"qrstuvw"))
+    framer = wire.Framer(Decoder(SMALL))
+    framer.feed(wire.encode_handshake(1002) + first[:6])
+    assert [type(frame).__name__ for frame in framer.take()[0]] == ["Handshake"]
+    tail = first[6:] + second
+    framer.feed(tail)  # the rest of piece 0 (completed in a bytearray), then all of piece 1
+    frames, _ = framer.take()
+    assert frames == [Piece(0, b"abcdefgh"), Piece(1, b"ijklmnop")]
+    assert type(frames[0].data) is bytes and frames[1].data.obj is tail
+    framer.feed(third)  # nothing held over: framed in place again
+    (piece,), _ = framer.take()
+    assert piece == Piece(2, b"qrstuvw") and piece.data.obj is third
+
+
+def test_a_chunk_that_ends_inside_a_piece_keeps_that_part_for_the_next():
+    stream = encode(Have(0)) + encode(Piece(1, b"12345678")) + encode(Request(2))
+    framer = wire.Framer(Decoder(SMALL))
+    framer.handshaken = True
+    framer.feed(stream[:12])
+    assert framer.take() == ([Have(0)], None)
+    framer.feed(stream[12:20])
+    assert framer.take() == ([], None)
+    assert framer.unfinished() == "7 of the 13 bytes of a message"  # 11 held: 4 of length, 7 of body
+    framer.feed(stream[20:])
+    assert framer.take() == ([Piece(1, b"12345678"), Request(2)], None)
+    assert framer.unfinished() is None
+
+
+def test_haves_after_a_completed_frame_are_framed_from_the_rest_of_the_chunk():
+    stream = encode(Piece(0, b"abcdefgh")) + encode(Have(1)) + encode(Have(2)) + encode(Request(0))
+    framer = wire.Framer(Decoder(SMALL))
+    framer.handshaken = True
+    framer.feed(stream[:7])
+    assert framer.take() == ([], None)
+    framer.feed(stream[7:-3])  # the piece's last 10 bytes, two haves, most of a request
+    assert framer.take() == ([Piece(0, b"abcdefgh"), Have(1), Have(2)], None)
+    assert framer.unfinished() == "2 of the 5 bytes of a message"
+    framer.feed(stream[-3:])
+    assert framer.take() == ([Request(0)], None)
+
+
+def test_bytes_fed_twice_before_a_take_are_framed_in_order():
+    stream = encode(Piece(0, b"abcdefgh")) + encode(Have(1)) + encode(Piece(2, b"1234567"))
+    framer = wire.Framer(Decoder(SMALL))
+    framer.handshaken = True
+    framer.feed(stream[:5])
+    framer.feed(stream[5:15])  # completes piece 0, leaves a have's start as the rest
+    framer.feed(stream[15:])  # before any take: the rest and these are joined
+    assert framer.take() == ([Piece(0, b"abcdefgh"), Have(1), Piece(2, b"1234567")], None)
+    assert framer.unfinished() is None

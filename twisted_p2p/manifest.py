@@ -83,6 +83,6 @@ def load_manifest(path: Path, common: Common) -> list[bytes] | None:
     return digests
 
 
-def piece_is_intact(digests: Sequence[bytes] | None, index: int, data: bytes) -> bool:
+def piece_is_intact(digests: Sequence[bytes] | None, index: int, data: bytes | memoryview) -> bool:
     """True when there is no manifest, or the piece's SHA-256 matches it."""
     return digests is None or hashlib.sha256(data).digest() == digests[index]

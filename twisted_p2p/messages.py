@@ -60,7 +60,8 @@ class Request:
 @dataclass(frozen=True, slots=True)
 class Piece:
     index: int
-    data: bytes
+    #: A view of the received bytes where they came whole in one read (no copy).
+    data: bytes | memoryview
 
 
 Message = Choke | Unchoke | Interested | NotInterested | Have | Bitfield | Request | Piece

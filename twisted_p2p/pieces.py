@@ -20,7 +20,7 @@ class Store(Protocol):
 
     held: PieceSet
 
-    def write(self, index: int, data: bytes) -> None:
+    def write(self, index: int, data: bytes | memoryview) -> None:
         """Write piece ``index``, then count it in ``held``."""
 
 
@@ -53,7 +53,7 @@ class Pieces:
             return rng.choice(free) if free else None
         return policy.choose_piece(rng, self.missing, theirs, self.in_flight)
 
-    def write(self, index: int, data: bytes) -> None:
+    def write(self, index: int, data: bytes | memoryview) -> None:
         """Keep piece ``index``: on disk, then held, and asked of nobody again. An
         OSError from the disk leaves everything as it was."""
         self._store.write(index, data)

@@ -319,10 +319,9 @@ class PeerProtocol(Protocol, TimeoutMixin):
                 self._haves_call.cancel()
             self._haves_call = None
         held, self._held_haves = self._held_haves, []
-        if held:
+        if held and not self.closing:
             self._haves_sent_at = self.service.clock.seconds()
-            for have in held:
-                self.send(have)
+            self._link.writeSequence(held)  # one call, not one write per have
 
     def queue_upload(self, index: int) -> None:
         """Send piece ``index`` when the transport has room (one copy queued at most)."""

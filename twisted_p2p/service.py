@@ -308,7 +308,7 @@ class PeerService(Ending, Service):
             return
         neighbour.protocol.queue_upload(index)
 
-    def _on_piece(self, neighbour: Neighbour, index: int, data: bytes) -> None:
+    def _on_piece(self, neighbour: Neighbour, index: int, data: bytes | memoryview) -> None:
         answer = neighbour.requests.received(index)
         if answer is Answer.UNSOLICITED:
             raise wire.ProtocolViolation(f"piece {index}, which we never requested from it")
@@ -330,7 +330,7 @@ class PeerService(Ending, Service):
                                 f"the piece is dropped and will be fetched from another peer")
         self._request_from_all()
 
-    def _store_piece(self, source: Neighbour, index: int, data: bytes) -> None:
+    def _store_piece(self, source: Neighbour, index: int, data: bytes | memoryview) -> None:
         try:
             self.pieces.write(index, data)
             if self.resume is not None:

@@ -128,7 +128,7 @@ class PieceStore:
             raise StorageError(f"{self.path} is shorter than piece {index} needs")
         return data
 
-    def write(self, index: int, data: bytes) -> None:
+    def write(self, index: int, data: bytes | memoryview) -> None:
         """Write piece ``index`` at its offset; it counts as held only once written."""
         offset = self.common.piece_offset(index)
         view = memoryview(data)

@@ -188,7 +188,9 @@ class Decoder:
             )
         return index
 
-    def decode(self, body: bytes | memoryview) -> Message:
+    def decode(self, body: bytes | memoryview, stable: bool = False) -> Message:
+        """The message ``body`` holds. ``stable``: its bytes never change (a view of a
+        ``bytes``), so a piece may keep a view of them instead of a copy."""
         self.check_length(len(body))
         code = body[0]
         if code >= len(_TYPES):
@@ -217,7 +219,7 @@ class Decoder:
         expected = self.common.piece_length(index)
         if size - 4 != expected:
             raise ProtocolViolation(f"piece {index} with {size - 4} bytes; {expected} expected")
-        return Piece(index, bytes(body[5:]))
+        return Piece(index, body[5:] if stable else bytes(body[5:]))
 
 
 class Framer:
@@ -237,16 +239,56 @@ class Framer:
         #: handshake must then be a Proof, and is framed as one.
         self.expect_proof = False
         self.broken = False
-        self._buffer = bytearray()
+        #: The bytes not yet framed and those before ``_position``: the received chunk
+        #: itself while it is framed whole (so pieces are views of it, never copies),
+        #: a bytearray once a frame spans chunks.
+        self._buffer: bytes | bytearray = b""
         self._position = 0  # bytes of the buffer already framed
+        #: The chunk to frame in place once ``_buffer`` (a held-over frame completed
+        #: from its start) is framed, and where in it that frame ended.
+        self._rest: bytes | None = None
+        self._rest_at = 0
 
     def feed(self, data: bytes) -> None:
         if self.broken:
             return
-        if self._position:
-            del self._buffer[: self._position]
-            self._position = 0
-        self._buffer += data
+        if self._rest is not None:
+            self._merge_rest()
+        buffer, position = self._buffer, self._position
+        self._position = 0
+        held = len(buffer) - position
+        if not held:
+            self._buffer = data  # nothing held over: frame the chunk where it lies
+            return
+        if held >= 4 and self.handshaken and not self.expect_proof:
+            # Complete the held-over frame alone (its length was checked on arrival)
+            # and frame the rest of the chunk where it lies.
+            need = 4 + _LENGTH.unpack_from(buffer, position)[0] - held
+            if 0 < need < len(data):
+                frame = bytearray(memoryview(buffer)[position:])
+                frame += memoryview(data)[:need]
+                self._buffer, self._rest, self._rest_at = frame, data, need
+                return
+        if isinstance(buffer, bytes):
+            joined = bytearray(memoryview(buffer)[position:])
+            joined += data
+            self._buffer = joined
+        else:
+            del buffer[:position]
+            buffer += data
+
+    def _switch_to_rest(self) -> None:
+        """The completed frame is framed: go on in the chunk it was completed from."""
+        if self._rest is not None and self._position == len(self._buffer):
+            self._buffer, self._position, self._rest = self._rest, self._rest_at, None
+
+    def _merge_rest(self) -> None:
+        """Hold what is left of both in one bytearray (bytes fed before all were taken)."""
+        self._switch_to_rest()
+        if self._rest is not None:
+            merged = bytearray(memoryview(self._buffer)[self._position :])
+            merged += memoryview(self._rest)[self._rest_at :]
+            self._buffer, self._position, self._rest = merged, 0, None
 
     def next(self) -> Frame | None:
         if self.broken:
@@ -278,21 +320,27 @@ class Framer:
                     return frames, None
                 frames.append(proof)
             append = frames.append
-            buffer, position, size = self._buffer, self._position, len(self._buffer)
             haves, num_pieces = self.decoder.haves, self.decoder.num_pieces
-            while size - position >= 9:
-                length, code, index = _LENGTH_TYPE_INDEX.unpack_from(buffer, position)
-                if length == 5 and code == _HAVE and index < num_pieces:
-                    append(haves[index])
-                    position += 9
-                    continue
+            while True:  # the buffer, then the rest of the chunk if a frame was completed
+                buffer, position, size = self._buffer, self._position, len(self._buffer)
+                while size - position >= 9:
+                    length, code, index = _LENGTH_TYPE_INDEX.unpack_from(buffer, position)
+                    if length == 5 and code == _HAVE and index < num_pieces:
+                        append(haves[index])
+                        position += 9
+                        continue
+                    self._position = position
+                    message = self._next()
+                    if message is None:
+                        return frames, None
+                    append(message)
+                    position = self._position
+                    if buffer is not self._buffer:  # _next went on to the rest of the chunk
+                        break
                 self._position = position
-                message = self._next()
-                if message is None:
-                    return frames, None
-                append(message)
-                position = self._position
-            self._position = position
+                if self._rest is None or position < size:
+                    break
+                self._switch_to_rest()
             while (message := self._next()) is not None:  # fewer than 9 bytes: a short message?
                 append(message)
         except ProtocolViolation as violation:
@@ -304,10 +352,13 @@ class Framer:
         # The traceback may still hold views of the buffer, so it cannot be trimmed;
         # nothing more is framed anyway, so let go of it.
         self.broken = True
-        self._buffer = bytearray()
+        self._buffer = b""
         self._position = 0
+        self._rest = None
 
     def _next(self) -> Frame | None:
+        if self._rest is not None:
+            self._switch_to_rest()
         buffer, position = self._buffer, self._position
         available = len(buffer) - position
         if not self.handshaken:
@@ -328,11 +379,11 @@ class Framer:
         if end > len(buffer):
             return None
         with memoryview(buffer) as view:
-            message = self.decoder.decode(view[position + 4 : end])
+            message = self.decoder.decode(view[position + 4 : end], isinstance(buffer, bytes))
         self._position = end
         return message
 
-    def _proof(self, buffer: bytearray, position: int, available: int) -> Proof | None:
+    def _proof(self, buffer: bytes | bytearray, position: int, available: int) -> Proof | None:
         """The frame due right after the handshake when authentication is required."""
         if available < _PROOF_HEADER.size:
             return None
@@ -350,6 +401,7 @@ class Framer:
 
     def unfinished(self) -> str | None:
         """What the sender left half-sent, if anything (said when it closes)."""
+        self._merge_rest()
         held = len(self._buffer) - self._position
         if not self.handshaken:
             return f"{held} of the {HANDSHAKE_LENGTH} handshake bytes" if held else None
