@@ -76,6 +76,10 @@ class Options(usage.Options):
         for name in ("handshake_timeout", "request_timeout"):
             if getattr(settings, name) <= 0:
                 raise usage.UsageError(f"--{option_name(name)} must be a positive number of seconds")
+        if self["tls-cert"] is None:
+            from twisted_p2p import process
+
+            process.without_pyopenssl()
 
 
 class Access(NamedTuple):
