@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import MutableMapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,20 @@ if TYPE_CHECKING:
     from twisted_p2p.outlet import Outlet
 
 log = Logger()
+
+
+def without_pyopenssl(modules: MutableMapping[str, Any] = sys.modules) -> bool:
+    """Run as on an install without pyOpenSSL (Twisted's ``tls`` extra), for a peer not
+    given --tls-cert. Where pyOpenSSL is installed, the reactor's TCP module imports it,
+    cryptography and service_identity, for TLS such a peer never uses: a quarter of the
+    instructions of its start. Twisted falls back, as when pyOpenSSL is absent, if
+    importing it fails, which ``None`` in ``modules`` makes it do. Only in a process
+    that has neither imported yet (twistd parses the options before it imports the
+    reactor); says whether it did."""
+    if any(name in modules for name in ("OpenSSL", "twisted.internet.tcp", "twisted.internet.reactor")):
+        return False
+    modules["OpenSSL"] = None
+    return True
 
 
 def keep_piece_buffers() -> None:

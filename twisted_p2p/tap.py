@@ -76,6 +76,10 @@ class Options(usage.Options):
         for name in ("handshake_timeout", "request_timeout"):
             if getattr(settings, name) <= 0:
                 raise usage.UsageError(f"--{option_name(name)} must be a positive number of seconds")
+        if self["tls-cert"] is None:
+            from twisted_p2p import process
+
+            process.without_pyopenssl()
 
 
 class Access(NamedTuple):
@@ -120,13 +124,12 @@ def makeService(options: Options) -> Any:
 @contextlib.contextmanager
 def _one_line_errors(peer_id: int) -> Iterator[None]:
     """A mistake in the files ends the process with one line naming it, status 1."""
-    from twisted_p2p import tls
     from twisted_p2p.auth import AuthError
     from twisted_p2p.storage import StorageError
 
     try:
         yield
-    except (ConfigError, StorageError, AuthError, tls.TLSError) as exc:
+    except (ConfigError, StorageError, AuthError) as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc}") from None
     except OSError as exc:
         raise SystemExit(f"p2ppeer {peer_id}: {exc.filename or ''}: {exc.strerror or exc}") from None
@@ -151,7 +154,6 @@ def _write_hashes(options: Options, config: SwarmConfig, hashes_path: Path) -> N
 
 
 def _access(options: Options, config: SwarmConfig) -> Access:
-    from twisted_p2p import tls
     from twisted_p2p.auth import AllowedHosts, load_secret
 
     secret = load_secret(options["secret-file"]) if options["secret-file"] else None
@@ -162,4 +164,15 @@ def _access(options: Options, config: SwarmConfig) -> Access:
         allowed = AllowedHosts((peer.host for peer in config.peers), strict=False)
         for host in allowed.unresolved:
             Logger().warn("host {host} of PeerInfo.cfg does not resolve: its connections are refused", host=host)
-    return Access(secret, allowed, tls.load(options["tls-cert"]) if options["tls-cert"] else None)
+    return Access(secret, allowed, _tls(options) if options["tls-cert"] else None)
+
+
+def _tls(options: Options) -> Any:
+    """--tls-cert's tls.PushTLS. Only --tls-cert imports tls (its dataclass and datetime
+    cost a plain start 0.4% of its instructions), so its one-line errors are caught here."""
+    from twisted_p2p import tls
+
+    try:
+        return tls.load(options["tls-cert"])
+    except tls.TLSError as exc:
+        raise SystemExit(f"p2ppeer {options['id']}: {exc}") from None
