@@ -152,6 +152,28 @@ def test_choose_piece_roughly_uniform(n_missing, candidates):
     assert all(0.6 * expected <= count <= 1.4 * expected for count in counts.values()), counts
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_choose_piece_with_held_chooses_as_the_scan_does(seed):
+    """Given what we hold, a neighbour with nothing we lack is answered without the
+    scan; every choice, and what is left of the random sequence, is the scan's."""
+    rng = random.Random(seed)
+    total = 500
+    ours = {i for i in range(total) if rng.random() < 0.7}
+    # Half the neighbours have nothing we lack (the shortcut), half something (the scan).
+    only_ours = seed % 2 == 0
+    theirs = PieceSet(total, (i for i in range(total) if (i in ours if only_ours else rng.random() < 0.05)))
+    in_flight = {i for i in range(total) if i not in ours and rng.random() < 0.5}
+    held = PieceSet(total, ours)
+    missing = MissingPieces(i for i in range(total) if i not in ours)
+    scanning, shortcut = random.Random(seed), random.Random(seed)
+    for _ in range(30):
+        chosen = policy.choose_piece(scanning, missing, theirs, in_flight)
+        assert policy.choose_piece(shortcut, missing, theirs, in_flight, held) == chosen
+        if only_ours:
+            assert chosen is None
+    assert scanning.random() == shortcut.random()
+
+
 def test_choose_piece_reproducible_and_seed_dependent():
     missing = MissingPieces(range(306))
     theirs = PieceSet.full(306)

@@ -51,7 +51,7 @@ class Pieces:
         if self._share and theirs.complete:
             free = [piece for piece in self._share if piece not in self.in_flight]
             return rng.choice(free) if free else None
-        return policy.choose_piece(rng, self.missing, theirs, self.in_flight)
+        return policy.choose_piece(rng, self.missing, theirs, self.in_flight, self.held)
 
     def write(self, index: int, data: bytes | memoryview) -> None:
         """Keep piece ``index``: on disk, then held, and asked of nobody again. An
