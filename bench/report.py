@@ -129,7 +129,7 @@ def _against_six_peers(row: dict, six: dict) -> tuple[str, str, str]:
 
 
 def _against_libtorrent(name: str, row: dict) -> tuple[str, str, str]:
-    """The reference, ratio and target of a swarm or pipeline row (issue 22's targets)."""
+    """The reference, ratio and target of a swarm or pipeline row."""
     ratio_text, ratio = "—", row["ratio_to_libtorrent"]
     if row["libtorrent_s"] is not None:
         lt_transfer = spread(row["libtorrent_transfer"]) if row.get("libtorrent_transfer") else fmt(
