@@ -12,7 +12,7 @@ from support import free_ports, listening, seed_bytes, start_peer, swarm_config,
 
 from twisted_p2p import auth
 from twisted_p2p.launcher import closed
-from twisted_p2p.storage import data_path
+from twisted_p2p.layout import data_path
 
 FILE_SIZE = 3_000_000
 LIMIT = 60
@@ -29,7 +29,7 @@ def push_dir(root: Path, config, content: bytes, use_tls: bool = False) -> tuple
     """A directory as push prepares it on a host: config, secret, manifest (, certificate)."""
     root.mkdir()
     write_config(root, config)
-    seed = data_path(root, 1001, config.common)
+    seed = data_path(root, 1001, config.common.file_name)
     seed.parent.mkdir()
     seed.write_bytes(content)
     prepared = closed.prepare(root, seed, config.common, use_tls)
@@ -68,7 +68,7 @@ def test_a_stranger_that_knows_the_port_and_every_id_gets_nothing(tmp_path, use_
         [1001, 1002], [1001], FILE_SIZE, 16384, k=1, p=1, m=1, ports=ports), b"\0" * FILE_SIZE)
     auth.write_secret(elsewhere / closed.SECRET_NAME, auth.new_secret())
     if use_tls:
-        closed.prepare(elsewhere, data_path(elsewhere, 1001, config.common), config.common, use_tls=True)
+        closed.prepare(elsewhere, data_path(elsewhere, 1001, config.common.file_name), config.common, use_tls=True)
     common = ["--config-dir", ".", "--work-dir", "."]
     seed = start_peer(home, 1001, *common, *options)
     stranger = None
@@ -90,10 +90,10 @@ def test_a_stranger_that_knows_the_port_and_every_id_gets_nothing(tmp_path, use_
         if seed.poll() is None:
             stop(seed)
     assert seed.returncode == 0 and member.returncode == 0, outputs
-    assert data_path(home, 1002, config.common).read_bytes() == content
+    assert data_path(home, 1002, config.common.file_name).read_bytes() == content
     stranger_log = (elsewhere / "log_peer_1002.log").read_text()
     assert "has downloaded" not in stranger_log and "makes a connection" not in stranger_log, stranger_log
-    stranger_file = data_path(elsewhere, 1002, config.common)
+    stranger_file = data_path(elsewhere, 1002, config.common.file_name)
     assert not stranger_file.exists() or stranger_file.read_bytes().count(0) == stranger_file.stat().st_size
     seed_says = outputs[1001]
     if use_tls:

@@ -32,10 +32,11 @@ from wirebytes import encode
 from twisted_p2p import wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import EventLog
+from twisted_p2p.layout import data_path
 from twisted_p2p.node import PeerNode
 from twisted_p2p.protocol import PeerProtocol
 from twisted_p2p.service import PeerService
-from twisted_p2p.storage import PieceStore, data_path
+from twisted_p2p.storage import PieceStore
 
 IDS = [1001, 1002, 1003, 1004, 1005, 1006]
 PIECE = 16384
@@ -149,7 +150,7 @@ class Harness:
         self.content = seed_bytes(file_size)
         write_seed_files(tmp_path, self.config, self.content)
         self.me = me
-        self.path = data_path(tmp_path, me, self.common)
+        self.path = data_path(tmp_path, me, self.common.file_name)
         self.observer = EventLoggingObserver()
         globalLogPublisher.addObserver(self.observer)
         self.node = PeerNode(
@@ -738,7 +739,7 @@ def test_violation_after_a_valid_message_in_memory(tmp_path):
     config = swarm_config([1001, 1002, 1003], [1001], FILE_SIZE, PIECE)
     content = seed_bytes(FILE_SIZE)
     write_seed_files(tmp_path, config, content)
-    store = PieceStore(data_path(tmp_path, 1001, config.common), config.common, True)
+    store = PieceStore(data_path(tmp_path, 1001, config.common.file_name), config.common, True)
     clock = Clock()
     service = PeerService(config, 1001, store, EventLog(1001, io.StringIO(), clock), clock, random.Random(1))
     protocol, transport = PeerProtocol(service), StringTransport()
@@ -838,7 +839,7 @@ def _survives(me: int, chunks: list[bytes]) -> None:
     observer = EventLoggingObserver()
     globalLogPublisher.addObserver(observer)
     with tempfile.TemporaryDirectory() as work:
-        path = data_path(work, me, common)
+        path = data_path(work, me, common.file_name)
         if me == 1001:
             path.parent.mkdir(parents=True)
             path.write_bytes(SMALL_CONTENT)

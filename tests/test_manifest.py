@@ -18,9 +18,9 @@ from wirebytes import encode
 
 from twisted_p2p import wire
 from twisted_p2p.config import ConfigError
+from twisted_p2p.layout import data_path
 from twisted_p2p.manifest import load_manifest, manifest_path, piece_hashes, write_manifest
 from twisted_p2p.node import PeerNode
-from twisted_p2p.storage import data_path
 
 COMMON = swarm_config([1001, 1002], [1001], 1050, 100).common
 
@@ -87,8 +87,8 @@ def test_a_seed_with_a_corrupt_file_is_caught_by_the_manifest(tmp_path):
     corrupt = bytearray(content)
     for offset in range(0, len(corrupt), 997):
         corrupt[offset] ^= 0xFF
-    data_path(tmp_path, 1002, config.common).write_bytes(bytes(corrupt))  # 1002 lies
-    digests = piece_hashes(data_path(tmp_path, 1001, config.common), config.common)
+    data_path(tmp_path, 1002, config.common.file_name).write_bytes(bytes(corrupt))  # 1002 lies
+    digests = piece_hashes(data_path(tmp_path, 1001, config.common.file_name), config.common)
     nodes = [
         PeerNode(config, peer_id, tmp_path, reactor, peer_settings(random_seed=peer_id), piece_hashes=digests)
         for peer_id in ids
@@ -102,7 +102,7 @@ def test_a_seed_with_a_corrupt_file_is_caught_by_the_manifest(tmp_path):
     caught_lines = [formatEvent(e) for e in observer if "does not match the manifest" in formatEvent(e)]
     assert caught_lines and all("peer 1002 sent piece" in line for line in caught_lines)
     for peer_id in (1003, 1004):
-        assert data_path(tmp_path, peer_id, config.common).read_bytes() == content
+        assert data_path(tmp_path, peer_id, config.common.file_name).read_bytes() == content
     log = (tmp_path / "log_peer_1003.log").read_text() + (tmp_path / "log_peer_1004.log").read_text()
     assert " from 1002. Now" not in log  # nothing from the liar was ever kept
 
@@ -131,7 +131,7 @@ def test_resumed_pieces_are_checked_against_the_manifest(tmp_path):
 
     config = swarm_config([1001, 1002], [1001], 1050, 100, ports=free_ports(2))
     common = config.common
-    path = data_path(tmp_path, 1002, common)
+    path = data_path(tmp_path, 1002, common.file_name)
     resume = Resume(path, common, boot_id="this-boot")
     restored = resume.restore()
     store = PieceStore(path, common, has_file=False)

@@ -20,10 +20,11 @@ from twisted_p2p import auth, wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.ending import TOLD_GRACE
 from twisted_p2p.eventlog import EventLog, parse_line
+from twisted_p2p.layout import data_path
 from twisted_p2p.protocol import HAVE_INTERVAL, PeerProtocol
 from twisted_p2p.resume import Resume
 from twisted_p2p.service import PeerService
-from twisted_p2p.storage import PieceStore, data_path
+from twisted_p2p.storage import PieceStore
 
 PIECE = 100
 FILE_SIZE = 1050  # 11 pieces, the last of 50 bytes
@@ -41,7 +42,7 @@ class Peer:
         self.me = me
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
-        path = data_path(tmp_path, me, self.common)
+        path = data_path(tmp_path, me, self.common.file_name)
         if me in seeds:
             path.parent.mkdir(parents=True)
             path.write_bytes(CONTENT)

@@ -30,10 +30,10 @@ from wirebytes import encode
 
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import parse_line
-from twisted_p2p.layout import journal_path
+from twisted_p2p.layout import data_path, journal_path
 from twisted_p2p.node import PeerNode
 from twisted_p2p.resume import Resume, current_boot_id, decode_state, encode_state, forget
-from twisted_p2p.storage import PieceStore, StorageError, data_path
+from twisted_p2p.storage import PieceStore, StorageError
 
 CONFIG = swarm_config([1001, 1002, 1003], [1001], 1050, 100)
 COMMON = CONFIG.common
@@ -49,7 +49,7 @@ class Leecher:
     """A leecher's files as PeerNode opens them: restore, then the store, then start."""
 
     def __init__(self, tmp_path: Path, boot_id: str | None = BOOT) -> None:
-        self.resume = Resume(data_path(tmp_path, 1002, COMMON), COMMON, boot_id)
+        self.resume = Resume(data_path(tmp_path, 1002, COMMON.file_name), COMMON, boot_id)
         self.restored = self.resume.restore()
         self.store = PieceStore(self.resume.data, COMMON, has_file=False, held=self.restored.held)
         self.resume.start(self.restored)
@@ -225,7 +225,7 @@ def test_unwritable_work_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "peer_1002"
     blocker.write_text("a file where the directory should be")
     with pytest.raises(StorageError, match="cannot use .*peer_1002/TheFile.dat"):
-        PieceStore(data_path(tmp_path, 1002, COMMON), COMMON, has_file=False)
+        PieceStore(data_path(tmp_path, 1002, COMMON.file_name), COMMON, has_file=False)
 
 
 # -- real processes -----------------------------------------------------------------
@@ -317,13 +317,13 @@ def test_kill_9_again_and_again_loses_no_written_piece(tmp_path):
         processes[victim].kill()
         outputs.append(processes[victim].communicate(timeout=30)[0].decode())
         logged = {e.index for e in _downloads(log)}
-        held = Resume(data_path(tmp_path, victim, common), common, current_boot_id()).restore().held
+        held = Resume(data_path(tmp_path, victim, common.file_name), common, current_boot_id()).restore().held
         assert logged <= set(held), "a piece logged as downloaded was lost"
         processes[victim] = start_peer(tmp_path, victim)
     final = wait_for_peers(processes)
     for peer_id, process in processes.items():
         assert process.returncode == 0, final[peer_id]
-        assert data_path(tmp_path, peer_id, common).read_bytes() == content
+        assert data_path(tmp_path, peer_id, common.file_name).read_bytes() == content
     indexes = [e.index for e in _downloads(log)]
     assert len(indexes) == len(set(indexes)), "a piece was downloaded twice"
     assert set(indexes) == set(range(common.num_pieces))
@@ -512,7 +512,7 @@ def test_in_process_kill_and_restart_fetches_only_the_rest(tmp_path):
     assert nodes[1003].store.held.count == restored  # announced in its bitfield
     yield _run_swarm([nodes[1003]] + [nodes[i] for i in ids if i != 1003], already_running=3)
     for peer_id in ids:
-        assert data_path(tmp_path, peer_id, config.common).read_bytes() == content
+        assert data_path(tmp_path, peer_id, config.common.file_name).read_bytes() == content
     downloads = [parse_line(line) for line in log.read_text().splitlines()[lines_before:]]
     downloads = [e for e in downloads if e.kind == "downloaded"]
     assert [e.count for e in downloads] == list(range(restored + 1, config.common.num_pieces + 1))
@@ -529,4 +529,4 @@ def test_a_leecher_started_again_after_its_swarm_finished_exits_at_once(tmp_path
     output = wait_for_peers({1002: again}, limit=30)[1002]
     assert again.returncode == 0, output
     assert "the swarm finished before this start" in output
-    assert data_path(tmp_path, 1002, config.common).read_bytes() == content
+    assert data_path(tmp_path, 1002, config.common.file_name).read_bytes() == content

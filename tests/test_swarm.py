@@ -12,10 +12,10 @@ from twisted.test import iosim
 
 from twisted_p2p.eventlog import EventLog, parse_line
 from twisted_p2p.factory import PeerClientFactory, PeerServerFactory
-from twisted_p2p.layout import event_log_path
+from twisted_p2p.layout import data_path, event_log_path
 from twisted_p2p.node import PeerNode
 from twisted_p2p.service import PeerService
-from twisted_p2p.storage import PieceStore, data_path
+from twisted_p2p.storage import PieceStore
 
 
 def test_two_peers_wired_in_memory_exchange_the_file(tmp_path):
@@ -25,7 +25,7 @@ def test_two_peers_wired_in_memory_exchange_the_file(tmp_path):
     clock = Clock()
     logs, services = {}, {}
     for peer_id in (1001, 1002):
-        store = PieceStore(data_path(tmp_path, peer_id, config.common), config.common, peer_id == 1001)
+        store = PieceStore(data_path(tmp_path, peer_id, config.common.file_name), config.common, peer_id == 1001)
         logs[peer_id] = io.StringIO()
         services[peer_id] = PeerService(
             config, peer_id, store, EventLog(peer_id, logs[peer_id], clock), clock, random.Random(peer_id)
@@ -43,7 +43,7 @@ def test_two_peers_wired_in_memory_exchange_the_file(tmp_path):
         pump.pump()
         clock.advance(0.1)  # the seed unchokes at its first p-second round
     assert all(d.called for d in done)
-    assert data_path(tmp_path, 1002, config.common).read_bytes() == content
+    assert data_path(tmp_path, 1002, config.common.file_name).read_bytes() == content
     leecher_events = [parse_line(line) for line in logs[1002].getvalue().splitlines()]
     assert None not in leecher_events
     assert leecher_events[0].kind == "connect_to" and leecher_events[-1].kind == "complete"
@@ -86,7 +86,7 @@ def _run_swarm(nodes, limit=60, late=(), already_running=0):
 def _check_swarm(tmp_path, config, content, nodes):
     for node in nodes:
         peer_id = node.info.peer_id
-        assert data_path(tmp_path, peer_id, config.common).read_bytes() == content
+        assert data_path(tmp_path, peer_id, config.common.file_name).read_bytes() == content
         assert not node.running and node.port is None
         assert node.peer._connections == {}
         lines = event_log_path(tmp_path, peer_id).read_text().splitlines()

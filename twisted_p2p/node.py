@@ -29,12 +29,12 @@ from twisted_p2p.config import SwarmConfig
 from twisted_p2p.dialler import Dialler
 from twisted_p2p.eventlog import EventLog, TextSink
 from twisted_p2p.factory import AllowedHostsOnly, PeerClientFactory, PeerServerFactory
-from twisted_p2p.layout import event_log_path
+from twisted_p2p.layout import data_path, event_log_path
 from twisted_p2p.manifest import piece_is_intact
 from twisted_p2p.resume import Restored, Resume, current_boot_id
 from twisted_p2p.service import PeerService
 from twisted_p2p.settings import PeerSettings
-from twisted_p2p.storage import PieceStore, StorageError, data_path, resume_report
+from twisted_p2p.storage import PieceStore, StorageError, resume_report
 
 
 def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> IStreamClientEndpoint:
@@ -76,7 +76,7 @@ class PeerNode(MultiService):
         self.reactor = reactor
         self.settings = settings
         rng = random.Random(settings.random_seed)
-        path = data_path(work_dir, peer_id, config.common)
+        path = data_path(work_dir, peer_id, config.common.file_name)
         self.resume: Resume | None = None
         restored: Restored | None = None
         if not self.info.has_file:

@@ -11,17 +11,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from twisted_p2p import layout
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.config import Common
 
 
 class StorageError(Exception):
     """The file cannot be used; ``str()`` is one line for a person."""
-
-
-def data_path(work_dir: str | os.PathLike[str], peer_id: int, common: Common) -> Path:
-    return layout.data_path(work_dir, peer_id, common.file_name)
 
 
 # A pattern string, compiled (and cached by re) on the launcher's first parse rather

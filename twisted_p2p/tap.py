@@ -144,10 +144,10 @@ def _load_config(config_dir: str, peer_id: int) -> SwarmConfig:
 
 def _write_hashes(options: Options, config: SwarmConfig, hashes_path: Path) -> None:
     """--write-hashes: the manifest from this peer's complete file, then exit 0."""
+    from twisted_p2p.layout import data_path
     from twisted_p2p.manifest import write_manifest_from
-    from twisted_p2p.storage import data_path
 
-    source = data_path(options["work-dir"], options["id"], config.common)
+    source = data_path(options["work-dir"], options["id"], config.common.file_name)
     write_manifest_from(source, options["config-dir"], config.common)
     print(f"wrote {hashes_path} ({config.common.num_pieces} pieces of {source})")
     raise SystemExit(0)
