@@ -31,15 +31,22 @@ def test_the_paced_demo_follows_p_and_m_and_shows_every_rubric_item(tmp_path):
     assert "pacing the demo: every peer uploads at most" in run.stdout
     config = load(CONF)
     p, m = config.common.unchoking_interval, config.common.optimistic_unchoking_interval
+    optimistic_changes = 0
     for peer in config.peers:
         events = [parse_line(line) for line in (work / f"log_peer_{peer.peer_id}.log").read_text().splitlines()]
         assert None not in events
         preferred = [e.time for e in events if e.kind == "preferred"]
         optimistic = [e.time for e in events if e.kind == "optimistic"]
-        assert len(preferred) >= 3 and len(optimistic) >= 3, (peer.peer_id, len(preferred), len(optimistic))
+        # A change is logged only when there is someone to change to: a peer whose
+        # interested neighbours all fit in its k preferred slots keeps its optimistic
+        # neighbour for as many rounds as that lasts (once 38 s of a 51 s run), so one
+        # peer may log as few as one change; the swarm logs dozens.
+        assert len(preferred) >= 3 and len(optimistic) >= 1, (peer.peer_id, len(preferred), len(optimistic))
         assert _off_rounds(preferred, p) == [] and _off_rounds(optimistic, m) == [], peer.peer_id
+        optimistic_changes += len(optimistic)
         kinds = {e.kind for e in events}
         assert peer.has_file or {"choked", "unchoked"} <= kinds
+    assert optimistic_changes >= 3 * len(config.peers), optimistic_changes
     audit = subprocess.run([*cli, "audit", "--rubric", "--html", str(tmp_path / "rubric.html"), str(work),
                             "--config-dir", str(CONF)], capture_output=True, text=True, timeout=120)
     assert audit.returncode == 0, audit.stdout[-3000:]
