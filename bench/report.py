@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 
 from bench import latency, push
 from bench.common import fmt
@@ -191,6 +192,43 @@ def machine_line(info: dict) -> str:
                else f", libtorrent {info.get('libtorrent_note', 'not installed')}"))
 
 
+def merge_earlier(results: dict, methods: dict[str, str], earlier_path: str, order: Sequence[str]) -> None:
+    """Add to ``results`` the cases of an earlier results.json that it did not measure,
+    each with the method text and the date and load of the run that measured it, and
+    keep ``order`` (the cases' order in the table)."""
+    try:
+        with open(earlier_path) as handle:
+            earlier = json.load(handle)
+    except (OSError, ValueError):
+        return
+    # an older file has no per-case method or date: its methods are listed in its cases' order
+    old_methods = dict(zip(earlier.get("cases", {}), earlier.get("methods", [])))
+    merged: dict = {}
+    for name in order:
+        if name in results["cases"]:
+            merged[name] = results["cases"][name]
+        elif name in earlier.get("cases", {}):
+            case = earlier["cases"][name]
+            case.setdefault("measured", {"date": earlier["date"], "load_average": earlier.get("load_average")})
+            merged[name] = case
+            methods[name] = old_methods.get(name, "")
+    results["cases"] = merged
+
+
+def _dates_line(results: dict) -> str:
+    """Which cases were measured when, where the table mixes runs (``--merge``)."""
+    by_date: dict[str, list[str]] = {}
+    for name, case in results["cases"].items():
+        measured = case.get("measured") or {"date": results["date"]}
+        load = measured.get("load_average")
+        when = measured["date"][:10] + (f" (load {load[0]:.1f} before, {load[1]:.1f} after)" if load else "")
+        by_date.setdefault(when, []).append(name)
+    if len(by_date) < 2:
+        return ""
+    return " Cases measured on different days: " + "; ".join(
+        f"{', '.join(names)} on {when}" for when, names in sorted(by_date.items(), reverse=True)) + "."
+
+
 def write(results: dict, methods: list[str], peer_env: list[str], out_dir: str) -> None:
     """results.json, results.md and results.rst in ``out_dir``; the table on stdout too."""
     rows = table(results)
@@ -203,6 +241,7 @@ def write(results: dict, methods: list[str], peer_env: list[str], out_dir: str) 
         header += f" Load average (1 min): {before:.1f} before, {after:.1f} after."
     if peer_env:
         header += " Peers ran with " + " ".join(peer_env) + "."
+    header += _dates_line(results)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as out:
         json.dump(results, out, indent=2)

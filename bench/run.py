@@ -264,6 +264,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="every upload's cap in the push case, the seed's too, in Mbit/s (default %(default)g)")
     parser.add_argument("--push-no-scp", action="store_true", help="skip the push case's parallel scp (about a minute)")
     parser.add_argument("--out", default=HERE, help="directory for results.json/.md/.rst (default: bench/)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the cases of the results.json in --out that this run does not measure, each "
+                             "with the date and load of its own run (a partial run otherwise writes only its cases)")
     return parser
 
 
@@ -339,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     results["duration_s"] = time.time() - began
     # every figure moves with what else the machine runs: the 1-minute load, before and after
     results["load_average"] = [load_before, os.getloadavg()[0]]
-    methods = [METHODS[name] for name in CASES if name in results["cases"]]
-    report.write(results, methods, options.peer_env, options.out)
+    for case in results["cases"].values():
+        case["measured"] = {"date": results["date"], "load_average": results["load_average"]}
+    methods = {name: METHODS[name] for name in results["cases"]}
+    if options.merge:
+        report.merge_earlier(results, methods, os.path.join(options.out, "results.json"), CASES)
+    report.write(results, [methods[name] for name in CASES if name in results["cases"]], options.peer_env,
+                 options.out)
     return 0

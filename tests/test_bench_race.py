@@ -3,6 +3,8 @@ order of the runs, medians and ranges, ratios pair by pair, CPU per GiB delivere
 Figures here are made up; nothing is timed."""
 from __future__ import annotations
 
+import json
+
 from bench import race, report
 from bench.race import GiB
 
@@ -106,3 +108,28 @@ def test_written_header_says_the_load_the_figures_were_measured_under(tmp_path) 
                "cases": {}}
     report.write(results, [], [], str(tmp_path))
     assert "Load average (1 min): 9.9 before, 12.5 after." in (tmp_path / "results.md").read_text()
+
+
+def test_merge_keeps_the_cases_not_measured_with_their_own_date_and_method(tmp_path) -> None:
+    earlier = {"date": "2026-11-25T02:00:00+00:00", "cases": {"dataplane": {"rows": ["old dp"]},
+                                                           "swarm": {"rows": ["old swarm"]}},
+               "methods": ["dataplane: old method", "swarm: old method"]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(earlier))
+    now = {"date": "2026-12-04T05:00:00+00:00",
+           "cases": {"swarm": {"rows": ["new swarm"], "measured": {"date": "2026-12-04T05:00:00+00:00",
+                                                                  "load_average": [0.5, 1.5]}}}}
+    methods = {"swarm": "swarm: new method"}
+    report.merge_earlier(now, methods, str(path), ("dataplane", "swarm", "latency"))
+    assert list(now["cases"]) == ["dataplane", "swarm"]
+    assert now["cases"]["swarm"]["rows"] == ["new swarm"]
+    assert now["cases"]["dataplane"]["measured"]["date"] == earlier["date"]
+    assert methods == {"swarm": "swarm: new method", "dataplane": "dataplane: old method"}
+    line = report._dates_line(now)
+    assert "swarm on 2026-12-04 (load 0.5 before, 1.5 after)" in line and "dataplane on 2026-11-25" in line
+
+
+def test_merge_without_an_earlier_file_keeps_only_this_run(tmp_path) -> None:
+    now = {"date": "2026-12-04T05:00:00+00:00", "cases": {"swarm": {"rows": []}}}
+    report.merge_earlier(now, {"swarm": "m"}, str(tmp_path / "absent.json"), ("dataplane", "swarm"))
+    assert list(now["cases"]) == ["swarm"] and report._dates_line(now) == ""
