@@ -110,8 +110,11 @@ class PeerNode(MultiService):
         self.port: IListeningPort | None = None
 
     def _dial_earlier_peers(self, rng: random.Random) -> None:
-        """One Dialler per peer listed before us (SPEC §3)."""
+        """One Dialler per peer listed before us (SPEC §3) that is one of our neighbours
+        (all of them, but with our bounded neighbour set)."""
         for earlier in self.config.peers_before(self.info.peer_id):
+            if earlier.peer_id not in self.peer.circle:
+                continue
             endpoint = client_endpoint(self.reactor, earlier.host, earlier.port, self.settings.connect_timeout)
             if self.tls is not None:
                 from twisted.internet.endpoints import wrapClientTLS
@@ -140,10 +143,11 @@ class PeerNode(MultiService):
             self.store.close()
             raise StorageError(f"cannot write the resume state beside {self.store.path}: "
                                f"{exc.strerror or exc}") from None
-        if policy.swarm_complete(restored.held, restored.complete_peers, restored.told_peers,
-                                 self.config.peer_ids, self.info.peer_id):
-            self.log.info("peer {me}: the swarm finished before this start (every peer of PeerInfo.cfg has "
-                          "the file); nothing to do", me=self.info.peer_id)
+        neighbours = policy.neighbourhood(self.config.peer_ids, self.info.peer_id, self.settings.neighbours)
+        if policy.swarm_complete(restored.held, restored.complete_peers, restored.told_peers, neighbours):
+            self.log.info("peer {me}: the swarm finished before this start (every {whom} has the file); "
+                          "nothing to do", me=self.info.peer_id,
+                          whom="peer of PeerInfo.cfg" if self.settings.neighbours is None else "neighbour")
 
     def startService(self) -> None:
         endpoint = TCP4ServerEndpoint(self.reactor, self.info.port, interface=self.settings.interface)

@@ -102,7 +102,7 @@ def makeService(options: Options) -> Any:
     peer_id = options["id"]
     process.keep_piece_buffers()
     with _one_line_errors(peer_id):
-        config = _load_config(options["config-dir"], peer_id)
+        config = _load_config(options["config-dir"], peer_id, settings.neighbours)
         hashes_path = manifest_path(options["config-dir"], config.common)
         if options["write-hashes"]:
             _write_hashes(options, config, hashes_path)
@@ -135,10 +135,15 @@ def _one_line_errors(peer_id: int) -> Iterator[None]:
         raise SystemExit(f"p2ppeer {peer_id}: {exc.filename or ''}: {exc.strerror or exc}") from None
 
 
-def _load_config(config_dir: str, peer_id: int) -> SwarmConfig:
+def _load_config(config_dir: str, peer_id: int, neighbours: frozenset[int] | None = None) -> SwarmConfig:
     config = load(config_dir)
     if peer_id not in config.peer_ids:
         raise ConfigError(Path(config_dir) / "PeerInfo.cfg", None, f"peer {peer_id} is not listed")
+    if neighbours is not None:
+        unknown = sorted(neighbours - config.peer_ids) + ([peer_id] if peer_id in neighbours else [])
+        if unknown:
+            raise ConfigError(Path(config_dir) / "PeerInfo.cfg", None, "--neighbours must name other peers of "
+                              f"PeerInfo.cfg, not {', '.join(map(str, unknown))}")
     return config
 
 

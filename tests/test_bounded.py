@@ -1,0 +1,75 @@
+"""Our bounded neighbour set (``--neighbours``): whom a peer dials, whom it refuses,
+and when it leaves; in memory, on StringTransports and a Clock."""
+from __future__ import annotations
+
+from support import peer_settings, swarm_config
+from test_protocol import CONTENT, PIECE, Peer, warning_texts
+from twisted.internet.testing import MemoryReactorClock
+from wirebytes import encode
+
+from twisted_p2p import wire
+from twisted_p2p.node import PeerNode
+
+
+def test_a_peer_with_a_bounded_set_dials_only_its_earlier_neighbours(tmp_path):
+    config = swarm_config([1001, 1002, 1003, 1004, 1005], [1001], 1000, 100, ports=[7001, 7002, 7003, 7004, 7005])
+    reactor = MemoryReactorClock()
+    node = PeerNode(config, 1004, tmp_path, reactor, peer_settings(neighbours=frozenset({1001, 1003, 1005})))
+    node.startService()
+    try:
+        assert sorted(port for _, port, *_ in reactor.tcpClients) == [7001, 7003]  # not 1002, nor 1005 (later)
+    finally:
+        node.stopService()
+
+
+def test_without_a_set_a_peer_dials_every_earlier_peer(tmp_path):
+    config = swarm_config([1001, 1002, 1003, 1004], [1001], 1000, 100, ports=[7001, 7002, 7003, 7004])
+    reactor = MemoryReactorClock()
+    node = PeerNode(config, 1004, tmp_path, reactor, peer_settings())
+    node.startService()
+    try:
+        assert sorted(port for _, port, *_ in reactor.tcpClients) == [7001, 7002, 7003]
+    finally:
+        node.stopService()
+
+
+def test_a_handshake_from_outside_the_set_is_refused(tmp_path, warnings):
+    peer = Peer(tmp_path, 1003, neighbours=frozenset({1001, 1005}))
+    protocol, transport = peer.connect()
+    protocol.dataReceived(wire.encode_handshake(1004))
+    assert transport.disconnecting and peer.service.neighbours == {}
+    assert any("ID 1004, which is not one of our neighbours" in line for line in warning_texts(warnings))
+    peer.neighbour(1005)
+    assert set(peer.service.neighbours) == {1005}
+
+
+def test_a_seed_with_a_bounded_set_leaves_once_its_neighbours_are_complete_and_not_before(tmp_path):
+    peer = Peer(tmp_path, 1001, neighbours=frozenset({1002, 1004}))
+    fired: list = []
+    peer.service.done.addCallback(fired.append)
+    peer.neighbour(1002, pieces=range(11))
+    peer.clock.advance(1)
+    assert fired == []  # 1004 is not known complete
+    protocol, _ = peer.neighbour(1004, pieces=range(10))
+    peer.clock.advance(1)
+    assert fired == []
+    protocol.dataReceived(wire.encode_have(10))
+    assert fired == [None]  # 1003 and 1005, not its neighbours, were never waited for
+
+
+def test_a_leecher_with_a_bounded_set_waits_to_tell_its_neighbours(tmp_path):
+    """Complete, and its neighbours known complete, it leaves only once each has been
+    told (our bitfield on a new connection tells it)."""
+    peer = Peer(tmp_path, 1003, neighbours=frozenset({1001, 1005}))
+    fired: list = []
+    peer.service.done.addCallback(fired.append)
+    seed, transport = peer.neighbour(1001, pieces=range(11), dialled=True)
+    seed.dataReceived(wire.UNCHOKE)
+    while not peer.store.held.complete:
+        (request,) = [m for m in peer.sent(transport) if isinstance(m, wire.Request)]
+        start = request.index * PIECE
+        seed.dataReceived(encode(wire.Piece(request.index, CONTENT[start:start + PIECE])))
+    peer.clock.advance(1)
+    assert fired == []  # 1005 is neither known complete nor told
+    peer.neighbour(1005, pieces=range(11))
+    assert fired == [None]
