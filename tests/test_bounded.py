@@ -2,12 +2,20 @@
 and when it leaves; in memory, on StringTransports and a Clock."""
 from __future__ import annotations
 
-from support import peer_settings, swarm_config
+import random
+
+import pytest_twisted
+from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
 from test_protocol import CONTENT, PIECE, Peer, warning_texts
+from test_swarm import _run_swarm
+from twisted.internet import reactor
 from twisted.internet.testing import MemoryReactorClock
 from wirebytes import encode
 
 from twisted_p2p import wire
+from twisted_p2p.eventlog import parse_line
+from twisted_p2p.graph import neighbour_sets
+from twisted_p2p.layout import data_path, event_log_path
 from twisted_p2p.node import PeerNode
 
 
@@ -73,3 +81,21 @@ def test_a_leecher_with_a_bounded_set_waits_to_tell_its_neighbours(tmp_path):
     assert fired == []  # 1005 is neither known complete nor told
     peer.neighbour(1005, pieces=range(11))
     assert fired == [None]
+
+
+@pytest_twisted.inlineCallbacks
+def test_eight_peers_of_degree_three_on_loopback_complete_with_identical_files(tmp_path):
+    ids = list(range(1001, 1009))
+    config = swarm_config(ids, [1001], 1_000_000, 16384, k=2, p=1, m=2, ports=free_ports(8))
+    content = seed_bytes(1_000_000)
+    write_seed_files(tmp_path, config, content)
+    sets = neighbour_sets(ids, 3, random.Random(5))
+    assert any(len(neighbours) < 7 for neighbours in sets.values())  # not the full mesh
+    nodes = [PeerNode(config, peer_id, tmp_path, reactor, peer_settings(random_seed=peer_id, neighbours=sets[peer_id]))
+             for peer_id in ids]
+    yield _run_swarm(nodes)
+    for peer_id in ids:
+        assert data_path(tmp_path, peer_id, config.common.file_name).read_bytes() == content
+        events = [parse_line(line) for line in event_log_path(tmp_path, peer_id).read_text().splitlines()]
+        connected = {e.other for e in events if e.kind in ("connect_to", "connect_from")}
+        assert connected == sets[peer_id]
