@@ -35,6 +35,7 @@ from twisted_p2p.resume import Restored, Resume, current_boot_id
 from twisted_p2p.service import PeerService
 from twisted_p2p.settings import PeerSettings
 from twisted_p2p.storage import PieceStore, StorageError, resume_report
+from twisted_p2p.summary import SummaryEcho
 
 
 def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> IStreamClientEndpoint:
@@ -68,7 +69,8 @@ class PeerNode(MultiService):
         allowed: AllowedHosts | None = None,
         tls: Any = None,
     ) -> None:
-        """``echo``: where ``settings.echo_events`` sends the events too; ``secret``,
+        """``echo``: where ``settings.echo_events`` sends the events too (or
+        ``settings.echo_summary`` its progress lines and the completion); ``secret``,
         ``allowed`` and ``tls``: a push's (see :mod:`twisted_p2p.auth`, :mod:`twisted_p2p.tls`)."""
         super().__init__()
         self.config = config
@@ -93,7 +95,9 @@ class PeerNode(MultiService):
         except OSError as exc:
             self.store.close()
             raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
-        self.events = EventLog(peer_id, self._event_file, reactor, echo=echo)
+        summary = settings.echo_summary > 0 and echo is not None
+        self.events = EventLog(peer_id, self._event_file, reactor, echo=echo,
+                               echoed=frozenset({"complete"}) if summary else None)
         self.peer = PeerService(
             config, peer_id, self.store, self.events, reactor, rng, settings, piece_hashes=piece_hashes,
             run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
@@ -103,6 +107,8 @@ class PeerNode(MultiService):
             leechers = [peer.peer_id for peer in config.peers if not peer.has_file]
             self.peer.pieces.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
         self.peer.setServiceParent(self)
+        if summary and echo is not None:
+            SummaryEcho(self.peer, echo, settings.echo_summary, reactor).setServiceParent(self)
         #: A push's: only its hosts may connect; with ``tls`` (a tls.PushTLS), over TLS.
         self.allowed = allowed
         self.tls = tls

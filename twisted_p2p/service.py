@@ -114,7 +114,7 @@ class PeerService(Ending, Service):
         self.upload_limiter = (TokenBucket(settings.upload_rate, self.common.piece_size, self.clock)
                                if settings.upload_rate else None)
         #: Log the file's SHA-256 when done, for a launcher that cannot read the file.
-        self.report_digest = settings.echo_events
+        self.report_digest = settings.echo_events or settings.echo_summary > 0
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -72,6 +72,10 @@ class PeerSettings:
         "commas), refuse any other, and leave once they all have the file; every peer's set must name it back "
         "and the sets must join every peer to a seed. Only where every peer is ours (p2p-swarm push)",
         shown="every other peer of PeerInfo.cfg, the course's full mesh")
+    echo_summary: float = _option(
+        0.0, float, "our extension: echo, instead of the event-log lines, one progress line every SECONDS "
+        "(pieces held, neighbours connected and complete) and the completion line, and the file's SHA-256 "
+        "when done; the event log still gets every line (0: off)")
     new_swarm: bool = _option(
         False, bool, "resume only our own pieces from the journal, nothing it learned of other peers (a "
         "launcher's new swarm, whose IDs may name other hosts than the last one's)")

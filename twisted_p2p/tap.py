@@ -73,6 +73,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--pipeline must be 0 (off) up to {MAX_DEPTH} requests")
         if settings.upload_rate < 0:
             raise usage.UsageError("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
+        if settings.echo_summary < 0:
+            raise usage.UsageError("--echo-summary must be 0 (off) or a positive number of seconds")
         for name in ("handshake_timeout", "request_timeout"):
             if getattr(settings, name) <= 0:
                 raise usage.UsageError(f"--{option_name(name)} must be a positive number of seconds")
@@ -107,7 +109,7 @@ def makeService(options: Options) -> Any:
         if options["write-hashes"]:
             _write_hashes(options, config, hashes_path)
         access = _access(options, config)
-        echo = process.echo_to_stdout(reactor) if settings.echo_events else None
+        echo = process.echo_to_stdout(reactor) if settings.echo_events or settings.echo_summary else None
         node = PeerNode(config, peer_id, options["work-dir"], reactor, settings, echo=echo,
                         piece_hashes=load_manifest(hashes_path, config.common),
                         secret=access.secret, allowed=access.allowed, tls=access.tls)
