@@ -10,8 +10,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 
 from twisted_p2p.eventlog import EventLog, format_time, parse_line
+from twisted_p2p.launcher.progress import PeerProgress, host_line
 from twisted_p2p.layout import event_log_path
 from twisted_p2p.node import PeerNode
+from twisted_p2p.storage import digest_report
 from twisted_p2p.summary import Summary, SummaryEcho, format_summary, parse_summary
 
 START = 1_700_000_000.25
@@ -81,3 +83,28 @@ def test_a_node_in_summary_mode_echoes_summaries_not_events(tmp_path):
     lines = echo.getvalue().splitlines()
     assert len(lines) == 3 and all(parse_summary(line) is not None for line in lines)
     assert event_log_path(tmp_path, 1002).exists()  # the event log is still written
+
+
+def test_progress_follows_summaries_their_rate_and_completion():
+    progress = PeerProgress(1002, "lab2", 2000, False, START)
+
+    def said(seconds: float, held: int, connected: int = 3, complete: int = 0) -> str:
+        return format_summary(Summary(START + seconds, 1002, held, 2000, connected, 4, complete))
+
+    assert progress.feed_line(said(1.0, 0, connected=0)) is None
+    progress.feed_line(said(3.0, 400))
+    progress.feed_line(format_summary(Summary(START + 3.5, 1003, 1999, 2000, 4, 4, 4)))  # another peer's line
+    assert (progress.held, progress.completed_at) == (400, None)
+    assert progress.rate(99.0) == pytest.approx(200.0)  # 400 pieces in 2 s
+    line = host_line(progress, 3.0, 65536, 4)
+    assert "400/2000" in line and line.endswith("neighbours 3/4 up, 0 done")
+    progress.feed_line(said(4.0, 2000, complete=2))
+    assert progress.completed_at == pytest.approx(4.0, abs=0.002) and progress.held == 2000
+    assert [held for _, held in progress.timeline] == [0, 400, 2000]
+
+
+def test_progress_in_summary_mode_still_takes_the_completion_sentence_and_the_digest():
+    progress = PeerProgress(1002, "lab2", 2000, False, START)
+    progress.feed_line(f"{format_time(START + 2)}: Peer 1002 has downloaded the complete file.")
+    progress.feed_line(f"2026-12-04 05:00:00+0000 [-] {digest_report(1002, 'ab' * 32)}")
+    assert progress.completed_at == pytest.approx(2.0, abs=0.002) and progress.reported_sha256 == "ab" * 32
