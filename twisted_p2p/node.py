@@ -89,15 +89,8 @@ class PeerNode(MultiService):
         self.store = PieceStore(path, config.common, self.info.has_file, restored.held if restored else None)
         if self.resume is not None and restored is not None:
             self._resume(self.resume, restored, piece_hashes)
-        log_path = event_log_path(work_dir, peer_id)
-        try:
-            self._event_file = open(log_path, "a", encoding="utf-8")
-        except OSError as exc:
-            self.store.close()
-            raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
-        summary = settings.echo_summary > 0 and echo is not None
-        self.events = EventLog(peer_id, self._event_file, reactor, echo=echo,
-                               echoed=frozenset({"complete"}) if summary else None)
+        summary = echo if settings.echo_summary > 0 else None
+        self.events = self._open_event_log(work_dir, echo, summary is not None)
         self.peer = PeerService(
             config, peer_id, self.store, self.events, reactor, rng, settings, piece_hashes=piece_hashes,
             run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
@@ -107,13 +100,25 @@ class PeerNode(MultiService):
             leechers = [peer.peer_id for peer in config.peers if not peer.has_file]
             self.peer.pieces.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
         self.peer.setServiceParent(self)
-        if summary and echo is not None:
-            SummaryEcho(self.peer, echo, settings.echo_summary, reactor).setServiceParent(self)
+        if summary is not None:
+            SummaryEcho(self.peer, summary, settings.echo_summary, reactor).setServiceParent(self)
         #: A push's: only its hosts may connect; with ``tls`` (a tls.PushTLS), over TLS.
         self.allowed = allowed
         self.tls = tls
         self._dial_earlier_peers(rng)
         self.port: IListeningPort | None = None
+
+    def _open_event_log(self, work_dir: str | Path, echo: TextSink | None, summary: bool) -> EventLog:
+        """The event log, echoed whole to ``echo`` or, in summary mode, only its completion."""
+        peer_id = self.info.peer_id
+        log_path = event_log_path(work_dir, peer_id)
+        try:
+            self._event_file = open(log_path, "a", encoding="utf-8")
+        except OSError as exc:
+            self.store.close()
+            raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
+        return EventLog(peer_id, self._event_file, self.reactor, echo=echo,
+                        echoed=frozenset({"complete"}) if summary else None)
 
     def _dial_earlier_peers(self, rng: random.Random) -> None:
         """One Dialler per peer listed before us (SPEC §3) that is one of our neighbours
