@@ -2,10 +2,20 @@
 and when it leaves; in memory, on StringTransports and a Clock."""
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest_twisted
-from support import free_ports, peer_settings, seed_bytes, swarm_config, write_seed_files
+from support import (
+    free_ports,
+    peer_settings,
+    seed_bytes,
+    start_peer,
+    swarm_config,
+    wait_for_peers,
+    write_config,
+    write_seed_files,
+)
 from test_protocol import CONTENT, PIECE, Peer, warning_texts
 from test_swarm import _run_swarm
 from twisted.internet import reactor
@@ -17,6 +27,8 @@ from twisted_p2p.eventlog import parse_line
 from twisted_p2p.graph import neighbour_sets
 from twisted_p2p.layout import data_path, event_log_path
 from twisted_p2p.node import PeerNode
+from twisted_p2p.storage import parse_digest_report
+from twisted_p2p.summary import parse_summary
 
 
 def test_a_peer_with_a_bounded_set_dials_only_its_earlier_neighbours(tmp_path):
@@ -99,3 +111,29 @@ def test_eight_peers_of_degree_three_on_loopback_complete_with_identical_files(t
         events = [parse_line(line) for line in event_log_path(tmp_path, peer_id).read_text().splitlines()]
         connected = {e.other for e in events if e.kind in ("connect_to", "connect_from")}
         assert connected == sets[peer_id]
+
+
+def test_four_twistd_processes_on_a_ring_finish_by_themselves_and_echo_progress_lines(tmp_path):
+    """Each peer knows only its two ring neighbours (1001 and 1003 never meet) and
+    echoes progress lines, the completion and its digest, but no other event line."""
+    ids = [1001, 1002, 1003, 1004]
+    ring = {1001: "1002,1004", 1002: "1001,1003", 1003: "1002,1004", 1004: "1003,1001"}
+    config = swarm_config(ids, [1001], 500_000, 16384, k=2, p=1, m=2, ports=free_ports(4))
+    write_config(tmp_path, config)
+    content = seed_bytes(config.common.file_size)
+    write_seed_files(tmp_path, config, content)
+    processes = {peer_id: start_peer(tmp_path, peer_id, "--neighbours", ring[peer_id], "--echo-summary", "0.2")
+                 for peer_id in ids}
+    outputs = wait_for_peers(processes)
+    for peer_id, process in processes.items():
+        lines = outputs[peer_id].splitlines()
+        assert process.returncode == 0, outputs[peer_id]
+        assert data_path(tmp_path, peer_id, "TheFile.dat").read_bytes() == content
+        summaries = [summary for summary in map(parse_summary, lines) if summary is not None]
+        assert summaries and summaries[-1].held == summaries[-1].total and summaries[-1].neighbours == 2
+        events = [event.kind for event in map(parse_line, lines) if event is not None]
+        assert events == ([] if peer_id == 1001 else ["complete"])
+        assert (peer_id, hashlib.sha256(content).hexdigest()) in [parse_digest_report(line) for line in lines]
+        logged = [parse_line(line) for line in event_log_path(tmp_path, peer_id).read_text().splitlines()]
+        assert {e.other for e in logged if e.kind in ("connect_to", "connect_from")} == {
+            int(other) for other in ring[peer_id].split(",")}
