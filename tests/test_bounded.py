@@ -23,6 +23,7 @@ from twisted.internet.testing import MemoryReactorClock
 from wirebytes import encode
 
 from twisted_p2p import wire
+from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.eventlog import parse_line
 from twisted_p2p.graph import neighbour_sets
 from twisted_p2p.layout import data_path, event_log_path
@@ -49,6 +50,20 @@ def test_without_a_set_a_peer_dials_every_earlier_peer(tmp_path):
     node.startService()
     try:
         assert sorted(port for _, port, *_ in reactor.tcpClients) == [7001, 7002, 7003]
+    finally:
+        node.stopService()
+
+
+def test_a_seeds_neighbour_splits_its_pieces_only_with_the_peers_named(tmp_path):
+    """With --split-among, the share is every n-th piece, n the named peers without the
+    file (a seed's neighbours), not every peer of PeerInfo.cfg without it."""
+    config = swarm_config([1001, 1002, 1003, 1004, 1005], [1001], 1000, 100)
+    settings = peer_settings(split_seed=True, neighbours=frozenset({1001, 1005}), split_among=frozenset({1003, 1005}))
+    node = PeerNode(config, 1005, tmp_path, MemoryReactorClock(), settings)
+    try:
+        rng, seed_holds = random.Random(1), PieceSet.full(10)
+        asked = {node.peer.pieces.choose(rng, seed_holds) for _ in range(200)}
+        assert asked == {1, 3, 5, 7, 9}  # the second of the two: the odd pieces
     finally:
         node.stopService()
 

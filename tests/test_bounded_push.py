@@ -54,6 +54,17 @@ def test_each_peer_gets_its_set_the_seed_too_and_the_sets_agree():
     assert all(peer in sets[other] for peer, mine in sets.items() for other in mine)
 
 
+def test_the_seeds_neighbours_and_only_they_split_its_pieces_among_them():
+    ids = list(range(1001, 1041))
+    options = neighbour_options(ids, 4, random.Random(2), seed=1001)
+    sets = sets_of({peer: argv[:2] for peer, argv in options.items()})
+    for peer, argv in options.items():
+        if peer in sets[1001]:
+            assert argv[2:] == ["--split-among", ",".join(map(str, sorted(sets[1001])))]
+        else:
+            assert argv[2:] == []
+
+
 def test_a_full_mesh_or_a_degree_that_joins_everyone_adds_no_option():
     assert neighbour_options([1001, 1002, 1003], 0, random.Random(1)) == {1001: [], 1002: [], 1003: []}
     assert neighbour_options([1001, 1002, 1003], 2, random.Random(1)) == {1001: [], 1002: [], 1003: []}
@@ -92,16 +103,20 @@ def test_push_hands_every_peer_its_set_and_asks_for_summaries(tmp_path, monkeypa
     job = Push(source, names, "/d", "/d/.p2p-push-{host}", configure, None, None, out, rng=random.Random(4))
     job.run(remote)
     assert len(started) == 21
-    sets = {}
+    sets, splits = {}, {}
     for launch in started:
         words = " ".join(launch.argv)
         found = re.search(r"--neighbours ([\d,]+)", words)
         assert found, words
         sets[launch.peer.peer_id] = {int(word) for word in found[1].split(",")}
+        among = re.search(r"--split-among ([\d,]+)", words)
+        splits[launch.peer.peer_id] = among[1] if among else None
         if launch.over_ssh:
             assert "--echo-summary 1" in words and "--echo-events" not in words
     assert all(peer in sets[other] for peer, mine in sets.items() for other in mine)
     assert all(DEFAULT_DEGREE <= len(mine) <= DEFAULT_DEGREE + 2 for mine in sets.values())
+    seed_set = ",".join(map(str, sorted(sets[1001])))
+    assert splits == {peer: seed_set if peer in sets[1001] else None for peer in sets}
     assert "neighbours: each peer connects with 8 or so of the 21 peers" in out.getvalue()
 
 

@@ -97,7 +97,9 @@ class PeerNode(MultiService):
             resume=self.resume, restored=restored, secret=secret,
         )
         if settings.split_seed:  # a seed sends each piece about once (policy.seed_share)
-            leechers = [peer.peer_id for peer in config.peers if not peer.has_file]
+            among = settings.split_among
+            leechers = [peer.peer_id for peer in config.peers
+                        if not peer.has_file and (among is None or peer.peer_id in among)]
             self.peer.pieces.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
         self.peer.setServiceParent(self)
         if summary is not None:

@@ -333,7 +333,7 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
     for host_plan in planned:
         host_plan.resume_from = 0  # push's: an unfinished copy there is kept only if it matches (not known here)
     sets = neighbour_options([peer.peer_id for peer in config.peers], degree_for(args.degree, len(hosts)),
-                             random.Random())
+                             random.Random(), seed=SEED_ID)
     for launch in launches:  # (and the closed swarm's, made for the push)
         launch.argv += PEER_OPTIONS + peer_options(args.upload_rate) + sets[launch.peer.peer_id]
     for host in hosts:

@@ -4,8 +4,8 @@ The course's full mesh costs each peer N - 1 connections and (N - 1) x pieces ha
 messages, and the launcher used to read every event line of every host over ssh. A push
 involves only our peers, so past :data:`FULL_MESH_UP_TO` hosts each peer gets a bounded
 neighbour set (``--neighbours``, :func:`twisted_p2p.graph.neighbour_sets`; the seed is
-in the graph like any other peer), and every host echoes a progress line a second
-(``--echo-summary``) instead of its events.
+in the graph like any other peer, and its neighbours split its pieces among them), and
+every host echoes a progress line a second (``--echo-summary``) instead of its events.
 """
 from __future__ import annotations
 
@@ -46,10 +46,18 @@ def degree_for(asked: int | None, hosts: int) -> int:
     return 0 if hosts <= FULL_MESH_UP_TO else DEFAULT_DEGREE
 
 
-def neighbour_options(peer_ids: Sequence[int], degree: int, rng: random.Random) -> dict[int, list[str]]:
+def neighbour_options(peer_ids: Sequence[int], degree: int, rng: random.Random,
+                      seed: int | None = None) -> dict[int, list[str]]:
     """Each peer's ``--neighbours`` option (none for the full mesh, or when the degree
-    joins every peer with every other anyway)."""
+    joins every peer with every other anyway). The ``seed``'s neighbours also get
+    ``--split-among`` its neighbours: with ``--split-seed`` they split its pieces among
+    them, as the whole swarm does in the full mesh, so that it sends each about once."""
     if degree <= 0 or len(peer_ids) <= degree + 1:
         return {peer: [] for peer in peer_ids}
     sets = neighbour_sets(peer_ids, degree, rng)
-    return {peer: ["--neighbours", ",".join(map(str, sorted(sets[peer])))] for peer in peer_ids}
+    options = {peer: ["--neighbours", ",".join(map(str, sorted(sets[peer])))] for peer in peer_ids}
+    if seed is not None:
+        among = ["--split-among", ",".join(map(str, sorted(sets[seed])))]
+        for peer in sets[seed]:
+            options[peer] += among
+    return options

@@ -273,7 +273,7 @@ class Push:
             _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
             launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd, echo=SUMMARY_ECHO)
             launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
-            sets = self._neighbours([launch.peer.peer_id for launch in launches], say)
+            sets = self._neighbours(launches, say)
             for launch in launches:
                 launch.argv += PEER_OPTIONS + self.peer_options + sealed.options + sets[launch.peer.peer_id]
             code = self._run_and_deliver(remote, config, launches, dropped, targets, outcomes, say)
@@ -281,11 +281,14 @@ class Push:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _neighbours(self, peer_ids: list[int], say: Callable[[str], None]) -> dict[int, list[str]]:
-        """Each peer's ``--neighbours`` option, drawn among the peers that start (so that
-        nobody waits for a host dropped before), and what was chosen, said."""
+    def _neighbours(self, launches: list[Launch], say: Callable[[str], None]) -> dict[int, list[str]]:
+        """Each peer's ``--neighbours`` option (and ``--split-among`` for the seed's
+        neighbours), drawn among the peers that start (so that nobody waits for a host
+        dropped before), and what was chosen, said."""
+        peer_ids = [launch.peer.peer_id for launch in launches]
+        seed = next((launch.peer.peer_id for launch in launches if launch.peer.has_file), None)
         degree = degree_for(self.degree, len(peer_ids) - 1)
-        options = neighbour_options(peer_ids, degree, self.rng)
+        options = neighbour_options(peer_ids, degree, self.rng, seed=seed)
         if any(options.values()):
             say(f"neighbours: each peer connects with {degree} or so of the {len(peer_ids)} peers (--neighbours)")
         return options
