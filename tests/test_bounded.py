@@ -118,8 +118,10 @@ def test_eight_peers_of_degree_three_on_loopback_complete_with_identical_files(t
     write_seed_files(tmp_path, config, content)
     sets = neighbour_sets(ids, 3, random.Random(5))
     assert any(len(neighbours) < 7 for neighbours in sets.values())  # not the full mesh
-    nodes = [PeerNode(config, peer_id, tmp_path, reactor, peer_settings(random_seed=peer_id, neighbours=sets[peer_id]))
-             for peer_id in ids]
+    # as push runs them: the seed's neighbours split its pieces among them
+    nodes = [PeerNode(config, peer_id, tmp_path, reactor, peer_settings(
+        random_seed=peer_id, neighbours=sets[peer_id], split_seed=True,
+        split_among=sets[1001] if peer_id in sets[1001] else None)) for peer_id in ids]
     yield _run_swarm(nodes)
     for peer_id in ids:
         assert data_path(tmp_path, peer_id, config.common.file_name).read_bytes() == content
