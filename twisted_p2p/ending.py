@@ -2,15 +2,15 @@
 
 The course's rule: we hold the file and know every other peer does; with our bounded
 neighbour set (``--neighbours``), every peer of that set (:func:`policy.neighbourhood`
-says why nobody is stranded). Our Choice: we also
-tell every peer that we hold it before we leave (a peer that left first would leave a
-neighbour waiting for ever), but wait at most ``TOLD_GRACE`` for those we cannot reach,
-and not at all for a neighbour that had the file and went away. The facts (who is
-complete, whom we told, who departed) live here; :class:`~twisted_p2p.service.PeerService`
-learns them from messages and connections and finishes when :meth:`Ending._check_finished`
-says so.
+says why nobody is stranded). Our Choice: we also tell every such peer that we hold it
+before we leave (a peer that left first would leave a neighbour waiting for ever), but
+wait at most ``TOLD_GRACE`` for those we cannot reach, and not at all for a neighbour
+that had the file and went away. The facts (who is complete, whom we told, who
+departed) live here; :class:`~twisted_p2p.service.PeerService` learns them from messages
+and connections and finishes when :meth:`Ending._check_finished` says so.
 
-Tests: tests/test_protocol.py (when a peer leaves, and whom it waits to tell).
+Tests: tests/test_protocol.py (when a peer leaves, and whom it waits to tell) and
+tests/test_bounded.py (the same with a bounded neighbour set).
 """
 from __future__ import annotations
 
