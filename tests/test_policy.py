@@ -451,10 +451,30 @@ def test_unchoke_changes_properties():
     ],
 )
 def test_swarm_complete(ours, complete_peers, told, done):
-    all_peers = {1001, 1002, 1003}
-    assert policy.swarm_complete(PieceSet(3, ours), complete_peers, told, all_peers, 1001) is done
+    neighbours = policy.neighbourhood({1001, 1002, 1003}, 1001)
+    assert policy.swarm_complete(PieceSet(3, ours), complete_peers, told, neighbours) is done
 
 
 def test_swarm_complete_alone():
-    assert policy.swarm_complete(PieceSet.full(4), set(), set(), {1001}, 1001) is True
-    assert policy.swarm_complete(PieceSet(4, [0]), set(), set(), {1001}, 1001) is False
+    alone = policy.neighbourhood({1001}, 1001)
+    assert policy.swarm_complete(PieceSet.full(4), set(), set(), alone) is True
+    assert policy.swarm_complete(PieceSet(4, [0]), set(), set(), alone) is False
+
+
+def test_the_full_mesh_is_every_other_peer_and_a_bounded_set_is_its_own():
+    assert policy.neighbourhood({1001, 1002, 1003}, 1002) == {1001, 1003}
+    assert policy.neighbourhood({1001, 1002, 1003, 1004}, 1002, frozenset({1004})) == {1004}
+
+
+@pytest.mark.parametrize(
+    ("complete_peers", "told", "done"),
+    [
+        ({1004, 1007}, {1004, 1007}, True),  # 1003 and 1005 are not our neighbours: not waited for
+        ({1004}, {1004, 1007}, False),  # a neighbour not known complete
+        ({1004, 1007, 1003, 1005}, {1004, 1003, 1005}, False),  # a neighbour not told
+    ],
+)
+def test_with_a_bounded_set_only_the_neighbours_count(complete_peers, told, done):
+    neighbours = policy.neighbourhood(set(range(1001, 1008)), 1001, frozenset({1004, 1007}))
+    assert policy.swarm_complete(PieceSet.full(3), complete_peers, told, neighbours) is done
+    assert policy.untold(told, set(), neighbours) == ([] if told >= neighbours else [1007])

@@ -23,14 +23,17 @@ def test_a_bare_command_line_gives_the_defaults():
 def test_every_option_reaches_its_setting():
     options = parsed("--interface", "10.0.0.5", "--handshake-timeout", "12.5", "--request-timeout", "7",
                      "--random-seed", "42", "--upload-rate", "1000", "--pipeline", "8", "--echo-events",
-                     "--exit-on-stdin-close", "--refill-slots", "--split-seed", "--new-swarm")
+                     "--exit-on-stdin-close", "--refill-slots", "--split-seed", "--new-swarm",
+                     "--neighbours", "1002, 1007", "--echo-summary", "2.5", "--split-among", "1002")
     assert options.settings == PeerSettings(
         interface="10.0.0.5", handshake_timeout=12.5, request_timeout=7.0, random_seed=42, upload_rate=1000,
         pipeline=8, echo_events=True, exit_on_stdin_close=True, refill_slots=True, split_seed=True,
-        new_swarm=True)
+        new_swarm=True, neighbours=frozenset({1002, 1007}), echo_summary=2.5,
+        split_among=frozenset({1002}))
     assert {field.name for field in option_fields()} == {
         "interface", "handshake_timeout", "request_timeout", "random_seed", "upload_rate", "pipeline",
-        "echo_events", "exit_on_stdin_close", "refill_slots", "split_seed", "new_swarm"}
+        "echo_events", "exit_on_stdin_close", "refill_slots", "split_seed", "new_swarm", "neighbours",
+        "echo_summary", "split_among"}
 
 
 def test_help_shows_the_defaults_of_the_settings():
@@ -46,6 +49,10 @@ def test_help_shows_the_defaults_of_the_settings():
     (["--pipeline", "-1"], "--pipeline must be 0 (off) up to"),
     (["--upload-rate", "-5"], "--upload-rate must be 0"),
     (["--request-timeout", "0"], "--request-timeout must be a positive number of seconds"),
+    (["--neighbours", "1002,x"], "Parameter type enforcement failed: --neighbours takes peer IDs separated by commas"),
+    (["--echo-summary", "-1"], "--echo-summary must be 0 (off) or a positive number of seconds"),
+    (["--split-among", "a"], "Parameter type enforcement failed: --split-among takes peer IDs"),
+    (["--neighbours", ""], "Parameter type enforcement failed: --neighbours takes peer IDs"),
 ])
 def test_values_out_of_range_are_refused(argv, message):
     with pytest.raises(SystemExit, match="p2ppeer: " + message.replace("(", r"\(").replace(")", r"\)")):

@@ -30,3 +30,11 @@ def test_a_tls_certificate_that_is_not_one_is_one_line_naming_it(tmp_path):
         tap.makeService(options_for(tmp_path, "--tls-cert", str(path)))
     assert str(ended.value).startswith(f"p2ppeer 1002: --tls-cert {path}: not a PEM certificate with its key (")
     assert "\n" not in str(ended.value)
+
+
+@pytest.mark.parametrize("given, named", [("1001,1009", "1009"), ("1001,1002", "1002")])
+def test_neighbours_not_of_peerinfo_or_ourselves_are_one_line_naming_them(tmp_path, given, named):
+    with pytest.raises(SystemExit) as ended:
+        tap.makeService(options_for(tmp_path, "--neighbours", given))
+    assert str(ended.value) == (f"p2ppeer 1002: {tmp_path}/PeerInfo.cfg: --neighbours must name other peers of "
+                                f"PeerInfo.cfg, not {named}")

@@ -1,14 +1,16 @@
 """Ending: when a peer may leave (SPEC §3), and what it learns on the way.
 
-The course's rule: we hold the file and know every other peer does. Our Choice: we also
-tell every peer that we hold it before we leave (a peer that left first would leave a
-neighbour waiting for ever), but wait at most ``TOLD_GRACE`` for those we cannot reach,
-and not at all for a neighbour that had the file and went away. The facts (who is
-complete, whom we told, who departed) live here; :class:`~twisted_p2p.service.PeerService`
-learns them from messages and connections and finishes when :meth:`Ending._check_finished`
-says so.
+The course's rule: we hold the file and know every other peer does; with our bounded
+neighbour set (``--neighbours``), every peer of that set (:func:`policy.neighbourhood`
+says why nobody is stranded). Our Choice: we also tell every such peer that we hold it
+before we leave (a peer that left first would leave a neighbour waiting for ever), but
+wait at most ``TOLD_GRACE`` for those we cannot reach, and not at all for a neighbour
+that had the file and went away. The facts (who is complete, whom we told, who
+departed) live here; :class:`~twisted_p2p.service.PeerService` learns them from messages
+and connections and finishes when :meth:`Ending._check_finished` says so.
 
-Tests: tests/test_protocol.py (when a peer leaves, and whom it waits to tell).
+Tests: tests/test_protocol.py (when a peer leaves, and whom it waits to tell) and
+tests/test_bounded.py (the same with a bounded neighbour set).
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ class Ending(Service):
     clock: IReactorTime
     pieces: Pieces
     neighbours: Mapping[int, Any]
+    #: The peers we connect with and wait for (:func:`policy.neighbourhood`).
+    circle: frozenset[int]
     resume: Resume | None
 
     def _start_ending(self, restored: Restored | None) -> None:
@@ -62,10 +66,9 @@ class Ending(Service):
         raise NotImplementedError
 
     def _check_finished(self) -> None:
-        if self._finished or not policy.everyone_has_file(
-                self.pieces.held, self.complete_peers, self.config.peer_ids, self.peer_id):
+        if self._finished or not policy.everyone_has_file(self.pieces.held, self.complete_peers, self.circle):
             return
-        if not policy.untold(self.told_peers, self.departed, self.config.peer_ids, self.peer_id):
+        if not policy.untold(self.told_peers, self.departed, self.circle):
             self._finish()
         elif self._told_grace is None and self.running:
             self._told_grace = self.clock.callLater(TOLD_GRACE, self._stop_telling)
@@ -75,7 +78,7 @@ class Ending(Service):
         self._told_grace = None
         if self._finished:
             return
-        untold = policy.untold(self.told_peers, self.departed, self.config.peer_ids, self.peer_id)
+        untold = policy.untold(self.told_peers, self.departed, self.circle)
         self.log.info(
             "every peer has the file; could not tell {peers} within {grace:.0f} s that we have it too; "
             "leaving anyway", peers=", ".join(map(str, untold)), grace=TOLD_GRACE)

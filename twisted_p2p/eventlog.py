@@ -102,15 +102,23 @@ def _second(text: str) -> float | None:
         return None
 
 
+def parse_time(text: str) -> float | None:
+    """``YYYY-MM-DD HH:MM:SS.mmm`` (local time, as :func:`format_time` writes it) as
+    epoch seconds; None if it is not one."""
+    second = _second(text[:19])
+    if second is None or len(text) != 23 or text[19] != "." or not text[20:].isdigit():
+        return None
+    return second + int(text[20:]) / 1000
+
+
 def parse_line(line: str) -> Event | None:
     """The event on ``line``, or None if it is not exactly a SPEC §5 sentence."""
     match = (_LINE or _compile_patterns()).fullmatch(line.rstrip("\r\n"))
     if not match:
         return None
-    second = _second(match["time"][:19])
-    if second is None:
+    stamp = parse_time(match["time"])
+    if stamp is None:
         return None
-    stamp = second + int(match["time"][20:]) / 1000
     sentence = match["sentence"]
     words = sentence.split(" ", 2)
     if len(words) < 3:
@@ -156,12 +164,16 @@ class EventLog:
     Lines are flushed once per turn of the reactor rather than one by one (a busy peer
     writes thousands a second), so a watcher sees them at once and a crash can lose
     only the lines of the turn it interrupted. ``echo``, if given, gets every line
-    but the received haves too (the launcher reads it from a remote peer).
+    but the received haves too (the launcher reads it from a remote peer), or with
+    ``echoed`` only the lines of those kinds (``--echo-summary``: the completion).
     """
 
-    def __init__(self, me: int, stream: TextSink, clock: IReactorTime, echo: TextSink | None = None) -> None:
+    def __init__(self, me: int, stream: TextSink, clock: IReactorTime, echo: TextSink | None = None,
+                 echoed: frozenset[str] | None = None) -> None:
         self.me = me
         self._streams: list[TextSink] = [stream] if echo is None else [stream, echo]
+        self._echoed = echoed
+        self._file_only = self._streams[:1]
         self._clock = clock
         self._flush_call: IDelayedCall | None = None
         self._millis = -1  # the millisecond whose stamp is in _stamp
@@ -180,14 +192,15 @@ class EventLog:
             self._stamp = format_time(now)
         return self._stamp
 
-    def _emit(self, line: str) -> None:
-        for stream in self._streams:
+    def _emit(self, line: str, streams: list[TextSink]) -> None:
+        for stream in streams:
             stream.write(line)
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
 
     def _write(self, kind: str, **fields: object) -> None:
-        self._emit(f"{self._time()}: {SENTENCES[kind].format(me=self.me, **fields)}\n")
+        streams = self._streams if self._echoed is None or kind in self._echoed else self._file_only
+        self._emit(f"{self._time()}: {SENTENCES[kind].format(me=self.me, **fields)}\n", streams)
 
     def flush(self) -> None:
         if self._flush_call is not None and self._flush_call.active():

@@ -35,6 +35,7 @@ from twisted_p2p.resume import Restored, Resume, current_boot_id
 from twisted_p2p.service import PeerService
 from twisted_p2p.settings import PeerSettings
 from twisted_p2p.storage import PieceStore, StorageError, resume_report
+from twisted_p2p.summary import SummaryEcho
 
 
 def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> IStreamClientEndpoint:
@@ -68,7 +69,8 @@ class PeerNode(MultiService):
         allowed: AllowedHosts | None = None,
         tls: Any = None,
     ) -> None:
-        """``echo``: where ``settings.echo_events`` sends the events too; ``secret``,
+        """``echo``: where ``settings.echo_events`` sends the events too (or
+        ``settings.echo_summary`` its progress lines and the completion); ``secret``,
         ``allowed`` and ``tls``: a push's (see :mod:`twisted_p2p.auth`, :mod:`twisted_p2p.tls`)."""
         super().__init__()
         self.config = config
@@ -87,31 +89,45 @@ class PeerNode(MultiService):
         self.store = PieceStore(path, config.common, self.info.has_file, restored.held if restored else None)
         if self.resume is not None and restored is not None:
             self._resume(self.resume, restored, piece_hashes)
-        log_path = event_log_path(work_dir, peer_id)
-        try:
-            self._event_file = open(log_path, "a", encoding="utf-8")
-        except OSError as exc:
-            self.store.close()
-            raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
-        self.events = EventLog(peer_id, self._event_file, reactor, echo=echo)
+        summary = echo if settings.echo_summary > 0 else None
+        self.events = self._open_event_log(work_dir, echo, summary is not None)
         self.peer = PeerService(
             config, peer_id, self.store, self.events, reactor, rng, settings, piece_hashes=piece_hashes,
             run_in_thread=lambda function, *args: deferToThreadPool(reactor, reactor.getThreadPool(), function, *args),
             resume=self.resume, restored=restored, secret=secret,
         )
         if settings.split_seed:  # a seed sends each piece about once (policy.seed_share)
-            leechers = [peer.peer_id for peer in config.peers if not peer.has_file]
+            among = settings.split_among
+            leechers = [peer.peer_id for peer in config.peers
+                        if not peer.has_file and (among is None or peer.peer_id in among)]
             self.peer.pieces.set_share(policy.seed_share(leechers, peer_id, config.common.num_pieces))
         self.peer.setServiceParent(self)
+        if summary is not None:
+            SummaryEcho(self.peer, summary, settings.echo_summary, reactor).setServiceParent(self)
         #: A push's: only its hosts may connect; with ``tls`` (a tls.PushTLS), over TLS.
         self.allowed = allowed
         self.tls = tls
         self._dial_earlier_peers(rng)
         self.port: IListeningPort | None = None
 
+    def _open_event_log(self, work_dir: str | Path, echo: TextSink | None, summary: bool) -> EventLog:
+        """The event log, echoed whole to ``echo`` or, in summary mode, only its completion."""
+        peer_id = self.info.peer_id
+        log_path = event_log_path(work_dir, peer_id)
+        try:
+            self._event_file = open(log_path, "a", encoding="utf-8")
+        except OSError as exc:
+            self.store.close()
+            raise StorageError(f"cannot write the event log {log_path}: {exc.strerror or exc}") from None
+        return EventLog(peer_id, self._event_file, self.reactor, echo=echo,
+                        echoed=frozenset({"complete"}) if summary else None)
+
     def _dial_earlier_peers(self, rng: random.Random) -> None:
-        """One Dialler per peer listed before us (SPEC §3)."""
+        """One Dialler per peer listed before us (SPEC §3) that is one of our neighbours
+        (all of them, but with our bounded neighbour set)."""
         for earlier in self.config.peers_before(self.info.peer_id):
+            if earlier.peer_id not in self.peer.circle:
+                continue
             endpoint = client_endpoint(self.reactor, earlier.host, earlier.port, self.settings.connect_timeout)
             if self.tls is not None:
                 from twisted.internet.endpoints import wrapClientTLS
@@ -140,10 +156,11 @@ class PeerNode(MultiService):
             self.store.close()
             raise StorageError(f"cannot write the resume state beside {self.store.path}: "
                                f"{exc.strerror or exc}") from None
-        if policy.swarm_complete(restored.held, restored.complete_peers, restored.told_peers,
-                                 self.config.peer_ids, self.info.peer_id):
-            self.log.info("peer {me}: the swarm finished before this start (every peer of PeerInfo.cfg has "
-                          "the file); nothing to do", me=self.info.peer_id)
+        neighbours = policy.neighbourhood(self.config.peer_ids, self.info.peer_id, self.settings.neighbours)
+        if policy.swarm_complete(restored.held, restored.complete_peers, restored.told_peers, neighbours):
+            self.log.info("peer {me}: the swarm finished before this start (every {whom} has the file); "
+                          "nothing to do", me=self.info.peer_id,
+                          whom="peer of PeerInfo.cfg" if self.settings.neighbours is None else "neighbour")
 
     def startService(self) -> None:
         endpoint = TCP4ServerEndpoint(self.reactor, self.info.port, interface=self.settings.interface)

@@ -156,36 +156,50 @@ def unchoke_changes(
     return frozenset(chosen - set(unchoked)), frozenset(set(unchoked) - chosen)
 
 
+def neighbourhood(all_peers: AbstractSet[int], me: int, chosen: AbstractSet[int] | None = None) -> frozenset[int]:
+    """The peers we connect with and wait for: every other peer of PeerInfo.cfg (the
+    course's full mesh), or ``chosen`` (our bounded neighbour set, used only when every
+    peer of the swarm is ours). The rules of leaving below take this set, so the full
+    mesh is the special case "neighbours = every other peer", with one code path.
+
+    Why nobody is stranded when the neighbour sets are symmetric, their graph connected
+    and a seed in it: a peer leaves only once it holds the file, knows every neighbour
+    holds it and has told them it does (:func:`swarm_complete`). Suppose some peer never
+    completes. Along a path from the seed to it there is a first incomplete peer L, whose
+    predecessor C holds the file; C cannot leave while its neighbour L is incomplete, so
+    it stays and L can fetch every piece from it, a contradiction. The graph stays
+    connected while the swarm runs, as nobody leaves before all its neighbours are done;
+    so everyone completes, and then everyone may leave."""
+    return frozenset(all_peers if chosen is None else chosen) - {me}
+
+
 def everyone_has_file(
     our_pieces: PieceSet,
     complete_peers: AbstractSet[int],
-    all_peers: AbstractSet[int],
-    me: int,
+    neighbours: AbstractSet[int],
 ) -> bool:
-    """The course's rule of termination (SPEC §3): we hold the whole file and know that
-    every other peer of PeerInfo.cfg does."""
-    return our_pieces.complete and all(peer in complete_peers for peer in all_peers if peer != me)
+    """The course's rule of termination (SPEC §3), over our :func:`neighbourhood`: we
+    hold the whole file and know that each of ``neighbours`` does."""
+    return our_pieces.complete and all(peer in complete_peers for peer in neighbours)
 
 
 def untold(
     told_peers: AbstractSet[int],
     departed: AbstractSet[int],
-    all_peers: AbstractSet[int],
-    me: int,
+    neighbours: AbstractSet[int],
 ) -> list[int]:
-    """The peers we have not told that we hold the file (our Choice, SPEC §3): a peer
-    that left before telling a neighbour would leave it waiting for ever. A neighbour
-    that had the file and went away needs telling no more."""
-    return sorted(peer for peer in all_peers if peer != me and peer not in told_peers and peer not in departed)
+    """The neighbours we have not told that we hold the file (our Choice, SPEC §3): a
+    peer that left before telling a neighbour would leave it waiting for ever. A
+    neighbour that had the file and went away needs telling no more."""
+    return sorted(peer for peer in neighbours if peer not in told_peers and peer not in departed)
 
 
 def swarm_complete(
     our_pieces: PieceSet,
     complete_peers: AbstractSet[int],
     told_peers: AbstractSet[int],
-    all_peers: AbstractSet[int],
-    me: int,
+    neighbours: AbstractSet[int],
 ) -> bool:
-    """Every peer has the file, and every other peer has been told that we do."""
-    return everyone_has_file(our_pieces, complete_peers, all_peers, me) and not untold(
-        told_peers, frozenset(), all_peers, me)
+    """We and all our neighbours have the file, and every neighbour has been told that we do."""
+    return everyone_has_file(our_pieces, complete_peers, neighbours) and not untold(
+        told_peers, frozenset(), neighbours)

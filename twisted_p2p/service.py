@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from twisted_p2p import auth, manifest, wire
+from twisted_p2p import auth, manifest, policy, wire
 from twisted_p2p.bitfield import PieceSet
 from twisted_p2p.choker import Choker
 from twisted_p2p.config import SwarmConfig
@@ -68,6 +68,9 @@ class PeerService(Ending, Service):
         self.events = events
         self.clock = clock
         self.rng = rng
+        #: The peers we connect with and wait for: every other peer of PeerInfo.cfg, or
+        #: our bounded neighbour set (``settings.neighbours``).
+        self.circle = policy.neighbourhood(config.peer_ids, peer_id, settings.neighbours)
         self._take_settings(settings)
         #: With a secret (a push's), every neighbour must prove it holds it before it
         #: is taken in (:mod:`twisted_p2p.auth`); None: the plain protocol.
@@ -111,7 +114,7 @@ class PeerService(Ending, Service):
         self.upload_limiter = (TokenBucket(settings.upload_rate, self.common.piece_size, self.clock)
                                if settings.upload_rate else None)
         #: Log the file's SHA-256 when done, for a launcher that cannot read the file.
-        self.report_digest = settings.echo_events
+        self.report_digest = settings.echo_events or settings.echo_summary > 0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -149,7 +152,8 @@ class PeerService(Ending, Service):
     def _finish(self) -> None:
         self._finished = True
         self._cancel_told_grace()
-        self.log.info("every peer has the file; peer {me} is done", me=self.peer_id)
+        whom = "every peer" if self.settings.neighbours is None else "every neighbour"
+        self.log.info("{whom} has the file; peer {me} is done", whom=whom, me=self.peer_id)
         if self.report_digest:
             self.log.info("{report}", report=digest_report(self.peer_id, self.store.sha256()))
         self.save_state().addBoth(lambda _: self.done.callback(None))
@@ -170,6 +174,9 @@ class PeerService(Ending, Service):
             raise wire.ProtocolViolation(f"a handshake with our own ID {peer_id}")
         if peer_id not in self.config.peer_ids:
             raise wire.ProtocolViolation(f"a handshake with ID {peer_id}, which is not in PeerInfo.cfg")
+        if peer_id not in self.circle:
+            raise wire.ProtocolViolation(f"a handshake with ID {peer_id}, which is not one of our neighbours "
+                                         f"(--neighbours)")
         if protocol.expected_peer_id is not None and peer_id != protocol.expected_peer_id:
             raise wire.ProtocolViolation(
                 f"a handshake with ID {peer_id} on the connection we dialled to {protocol.expected_peer_id}"

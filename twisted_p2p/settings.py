@@ -27,6 +27,20 @@ def _option(default: Any, kind: Callable[[str], Any], help: str, shown: str | No
     return field(default=default, metadata={"kind": kind, "help": help, "shown": shown})
 
 
+def _peer_ids(option: str) -> Callable[[str], frozenset[int]]:
+    """A reader of an option's peer IDs, ``1002,1007,1011``; its ValueError names the option."""
+    def parse(text: str) -> frozenset[int]:
+        words = [word.strip() for word in text.split(",")]
+        if not all(word.isdigit() for word in words):
+            raise ValueError(f"{option} takes peer IDs separated by commas (1002,1007,1011), not {text!r}")
+        return frozenset(int(word) for word in words)
+
+    return parse
+
+
+parse_neighbours = _peer_ids("--neighbours")
+
+
 def _fixed(default: Any, about: str) -> Any:
     """A field with no option: a timing of the peer, given its one home here."""
     return field(default=default, metadata={"about": about})
@@ -59,6 +73,19 @@ class PeerSettings:
         False, bool, "our extension: ask a peer that holds the whole file only for our share of the pieces "
         "(every n-th, n the peers without the file) until we hold it, and the rest from the others, so that a "
         "seed sends each piece about once (p2p-swarm push uses it)")
+    neighbours: frozenset[int] | None = _option(
+        None, parse_neighbours, "our extension: connect only with these peers (IDs of PeerInfo.cfg, separated by "
+        "commas), refuse any other, and leave once they all have the file; every peer's set must name it back "
+        "and the sets must join every peer to a seed. Only where every peer is ours (p2p-swarm push)",
+        shown="every other peer of PeerInfo.cfg, the course's full mesh")
+    echo_summary: float = _option(
+        0.0, float, "our extension: echo, instead of the event-log lines, one progress line every SECONDS "
+        "(pieces held, neighbours connected and complete) and the completion line, and the file's SHA-256 "
+        "when done; the event log still gets every line (0: off)")
+    split_among: frozenset[int] | None = _option(
+        None, _peer_ids("--split-among"), "with --split-seed: the peers (IDs separated by commas) that split a "
+        "seed's pieces among them; a seed's neighbours, when not every peer neighbours it (--neighbours)",
+        shown="every peer of PeerInfo.cfg without the file")
     new_swarm: bool = _option(
         False, bool, "resume only our own pieces from the journal, nothing it learned of other peers (a "
         "launcher's new swarm, whose IDs may name other hosts than the last one's)")

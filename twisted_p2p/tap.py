@@ -73,6 +73,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--pipeline must be 0 (off) up to {MAX_DEPTH} requests")
         if settings.upload_rate < 0:
             raise usage.UsageError("--upload-rate must be 0 (no cap) or a positive number of bytes per second")
+        if settings.echo_summary < 0:
+            raise usage.UsageError("--echo-summary must be 0 (off) or a positive number of seconds")
         for name in ("handshake_timeout", "request_timeout"):
             if getattr(settings, name) <= 0:
                 raise usage.UsageError(f"--{option_name(name)} must be a positive number of seconds")
@@ -102,12 +104,12 @@ def makeService(options: Options) -> Any:
     peer_id = options["id"]
     process.keep_piece_buffers()
     with _one_line_errors(peer_id):
-        config = _load_config(options["config-dir"], peer_id)
+        config = _load_config(options["config-dir"], peer_id, settings.neighbours)
         hashes_path = manifest_path(options["config-dir"], config.common)
         if options["write-hashes"]:
             _write_hashes(options, config, hashes_path)
         access = _access(options, config)
-        echo = process.echo_to_stdout(reactor) if settings.echo_events else None
+        echo = process.echo_to_stdout(reactor) if settings.echo_events or settings.echo_summary else None
         node = PeerNode(config, peer_id, options["work-dir"], reactor, settings, echo=echo,
                         piece_hashes=load_manifest(hashes_path, config.common),
                         secret=access.secret, allowed=access.allowed, tls=access.tls)
@@ -135,10 +137,15 @@ def _one_line_errors(peer_id: int) -> Iterator[None]:
         raise SystemExit(f"p2ppeer {peer_id}: {exc.filename or ''}: {exc.strerror or exc}") from None
 
 
-def _load_config(config_dir: str, peer_id: int) -> SwarmConfig:
+def _load_config(config_dir: str, peer_id: int, neighbours: frozenset[int] | None = None) -> SwarmConfig:
     config = load(config_dir)
     if peer_id not in config.peer_ids:
         raise ConfigError(Path(config_dir) / "PeerInfo.cfg", None, f"peer {peer_id} is not listed")
+    if neighbours is not None:
+        unknown = sorted(neighbours - config.peer_ids) + ([peer_id] if peer_id in neighbours else [])
+        if unknown:
+            raise ConfigError(Path(config_dir) / "PeerInfo.cfg", None, "--neighbours must name other peers of "
+                              f"PeerInfo.cfg, not {', '.join(map(str, unknown))}")
     return config
 
 

@@ -10,11 +10,12 @@ import shlex
 import shutil
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from twisted_p2p.config import ConfigError, PeerInfo, SwarmConfig
-from twisted_p2p.launcher.remote import Host, Ssh, peer_command, remote_dir_for
+from twisted_p2p.launcher.remote import ECHO_EVENTS, Host, Ssh, peer_command, remote_dir_for
 from twisted_p2p.layout import PEER_INFO_CFG, data_path, event_log_path, twistd_output_name
 from twisted_p2p.resume import forget as forget_resume_state
 
@@ -161,11 +162,13 @@ def plan(
     remote_dir: str,
     remote_twistd: list[str] | None = None,
     template: str | None = None,
+    echo: Sequence[str] = ECHO_EVENTS,
 ) -> tuple[list[Launch], list[Host]]:
     """Each peer's launch, and the remote hosts to prepare. A peer on another host runs
     over that host's ssh connection in ``remote_dir`` (``{host}`` replaced), with the
-    same twistd as here unless ``remote_twistd`` says otherwise; with a ``template``,
-    the template's own command instead, and no host is prepared."""
+    same twistd as here unless ``remote_twistd`` says otherwise, telling its progress as
+    ``echo`` says; with a ``template``, the template's own command instead, and no host
+    is prepared."""
     names, addresses = local_identity()
     twistd = twistd_command()
     launches = []
@@ -184,6 +187,6 @@ def plan(
         else:
             host = hosts.setdefault(peer.host, Host(peer.host, remote_dir_for(remote_dir, peer.host)))
             host.peers.append(peer)
-            argv = ssh.command(peer.host, peer_command(remote_twistd or twistd, peer.peer_id, host.directory))
+            argv = ssh.command(peer.host, peer_command(remote_twistd or twistd, peer.peer_id, host.directory, echo))
         launches.append(Launch(peer, argv, work_dir, output, None, over_ssh=template is None))
     return launches, list(hosts.values())

@@ -1,8 +1,9 @@
 """Per-peer progress of a running swarm, built from SPEC §5 event lines.
 
 Everything here is pure: the launcher feeds lines (from a growing log file or from a
-remote peer's stdout) and asks for text to show, so the same state drives the live
-display, the summary and the report.
+remote peer's stdout: its event lines, or with ``--echo-summary`` its progress lines)
+and asks for text to show, so the same state drives the live display, the summary and
+the report.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from twisted_p2p.eventlog import Event, parse_line
 from twisted_p2p.storage import parse_digest_report, parse_resume_report
+from twisted_p2p.summary import Summary, parse_summary
 
 RATE_WINDOW = 2.0  # seconds of recent downloads that the rate and "from" look at
 LINES_KEPT = 50  # event-log lines kept per peer for the dashboard
@@ -74,6 +76,9 @@ class PeerProgress:
     reported_sha256: str | None = None
     #: The pieces it started with, kept from before (a resumed leecher's report), if any.
     resumed: int | None = None
+    #: Its last progress line (``--echo-summary``), and pieces per second since the one before.
+    summary: Summary | None = None
+    summary_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.seed:
@@ -91,15 +96,7 @@ class PeerProgress:
             return None
         event = parse_line(line)
         if event is None:
-            report = parse_digest_report(line)
-            if report is not None and report[0] == self.peer_id:
-                self.reported_sha256 = report[1]
-            kept = parse_resume_report(line)
-            if kept is not None and kept[0] == self.peer_id and self.resumed is None:
-                self.resumed = kept[1]
-                if kept[1] > self.held:
-                    self.held = kept[1]
-                    self.timeline.append((self.timeline[-1][0], self.held))
+            self._feed_other(line)
             return None
         if event.me != self.peer_id:
             return None
@@ -107,6 +104,37 @@ class PeerProgress:
         self.lines.append((max(0.0, event.time - self.start), line.strip()))
         self.lines_seen += 1
         return event
+
+    def _feed_other(self, line: str) -> None:
+        """A line that is no event: a progress line, or the digest or resume report."""
+        summary = parse_summary(line)
+        if summary is not None:
+            if summary.me == self.peer_id:
+                self.apply_summary(summary)
+            return
+        report = parse_digest_report(line)
+        if report is not None and report[0] == self.peer_id:
+            self.reported_sha256 = report[1]
+        kept = parse_resume_report(line)
+        if kept is not None and kept[0] == self.peer_id and self.resumed is None:
+            self.resumed = kept[1]
+            if kept[1] > self.held:
+                self.held = kept[1]
+                self.timeline.append((self.timeline[-1][0], self.held))
+
+    def apply_summary(self, summary: Summary) -> None:
+        """A progress line: what it holds, and its rate since the last such line (these
+        lines, not every download, are all a launcher hears of a peer in summary mode)."""
+        when = max(0.0, summary.time - self.start)
+        last = self.summary
+        if last is not None and summary.time > last.time:
+            self.summary_rate = max(0, summary.held - last.held) / (summary.time - last.time)
+        self.summary = summary
+        if summary.held > self.held:
+            self.held = summary.held
+            self.timeline.append((when, self.held))
+        if summary.held >= summary.total and self.completed_at is None:
+            self.completed_at = when
 
     def apply(self, event: Event) -> None:
         when = max(0.0, event.time - self.start)
@@ -142,7 +170,10 @@ class PeerProgress:
         return list(self.recent)
 
     def rate(self, now: float) -> float:
-        """Pieces per second over the recent window."""
+        """Pieces per second over the recent window; in summary mode, between its last
+        two progress lines."""
+        if self.summary_rate is not None:
+            return self.summary_rate
         return len(self.recent_downloads(now)) / RATE_WINDOW
 
     def sources(self, now: float) -> list[int]:
@@ -190,7 +221,15 @@ def host_line(peer: PeerProgress, now: float, piece_size: int, name_width: int) 
     done = "" if peer.completed_at is None else f" done {peer.completed_at:.1f}s"
     kept = f" ({peer.resumed} resumed)" if peer.resumed else ""
     return (f"{peer.host:<{name_width}} [{bar(peer.held, peer.total)}] {peer.held:>{digits}}/{peer.total}"
-            f" {megabytes:6.1f} MB/s  {peer.state}{done}{kept}")
+            f" {megabytes:6.1f} MB/s  {peer.state}{done}{kept}{neighbours_said(peer)}")
+
+
+def neighbours_said(peer: PeerProgress) -> str:
+    """With progress lines: its neighbours connected and known complete, of how many."""
+    summary = peer.summary
+    if summary is None:
+        return ""
+    return f"  neighbours {summary.connected}/{summary.neighbours} up, {summary.complete} done"
 
 
 def host_cell(peer: PeerProgress, now: float, piece_size: int) -> str:

@@ -25,6 +25,14 @@ from typing import TextIO
 
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.launcher.pushinput import HostSpec, endpoints, parse_host, parse_rate, read_hosts
+from twisted_p2p.launcher.pushmesh import (
+    DEFAULT_DEGREE,
+    FULL_MESH_UP_TO,
+    SUMMARY_ECHO,
+    degree_for,
+    neighbour_options,
+    parse_degree,
+)
 from twisted_p2p.launcher.pushresult import FAILED, HostOutcome, as_json, check_script, exit_status, table
 from twisted_p2p.launcher.remote import Host, Hosts, Ssh, remote_dir_for
 
@@ -167,6 +175,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="[a power of two from 16 KiB to 4 MiB: about 2,000 pieces, larger where the round "
                         "trip to the farthest host (timed by TCP handshakes with its ssh port) would otherwise "
                         "slow one piece per round trip below 125 MB/s, at least 16 pieces per host]")
+    parser.add_argument("--neighbours", default="auto", metavar="D",
+                        help="our extension: each peer connects with D others of a random connected graph (the "
+                        "seed too), not with every other peer, and leaves once those have the file; 'all' keeps "
+                        f"the course's full mesh [auto: the full mesh up to {FULL_MESH_UP_TO} hosts, whose every "
+                        f"host is then one hop from the seed; above, {DEFAULT_DEGREE}, so that each peer's "
+                        "connections and have messages stay the same however many hosts]")
     parser.add_argument("--remote-twistd", default=None, metavar="PATH",
                         help="twistd on the hosts [the same path as here]")
     parser.add_argument("--ssh-config", default=None, metavar="FILE", help="ssh's configuration file (ssh -F)")
@@ -187,6 +201,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--piece-size must be positive")
     try:
         args.upload_rate = parse_rate(args.upload_rate) if args.upload_rate is not None else None
+        args.degree = parse_degree(args.neighbours)
         args.specs = host_specs(args.hosts, args.hosts_file)
     except ValueError as exc:
         parser.error(str(exc))
@@ -256,7 +271,7 @@ def main(argv: list[str], stdout: TextIO = sys.stdout) -> int:
                    [Host(host, remote_dir_for(work, host)) for host in hosts])
     job = Push(file, hosts, dest, work, configure, args.remote_twistd, args.timeout, stdout, tls=args.tls,
                addresses=addresses, peer_options=peer_options(args.upload_rate),
-               report_dir=Path(args.report).resolve() if args.report else None)
+               report_dir=Path(args.report).resolve() if args.report else None, degree=args.degree)
     try:
         outcomes, code = job.run(remote)
     except KeyboardInterrupt:
@@ -311,13 +326,16 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
     staging = Path(tempfile.mkdtemp(prefix="p2p-push-"))
     try:
         launches, planned = plan(config, staging, staging, Ssh(staging, args.ssh_config, args.connect_timeout,
-                                                               destinations=destinations), work, twistd)
+                                                               destinations=destinations), work, twistd,
+                                 echo=SUMMARY_ECHO)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for host_plan in planned:
         host_plan.resume_from = 0  # push's: an unfinished copy there is kept only if it matches (not known here)
-    for launch in launches:
-        launch.argv += PEER_OPTIONS + peer_options(args.upload_rate)  # (and the closed swarm's, made for the push)
+    sets = neighbour_options([peer.peer_id for peer in config.peers], degree_for(args.degree, len(hosts)),
+                             random.Random(), seed=SEED_ID)
+    for launch in launches:  # (and the closed swarm's, made for the push)
+        launch.argv += PEER_OPTIONS + peer_options(args.upload_rate) + sets[launch.peer.peer_id]
     for host in hosts:
         if addresses.get(host, host) != host:
             print(f"{host}: ssh reaches it at {addresses[host]}, the address its peer is listed by", file=stdout)

@@ -11,6 +11,7 @@ finished copy.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -26,6 +27,7 @@ from twisted_p2p.launcher import closed
 from twisted_p2p.launcher.options import DEFAULT_PIPELINE, RunOptions, peer_options
 from twisted_p2p.launcher.plan import Launch, is_local_host, local_identity, plan, twistd_command
 from twisted_p2p.launcher.pushinput import with_addresses
+from twisted_p2p.launcher.pushmesh import SUMMARY_ECHO, degree_for, neighbour_options
 from twisted_p2p.launcher.pushresult import (
     ALREADY_THERE,
     DELIVERED,
@@ -214,6 +216,8 @@ class Push:
     peer_options: list[str] = field(default_factory=list)  # every peer's too (--upload-rate)
     probes: dict[str, Probe] = field(default_factory=dict)  # host -> its work dir and disk, as surveyed
     report_dir: Path | None = None  # where to keep the swarm's report (JSON and HTML), if anywhere
+    degree: int | None = None  # neighbours per peer (0: the full mesh); None: pushmesh.degree_for's choice
+    rng: random.Random = field(default_factory=random.Random)  # draws the neighbour sets
 
     def run(self, remote: Hosts) -> tuple[list[HostOutcome], int | None]:
         """Every host's outcome, in the order given, and the exit status if it is not
@@ -267,14 +271,27 @@ class Push:
             unsent = self._drop(remote, send_config(remote, files, own), targets, "cannot be prepared", say)
             outcomes.update(unsent)
             _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
-            launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd)
+            launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd, echo=SUMMARY_ECHO)
             launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
+            sets = self._neighbours(launches, say)
             for launch in launches:
-                launch.argv += PEER_OPTIONS + self.peer_options + sealed.options
+                launch.argv += PEER_OPTIONS + self.peer_options + sealed.options + sets[launch.peer.peer_id]
             code = self._run_and_deliver(remote, config, launches, dropped, targets, outcomes, say)
             return outcomes, code
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _neighbours(self, launches: list[Launch], say: Callable[[str], None]) -> dict[int, list[str]]:
+        """Each peer's ``--neighbours`` option (and ``--split-among`` for the seed's
+        neighbours), drawn among the peers that start (so that nobody waits for a host
+        dropped before), and what was chosen, said."""
+        peer_ids = [launch.peer.peer_id for launch in launches]
+        seed = next((launch.peer.peer_id for launch in launches if launch.peer.has_file), None)
+        degree = degree_for(self.degree, len(peer_ids) - 1)
+        options = neighbour_options(peer_ids, degree, self.rng, seed=seed)
+        if any(options.values()):
+            say(f"neighbours: each peer connects with {degree} or so of the {len(peer_ids)} peers (--neighbours)")
+        return options
 
     def _resume_records(self, remote: Hosts, config: SwarmConfig, say: Callable[[str], None]) -> dict[str, Record]:
         """Give each host its leecher and what of an unfinished copy it resumes from (said

@@ -100,11 +100,16 @@ def remote_dir_for(template: str, host: str) -> str:
     return template.replace("{host}", host)
 
 
-def peer_command(twistd: Sequence[str], peer_id: int, directory: str) -> str:
-    """The shell command line that starts one peer in ``directory`` on its host."""
+#: How a peer on another host tells the launcher its progress: every event line (``run``).
+ECHO_EVENTS = ("--echo-events",)
+
+
+def peer_command(twistd: Sequence[str], peer_id: int, directory: str, echo: Sequence[str] = ECHO_EVENTS) -> str:
+    """The shell command line that starts one peer in ``directory`` on its host;
+    ``echo``: the options that make it print its progress."""
     d = shlex.quote(directory)
     return (f"cd {d} && exec {shlex.join(twistd)} -n --pidfile= p2ppeer "
-            f"--id {peer_id} --config-dir {d} --work-dir {d} --echo-events --exit-on-stdin-close")
+            f"--id {peer_id} --config-dir {d} --work-dir {d} {shlex.join(echo)} --exit-on-stdin-close")
 
 
 def prepare_script(config: SwarmConfig, host: Host, twistd: Sequence[str]) -> str:

@@ -1,0 +1,63 @@
+"""Whom each peer of a push connects with, and what it tells the launcher.
+
+The course's full mesh costs each peer N - 1 connections and (N - 1) x pieces have
+messages, and the launcher used to read every event line of every host over ssh. A push
+involves only our peers, so past :data:`FULL_MESH_UP_TO` hosts each peer gets a bounded
+neighbour set (``--neighbours``, :func:`twisted_p2p.graph.neighbour_sets`; the seed is
+in the graph like any other peer, and its neighbours split its pieces among them), and
+every host echoes a progress line a second (``--echo-summary``) instead of its events.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from twisted_p2p.graph import neighbour_sets
+
+#: Up to this many hosts a push is the course's full mesh: each peer has at most 15
+#: connections, every host is one hop from the seed, and the seed's share of the pieces
+#: (``--split-seed``) is split over every host.
+FULL_MESH_UP_TO = 16
+#: Neighbours per peer above that: connections and have messages per peer stay the same
+#: however many hosts, a piece crosses the random graph in about log N / log 7 hops, and
+#: losing a few hosts does not cut the graph in two.
+DEFAULT_DEGREE = 8
+#: How the hosts' peers echo: a progress line a second, not every event.
+SUMMARY_ECHO = ("--echo-summary", "1")
+
+
+def parse_degree(text: str) -> int | None:
+    """``--neighbours``' value: ``auto`` (None), ``all`` (0: the full mesh), or the
+    neighbours per peer; ValueError says what is wrong."""
+    if text == "auto":
+        return None
+    if text == "all":
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--neighbours takes auto, all or a number of neighbours (1 or more), not {text!r}")
+    return int(text)
+
+
+def degree_for(asked: int | None, hosts: int) -> int:
+    """The neighbours per peer for ``hosts`` hosts (0: the full mesh); ``asked``:
+    :func:`parse_degree`'s."""
+    if asked is not None:
+        return asked
+    return 0 if hosts <= FULL_MESH_UP_TO else DEFAULT_DEGREE
+
+
+def neighbour_options(peer_ids: Sequence[int], degree: int, rng: random.Random,
+                      seed: int | None = None) -> dict[int, list[str]]:
+    """Each peer's ``--neighbours`` option (none for the full mesh, or when the degree
+    joins every peer with every other anyway). The ``seed``'s neighbours also get
+    ``--split-among`` its neighbours: with ``--split-seed`` they split its pieces among
+    them, as the whole swarm does in the full mesh, so that it sends each about once."""
+    if degree <= 0 or len(peer_ids) <= degree + 1:
+        return {peer: [] for peer in peer_ids}
+    sets = neighbour_sets(peer_ids, degree, rng)
+    options = {peer: ["--neighbours", ",".join(map(str, sorted(sets[peer])))] for peer in peer_ids}
+    if seed is not None:
+        among = ["--split-among", ",".join(map(str, sorted(sets[seed])))]
+        for peer in sets[seed]:
+            options[peer] += among
+    return options
