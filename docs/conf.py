@@ -47,7 +47,7 @@ def settings_reference() -> str:
         meta = each.metadata
         if "help" in meta:
             kind = meta["kind"]
-            name = f"--{option_name(each.name)}" + ("" if kind is bool else f" {_METAVAR[kind]}")
+            name = f"--{option_name(each.name)}" + ("" if kind is bool else f" {_METAVAR.get(kind, 'ID,ID,...')}")
             default = "" if kind is bool else f" (default: {_default(each.default, meta['shown'])})"
             options.append(f"``{name}``\n    {meta['help']}{default}\n")
         else:
