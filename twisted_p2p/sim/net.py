@@ -109,6 +109,7 @@ class Network:
         self.hosts: dict[str, Host] = {}
         self.machine_free_at = 0.0
         self.segments = 0  # flights delivered
+        self.ends: list[SimTransport] = []  # every connection end made, in order
 
     def add_host(self, address: str, upload: float | None = None, download: float | None = None) -> Host:
         """A host; rates not given are the model's."""

@@ -58,6 +58,7 @@ class SimTransport:
         """Connected: the protocol learns of it now."""
         self.protocol = protocol
         self.host.connections += 1
+        self.network.ends.append(self)
         protocol.makeConnection(self)
 
     # -- ITransport ----------------------------------------------------------------
