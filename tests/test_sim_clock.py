@@ -113,3 +113,14 @@ def test_a_call_that_raises_is_counted_and_the_run_goes_on():
     clock.callLater(2, ran.append, "after")
     clock.advance(3)
     assert ran == ["after"] and clock.failures == 1
+
+
+def test_scheduled_events_take_their_turn_with_calls_and_are_not_delayed_calls():
+    clock = SimClock()
+    ran = []
+    clock.callLater(1, ran.append, "call")
+    clock.schedule(1, ran.append, "event")
+    clock.schedule(0.5, ran.append, "first")
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(1)
+    assert ran == ["first", "call", "event"] and clock.calls_run == 3

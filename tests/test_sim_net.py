@@ -205,3 +205,21 @@ def test_addresses_ports_and_a_thread_pool_that_runs_at_once():
     deferToThreadPool(server_reactor, server_reactor.getThreadPool(), lambda: 42).addCallback(results.append)
     clock.advance(0)
     assert results == [42]
+
+
+def test_the_tally_counts_messages_however_the_stream_is_split():
+    from collections import Counter
+
+    from twisted_p2p import wire
+    from twisted_p2p.bitfield import PieceSet
+    from twisted_p2p.sim.tally import FrameTally
+
+    haves = b"".join(wire.encode_have(i) for i in range(40))
+    stream = (wire.encode_handshake(5) + wire.encode_bitfield(PieceSet(10)) + haves + wire.INTERESTED
+              + wire.encode_piece_header(1, 100) + b"\x04" * 100 + haves + wire.encode_request(2) + haves)
+    for step in (1, 3, 7, 9, 64, len(stream)):
+        counts = Counter()
+        tally = FrameTally(counts)
+        for start in range(0, len(stream), step):
+            tally.feed(stream[start:start + step])
+        assert counts == Counter(handshake=1, bitfield=1, have=120, interested=1, piece=1, request=1), step

@@ -150,7 +150,7 @@ class Network:
             data = end.take(self.model.segment)
             host.uplink_busy = True
             assert host.upload is not None
-            self.clock.callLater(len(data) / host.upload, self._left_uplink, host, end, data)
+            self.clock.schedule(len(data) / host.upload, self._left_uplink, host, end, data)
             return
         host.uplink_busy = False
 
@@ -194,9 +194,9 @@ class Network:
         assert receiver is not None
         wait = self.delay(end.host.address, receiver.host.address)
         if flight.reset or (receiver.host.download is None and not self.model.has_machine):
-            self.clock.callLater(wait, self._deliver, receiver, flight)
+            self.clock.schedule(wait, self._deliver, receiver, flight)
         else:
-            self.clock.callLater(wait, self._arrive, receiver, flight)
+            self.clock.schedule(wait, self._arrive, receiver, flight)
 
     # -- the downlink and the machine -----------------------------------------------
 
@@ -213,7 +213,7 @@ class Network:
             done = self.machine_free_at = serve(self.machine_free_at, done, flight.size, model.machine_rate,
                                                 model.machine_cost)
         if done > now:
-            self.clock.callLater(done - now, self._deliver, receiver, flight)
+            self.clock.schedule(done - now, self._deliver, receiver, flight)
         else:
             self._deliver(receiver, flight)
 

@@ -13,6 +13,21 @@ from twisted_p2p.wire import AUTH_TYPE, HANDSHAKE_LENGTH, MessageType
 
 #: A message type's name by its code, as reports print it.
 TYPE_NAMES = {int(kind): kind.name.lower() for kind in MessageType} | {AUTH_TYPE: "proof"}
+_HAVE = int(MessageType.HAVE)
+_HAVE_LENGTH = 9  # a 4-byte length of 5, the type, a 4-byte index
+
+
+def only_haves(data: bytes, start: int) -> int:
+    """How many haves ``data[start:]`` is, if it is nothing else, else 0: most of what a
+    large swarm sends, counted by slicing (in C) rather than frame by frame."""
+    count, rest = divmod(len(data) - start, _HAVE_LENGTH)
+    if rest or not count:
+        return 0
+    frames = data[start:]
+    if (frames[4::9].count(_HAVE) == count and frames[3::9].count(5) == count
+            and frames[0::9].count(0) == count and frames[1::9].count(0) == count and frames[2::9].count(0) == count):
+        return count
+    return 0
 
 
 class FrameTally:
@@ -43,6 +58,10 @@ class FrameTally:
             data = self._header + data[position:]
             position, end, self._header = 0, len(data), b""
         counts = self.counts
+        haves = only_haves(data, position) if end - position >= 2 * _HAVE_LENGTH else 0
+        if haves:
+            counts["have"] += haves
+            return
         while position < end:
             if end - position < 5:
                 self._header = data[position:]
