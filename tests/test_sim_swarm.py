@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 from twisted_p2p.config import load
+from twisted_p2p.eventlog import parse_line
 from twisted_p2p.launcher.audit.result import audit
 from twisted_p2p.layout import EVENT_LOG_GLOB, data_path
 from twisted_p2p.settings import PeerSettings
 from twisted_p2p.sim.net import LinkModel
-from twisted_p2p.sim.swarm import host_address, simulate
+from twisted_p2p.sim.swarm import EPOCH, host_address, simulate
 
 REPO_CONF = "conf"
 
@@ -74,3 +75,15 @@ def test_at_the_limit_the_unfinished_are_reported_and_stopped(tmp_path):
     assert 2.0 <= result.sim_seconds <= 2.0 + PeerSettings().close_timeout
     assert all(peer.complete_at is None for peer in result.peers.values() if not peer.has_file)
     assert sorted(audit(tmp_path, load(tmp_path)).logs) == [peer.peer_id for peer in config.peers]
+
+
+def test_each_peer_takes_its_own_settings_and_starts_in_turn(tmp_path):
+    config = _repo_config(100_000, 4096)
+    capped = 200_000  # the seed's own upload cap (the course's token bucket, not the link)
+    result = simulate(config, tmp_path, seed=2, stagger=0.25,
+                      settings_for=lambda peer_id: PeerSettings(upload_rate=capped if peer_id == 1001 else 0))
+    assert result.unfinished == [] and result.files_identical
+    assert result.completion >= config.common.file_size / capped
+    first_lines = [(tmp_path / f"log_peer_{peer.peer_id}.log").read_text().splitlines()[0] for peer in config.peers]
+    starts = [parse_line(line).time - EPOCH for line in first_lines[1:]]  # the seed's first line is a connection
+    assert all(start >= 0.25 * position for position, start in enumerate(starts, start=1))
