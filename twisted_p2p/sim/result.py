@@ -69,7 +69,7 @@ class SimResult:
         return (f"{len(self.peers)} peers, seed {self.seed}: {done}; swarm complete at {completion} "
                 f"(simulated), files identical: {self.files_identical}\n"
                 f"{self.events:,} events in {self.wall_seconds:.2f} s wall, {self.cpu_seconds:.2f} s CPU "
-                f"({self.events_per_second:,.0f} events/s), peak RSS {self.peak_rss_mib:.0f} MiB\n"
+                f"({self.events_per_second:,.0f} events/s), the process's peak RSS {self.peak_rss_mib:.0f} MiB\n"
                 f"messages: {dict(sorted(self.messages().items()))}")
 
 
