@@ -87,3 +87,12 @@ def test_each_peer_takes_its_own_settings_and_starts_in_turn(tmp_path):
     first_lines = [(tmp_path / f"log_peer_{peer.peer_id}.log").read_text().splitlines()[0] for peer in config.peers]
     starts = [parse_line(line).time - EPOCH for line in first_lines[1:]]  # the seed's first line is a connection
     assert all(start >= 0.25 * position for position, start in enumerate(starts, start=1))
+
+
+def test_peers_not_started_by_the_limit_never_start_and_hold_up_nothing(tmp_path):
+    config = _repo_config(60_000, 2048)
+    result = simulate(config, tmp_path, seed=1, stagger=10.0, limit=25.0)  # the last three start after it
+    assert result.unfinished == [1001, 1002, 1003, 1004, 1005, 1006]
+    assert 25.0 <= result.sim_seconds <= 25.0 + PeerSettings().close_timeout
+    assert [(tmp_path / f"log_peer_{peer.peer_id}.log").stat().st_size > 0 for peer in config.peers] == [
+        True, True, True, False, False, False]

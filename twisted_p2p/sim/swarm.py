@@ -102,8 +102,8 @@ class _Run:
 
     def stop(self, node: PeerNode) -> None:
         peer_id = node.info.peer_id
-        if peer_id in self.stopped or not node.running:
-            return
+        if peer_id in self.stopped:
+            return  # (a node never started is stopped all the same: that closes its files)
         self.stopped.add(peer_id)
         closed: Any = node.stopService()
         closed.addBoth(lambda _: self.closed.add(peer_id))
@@ -150,10 +150,12 @@ def simulate(
         chosen = dataclasses.replace(chosen, random_seed=peer_seed(seed, peer.peer_id))
         nodes.append(PeerNode(config, peer.peer_id, work_dir, reactor, chosen, boot_id="simulated"))
     run = _Run(clock, nodes)
-    for position, node in enumerate(nodes):
-        clock.callLater(position * stagger, node.startService)
+    starts = [clock.callLater(position * stagger, node.startService) for position, node in enumerate(nodes)]
     clock.run(until=run.all_closed, limit=limit)
-    for node in nodes:  # the unfinished, at the limit
+    for start in starts:  # at the limit: the unfinished stop, and those still to start never do
+        if start.active():
+            start.cancel()
+    for node in nodes:
         run.stop(node)
     clock.run(until=run.all_closed, limit=STOP_LIMIT)
     return collect(config, network, run, seed=seed, wall=time.perf_counter() - wall,
