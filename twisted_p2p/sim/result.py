@@ -30,6 +30,7 @@ class PeerResult:
     bytes_sent: int = 0
     bytes_received: int = 0
     connections: int = 0
+    #: Messages by type, as the other ends received them (what an abort dropped is not counted).
     messages_sent: Counter[str] = field(default_factory=Counter)
     messages_received: Counter[str] = field(default_factory=Counter)
 
