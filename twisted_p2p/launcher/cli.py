@@ -8,6 +8,7 @@ USAGE = """usage: p2p-swarm COMMAND [options]
 commands:
   run [CONFIG_DIR]   start every peer of PeerInfo.cfg, show progress, verify the files
   push FILE HOST...  send one file to hosts over ssh as a swarm, each copy verified
+  simulate [CONFIG_DIR] the swarm of a config on simulated hosts and clock, in seconds
   audit WORK_DIR     check the event logs of a finished swarm against the protocol
   hashes [CONFIG_DIR] write FileName.hashes so that every peer checks every piece
   check -- COMMAND   run another implementation's peer with ours, score it by the rubric
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         from twisted_p2p.launcher.push import main as push_main
 
         return push_main(rest)
+    if command == "simulate":
+        from twisted_p2p.launcher.simulate import main as simulate_main
+
+        return simulate_main(rest)
     if command == "audit":
         from twisted_p2p.launcher.audit import main as audit_main
 
