@@ -181,3 +181,45 @@ def test_a_peer_whose_port_is_taken_says_so_and_exits_non_zero(tmp_path):
         result = run_twistd(["-n", "--pidfile=", "p2ppeer", "--id", "1002"], tmp_path, timeout=30)
     assert result.returncode == 1
     assert f"cannot listen on port {config.peers[1].port}" in result.stdout
+
+
+class _NotYetRunning:
+    """A reactor assembled but not yet running: what a signal finds during start-up."""
+
+    running = False
+
+    def __init__(self) -> None:
+        self.from_thread: list[object] = []
+        self.when_running: list[object] = []
+
+    def callFromThread(self, function, *args) -> None:  # noqa: N802 (Twisted's name)
+        self.from_thread.append(function)
+
+    def callWhenRunning(self, function, *args) -> None:  # noqa: N802
+        self.when_running.append(function)
+
+    def stop(self) -> None:
+        raise AssertionError("stopped before it runs")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_start_up_is_a_clean_stop_once_the_reactor_runs(signum):
+    """A SIGINT before the reactor runs was a KeyboardInterrupt wherever twistd was (inside
+    a Deferred's callback, a Failure: the stop was lost); a SIGTERM killed the peer."""
+    from twisted.internet.defer import Deferred
+
+    from twisted_p2p import process
+
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    reactor = _NotYetRunning()
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        process.end_with(reactor, Deferred(), lifeline=False)
+        handler = signal.getsignal(signum)
+        assert callable(handler) and handler not in (signal.SIG_DFL, signal.default_int_handler)
+        handler(signum, None)
+        assert reactor.from_thread == [reactor.stop]  # done in the reactor's first iteration
+    finally:
+        for number, previous in saved.items():
+            signal.signal(number, previous)

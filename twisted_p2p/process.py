@@ -78,6 +78,7 @@ def end_with(reactor: Any, done: Deferred[None], lifeline: bool) -> None:
         stop_reactor(reactor)
 
     done.addCallbacks(lambda _: stop_reactor(reactor), failed)
+    signals_stop_before_running(reactor)
     reactor.callWhenRunning(signals_stop_cleanly, reactor)
     if lifeline:
         reactor.callWhenRunning(stop_when_stdin_closes, reactor)
@@ -90,6 +91,18 @@ def stop_reactor(reactor: Any) -> None:
         reactor.stop()
     else:
         reactor.callWhenRunning(reactor.stop)
+
+
+def signals_stop_before_running(reactor: Any) -> None:
+    """SIGTERM and SIGINT stop the peer cleanly from the moment it is assembled, not only
+    once the reactor runs. Before, a SIGINT then was Python's KeyboardInterrupt, raised
+    wherever twistd was (inside a Deferred's callback it became a Failure and the peer
+    ran on, a stop lost) and a SIGTERM killed it outright. The reactor installs its own
+    handlers as it starts; :func:`signals_stop_cleanly` then puts ours back. Only the
+    default handlers are replaced."""
+    for number in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(number) in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(number, lambda number, frame: _stop_on_signal(reactor, number, frame))
 
 
 def signals_stop_cleanly(reactor: Any) -> None:
