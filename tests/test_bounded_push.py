@@ -126,8 +126,11 @@ def test_a_dry_run_shows_the_sets_and_a_small_push_keeps_the_full_mesh(tmp_path)
     hosts = [f"10.77.0.{i}" for i in range(1, 5)]
     out = io.StringIO()
     assert push.main([str(source), *hosts, "--seed-address", "10.77.0.250", "--dry-run", "--dest", "/d"], out) == 0
-    assert "--neighbours" not in out.getvalue() and "--echo-summary 1" in out.getvalue()
+    # the full mesh: every event line echoed, so an interrupted push knows each piece as it landed
+    assert "--neighbours" not in out.getvalue() and "--echo-summary" not in out.getvalue()
+    assert "--echo-events" in out.getvalue()
     out = io.StringIO()
     push.main([str(source), *hosts, "--seed-address", "10.77.0.250", "--dry-run", "--dest", "/d",
                "--neighbours", "2"], out)
     assert len(re.findall(r"p2ppeer --id \d+ .* --neighbours [\d,]+", out.getvalue())) == 5
+    assert "--echo-summary 1" in out.getvalue() and "--echo-events" not in out.getvalue()

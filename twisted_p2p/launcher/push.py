@@ -28,8 +28,8 @@ from twisted_p2p.launcher.pushinput import HostSpec, endpoints, parse_host, pars
 from twisted_p2p.launcher.pushmesh import (
     DEFAULT_DEGREE,
     FULL_MESH_UP_TO,
-    SUMMARY_ECHO,
     degree_for,
+    echo_for,
     neighbour_options,
     parse_degree,
 )
@@ -327,7 +327,7 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
     try:
         launches, planned = plan(config, staging, staging, Ssh(staging, args.ssh_config, args.connect_timeout,
                                                                destinations=destinations), work, twistd,
-                                 echo=SUMMARY_ECHO)
+                                 echo=echo_for(degree_for(args.degree, len(hosts))))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for host_plan in planned:

@@ -13,6 +13,7 @@ import random
 from collections.abc import Sequence
 
 from twisted_p2p.graph import neighbour_sets
+from twisted_p2p.launcher.remote import ECHO_EVENTS
 
 #: Up to this many hosts a push is the course's full mesh: each peer has at most 15
 #: connections, every host is one hop from the seed, and the seed's share of the pieces
@@ -22,8 +23,16 @@ FULL_MESH_UP_TO = 16
 #: however many hosts, a piece crosses the random graph in about log N / log 7 hops, and
 #: losing a few hosts does not cut the graph in two.
 DEFAULT_DEGREE = 8
-#: How the hosts' peers echo: a progress line a second, not every event.
+#: How the hosts' peers of a bounded push echo: a progress line a second, not every event.
 SUMMARY_ECHO = ("--echo-summary", "1")
+
+
+def echo_for(degree: int) -> tuple[str, ...]:
+    """How the peers echo for a push of this degree (0: the full mesh): up to
+    :data:`FULL_MESH_UP_TO` hosts, every event line, so that the launcher knows each
+    piece as it lands (an interrupted push says exactly what each host kept); past
+    that, the lines are what costs, and a progress line a second is what it reads."""
+    return SUMMARY_ECHO if degree > 0 else ECHO_EVENTS
 
 
 def parse_degree(text: str) -> int | None:

@@ -27,7 +27,7 @@ from twisted_p2p.launcher import closed
 from twisted_p2p.launcher.options import DEFAULT_PIPELINE, RunOptions, peer_options
 from twisted_p2p.launcher.plan import Launch, is_local_host, local_identity, plan, twistd_command
 from twisted_p2p.launcher.pushinput import with_addresses
-from twisted_p2p.launcher.pushmesh import SUMMARY_ECHO, degree_for, neighbour_options
+from twisted_p2p.launcher.pushmesh import degree_for, echo_for, neighbour_options
 from twisted_p2p.launcher.pushresult import (
     ALREADY_THERE,
     DELIVERED,
@@ -271,7 +271,8 @@ class Push:
             unsent = self._drop(remote, send_config(remote, files, own), targets, "cannot be prepared", say)
             outcomes.update(unsent)
             _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
-            launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd, echo=SUMMARY_ECHO)
+            echo = echo_for(degree_for(self.degree, len(config.peers) - 1 - len(dropped)))
+            launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd, echo=echo)
             launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
             sets = self._neighbours(launches, say)
             for launch in launches:
