@@ -124,12 +124,19 @@ def _waiting_leecher(tmp_path: Path, twistd_options: list[str], *options: str, s
     peer = subprocess.Popen(
         twistd() + ["-n", *twistd_options, "p2ppeer", "--id", "1002", *options],
         cwd=tmp_path, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        # A suite started in the background by a shell inherits SIGINT ignored, and so
+        # would the peer (rightly: Python and Twisted leave an ignored SIGINT ignored).
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 30
     while not (tmp_path / "peer_1002" / "TheFile.dat.journal").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     return peer
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _output_once_stopped(peer: subprocess.Popen, stop) -> str:
