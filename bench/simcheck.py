@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench import swarm
 from bench.common import HERE, Files, KiB, MiB, log
-from bench.simscale import PUSH, bounded
+from bench.simscale import bounded, push_settings
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.launcher.push import piece_size_for
 from twisted_p2p.launcher.pushmesh import degree_for
@@ -135,7 +135,7 @@ def push_row(results_path: str, seeds: Iterable[int]) -> dict:
     times: list[float | None] = []
     for seed in seeds:
         work = tempfile.mkdtemp(prefix="simcheck-")
-        settings = bounded(hosts + 1, degree, seed, PUSH)
+        settings = bounded(hosts + 1, degree, seed, push_settings(degree))
         try:
             result = simulate(config, Path(work), seed=seed, link=LinkModel(delay=0.0001),
                               settings_for=settings.__getitem__,

@@ -10,7 +10,9 @@ import subprocess
 import pytest
 
 from twisted_p2p.launcher import push
+from twisted_p2p.launcher.options import DEFAULT_PIPELINE
 from twisted_p2p.launcher.pushmesh import (
+    BOUNDED_PIPELINE,
     DEFAULT_DEGREE,
     FULL_MESH_UP_TO,
     degree_for,
@@ -113,6 +115,8 @@ def test_push_hands_every_peer_its_set_and_asks_for_summaries(tmp_path, monkeypa
         splits[launch.peer.peer_id] = among[1] if among else None
         if launch.over_ssh:
             assert "--echo-summary 1" in words and "--echo-events" not in words
+        # a neighbour's upload is shared by its own set: shallow queues at each
+        assert re.findall(r"--pipeline (\d+)", words) == [str(BOUNDED_PIPELINE)]
     assert all(peer in sets[other] for peer, mine in sets.items() for other in mine)
     assert all(DEFAULT_DEGREE <= len(mine) <= DEFAULT_DEGREE + 2 for mine in sets.values())
     seed_set = ",".join(map(str, sorted(sets[1001])))
@@ -129,8 +133,10 @@ def test_a_dry_run_shows_the_sets_and_a_small_push_keeps_the_full_mesh(tmp_path)
     # the full mesh: every event line echoed, so an interrupted push knows each piece as it landed
     assert "--neighbours" not in out.getvalue() and "--echo-summary" not in out.getvalue()
     assert "--echo-events" in out.getvalue()
+    assert set(re.findall(r"--pipeline (\d+)", out.getvalue())) == {str(DEFAULT_PIPELINE)}
     out = io.StringIO()
     push.main([str(source), *hosts, "--seed-address", "10.77.0.250", "--dry-run", "--dest", "/d",
                "--neighbours", "2"], out)
     assert len(re.findall(r"p2ppeer --id \d+ .* --neighbours [\d,]+", out.getvalue())) == 5
     assert "--echo-summary 1" in out.getvalue() and "--echo-events" not in out.getvalue()
+    assert set(re.findall(r"--pipeline (\d+)", out.getvalue())) == {str(BOUNDED_PIPELINE)}

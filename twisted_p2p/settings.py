@@ -57,8 +57,8 @@ class PeerSettings:
     upload_rate: int = _option(0, int, "cap on this peer's total upload, in bytes per second (0: no cap)")
     pipeline: int = _option(
         0, int, "announce our pipelining extension and keep up to N requests outstanding to a neighbour that "
-        "announces it too (the depth in use follows the round trip, from 16 up to N); others get the plain "
-        "protocol, but a strict peer may drop a handshake whose reserved bytes are not zero, so use it only "
+        "announces it too (the depth in use follows the round trip, from 16 or N if less, up to N); others get "
+        "the plain protocol, but a strict peer may drop a handshake whose reserved bytes are not zero, so use it only "
         "among our own peers (0: off)")
     echo_events: bool = _option(
         False, bool, "also write every event-log line to standard output, and the file's SHA-256 when done "

@@ -308,7 +308,7 @@ def conclude(outcomes: list[HostOutcome], code: int | None, file: Path, sha256: 
 
 
 def peer_options(upload_rate: int | None) -> list[str]:
-    """What every peer of this push is started with besides PEER_OPTIONS and the closed swarm's."""
+    """What every peer of this push is started with besides push_peer_options and the closed swarm's."""
     return ["--upload-rate", str(upload_rate)] if upload_rate else []
 
 
@@ -317,9 +317,10 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
     """What would run on each host, with nothing contacted."""
     from twisted_p2p.launcher.launch import print_plan
     from twisted_p2p.launcher.plan import plan, twistd_command
-    from twisted_p2p.launcher.pushrun import PEER_OPTIONS
+    from twisted_p2p.launcher.pushrun import push_peer_options
 
     piece_size = args.piece_size or piece_size_for(file.stat().st_size, None, len(hosts)).size
+    degree = degree_for(args.degree, len(hosts))
     config = swarm_for(file, hosts, seed_address, free_port(), random.Random(), piece_size)
     work = os.path.join(dest, WORK_DIR)
     twistd = [args.remote_twistd] if args.remote_twistd else twistd_command()
@@ -327,15 +328,14 @@ def dry_run(args: argparse.Namespace, file: Path, hosts: list[str], dest: str, s
     try:
         launches, planned = plan(config, staging, staging, Ssh(staging, args.ssh_config, args.connect_timeout,
                                                                destinations=destinations), work, twistd,
-                                 echo=echo_for(degree_for(args.degree, len(hosts))))
+                                 echo=echo_for(degree))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for host_plan in planned:
         host_plan.resume_from = 0  # push's: an unfinished copy there is kept only if it matches (not known here)
-    sets = neighbour_options([peer.peer_id for peer in config.peers], degree_for(args.degree, len(hosts)),
-                             random.Random(), seed=SEED_ID)
+    sets = neighbour_options([peer.peer_id for peer in config.peers], degree, random.Random(), seed=SEED_ID)
     for launch in launches:  # (and the closed swarm's, made for the push)
-        launch.argv += PEER_OPTIONS + peer_options(args.upload_rate) + sets[launch.peer.peer_id]
+        launch.argv += push_peer_options(degree) + peer_options(args.upload_rate) + sets[launch.peer.peer_id]
     for host in hosts:
         if addresses.get(host, host) != host:
             print(f"{host}: ssh reaches it at {addresses[host]}, the address its peer is listed by", file=stdout)

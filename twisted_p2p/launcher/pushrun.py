@@ -24,10 +24,10 @@ from typing import TextIO
 from twisted_p2p.config import SwarmConfig
 from twisted_p2p.config import write as write_config
 from twisted_p2p.launcher import closed
-from twisted_p2p.launcher.options import DEFAULT_PIPELINE, RunOptions, peer_options
+from twisted_p2p.launcher.options import RunOptions, peer_options
 from twisted_p2p.launcher.plan import Launch, is_local_host, local_identity, plan, twistd_command
 from twisted_p2p.launcher.pushinput import with_addresses
-from twisted_p2p.launcher.pushmesh import degree_for, echo_for, neighbour_options
+from twisted_p2p.launcher.pushmesh import degree_for, echo_for, neighbour_options, pipeline_for
 from twisted_p2p.launcher.pushresult import (
     ALREADY_THERE,
     DELIVERED,
@@ -55,10 +55,15 @@ from twisted_p2p.launcher.runreport import PeerResult, build_report, sha256_file
 from twisted_p2p.launcher.supervise import PeerProcesses
 from twisted_p2p.layout import COMMON_CFG, PEER_INFO_CFG, data_path, peer_dir_name
 
-#: Every peer of a push is ours: our extensions (``p2p-swarm run --pipeline 256 --refill-slots``, and
-#: ``--split-seed``: the seed sends each piece about once).
-PEER_OPTIONS = peer_options(RunOptions(pipeline=DEFAULT_PIPELINE, refill_slots=True), all_ours=True) + [
-    "--new-swarm", "--split-seed"]
+
+def push_peer_options(degree: int) -> list[str]:
+    """What every peer of a push of this degree (0: the full mesh) is started with.
+    Every peer is ours, so our extensions: pipelining (:func:`pushmesh.pipeline_for`'s
+    depth), ``--refill-slots``, and ``--split-seed`` (the seed sends each piece about once)."""
+    return peer_options(RunOptions(pipeline=pipeline_for(degree), refill_slots=True), all_ours=True) + [
+        "--new-swarm", "--split-seed"]
+
+
 EXIT_CODES = {"interrupted": 130, "terminated": 143}
 
 
@@ -271,12 +276,14 @@ class Push:
             unsent = self._drop(remote, send_config(remote, files, own), targets, "cannot be prepared", say)
             outcomes.update(unsent)
             _, dropped = dropped_before_start(config, {host: outcome.cause or "" for host, outcome in unsent.items()})
-            echo = echo_for(degree_for(self.degree, len(config.peers) - 1 - len(dropped)))
+            degree = degree_for(self.degree, len(config.peers) - 1 - len(dropped))
+            echo = echo_for(degree)
             launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd, echo=echo)
             launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
             sets = self._neighbours(launches, say)
+            common_options = push_peer_options(degree) + self.peer_options + sealed.options
             for launch in launches:
-                launch.argv += PEER_OPTIONS + self.peer_options + sealed.options + sets[launch.peer.peer_id]
+                launch.argv += common_options + sets[launch.peer.peer_id]
             code = self._run_and_deliver(remote, config, launches, dropped, targets, outcomes, say)
             return outcomes, code
         finally:
