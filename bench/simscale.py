@@ -31,13 +31,20 @@ from pathlib import Path
 from bench.common import HERE, log
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.graph import neighbour_sets
+from twisted_p2p.launcher.pushmesh import pipeline_for
 from twisted_p2p.settings import PeerSettings
 from twisted_p2p.sim.swarm import LinkModel, SimResult, simulate
 
 PIECES = 1000
 PIECE = 1024
 FIRST_ID = 1001
-PUSH = PeerSettings(pipeline=256, refill_slots=True, split_seed=True)
+
+
+def push_settings(degree: int) -> PeerSettings:
+    """What ``p2p-swarm push`` starts its peers with (``pushrun.push_peer_options``) for
+    this degree (0: the full mesh): pipelining at push's depth, slots refilled, the seed's
+    pieces split."""
+    return PeerSettings(pipeline=pipeline_for(degree), refill_slots=True, split_seed=True)
 
 
 def config(peers: int, push: bool) -> SwarmConfig:
@@ -101,26 +108,30 @@ def figures(name: str, peers: int, rate: float, result: SimResult) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.simscale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100,1000", help="peers per swarm, separated by commas [%(default)s]")
+    parser.add_argument("--sizes", default="20,100,1000", help="peers per swarm, separated by commas [%(default)s]")
     parser.add_argument("--degree", type=int, default=8, help="push's neighbours per peer [%(default)s]")
     parser.add_argument("--rate", type=float, default=256 * 1024, help="every host's upload and download, "
                         "bytes/s [%(default)s]")
     parser.add_argument("--delay-ms", type=float, default=1.0, help="one-way delay [%(default)s]")
     parser.add_argument("--full-mesh-up-to", type=int, default=100, help="simulate the full mesh only up to "
                         "this many peers: its have messages grow as N^2 [%(default)s]")
+    parser.add_argument("--push-full-mesh-up-to", type=int, default=20, help="push's full mesh only up to this "
+                        "many hosts: every host uploads to all the others at once [%(default)s]")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(HERE, "simscale.json"))
     options = parser.parse_args(argv)
     delay, rows = options.delay_ms / 1000, []
     for peers in (int(each) for each in options.sizes.split(",")):
         limit = 50 * bound(peers, options.rate)
-        cases = [("course", PeerSettings()), ("push", PUSH)]
-        for name, base in cases:
-            if peers <= options.full_mesh_up_to:
+        cases = [("course", lambda degree: PeerSettings(), options.full_mesh_up_to),
+                 ("push", push_settings, options.push_full_mesh_up_to)]
+        for name, settings, full_mesh_up_to in cases:
+            if peers <= full_mesh_up_to:
                 rows.append(one(f"{name}, full mesh", peers, options.rate, delay,
-                                bounded(peers, 0, options.seed, base), options.seed, limit))
+                                bounded(peers, 0, options.seed, settings(0)), options.seed, limit))
             rows.append(one(f"{name}, {options.degree} neighbours", peers, options.rate, delay,
-                            bounded(peers, options.degree, options.seed, base), options.seed, limit))
+                            bounded(peers, options.degree, options.seed, settings(options.degree)), options.seed,
+                            limit))
     with open(options.out, "w") as out:
         json.dump({"options": vars(options), "rows": rows}, out, indent=2)
     with open(os.path.splitext(options.out)[0] + ".rst", "w") as out:
@@ -136,9 +147,11 @@ def rst(options: argparse.Namespace, rows: list[dict]) -> str:
              f"{PIECE // 1024} KiB, every host's upload and download at {options.rate / 1024:.0f} KiB/s, "
              f"{options.delay_ms:g} ms each way, seed {options.seed}. *course*: the course's protocol (k=3, p=1, "
              "m=2, one request at a time); *push*: push's peers (its Common.cfg: every neighbour "
-             "preferred, p=m=1; pipelining, slots refilled, the seed's pieces split among its neighbours). "
-             "The full mesh only up to "
-             f"{options.full_mesh_up_to} peers: its ``have`` messages grow as N².", "",
+             "preferred, p=m=1; pipelining at push's depth, slots refilled, the seed's pieces split among its "
+             "neighbours). "
+             f"The course's full mesh only up to {options.full_mesh_up_to} peers (its ``have`` messages grow as "
+             f"N²), push's only up to {options.push_full_mesh_up_to} hosts (each uploads to all the others at "
+             "once).", "",
              ".. list-table::", "   :header-rows: 1", "",
              "   * - swarm", "     - peers", "     - complete", "     - bound", "     - / bound",
              "     - haves per peer", "     - connections per peer", "     - simulation: wall, CPU, memory"]
