@@ -214,5 +214,5 @@ def test_many_hosts_are_shown_compactly_with_a_total():
     lines = render_hosts(hosts, 1.0, 65536, width=80)
     assert len(lines) < len(hosts) / 2
     assert all(len(line) <= 80 for line in lines)
-    assert "lab0 done 3s" in lines[0] and "lab1 0% 0MB/s" in lines[0]
+    assert "lab0 done 3.0s" in lines[0] and "lab1 0% 0MB/s" in lines[0]
     assert lines[-1] == f"1 of {len(hosts)} hosts done, 0 MB/s received in all"

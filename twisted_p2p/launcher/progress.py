@@ -235,7 +235,7 @@ def neighbours_said(peer: PeerProgress) -> str:
 def host_cell(peer: PeerProgress, now: float, piece_size: int) -> str:
     """A host in a few characters, for many hosts: percentage and rate, or done."""
     if peer.completed_at is not None:
-        return f"{peer.host} done {peer.completed_at:.0f}s"
+        return f"{peer.host} done {peer.completed_at:.1f}s"
     if peer.state not in ("running", "waiting"):
         return f"{peer.host} {peer.state}"
     percent = 100 * peer.held // max(1, peer.total)
