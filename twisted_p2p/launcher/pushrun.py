@@ -280,7 +280,7 @@ class Push:
             echo = echo_for(degree)
             launches, _ = plan(config, staging, staging, remote.ssh, self.work, twistd, echo=echo)
             launches = [launch for launch in launches if launch.peer.peer_id not in dropped]
-            sets = self._neighbours(launches, say)
+            sets = self._neighbours(launches, degree, say)
             common_options = push_peer_options(degree) + self.peer_options + sealed.options
             for launch in launches:
                 launch.argv += common_options + sets[launch.peer.peer_id]
@@ -289,13 +289,12 @@ class Push:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _neighbours(self, launches: list[Launch], say: Callable[[str], None]) -> dict[int, list[str]]:
-        """Each peer's ``--neighbours`` option (and ``--split-among`` for the seed's
-        neighbours), drawn among the peers that start (so that nobody waits for a host
-        dropped before), and what was chosen, said."""
+    def _neighbours(self, launches: list[Launch], degree: int, say: Callable[[str], None]) -> dict[int, list[str]]:
+        """Each peer's ``--neighbours`` option for ``degree`` (and ``--split-among`` for the
+        seed's neighbours), drawn among the peers that start (so that nobody waits for a
+        host dropped before), and what was chosen, said."""
         peer_ids = [launch.peer.peer_id for launch in launches]
         seed = next((launch.peer.peer_id for launch in launches if launch.peer.has_file), None)
-        degree = degree_for(self.degree, len(peer_ids) - 1)
         options = neighbour_options(peer_ids, degree, self.rng, seed=seed)
         if any(options.values()):
             say(f"neighbours: each peer connects with {degree} or so of the {len(peer_ids)} peers (--neighbours)")
