@@ -111,17 +111,6 @@ def test_the_downlink_is_shared_first_come_first_served():
     assert [p.chunks[0][0] - start for p in accepted] == [1.5, 2.5]
 
 
-def test_the_shared_machine_serves_every_delivery_in_turn_with_its_cost():
-    clock, network = _network(machine_rate=10_000, machine_cost=0.1)
-    _, accepted = _listen(network, "10.0.0.1")
-    senders = [_dial(network, address, "10.0.0.1") for address in ("10.0.0.2", "10.0.0.3")]
-    start = clock.seconds()
-    for sender in senders:
-        sender.transport.write(b"m" * 1000)
-    clock.run(until=lambda: sum(p.received() for p in accepted) == 2000, limit=10)
-    assert [round(p.chunks[0][0] - start, 9) for p in accepted] == [0.2, 0.4]
-
-
 @implementer(IPushProducer)
 class Producer:
     def __init__(self, clock):

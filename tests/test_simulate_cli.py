@@ -76,3 +76,23 @@ def test_a_swarm_that_cannot_finish_in_the_limit_says_who_is_unfinished(tmp_path
     code, out = _simulate(conf, tmp_path / "work", "--upload-rate", "1000", "--limit", "5")
     assert code == 1
     assert "not every peer completed within 5 simulated seconds (unfinished: " in out.strip().splitlines()[-1]
+
+
+def _completion(out: str) -> float:
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("swarm complete after "), last
+    return float(last.split("after ")[1].split()[0])
+
+
+def test_peers_that_share_one_machine_finish_later_the_fewer_its_cores(tmp_path: Path) -> None:
+    conf = _config(tmp_path, peers=8, size=256 * 1024, piece=1024)
+    eager = ("--pipeline", "8", "--refill-slots", "--stagger", "0")
+    times = {}
+    for name, more in (("own", ()), ("eight", ("--cores", "8")), ("one", ("--cores", "1"))):
+        code, out = _simulate(conf, tmp_path / name, *eager, *more)
+        assert code == 0, out
+        times[name] = _completion(out)
+    assert "on one machine of 1 core..." in out
+    assert times["own"] < times["eight"] < times["one"], times
+    checked = audit(tmp_path / "one", load(tmp_path / "one"))
+    assert checked.findings == [], checked.findings[:3]

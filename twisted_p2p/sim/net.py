@@ -1,5 +1,5 @@
-"""The simulated network: hosts with an uplink and a downlink, a one-way delay, and an
-optional shared machine.
+"""The simulated network: hosts with an uplink and a downlink, a one-way delay, and
+optionally the CPU of the machine they all run on (:mod:`twisted_p2p.sim.cpu`).
 
 A segment written by host A to host B goes through, in order:
 
@@ -9,10 +9,11 @@ A segment written by host A to host B goes through, in order:
 2. the one-way delay from A to B;
 3. B's downlink, shared by all of B's connections: first come, first served, at B's
    download rate;
-4. the shared machine, if any: first come, first served at its rate, plus a fixed cost
-   per segment (many peers on one CPU-bound machine over loopback);
+4. with a CPU model, B's process: the bytes wait for its next turn;
 
-and then reaches the receiving protocol's ``dataReceived``. A rate of None or 0 is
+and then reaches the receiving protocol's ``dataReceived``. With a CPU model, what a
+process writes leaves for its uplink when the turn that wrote it is over, and a relay
+process, if modelled, forwards each segment before its delay. A rate of None or 0 is
 unlimited: that stage takes no time, and with an unlimited uplink a write is not cut
 into segments (writes of one instant to one connection travel together).
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted_p2p.sim.clock import SimClock
+from twisted_p2p.sim.cpu import CpuModel, Machine, Process
 
 if TYPE_CHECKING:
     from twisted_p2p.sim.transport import SimTransport
@@ -50,14 +52,10 @@ class LinkModel:
     delay: float = 0.0  # one way, seconds
     segment: int = 16384  # the most an uplink sends of one connection before the next's turn
     send_buffer: int = 256 * 1024  # unsent bytes past which a connection pauses its producer
-    machine_rate: float | None = None  # the shared machine's bytes/s (None: no machine stage)
-    machine_cost: float = 0.0  # the shared machine's seconds per segment
+    #: The machine every host runs on, when its CPU is a limit (None: it is not).
+    cpu: CpuModel | None = None
     #: The delay from one address to another, when not the same for every pair.
     delays: Callable[[str, str], float] | None = None
-
-    @property
-    def has_machine(self) -> bool:
-        return bool(self.machine_rate) or self.machine_cost > 0
 
 
 class Flight:
@@ -94,6 +92,12 @@ class Host:
         self.connections = 0
         self.messages_sent: Counter[str] = Counter()
         self.messages_received: Counter[str] = Counter()
+        #: With a CPU model: the host's process, the connections written to in its
+        #: current turn, and those written to outside a turn (for its next one).
+        self.process: Process | None = None
+        self.in_turn = False
+        self.held: dict[SimTransport, None] = {}
+        self.pending: dict[SimTransport, None] = {}
 
     def ephemeral_port(self) -> int:
         self.next_port += 1
@@ -107,7 +111,9 @@ class Network:
         self.clock = clock
         self.model = model
         self.hosts: dict[str, Host] = {}
-        self.machine_free_at = 0.0
+        self.machine = Machine(clock, model.cpu) if model.cpu is not None else None
+        self.relay = (Process(self._relay_turn, self._relay_over)
+                      if model.cpu is not None and model.cpu.relay else None)
         self.segments = 0  # flights delivered
         self.ends: list[SimTransport] = []  # every connection end made, in order
 
@@ -116,6 +122,8 @@ class Network:
         host = Host(self, address, self.model.upload if upload is None else upload,
                     self.model.download if download is None else download)
         self.hosts[address] = host
+        if self.machine is not None:
+            host.process = Process(lambda work: self._turn(host, work), lambda work: self._turn_over(host))
         return host
 
     def host(self, address: str) -> Host:
@@ -128,7 +136,20 @@ class Network:
     # -- the uplink ------------------------------------------------------------
 
     def queued(self, end: SimTransport) -> None:
-        """``end`` has bytes queued: give it its turn on its host's uplink."""
+        """``end`` has bytes queued: give it its turn on its host's uplink (with a CPU
+        model, once its process's turn is over)."""
+        host = end.host
+        if host.process is not None:
+            if host.in_turn:
+                host.held[end] = None
+            elif end not in host.pending:
+                host.pending[end] = None
+                assert self.machine is not None
+                self.machine.give(host.process, None)
+            return
+        self._uplink(end)
+
+    def _uplink(self, end: SimTransport) -> None:
         host = end.host
         if host.upload is None:
             self._depart(end, end.take(end.queued))
@@ -190,32 +211,91 @@ class Network:
         self._fly(end, flight)
 
     def _fly(self, end: SimTransport, flight: Flight) -> None:
+        if self.relay is not None and not flight.reset:
+            assert self.machine is not None
+            self.machine.give(self.relay, (end, flight))
+        else:
+            self._travel(end, flight)
+
+    def _travel(self, end: SimTransport, flight: Flight) -> None:
         receiver = end.other
-        assert receiver is not None
+        if receiver is None:
+            return
         wait = self.delay(end.host.address, receiver.host.address)
-        if flight.reset or (receiver.host.download is None and not self.model.has_machine):
+        if flight.reset or (receiver.host.download is None and receiver.host.process is None):
             self.clock.schedule(wait, self._deliver, receiver, flight)
         else:
             self.clock.schedule(wait, self._arrive, receiver, flight)
 
-    # -- the downlink and the machine -----------------------------------------------
+    # -- the downlink and the process -----------------------------------------------
 
     def _arrive(self, receiver: SimTransport, flight: Flight) -> None:
-        """The flight reaches the receiver's downlink, then the machine."""
+        """The flight reaches the receiver's downlink, then its process."""
         flight.sent = True
         now = self.clock.seconds()
         host = receiver.host
         done = now
         if host.download is not None:
             done = host.down_free_at = serve(host.down_free_at, now, flight.size, host.download)
-        model = self.model
-        if model.has_machine:
-            done = self.machine_free_at = serve(self.machine_free_at, done, flight.size, model.machine_rate,
-                                                model.machine_cost)
+        then = self._deliver if host.process is None else self._to_process
         if done > now:
-            self.clock.schedule(done - now, self._deliver, receiver, flight)
+            self.clock.schedule(done - now, then, receiver, flight)
         else:
-            self._deliver(receiver, flight)
+            then(receiver, flight)
+
+    def _to_process(self, receiver: SimTransport, flight: Flight) -> None:
+        process, machine = receiver.host.process, self.machine
+        assert process is not None and machine is not None
+        machine.give(process, (receiver, flight))
+
+    def _turn(self, host: Host, work: list) -> float:
+        """A turn of ``host``'s process: what reached it is delivered, and the turn costs
+        what it read and what it (and writes since its last turn) will send."""
+        model = self.model.cpu
+        assert model is not None
+        host.in_turn = True
+        host.held, host.pending = host.pending, {}
+        read_from: set[SimTransport] = set()
+        messages = read_bytes = 0
+        try:
+            for item in work:
+                if item is None:
+                    continue  # a write outside a turn: it is in ``held``
+                receiver, flight = item
+                read_from.add(receiver)
+                read_bytes += flight.size
+                before = sum(receiver.incoming.values())
+                self._deliver(receiver, flight)
+                messages += sum(receiver.incoming.values()) - before
+        finally:
+            host.in_turn = False
+        writes = [end.queued for end in host.held if end.queued]
+        if not read_from and not writes:
+            return 0.0  # its writes went out with an earlier turn
+        return model.turn_cost(len(read_from), messages, read_bytes, len(writes), sum(writes))
+
+    def _turn_over(self, host: Host) -> None:
+        """The turn's writes leave for the uplink."""
+        held, host.held = host.held, {}
+        for end in held:
+            if end.queued:
+                self._uplink(end)
+
+    def _relay_turn(self, work: list) -> float:
+        """The relay reads what came in on each connection (one read each), keeps it
+        until its delay is over (one timer each), then sends it."""
+        model = self.model.cpu
+        assert model is not None
+        size = 0
+        for _, flight in work:
+            flight.sent = True  # nothing more joins it
+            size += flight.size
+        chunks = len({end for end, _ in work})
+        return model.turn_cost(chunks, chunks, size, chunks, size)
+
+    def _relay_over(self, work: list) -> None:
+        for end, flight in work:
+            self._travel(end, flight)
 
     def _deliver(self, receiver: SimTransport, flight: Flight) -> None:
         flight.sent = True

@@ -33,6 +33,8 @@ class PeerResult:
     #: Messages by type, as the other ends received them (what an abort dropped is not counted).
     messages_sent: Counter[str] = field(default_factory=Counter)
     messages_received: Counter[str] = field(default_factory=Counter)
+    #: Seconds of CPU its process's turns took, with a CPU model (0 without one).
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -89,7 +91,8 @@ def collect(config: SwarmConfig, network: Network, run: _Run, *, seed: int, wall
             peer.peer_id, peer.host, peer.has_file,
             0.0 if peer.has_file else _rounded(run.complete_at.get(peer.peer_id)),
             _rounded(run.done_at.get(peer.peer_id)), run.failed.get(peer.peer_id), digests[peer.peer_id],
-            host.bytes_sent, host.bytes_received, host.connections)
+            host.bytes_sent, host.bytes_received, host.connections,
+            cpu_seconds=host.process.cpu if host.process is not None else 0.0)
     by_address = {peer.address: peer for peer in peers.values()}
     for end in network.ends:
         received = end.incoming

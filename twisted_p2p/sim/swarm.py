@@ -26,6 +26,7 @@ from twisted_p2p.layout import data_path
 from twisted_p2p.node import PeerNode
 from twisted_p2p.settings import PeerSettings
 from twisted_p2p.sim.clock import SimClock
+from twisted_p2p.sim.cpu import CpuModel, Process
 from twisted_p2p.sim.net import LinkModel, Network
 from twisted_p2p.sim.reactor import HostReactor
 from twisted_p2p.sim.result import PeerResult, SimResult, collect
@@ -150,7 +151,7 @@ def simulate(
         chosen = dataclasses.replace(chosen, random_seed=peer_seed(seed, peer.peer_id))
         nodes.append(PeerNode(config, peer.peer_id, work_dir, reactor, chosen, boot_id="simulated"))
     run = _Run(clock, nodes)
-    starts = [clock.callLater(position * stagger, node.startService) for position, node in enumerate(nodes)]
+    starts = [clock.callLater(position * stagger, _starter(network, node)) for position, node in enumerate(nodes)]
     clock.run(until=run.all_closed, limit=limit)
     for start in starts:  # at the limit: the unfinished stop, and those still to start never do
         if start.active():
@@ -162,6 +163,16 @@ def simulate(
                    cpu=time.process_time() - cpu, digests=_digests(config, work_dir))
 
 
+def _starter(network: Network, node: PeerNode) -> Callable[[], object]:
+    """What starts ``node``: at once, or, with a CPU model that says a start costs CPU,
+    once its process has had that much of the machine's cores."""
+    cpu, machine = network.model.cpu, network.machine
+    if cpu is None or machine is None or not cpu.start:
+        return node.startService
+    starting = Process(lambda work: cpu.start, lambda work: node.startService())
+    return lambda: machine.give(starting, None)
+
+
 def _digests(config: SwarmConfig, work_dir: Path) -> dict[int, str | None]:
     """Each peer's file's SHA-256, None where it has no file."""
     found: dict[int, str | None] = {}
@@ -171,4 +182,4 @@ def _digests(config: SwarmConfig, work_dir: Path) -> dict[int, str | None]:
     return found
 
 
-__all__ = ["EPOCH", "LinkModel", "PeerResult", "SimResult", "simulate"]
+__all__ = ["EPOCH", "CpuModel", "LinkModel", "PeerResult", "SimResult", "simulate"]
