@@ -6,17 +6,23 @@ relay where it has a delay) and simulated with several seeds; both are timed as 
 bench times a swarm: from every pair connected to the last leecher complete, read from
 the event logs (:class:`bench.swarm.Timeline`). The ratio is simulated over measured.
 
-What the simulator models is the network: delays, link rates, a peer's own upload cap.
-Peers on one machine's loopback are limited by its CPU instead, which the simulator
-models only as a shared stage every delivery passes through (``--machine-rate``,
-``--machine-cost``, ``--hop-ms``); ``--calibrate`` fits those three on the calibration
-setups and the others are checked with what it found.
+The peers on one machine's loopback are limited by its CPU, which the simulator models
+as processes sharing the machine's cores (:mod:`twisted_p2p.sim.cpu`): a cost per
+reactor turn, per connection read or written, per message and per byte, the bench's
+relay a process of its own. ``--calibrate`` fits those costs on the setups marked
+``calibration`` (one leecher, and five) and the others are checked with what it found:
+32 peers on the same cores, the relayed setups, the paced demo, a push.
+
+The real runs go in rounds, every setup once a round: a machine that is slower for a
+while (a virtual machine on a shared host) slows every setup alike.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -32,7 +38,7 @@ from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.launcher.push import piece_size_for
 from twisted_p2p.launcher.pushmesh import degree_for
 from twisted_p2p.settings import PeerSettings
-from twisted_p2p.sim.swarm import LinkModel, simulate
+from twisted_p2p.sim.swarm import CpuModel, LinkModel, simulate
 
 FIRST_PORT = 6008
 
@@ -68,10 +74,11 @@ class Setup:
 
 SETUPS = (
     Setup("1+1, 100 MiB, 16 KiB, plain", 1, 100 * MiB, 16 * KiB, preferred=1, calibration=True),
-    Setup("1+1, 100 MiB, 256 KiB, pipeline 256", 1, 100 * MiB, 256 * KiB, preferred=1, pipeline=256),
+    Setup("1+1, 100 MiB, 256 KiB, pipeline 256", 1, 100 * MiB, 256 * KiB, preferred=1, pipeline=256,
+          calibration=True),
     Setup("1+5, 100 MiB, 32 KiB, pipeline 256", 5, 100 * MiB, 32 * KiB, pipeline=256, calibration=True),
-    Setup("1+5, 20 MiB, 16 KiB, plain (the bench's demo)", 5, 20 * MiB, 16 * KiB),
-    Setup("1+5, 100 MiB, 32 KiB, plain", 5, 100 * MiB, 32 * KiB),
+    Setup("1+5, 20 MiB, 16 KiB, plain (the bench's demo)", 5, 20 * MiB, 16 * KiB, calibration=True),
+    Setup("1+5, 100 MiB, 32 KiB, plain", 5, 100 * MiB, 32 * KiB, calibration=True),
     Setup("1+31, 20 MiB, 16 KiB, plain", 31, 20 * MiB, 16 * KiB),
     Setup("1+5, 20 MiB, 16 KiB, plain, 10 ms", 5, 20 * MiB, 16 * KiB, delay_ms=10),
     Setup("1+5, 20 MiB, 16 KiB, pipeline 256, 10 ms", 5, 20 * MiB, 16 * KiB, pipeline=256, delay_ms=10),
@@ -84,16 +91,16 @@ SETUPS = (
 
 @dataclass(frozen=True)
 class Machine:
-    """How one machine's loopback is modelled: a one-way delay per hop (a process waking
-    and reading), and a stage every delivery passes through (its CPU)."""
+    """How one machine's loopback is modelled: a one-way delay per hop (the kernel waking
+    a process), and its CPU (:class:`~twisted_p2p.sim.cpu.CpuModel`): the peers'
+    processes sharing its cores, and the relay's where there is one."""
 
     hop_ms: float = 0.0
-    rate: float | None = None  # bytes/s
-    cost: float = 0.0  # seconds per delivered segment
+    cpu: CpuModel = CpuModel()
 
     def link(self, delay_ms: float | None) -> LinkModel:
-        return LinkModel(delay=(self.hop_ms + (delay_ms or 0.0)) / 1000, machine_rate=self.rate,
-                         machine_cost=self.cost)
+        cpu = dataclasses.replace(self.cpu, relay=delay_ms is not None)
+        return LinkModel(delay=(self.hop_ms + (delay_ms or 0.0)) / 1000, cpu=cpu)
 
 
 def transfer(work: str, count: int) -> float | None:
@@ -118,11 +125,18 @@ def simulated(setup: Setup, machine: Machine, seeds: Iterable[int]) -> list[floa
     return times
 
 
-def push_row(results_path: str, seeds: Iterable[int]) -> dict:
+#: Seconds of CPU a peer takes to start (``twistd`` and its imports): a peer started and
+#: stopped at once takes 0.50 s (docs/history.rst, "A lighter start").
+PEER_START_CPU = 0.5
+
+
+def push_row(results_path: str, seeds: Iterable[int], machine: Machine) -> dict:
     """A ``python -m bench --only push`` run's hosts, simulated: every host's link at the
     caps it measured both ways, the seed's upload at the same cap, push's Common.cfg and
-    peer settings, the piece size push chose. Measured is push's 'peers started -> last
-    complete' (start-up over ssh included); simulated, from the start to the last complete."""
+    peer settings, the piece size push chose; the hosts are namespaces of one machine,
+    so they share its cores as the loopback setups do, and each peer first spends
+    :data:`PEER_START_CPU` starting. Measured is push's 'peers started -> last complete'
+    (start-up over ssh included); simulated, from the start to the last complete."""
     with open(results_path) as handle:
         case = json.load(handle)["cases"]["push"]
     hosts, size = case["hosts"], case["size_mb"] * 1_000_000
@@ -132,13 +146,13 @@ def push_row(results_path: str, seeds: Iterable[int]) -> dict:
                          tuple(PeerInfo(swarm.FIRST_ID + n, swarm.LOOPBACK, FIRST_PORT + n, n == 0)
                                for n in range(hosts + 1)))
     degree = degree_for(None, hosts)  # push's own choice: the full mesh, or bounded sets past 16 hosts
+    link = LinkModel(delay=machine.hop_ms / 1000, cpu=dataclasses.replace(machine.cpu, start=PEER_START_CPU))
     times: list[float | None] = []
     for seed in seeds:
         work = tempfile.mkdtemp(prefix="simcheck-")
         settings = bounded(hosts + 1, degree, seed, push_settings(degree))
         try:
-            result = simulate(config, Path(work), seed=seed, link=LinkModel(delay=0.0001),
-                              settings_for=settings.__getitem__,
+            result = simulate(config, Path(work), seed=seed, link=link, settings_for=settings.__getitem__,
                               rates_for=lambda peer: (rate, None) if peer == swarm.FIRST_ID else (rate, rate))
             times.append(result.completion)
         finally:
@@ -152,9 +166,15 @@ def push_row(results_path: str, seeds: Iterable[int]) -> dict:
             "ratio": sim / meas if sim and meas else None}
 
 
-def measured(setup: Setup, files: Files, repeats: int) -> list[float | None]:
-    path = files.get(setup.size)
-    return [swarm.run(setup.spec(path))["transfer_s"] for _ in range(repeats)]
+def measured(setups: list[Setup], files: Files, repeats: int) -> dict[str, list[float | None]]:
+    """Each setup run ``repeats`` times, in rounds of one run each: a machine that is
+    slower for a while (a shared host's) slows every setup alike."""
+    times: dict[str, list[float | None]] = {setup.name: [] for setup in setups}
+    for round_ in range(repeats):
+        for setup in setups:
+            log(f"real, round {round_ + 1}/{repeats}: {setup.name}")
+            times[setup.name].append(swarm.run(setup.spec(files.get(setup.size)))["transfer_s"])
+    return times
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -162,27 +182,38 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(good) if good else None
 
 
+def calibration_error(machine: Machine, real: dict[str, float]) -> float:
+    """The largest relative error of ``machine``'s simulated times on the calibration setups."""
+    error = 0.0
+    for setup in SETUPS:
+        if setup.calibration and real.get(setup.name):
+            time = _median(simulated(setup, machine, (1,)))
+            error = max(error, abs((time or float("inf")) / real[setup.name] - 1))
+    return error
+
+
 def calibrate(real: dict[str, float], grid: Iterable[Machine]) -> Machine:
     """The machine whose simulated times are closest to the calibration setups' real
-    ones (the largest relative error, smallest)."""
-    best, best_error = Machine(), float("inf")
-    for machine in grid:
-        error = 0.0
-        for setup in SETUPS:
-            if setup.calibration and real.get(setup.name):
-                time = _median(simulated(setup, machine, (1,)))
-                error = max(error, abs((time or float("inf")) / real[setup.name] - 1))
+    ones (the largest relative error, smallest); a process per core tries them."""
+    machines = list(grid)
+    with multiprocessing.Pool(os.cpu_count()) as pool:
+        errors = pool.starmap(calibration_error, [(machine, real) for machine in machines])
+    for machine, error in zip(machines, errors):
         log(f"  machine {machine}: worst calibration error {error:.0%}")
-        if error < best_error:
-            best, best_error = machine, error
-    return best
+    return machines[errors.index(min(errors))]
 
 
 def _grid() -> Iterable[Machine]:
-    for hop in (0.1, 0.15):
-        for rate in (200 * MiB, 250 * MiB, 300 * MiB):
-            for cost in (0.0, 10e-6, 20e-6):
-                yield Machine(hop, rate, cost)
+    """Around what a turn of our peer costs on a two-core laptop-class machine: tens of
+    microseconds a message or a system call, a byte's copies about a nanosecond each;
+    and the kernel waking a process on loopback, 50-100 µs."""
+    for hop in (0.05, 0.1):
+        for turn in (5e-6, 10e-6):
+            for io in (5e-6, 10e-6):
+                for message in (15e-6, 20e-6, 25e-6):
+                    for byte in (0.75e-9, 1e-9):
+                        yield Machine(hop, CpuModel(cores=os.cpu_count() or 1, per_turn=turn, per_read=io,
+                                                    per_write=io, per_message=message, per_byte=byte))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,9 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=None, metavar="TEXT",
                         help="only the setups whose name contains TEXT (repeatable)")
     parser.add_argument("--calibrate", action="store_true", help="fit the machine on the calibration setups")
-    parser.add_argument("--hop-ms", type=float, default=0.1)
-    parser.add_argument("--machine-rate", type=float, default=600 * MiB, metavar="BYTES_PER_S")
-    parser.add_argument("--machine-cost", type=float, default=20e-6, metavar="SECONDS")
+    parser.add_argument("--hop-ms", type=float, default=0.1, help="the kernel waking a process [%(default)s]")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="the machine's [%(default)s]")
+    parser.add_argument("--per-turn-us", type=float, default=10.0, help="a reactor turn's CPU [%(default)s]")
+    parser.add_argument("--per-io-us", type=float, default=5.0,
+                        help="one connection read or written in a turn [%(default)s]")
+    parser.add_argument("--per-message-us", type=float, default=25.0, help="a message handled [%(default)s]")
+    parser.add_argument("--per-byte-ns", type=float, default=0.75, help="a byte read or sent [%(default)s]")
     parser.add_argument("--real", default=None, metavar="JSON", help="reuse the real times of an earlier run's json")
     parser.add_argument("--push", action="append", default=None, metavar="RESULTS_JSON",
                         help="also simulate the push of this 'python -m bench --only push' results.json")
@@ -208,13 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         if options.real:
             with open(options.real) as earlier:
                 real = {row["setup"]: row["measured"] for row in json.load(earlier)["rows"]}
-        for setup in setups:
-            if setup.name not in real:
-                log(f"real: {setup.name}")
-                real[setup.name] = measured(setup, files, options.repeats)
+        real.update(measured([setup for setup in setups if setup.name not in real], files, options.repeats))
     finally:
         files.close()
-    machine = Machine(options.hop_ms, options.machine_rate, options.machine_cost)
+    machine = Machine(options.hop_ms, CpuModel(
+        cores=options.cores, per_turn=options.per_turn_us * 1e-6, per_read=options.per_io_us * 1e-6,
+        per_write=options.per_io_us * 1e-6, per_message=options.per_message_us * 1e-6,
+        per_byte=options.per_byte_ns * 1e-9))
     if options.calibrate:
         medians = {name: _median(times) for name, times in real.items()}
         machine = calibrate({name: time for name, time in medians.items() if time}, _grid())
@@ -229,9 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"  measured {real_median}, simulated {sim_median}, ratio {ratio}")
     for path in options.push or []:
         log(f"simulated: the push of {path}")
-        rows.append(push_row(path, range(1, options.seeds + 1)))
+        rows.append(push_row(path, range(1, options.seeds + 1), machine))
     with open(options.out, "w") as out:
-        json.dump({"machine": machine.__dict__, "rows": rows}, out, indent=2)
+        json.dump({"machine": {"hop_ms": machine.hop_ms, "cpu": dataclasses.asdict(machine.cpu)}, "rows": rows},
+                  out, indent=2)
     with open(os.path.splitext(options.out)[0] + ".rst", "w") as out:
         out.write(rst(machine, rows, options.repeats, options.seeds))
     for row in rows:
@@ -239,30 +275,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _spread(values: list[float | None]) -> str:
+def _spread(values: list[float | None], usual: int | None = None) -> str:
+    """Median (low-high); ``, of N`` when N is not the ``usual`` count."""
     good = sorted(v for v in values if v is not None)
     if not good:
         return "—"
     if len(good) == 1:
         return f"{good[0]:.2f} s"
-    return f"{statistics.median(good):.2f} s ({good[0]:.2f}-{good[-1]:.2f})"
+    count = f", of {len(good)}" if usual is not None and len(good) != usual else ""
+    return f"{statistics.median(good):.2f} s ({good[0]:.2f}-{good[-1]:.2f}{count})"
 
 
 def rst(machine: Machine, rows: list[dict], repeats: int, seeds: int) -> str:
     """The table for the docs: each setup measured and simulated, and the ratio."""
-    lines = [f"Measured {datetime.date.today().isoformat()}: real runs (median and range of {repeats}) and "
+    cpu = machine.cpu
+    lines = [f"Measured {datetime.date.today().isoformat()}: real runs (median and range, of {repeats} in rounds "
+             "unless another count is given) and "
              f"simulated ones (of {seeds} seed{'s' if seeds != 1 else ''}), both timed from every pair "
-             "connected to the last leecher complete, from their event logs. The machine stage: "
-             f"{machine.hop_ms:g} ms a hop, {((machine.rate or 0) / MiB):.0f} MiB/s, "
-             f"{machine.cost * 1e6:.0f} µs a segment; setups marked *fitted* chose it. A push row: measured is "
-             "push's own 'peers started -> last complete' (their start over ssh included), simulated from the "
-             "start, with no machine stage.", "",
+             "connected to the last leecher complete, from their event logs. The machine: "
+             f"{cpu.cores} cores, {machine.hop_ms:g} ms a hop; a turn {cpu.per_turn * 1e6:g} µs, a connection "
+             f"read or written {cpu.per_read * 1e6:g} µs, a message {cpu.per_message * 1e6:g} µs, a byte "
+             f"{cpu.per_byte * 1e9:g} ns; setups marked *fitted* chose it. A push row: measured is push's own "
+             "'peers started -> last complete' (their start over ssh included), simulated from the start with "
+             f"each peer's start costing {PEER_START_CPU:g} s of CPU.", "",
              ".. list-table::", "   :header-rows: 1", "",
              "   * - setup", "     - measured", "     - simulated", "     - simulated / measured"]
     for row in rows:
         ratio = "—" if row["ratio"] is None else f"{row['ratio']:.2f}"
         lines += [f"   * - {row['setup']}{' (*fitted*)' if row['calibration'] else ''}",
-                  f"     - {_spread(row['measured'])}", f"     - {_spread(row['simulated'])}", f"     - {ratio}"]
+                  f"     - {_spread(row['measured'], repeats)}", f"     - {_spread(row['simulated'])}",
+                  f"     - {ratio}"]
     return "\n".join(lines) + "\n"
 
 

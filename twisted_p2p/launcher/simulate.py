@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simulated seconds between peer starts, as run's [%(default)s]")
     parser.add_argument("--cores", type=int, default=0, metavar="N",
                         help="put every peer on one machine of N cores, each a process whose work costs CPU "
-                        "(fitted on a two-core machine: 20 us a message, 1.5 ns a byte...), as 'run' puts "
+                        "(fitted on a two-core machine: 25 us a message, 0.75 ns a byte...), as 'run' puts "
                         "them on this one [0: a machine each, and no CPU cost]")
     parser.add_argument("--limit", type=float, default=3600.0, metavar="S",
                         help="stop after this many simulated seconds [%(default)s]")

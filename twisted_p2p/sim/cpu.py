@@ -52,8 +52,8 @@ def fitted(cores: int) -> CpuModel:
     """Our peer's costs on a two-core x86-64 machine of 2026 running Python 3.11, as
     ``python -m bench.simcheck --calibrate`` fitted them (docs/simulator.rst), on a
     machine of ``cores`` cores."""
-    return CpuModel(cores=cores, per_turn=10e-6, per_read=10e-6, per_write=10e-6, per_message=20e-6,
-                    per_byte=1.5e-9)
+    return CpuModel(cores=cores, per_turn=10e-6, per_read=5e-6, per_write=5e-6, per_message=25e-6,
+                    per_byte=0.75e-9)
 
 
 class Process:

@@ -282,8 +282,8 @@ class Network:
                 self._uplink(end)
 
     def _relay_turn(self, work: list) -> float:
-        """The relay reads what came in on each connection (one read each), keeps it
-        until its delay is over (one timer each), then sends it."""
+        """The relay reads what came in on each connection (one read each) and sends it
+        once its delay is over (one write each); it frames no messages."""
         model = self.model.cpu
         assert model is not None
         size = 0
@@ -291,7 +291,7 @@ class Network:
             flight.sent = True  # nothing more joins it
             size += flight.size
         chunks = len({end for end, _ in work})
-        return model.turn_cost(chunks, chunks, size, chunks, size)
+        return model.turn_cost(chunks, 0, size, chunks, size)
 
     def _relay_over(self, work: list) -> None:
         for end, flight in work:
