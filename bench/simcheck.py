@@ -38,6 +38,7 @@ from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.launcher.push import piece_size_for
 from twisted_p2p.launcher.pushmesh import degree_for
 from twisted_p2p.settings import PeerSettings
+from twisted_p2p.sim.cpu import fitted
 from twisted_p2p.sim.swarm import CpuModel, LinkModel, simulate
 
 FIRST_PORT = 6008
@@ -226,11 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate", action="store_true", help="fit the machine on the calibration setups")
     parser.add_argument("--hop-ms", type=float, default=0.1, help="the kernel waking a process [%(default)s]")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="the machine's [%(default)s]")
-    parser.add_argument("--per-turn-us", type=float, default=10.0, help="a reactor turn's CPU [%(default)s]")
-    parser.add_argument("--per-io-us", type=float, default=5.0,
+    fit = fitted(os.cpu_count() or 1)  # the last --calibrate's, kept in the simulator for simulate --cores
+    parser.add_argument("--per-turn-us", type=float, default=fit.per_turn * 1e6,
+                        help="a reactor turn's CPU [%(default)s]")
+    parser.add_argument("--per-io-us", type=float, default=fit.per_read * 1e6,
                         help="one connection read or written in a turn [%(default)s]")
-    parser.add_argument("--per-message-us", type=float, default=25.0, help="a message handled [%(default)s]")
-    parser.add_argument("--per-byte-ns", type=float, default=0.75, help="a byte read or sent [%(default)s]")
+    parser.add_argument("--per-message-us", type=float, default=fit.per_message * 1e6,
+                        help="a message handled [%(default)s]")
+    parser.add_argument("--per-byte-ns", type=float, default=fit.per_byte * 1e9,
+                        help="a byte read or sent [%(default)s]")
     parser.add_argument("--real", default=None, metavar="JSON", help="reuse the real times of an earlier run's json")
     parser.add_argument("--push", action="append", default=None, metavar="RESULTS_JSON",
                         help="also simulate the push of this 'python -m bench --only push' results.json")
