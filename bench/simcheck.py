@@ -99,8 +99,10 @@ class Machine:
     hop_ms: float = 0.0
     cpu: CpuModel = CpuModel()
 
-    def link(self, delay_ms: float | None) -> LinkModel:
-        cpu = dataclasses.replace(self.cpu, relay=delay_ms is not None)
+    def link(self, delay_ms: float | None, start: float = 0.0) -> LinkModel:
+        """The network of a setup: through the relay where it has a delay; ``start``: each
+        peer's start in seconds of CPU."""
+        cpu = dataclasses.replace(self.cpu, relay=delay_ms is not None, start=start)
         return LinkModel(delay=(self.hop_ms + (delay_ms or 0.0)) / 1000, cpu=cpu)
 
 
@@ -147,7 +149,7 @@ def push_row(results_path: str, seeds: Iterable[int], machine: Machine) -> dict:
                          tuple(PeerInfo(swarm.FIRST_ID + n, swarm.LOOPBACK, FIRST_PORT + n, n == 0)
                                for n in range(hosts + 1)))
     degree = degree_for(None, hosts)  # push's own choice: the full mesh, or bounded sets past 16 hosts
-    link = LinkModel(delay=machine.hop_ms / 1000, cpu=dataclasses.replace(machine.cpu, start=PEER_START_CPU))
+    link = machine.link(None, start=PEER_START_CPU)
     times: list[float | None] = []
     for seed in seeds:
         work = tempfile.mkdtemp(prefix="simcheck-")
