@@ -96,3 +96,28 @@ def test_peers_not_started_by_the_limit_never_start_and_hold_up_nothing(tmp_path
     assert 25.0 <= result.sim_seconds <= 25.0 + PeerSettings().close_timeout
     assert [(tmp_path / f"log_peer_{peer.peer_id}.log").stat().st_size > 0 for peer in config.peers] == [
         True, True, True, False, False, False]
+
+
+def test_the_cycle_collector_is_off_for_the_run_and_as_it_was_after(tmp_path, monkeypatch):
+    import gc
+
+    from twisted_p2p.sim.clock import SimClock
+
+    during = []
+    run = SimClock.run
+
+    def watched(self, until, limit):
+        during.append(gc.isenabled())
+        return run(self, until, limit)
+
+    monkeypatch.setattr(SimClock, "run", watched)
+    config = _repo_config(20_000, 4096)
+    assert gc.isenabled()
+    assert simulate(config, tmp_path / "on", seed=1).unfinished == []
+    assert gc.isenabled() and during == [False, False]
+    gc.disable()
+    try:
+        assert simulate(config, tmp_path / "off", seed=1).unfinished == []
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
