@@ -13,6 +13,9 @@ Two questions, each answered with our real peer code on simulated hosts:
 
 Files are 1,000 pieces of 1 KiB; every host uploads at ``--rate`` bytes/s (4 ms a piece
 at the default, above the 1 ms one-way delay), so times scale as the file over the rate.
+``--pieces`` cuts the same file into fewer, larger pieces: the course's full mesh at 1,000
+peers, whose (N - 1) x pieces ``have`` messages a peer cannot be simulated at 1,000 pieces
+in hours, can be at 20; ``--cases`` and ``--add`` run some rows and keep the others.
 The bound is max(F/u, N*F/((N+1)*u)) (Kurose & Ross) for N leechers and one seed, all at
 u. The simulation's own wall-clock, CPU and memory are reported too; nothing is asserted.
 """
@@ -37,7 +40,10 @@ from twisted_p2p.sim.swarm import LinkModel, SimResult, simulate
 
 PIECES = 1000
 PIECE = 1024
+FILE_SIZE = PIECES * PIECE
 FIRST_ID = 1001
+#: The rows a run can make: the protocol, and the full mesh or bounded sets.
+CASES = ("course-mesh", "course-bounded", "push-mesh", "push-bounded")
 
 
 def push_settings(degree: int) -> PeerSettings:
@@ -47,15 +53,17 @@ def push_settings(degree: int) -> PeerSettings:
     return PeerSettings(pipeline=pipeline_for(degree), refill_slots=True, split_seed=True)
 
 
-def config(peers: int, push: bool) -> SwarmConfig:
-    """The course's k=3, p=1, m=2; or push's Common.cfg: every neighbour preferred, p=m=1."""
-    common = (Common(max(1, peers - 1), 1, 1, "TheFile.dat", PIECES * PIECE, PIECE) if push
-              else Common(3, 1, 2, "TheFile.dat", PIECES * PIECE, PIECE))
+def config(peers: int, push: bool, pieces: int = PIECES) -> SwarmConfig:
+    """The course's k=3, p=1, m=2; or push's Common.cfg: every neighbour preferred, p=m=1.
+    The file is always :data:`FILE_SIZE` bytes, in ``pieces`` pieces."""
+    piece = -(-FILE_SIZE // pieces)
+    common = (Common(max(1, peers - 1), 1, 1, "TheFile.dat", FILE_SIZE, piece) if push
+              else Common(3, 1, 2, "TheFile.dat", FILE_SIZE, piece))
     return SwarmConfig(common, tuple(PeerInfo(FIRST_ID + n, "localhost", 6008 + n, n == 0) for n in range(peers)))
 
 
 def bound(peers: int, rate: float) -> float:
-    size, leechers = PIECES * PIECE, peers - 1
+    size, leechers = FILE_SIZE, peers - 1
     return max(size / rate, leechers * size / (peers * rate))
 
 
@@ -74,17 +82,19 @@ def bounded(peers: int, degree: int, seed: int, base: PeerSettings) -> dict[int,
 
 
 def one(name: str, peers: int, rate: float, delay: float, settings: dict[int, PeerSettings] | None,
-        seed: int, limit: float) -> dict:
+        seed: int, limit: float, pieces: int = PIECES) -> dict:
     """One simulated swarm, its figures as a row."""
     work = Path(tempfile.mkdtemp(prefix="simscale-"))
+    if pieces != PIECES:
+        name = f"{name}, {pieces:,} pieces"
     log(f"{name}: {peers} peers")
     try:
-        result = simulate(config(peers, push=name.startswith("push")), work, seed=seed,
+        result = simulate(config(peers, push=name.startswith("push"), pieces=pieces), work, seed=seed,
                           link=LinkModel(upload=rate, download=rate, delay=delay),
                           settings_for=(settings.__getitem__ if settings is not None else None), limit=limit)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    row = figures(name, peers, rate, result)
+    row = figures(name, peers, rate, result) | {"pieces": pieces}
     log(f"  {json.dumps(row)}")
     return row
 
@@ -117,21 +127,37 @@ def main(argv: list[str] | None = None) -> int:
                         "this many peers: its have messages grow as N^2 [%(default)s]")
     parser.add_argument("--push-full-mesh-up-to", type=int, default=20, help="push's full mesh only up to this "
                         "many hosts: every host uploads to all the others at once [%(default)s]")
+    parser.add_argument("--pieces", type=int, default=PIECES, help="cut the file into this many pieces "
+                        "[%(default)s]")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"which of {', '.join(CASES)} to run, "
+                        "separated by commas [all]")
+    parser.add_argument("--add", action="store_true", help="keep the rows already in --out, "
+                        "replacing those run again")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(HERE, "simscale.json"))
     options = parser.parse_args(argv)
+    chosen = set(options.cases.split(","))
+    if chosen - set(CASES):
+        parser.error(f"--cases: no such case {', '.join(sorted(chosen - set(CASES)))} (choose among "
+                     f"{', '.join(CASES)})")
     delay, rows = options.delay_ms / 1000, []
     for peers in (int(each) for each in options.sizes.split(",")):
         limit = 50 * bound(peers, options.rate)
         cases = [("course", lambda degree: PeerSettings(), options.full_mesh_up_to),
                  ("push", push_settings, options.push_full_mesh_up_to)]
         for name, settings, full_mesh_up_to in cases:
-            if peers <= full_mesh_up_to:
+            if peers <= full_mesh_up_to and f"{name}-mesh" in chosen:
                 rows.append(one(f"{name}, full mesh", peers, options.rate, delay,
-                                bounded(peers, 0, options.seed, settings(0)), options.seed, limit))
-            rows.append(one(f"{name}, {options.degree} neighbours", peers, options.rate, delay,
-                            bounded(peers, options.degree, options.seed, settings(options.degree)), options.seed,
-                            limit))
+                                bounded(peers, 0, options.seed, settings(0)), options.seed, limit, options.pieces))
+            if f"{name}-bounded" in chosen:
+                rows.append(one(f"{name}, {options.degree} neighbours", peers, options.rate, delay,
+                                bounded(peers, options.degree, options.seed, settings(options.degree)),
+                                options.seed, limit, options.pieces))
+    if options.add and os.path.exists(options.out):
+        with open(options.out) as handle:
+            kept = json.load(handle)
+        rows = merged(kept["rows"], rows)
+        options.full_mesh_up_to = max(options.full_mesh_up_to, kept["options"]["full_mesh_up_to"])
     with open(options.out, "w") as out:
         json.dump({"options": vars(options), "rows": rows}, out, indent=2)
     with open(os.path.splitext(options.out)[0] + ".rst", "w") as out:
@@ -141,17 +167,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def merged(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old``'s rows with ``new``'s in place of those of the same case and size, and the
+    rest of ``new`` after them."""
+    fresh = {(row["case"], row["peers"]): row for row in new}
+    rows = [fresh.pop((row["case"], row["peers"]), row) for row in old]
+    return rows + list(fresh.values())
+
+
 def rst(options: argparse.Namespace, rows: list[dict]) -> str:
     """The table for the docs."""
-    lines = [f"Simulated {datetime.date.today().isoformat()} (``python -m bench.simscale``): {PIECES:,} pieces of "
-             f"{PIECE // 1024} KiB, every host's upload and download at {options.rate / 1024:.0f} KiB/s, "
+    def largest(case: str) -> int:
+        return max((row["peers"] for row in rows if row["case"] == case), default=0)
+
+    lines = [f"Simulated {datetime.date.today().isoformat()} (``python -m bench.simscale``): a file of "
+             f"{PIECES:,} pieces of {PIECE // 1024} KiB (a row that names its pieces cuts the same file into that "
+             f"many), every host's upload and download at {options.rate / 1024:.0f} KiB/s, "
              f"{options.delay_ms:g} ms each way, seed {options.seed}. *course*: the course's protocol (k=3, p=1, "
              "m=2, one request at a time); *push*: push's peers (its Common.cfg: every neighbour "
              "preferred, p=m=1; pipelining at push's depth, slots refilled, the seed's pieces split among its "
-             "neighbours). "
-             f"The course's full mesh only up to {options.full_mesh_up_to} peers (its ``have`` messages grow as "
-             f"N²), push's only up to {options.push_full_mesh_up_to} hosts (each uploads to all the others at "
-             "once).", "",
+             f"neighbours). The course's full mesh of {PIECES:,} pieces only up to {largest('course, full mesh')} "
+             "peers (its ``have`` messages grow as N² x pieces), push's only up to "
+             f"{largest('push, full mesh')} hosts (each uploads to all the others at once).", "",
              ".. list-table::", "   :header-rows: 1", "",
              "   * - swarm", "     - peers", "     - complete", "     - bound", "     - / bound",
              "     - haves per peer", "     - connections per peer", "     - simulation: wall, CPU, memory"]
