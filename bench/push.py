@@ -9,7 +9,9 @@ are measured with plain TCP streams. Then, in one run: parallel scp of the file 
 host, ``push`` of it, and the textbook bound max(F/u, N·F/((N+1)·u)).
 
 Push's phases are read from its own output, each line stamped as it arrives; where push
-prints its own phase times (a ``time:`` line) those are kept too.
+prints its own phase times (a ``time:`` line) those are kept too. The transfer (the
+first piece any host downloaded to the last host complete, by the peers' own log
+stamps) is read from the report push keeps (``--report``, written after its table).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import MiB, fmt, log
+from twisted_p2p.launcher.runreport import REPORT_JSON
 
 TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
 SUBNET = "10.213.40"
@@ -162,12 +165,27 @@ def phases_from(lines: list[tuple[float, str]], end: float) -> dict[str, float |
     }
 
 
+def transfer_from(report: dict) -> float | None:
+    """The first piece any leecher downloaded to the last leecher complete, in seconds,
+    from a swarm report (``swarm-report.json``: each peer's timeline of pieces held and
+    its time to complete, both by its own log's stamps); None if a leecher never completed."""
+    leechers = [peer for peer in report.get("peers", []) if not peer.get("seed")]
+    done = [peer["seconds_to_complete"] for peer in leechers if peer.get("seconds_to_complete") is not None]
+    timelines = report.get("timeline", {})
+    firsts = [next((when for when, held in timelines.get(str(peer["id"]), []) if held > 0), None) for peer in leechers]
+    known = [when for when in firsts if when is not None]
+    if not leechers or len(done) < len(leechers) or not known:
+        return None
+    return max(done) - min(known)
+
+
 def run_push(hosts, source: Path, dest: str, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="p2pbench-push-") as scratch:
         report = Path(scratch) / "push.json"
+        swarm_report = Path(scratch) / "report"
         argv = [sys.executable, "-m", "twisted_p2p.launcher.cli", "push", str(source), *hosts.addresses,
                 "--dest", dest, "--ssh-config", str(hosts.ssh_config), "--timeout", "600", "--json", str(report),
-                *extra]
+                "--report", str(swarm_report), *extra]
         lines: list[tuple[float, str]] = []
         began = time.monotonic()
         child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -178,11 +196,14 @@ def run_push(hosts, source: Path, dest: str, extra: list[str]) -> dict:
         code = child.wait()
         seconds = time.monotonic() - began
         result = json.loads(report.read_text()) if report.exists() else {}
+        kept = swarm_report / REPORT_JSON
+        transfer = transfer_from(json.loads(kept.read_text())) if kept.exists() else None
     own = next((found.group(1) for _, line in lines if (found := TIME_LINE.search(line))), None)
     ok = code == 0 and all(host.get("state") == "delivered" for host in result.get("hosts", [{}]))
     if not ok:
         log("push failed; its output:\n" + "\n".join(line for _, line in lines[-40:]))
-    return {"ok": ok, "exit": code, "seconds": seconds, "phases": phases_from(lines, seconds), "push_says": own,
+    phases = phases_from(lines, seconds) | {"first_piece_to_last_complete": transfer}
+    return {"ok": ok, "exit": code, "seconds": seconds, "phases": phases, "push_says": own,
             "output_tail": [line for _, line in lines if not line.startswith("[")][-30:]}
 
 

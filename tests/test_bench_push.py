@@ -26,3 +26,33 @@ def test_the_peers_phase_is_read_from_host_lines_and_from_compact_cells() -> Non
         assert phases["peers_until_last_complete"] == 4.2, hosts
         assert (phases["start_of_launcher"], phases["survey"], phases["prepare"]) == (0.5, 0.5, 1.0)
         assert (phases["deliver"], phases["after_table"]) == (0.5, 0.5)
+
+
+def test_the_transfer_is_read_from_the_report_push_keeps() -> None:
+    """From the first piece any leecher downloaded to the last complete, by the peers'
+    own stamps, as the launcher reads them into the report."""
+    from io import StringIO
+
+    from twisted.internet.task import Clock
+
+    from bench.push import transfer_from
+    from twisted_p2p.eventlog import EventLog
+    from twisted_p2p.launcher.runreport import PeerResult, build_report
+
+    started = 1_000.0  # the launcher's start, by the hosts' clock
+    progress = [PeerProgress(1001, "here", 2, True, started)]
+    for peer, times in {1002: (3.0, 4.5), 1003: (2.5, 6.25)}.items():  # its two pieces, after the start
+        clock, lines = Clock(), StringIO()
+        log = EventLog(peer, lines, clock)
+        for count, when in enumerate(times, 1):
+            clock.advance(started + when - clock.seconds())
+            log.downloaded(count - 1, 1001, count)
+        log.complete()
+        state = PeerProgress(peer, f"lab{peer}", 2, False, started)
+        for line in lines.getvalue().splitlines():
+            state.feed_line(line)
+        progress.append(state)
+    report = build_report([PeerResult(state, 0, True) for state in progress], "finished", 0, 9.0, {})
+    assert transfer_from(report) == 6.25 - 2.5
+    report["peers"][2]["seconds_to_complete"] = None
+    assert transfer_from(report) is None
