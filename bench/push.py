@@ -32,7 +32,6 @@ from twisted_p2p.launcher.runreport import REPORT_JSON
 
 TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
 SUBNET = "10.213.40"
-TBF = ["burst", "64kb", "latency", "50ms"]
 CHECK_SECONDS = 1.5  # how long each cap is measured for
 MB = 1_000_000
 
@@ -49,6 +48,7 @@ class PushSpec:
     rate_mbit: float = 200.0
     repeats: int = 1
     scp: bool = True
+    queue_ms: float = 50.0  # a cap's queue: a packet that would wait longer is dropped
 
 
 def bound_s(size: int, hosts: int, rate_bytes: float) -> float:
@@ -96,6 +96,33 @@ def _stream(sinks: list[tuple[list[str], str]], sources: list[list[str]], second
         count, first, last = out.split()
         figures.append((int(count), float(first), float(last)))
     return sum(n for n, _, _ in figures) / (max(last for _, _, last in figures) - min(first for _, first, _ in figures))
+
+
+def link_counters(hosts) -> dict[str, int]:
+    """What the caps dropped and TCP sent again, summed over every host and this machine:
+    packets each ``tbf`` dropped (both ends of every host's link, and the bridge's), and
+    TCP's segments sent and retransmitted (each namespace's /proc/net/snmp)."""
+    totals = {"tbf_dropped": 0, "tcp_segments_out": 0, "tcp_retransmitted": 0}
+
+    def add(prefix: list[str], devices: list[str]) -> None:
+        for device in devices:
+            shown = subprocess.run(["tc", *prefix, "-s", "-j", "qdisc", "show", "dev", device], capture_output=True,
+                                   text=True, timeout=20)
+            for qdisc in json.loads(shown.stdout or "[]"):
+                if qdisc.get("kind") == "tbf":
+                    totals["tbf_dropped"] += int(qdisc.get("drops", 0))
+        run_in = ["ip", "netns", "exec", prefix[1]] if prefix else []
+        snmp = subprocess.run([*run_in, "cat", "/proc/net/snmp"], capture_output=True, text=True, timeout=20).stdout
+        tcp = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Tcp:")]
+        if len(tcp) == 2:
+            values = dict(zip(tcp[0], tcp[1], strict=False))
+            totals["tcp_segments_out"] += int(values.get("OutSegs", 0))
+            totals["tcp_retransmitted"] += int(values.get("RetransSegs", 0))
+
+    add([], [hosts.netns.bridge] + [hosts.netns.link(address) for address in hosts.addresses])
+    for address in hosts.addresses:
+        add(["-n", hosts.namespace(address)], [hosts.netns.inside(address)])
+    return totals
 
 
 def check_caps(hosts) -> dict:
@@ -218,7 +245,7 @@ def case_push(spec: PushSpec, extra: list[str] | None = None) -> dict:
     rate = spec.rate_mbit * 1e6 / 8
     work = Path(f"/tmp/p2pbench-push-{os.getpid()}")  # private (a tmpfs) on every host
     files = Path(tempfile.mkdtemp(prefix="p2pbench-pushfile-"))
-    row: dict = {"hosts": spec.hosts, "size_mb": spec.size_mb, "rate_mbit": spec.rate_mbit,
+    row: dict = {"hosts": spec.hosts, "size_mb": spec.size_mb, "rate_mbit": spec.rate_mbit, "queue_ms": spec.queue_ms,
                  "bound_s": bound_s(size, spec.hosts, rate)}
     try:
         source = files / "payload.bin"
@@ -227,9 +254,9 @@ def case_push(spec: PushSpec, extra: list[str] | None = None) -> dict:
                 out.write(os.urandom(MiB))
             out.write(os.urandom(size % MiB))
         with ssh_hosts(spec.hosts, subnet=SUBNET, tag=f"p2pb{os.getpid()}", rate=f"{spec.rate_mbit:g}mbit",
-                       private_dirs=[work]) as hosts:
-            subprocess.run(["tc", "qdisc", "replace", "dev", hosts.netns.bridge, "root", "tbf", "rate",
-                            f"{spec.rate_mbit:g}mbit", *TBF], check=True, capture_output=True, timeout=20)
+                       private_dirs=[work], queue_ms=spec.queue_ms) as hosts:
+            subprocess.run(["tc", "qdisc", "replace", "dev", hosts.netns.bridge, "root", *hosts.tbf], check=True,
+                           capture_output=True, timeout=20)
             caps = check_caps(hosts)
             row["caps"] = caps
             log(f"push: caps measured: seed to two hosts at once {caps['seed_to_two_hosts_bytes_per_s'] / MB:.1f} "
@@ -242,6 +269,7 @@ def case_push(spec: PushSpec, extra: list[str] | None = None) -> dict:
                 for address in hosts.addresses:
                     shutil.rmtree(hosts.path(address, work / "scp"), ignore_errors=True)
             runs = []
+            before = link_counters(hosts)
             for attempt in range(spec.repeats):
                 for address in hosts.addresses:
                     shutil.rmtree(hosts.path(address, work / "push"), ignore_errors=True)
@@ -252,6 +280,9 @@ def case_push(spec: PushSpec, extra: list[str] | None = None) -> dict:
                     + (f"; push says: {run['push_says']}" if run["push_says"] else ""))
                 runs.append(run)
             row["runs"] = runs
+            after = link_counters(hosts)
+            row["links"] = {name: after[name] - before[name] for name in after}  # over all the push runs
+            log("push: over the runs, " + ", ".join(f"{name} {value:,}" for name, value in row["links"].items()))
     except BaseException as exc:  # pytest's skip (no root, no sshd) is a BaseException
         if type(exc).__name__ != "Skipped":
             raise

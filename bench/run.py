@@ -262,6 +262,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="file of the push case, in MB of 10**6 bytes (default %(default)s)")
     parser.add_argument("--push-rate", type=float, default=200.0, metavar="MBIT",
                         help="every upload's cap in the push case, the seed's too, in Mbit/s (default %(default)g)")
+    parser.add_argument("--push-queue-ms", type=float, default=50.0, metavar="MS",
+                        help="every cap's queue in the push case: a packet that would wait longer is dropped "
+                             "(default %(default)g)")
     parser.add_argument("--push-no-scp", action="store_true", help="skip the push case's parallel scp (about a minute)")
     parser.add_argument("--out", default=HERE, help="directory for results.json/.md/.rst (default: bench/)")
     parser.add_argument("--merge", action="store_true",
@@ -306,7 +309,8 @@ def _run_cases(options: argparse.Namespace, chosen: list[str], repeats: int, del
             cases["latency"] = latency.case_latency(files, repeats, delays, options.latency_pipeline, lt_version)
         if "push" in chosen:
             cases["push"] = push.case_push(push.PushSpec(
-                options.push_hosts, options.push_size, options.push_rate, repeats, not options.push_no_scp))
+                options.push_hosts, options.push_size, options.push_rate, repeats, not options.push_no_scp,
+                options.push_queue_ms))
     finally:
         files.close()
     return cases
@@ -319,9 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         delays = latency.parse_delays(options.delays)
     except ValueError as exc:
         parser.error(str(exc))
-    if options.push_hosts < 3 or options.push_size <= 0 or options.push_rate <= 0:
+    if options.push_hosts < 3 or options.push_size <= 0 or options.push_rate <= 0 or options.push_queue_ms <= 0:
         parser.error("--push-hosts must be at least 3 (the caps are measured between hosts), "
-                     "--push-size and --push-rate positive")
+                     "--push-size, --push-rate and --push-queue-ms positive")
     chosen = options.only or list(CASES)
     swarm.PEER_ENV.update(item.split("=", 1) for item in options.peer_env)
     repeats = options.repeats or (1 if options.quick else 3)
@@ -335,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                     "only": chosen, "peer_env": options.peer_env,
                     "delays_ms": list(delays), "latency_pipeline": options.latency_pipeline,
                     "push": {"hosts": options.push_hosts, "size_mb": options.push_size,
-                             "rate_mbit": options.push_rate}},
+                             "rate_mbit": options.push_rate, "queue_ms": options.push_queue_ms}},
         "cases": {},
     }
     results["cases"] = _run_cases(options, chosen, repeats, delays, lt_version)

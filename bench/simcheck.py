@@ -169,7 +169,7 @@ def push_row(results_path: str, seeds: Iterable[int], machine: Machine) -> dict:
     real = [phases.get("first_piece_to_last_complete") for phases in good]
     mesh = "full mesh" if degree == 0 else f"{degree} neighbours"
     name = (f"push to {hosts} namespace hosts ({mesh}), {case['size_mb']} MB, every link {rate / 1e6:.1f} MB/s "
-            f"(bound {case['bound_s']:.1f} s)")
+            f"with a {case.get('queue_ms', 50.0):g} ms queue (bound {case['bound_s']:.1f} s)")
     real_from_start = [phases["peers_until_last_complete"] for phases in good]
     return {"setup": name, "calibration": False, "measured": real, "simulated": transfers,
             "ratio": _ratio(_median(transfers), _median(real)),

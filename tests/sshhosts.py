@@ -58,7 +58,8 @@ from netns import Hosts, ip, private_hosts, skip_unless_possible
 SSHD = "/usr/sbin/sshd"
 SUBNET = "10.213.9"
 RATE = "50mbit"
-TBF = ["burst", "64kb", "latency", "50ms"]
+BURST = "64kb"
+QUEUE_MS = 50.0  # how long a packet may wait in a cap's queue before it is dropped
 READY_WITHIN = 10.0  # seconds for every sshd to accept connections
 
 
@@ -92,6 +93,12 @@ class SshHosts:
     rate: str | None
     _hosts: dict[str, _Host]
     gateway: str = ""  # this machine's address on the hosts' bridge (``.1``)
+    queue_ms: float = QUEUE_MS
+
+    @property
+    def tbf(self) -> list[str]:
+        """A cap's ``tc qdisc ... tbf`` arguments: the rate, a burst, and the queue."""
+        return ["tbf", "rate", self.rate or "", "burst", BURST, "latency", f"{self.queue_ms:g}ms"]
 
     @property
     def addresses(self) -> list[str]:
@@ -212,7 +219,7 @@ class SshHosts:
     def cap(self, address: str, inside: bool) -> None:
         """The rate cap on one end of the host's link (none when ``rate`` is None)."""
         if self.rate:
-            self._tc(address, inside, "replace", "root", "tbf", "rate", self.rate, *TBF)
+            self._tc(address, inside, "replace", "root", *self.tbf)
         else:
             self._tc(address, inside, "del", "root", check=False)
 
@@ -343,10 +350,11 @@ def _terminate(process: subprocess.Popen, grace: float = 3.0) -> None:
 
 @contextmanager
 def ssh_hosts(count: int = 4, subnet: str = SUBNET, tag: str | None = None, rate: str | None = RATE,
-              private_dirs: Sequence[str | os.PathLike] = ()) -> Iterator[SshHosts]:
+              private_dirs: Sequence[str | os.PathLike] = (), queue_ms: float = QUEUE_MS) -> Iterator[SshHosts]:
     """``count`` hosts at ``subnet``.2, .3, ..., this machine at ``subnet``.1, each
-    running sshd; ``rate`` caps each host's link both ways (None: no cap);
-    ``private_dirs`` (absolute) are empty and separate on every host."""
+    running sshd; ``rate`` caps each host's link both ways (None: no cap), a packet
+    dropped once it would wait ``queue_ms`` in a cap's queue; ``private_dirs``
+    (absolute) are empty and separate on every host."""
     skip_unless_sshd()
     tag = tag or default_tag()
     in_use = ip("-o", "addr", "show", "to", f"{subnet}.0/24", check=False).stdout.strip()
@@ -360,7 +368,7 @@ def ssh_hosts(count: int = 4, subnet: str = SUBNET, tag: str | None = None, rate
     hosts: dict[str, _Host] = {}
     try:
         with private_hosts(count, subnet, tag) as made_hosts:
-            made = SshHosts(made_hosts, directory, rate, hosts, gateway=f"{subnet}.1")
+            made = SshHosts(made_hosts, directory, rate, hosts, gateway=f"{subnet}.1", queue_ms=queue_ms)
             try:
                 ip("addr", "add", f"{made.gateway}/24", "dev", made_hosts.bridge)
                 for address in made.addresses:
