@@ -223,14 +223,15 @@ def run_push(hosts, source: Path, dest: str, extra: list[str]) -> dict:
         code = child.wait()
         seconds = time.monotonic() - began
         result = json.loads(report.read_text()) if report.exists() else {}
-        kept = swarm_report / REPORT_JSON
-        transfer = transfer_from(json.loads(kept.read_text())) if kept.exists() else None
+        kept = json.loads((swarm_report / REPORT_JSON).read_text()) if (swarm_report / REPORT_JSON).exists() else {}
+        transfer = transfer_from(kept)
     own = next((found.group(1) for _, line in lines if (found := TIME_LINE.search(line))), None)
     ok = code == 0 and all(host.get("state") == "delivered" for host in result.get("hosts", [{}]))
     if not ok:
         log("push failed; its output:\n" + "\n".join(line for _, line in lines[-40:]))
     phases = phases_from(lines, seconds) | {"first_piece_to_last_complete": transfer}
     return {"ok": ok, "exit": code, "seconds": seconds, "phases": phases, "push_says": own,
+            "pieces": kept.get("file", {}).get("pieces"),  # push chose the piece size: by the round trip it timed
             "output_tail": [line for _, line in lines if not line.startswith("[")][-30:]}
 
 

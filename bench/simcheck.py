@@ -136,8 +136,9 @@ PEER_START_CPU = 0.5
 def push_row(results_path: str, seeds: Iterable[int], machine: Machine) -> dict:
     """A ``python -m bench --only push`` run's hosts, simulated: every host's link at the
     caps it measured both ways, the seed's upload at the same cap, push's Common.cfg and
-    peer settings, the piece size push chose; the hosts are namespaces of one machine,
-    so they share its cores as the loopback setups do, and each peer first spends
+    peer settings, and each run's piece size as push chose it (by the round trip it
+    timed, which varies from run to run); the hosts are namespaces of one machine, so
+    they share its cores as the loopback setups do, and each peer first spends
     :data:`PEER_START_CPU` starting. Timed both ways from the first piece any host
     downloaded to the last complete (the peers' own stamps), as the loopback setups are
     timed without their start-up; also kept, from the peers' start (over ssh, for real)."""
@@ -145,11 +146,39 @@ def push_row(results_path: str, seeds: Iterable[int], machine: Machine) -> dict:
         case = json.load(handle)["cases"]["push"]
     hosts, size = case["hosts"], case["size_mb"] * 1_000_000
     rate = case["caps"]["host_to_host_bytes_per_s"]
-    piece = piece_size_for(size).size
+    degree = degree_for(None, hosts)  # push's own choice: the full mesh, or bounded sets past 16 hosts
+    good = [run for run in case["runs"] if run.get("ok")]
+    seeds = list(seeds)
+    by_pieces = {count: _simulated_push(hosts, size, push_piece(size, count), rate, degree, seeds, machine)
+                 for count in {run.get("pieces") for run in good}}
+    mesh = "full mesh" if degree == 0 else f"{degree} neighbours"
+    name = (f"push to {hosts} namespace hosts ({mesh}), {case['size_mb']} MB, every link {rate / 1e6:.1f} MB/s "
+            f"with a {case.get('queue_ms', 50.0):g} ms queue (bound {case['bound_s']:.1f} s)")
+    real = [run["phases"].get("first_piece_to_last_complete") for run in good]
+    simulated = [_median(by_pieces[run.get("pieces")][0]) for run in good]
+    real_from_start = [run["phases"]["peers_until_last_complete"] for run in good]
+    from_start = [_median(by_pieces[run.get("pieces")][1]) for run in good]
+    return {"setup": name, "calibration": False, "measured": real, "simulated": simulated,
+            "pieces": [run.get("pieces") for run in good], "ratio": _ratio(_median(simulated), _median(real)),
+            "from_start": {"measured": real_from_start, "simulated": from_start,
+                           "ratio": _ratio(_median(from_start), _median(real_from_start))}}
+
+
+def push_piece(size: int, pieces: int | None) -> int:
+    """The piece size push chose, from the count it cut ``size`` bytes into (a power of
+    two); without the count, the one push chooses when it cannot time the round trip."""
+    if not pieces:
+        return piece_size_for(size).size
+    return 1 << (-(-size // pieces) - 1).bit_length()
+
+
+def _simulated_push(hosts: int, size: int, piece: int, rate: float, degree: int, seeds: list[int],
+                    machine: Machine) -> tuple[list[float | None], list[float | None]]:
+    """A push's hosts simulated with each seed: (first piece to last complete, start to
+    last complete) of each."""
     config = SwarmConfig(Common(hosts, 1, 1, swarm.FILE_NAME, size, piece),
                          tuple(PeerInfo(swarm.FIRST_ID + n, swarm.LOOPBACK, FIRST_PORT + n, n == 0)
                                for n in range(hosts + 1)))
-    degree = degree_for(None, hosts)  # push's own choice: the full mesh, or bounded sets past 16 hosts
     link = machine.link(None, start=PEER_START_CPU)
     transfers: list[float | None] = []
     from_start: list[float | None] = []
@@ -165,16 +194,7 @@ def push_row(results_path: str, seeds: Iterable[int], machine: Machine) -> dict:
             from_start.append(result.completion)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    good = [run["phases"] for run in case["runs"] if run.get("ok")]
-    real = [phases.get("first_piece_to_last_complete") for phases in good]
-    mesh = "full mesh" if degree == 0 else f"{degree} neighbours"
-    name = (f"push to {hosts} namespace hosts ({mesh}), {case['size_mb']} MB, every link {rate / 1e6:.1f} MB/s "
-            f"with a {case.get('queue_ms', 50.0):g} ms queue (bound {case['bound_s']:.1f} s)")
-    real_from_start = [phases["peers_until_last_complete"] for phases in good]
-    return {"setup": name, "calibration": False, "measured": real, "simulated": transfers,
-            "ratio": _ratio(_median(transfers), _median(real)),
-            "from_start": {"measured": real_from_start, "simulated": from_start,
-                           "ratio": _ratio(_median(from_start), _median(real_from_start))}}
+    return transfers, from_start
 
 
 def _ratio(simulated: float | None, measured: float | None) -> float | None:

@@ -56,3 +56,15 @@ def test_the_transfer_is_read_from_the_report_push_keeps() -> None:
     assert transfer_from(report) == 6.25 - 2.5
     report["peers"][2]["seconds_to_complete"] = None
     assert transfer_from(report) is None
+
+
+def test_the_piece_size_push_chose_is_found_from_its_count() -> None:
+    from bench.simcheck import push_piece
+    from twisted_p2p.launcher.push import MAX_PIECE, MIN_PIECE, piece_size_for
+
+    for size in (50_000_000, 20_000_000, 1 << 30, 123_456_789):
+        piece = MIN_PIECE
+        while piece <= MAX_PIECE:
+            assert push_piece(size, -(-size // piece)) == piece, (size, piece)
+            piece *= 2
+        assert push_piece(size, None) == piece_size_for(size).size
