@@ -149,17 +149,18 @@ def push_row(results_path: str, seeds: Iterable[int], machine: Machine) -> dict:
     degree = degree_for(None, hosts)  # push's own choice: the full mesh, or bounded sets past 16 hosts
     good = [run for run in case["runs"] if run.get("ok")]
     seeds = list(seeds)
+    counts = [run.get("pieces") for run in good]
     by_pieces = {count: _simulated_push(hosts, size, push_piece(size, count), rate, degree, seeds, machine)
-                 for count in {run.get("pieces") for run in good}}
+                 for count in set(counts)}
     mesh = "full mesh" if degree == 0 else f"{degree} neighbours"
     name = (f"push to {hosts} namespace hosts ({mesh}), {case['size_mb']} MB, every link {rate / 1e6:.1f} MB/s "
             f"with a {case.get('queue_ms', 50.0):g} ms queue (bound {case['bound_s']:.1f} s)")
     real = [run["phases"].get("first_piece_to_last_complete") for run in good]
-    simulated = [_median(by_pieces[run.get("pieces")][0]) for run in good]
+    simulated = [_median(by_pieces[count][0]) for count in counts]
     real_from_start = [run["phases"]["peers_until_last_complete"] for run in good]
-    from_start = [_median(by_pieces[run.get("pieces")][1]) for run in good]
+    from_start = [_median(by_pieces[count][1]) for count in counts]
     return {"setup": name, "calibration": False, "measured": real, "simulated": simulated,
-            "pieces": [run.get("pieces") for run in good], "ratio": _ratio(_median(simulated), _median(real)),
+            "pieces": counts, "ratio": _ratio(_median(simulated), _median(real)),
             "from_start": {"measured": real_from_start, "simulated": from_start,
                            "ratio": _ratio(_median(from_start), _median(real_from_start))}}
 
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"simulated: {setup.name}")
         times = simulated(setup, machine, range(1, options.seeds + 1))
         real_median, sim_median = _median(real[setup.name]), _median(times)
-        ratio = sim_median / real_median if real_median and sim_median else None
+        ratio = _ratio(sim_median, real_median)
         rows.append({"setup": setup.name, "calibration": setup.calibration, "measured": real[setup.name],
                      "simulated": times, "ratio": ratio})
         log(f"  measured {real_median}, simulated {sim_median}, ratio {ratio}")

@@ -157,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         with open(options.out) as handle:
             kept = json.load(handle)
         rows = merged(kept["rows"], rows)
-        options.full_mesh_up_to = max(options.full_mesh_up_to, kept["options"]["full_mesh_up_to"])
     with open(options.out, "w") as out:
         json.dump({"options": vars(options), "rows": rows}, out, indent=2)
     with open(os.path.splitext(options.out)[0] + ".rst", "w") as out:
