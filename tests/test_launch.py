@@ -185,7 +185,7 @@ def test_a_remote_peer_runs_over_its_hosts_ssh_connection_with_a_lifeline(tmp_pa
     assert argv[:3] == ["ssh", "-F", "ssh.cfg"] and "ConnectTimeout=7" in argv and "ControlMaster=no" in argv
     assert f"ControlPath={tmp_path / 'control'}/%C" in argv
     assert argv[-2:] == ["10.0.0.4", (
-        "cd /srv/p2p/10.0.0.4 && exec /opt/venv/bin/twistd -n --pidfile= "
+        "cd /srv/p2p/10.0.0.4 && echo 'p2p-swarm: the peer starts' >&2 && exec /opt/venv/bin/twistd -n --pidfile= "
         "p2ppeer --id 2 --config-dir /srv/p2p/10.0.0.4 --work-dir /srv/p2p/10.0.0.4 --echo-events "
         "--exit-on-stdin-close")]
 

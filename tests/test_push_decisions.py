@@ -32,6 +32,7 @@ from twisted_p2p.launcher.pushresult import (
     table,
     unfinished_cause,
 )
+from twisted_p2p.launcher.remote import peer_command
 from twisted_p2p.launcher.supervise import PeerProcesses
 
 CONTENT = b"the pushed file\n" * 1000
@@ -254,6 +255,46 @@ def test_a_seed_that_fails_stops_the_swarm_even_with_keep_going(tmp_path):
     swarm = swarm_of(launches, keep_going=True)
     outcome = yield swarm.run(0.0, 20)
     assert outcome == "failed" and swarm.why == "peer 1001 on host1001 ended with exit 1"
+
+
+NOISY_SHELL = """echo "pyenv: cannot rehash: /root/.pyenv/shims isn't writable" >&2; """  # a host's rc file
+
+
+def over_ssh(peer_id: int, peer: str, tmp_path: Path, directory: Path | None = None) -> Launch:
+    """A remote peer as ssh runs it: the remote shell's start-up noise on stderr, then the
+    launcher's own command line, whose "twistd" here is the sh script ``peer``."""
+    command = peer_command(["sh", "-c", peer], peer_id, str(directory or tmp_path))
+    info = PeerInfo(peer_id, f"host{peer_id}", 6000 + peer_id, False)
+    return Launch(info, ["sh", "-c", NOISY_SHELL + command], tmp_path, tmp_path / f"out_{peer_id}.log", None,
+                  over_ssh=True)
+
+
+@pytest_twisted.inlineCallbacks
+def test_what_the_remote_shell_said_before_the_peer_started_is_not_why_the_peer_ended(tmp_path):
+    launches = [
+        fake_peer(1001, "cat >/dev/null", tmp_path, seed=True),
+        fake_peer(1002, f"sleep 0.3; {complete(1002)}; cat >/dev/null", tmp_path),
+        over_ssh(1003, "exit 255", tmp_path),  # as ssh ends when its peer is killed
+        over_ssh(1004, "echo 'p2ppeer 1004: port 7004 is in use' >&2; exit 1", tmp_path),
+    ]
+    swarm = swarm_of(launches, keep_going=True)
+    outcome = yield swarm.run(0.0, 20)
+    assert outcome == "finished"
+    assert swarm.dropped == {
+        1003: "its peer ended with exit 255 (its ssh session ended: the peer was killed, or the connection lost)",
+        1004: "its peer ended with exit 1: p2ppeer 1004: port 7004 is in use"}
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_peer_that_never_started_is_explained_by_what_its_remote_shell_said(tmp_path):
+    launches = [
+        fake_peer(1001, "cat >/dev/null", tmp_path, seed=True),
+        over_ssh(1002, "cat >/dev/null", tmp_path, directory=tmp_path / "gone"),
+    ]
+    swarm = swarm_of(launches, keep_going=False)
+    outcome = yield swarm.run(0.0, 20)
+    assert outcome == "failed"
+    assert swarm.why.startswith("peer 1002 on host1002 ended with exit 2: ") and "gone" in swarm.why, swarm.why
 
 
 # -- which hosts take part: Push.run over a stand-in for ssh -------------------------

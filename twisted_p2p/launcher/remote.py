@@ -103,12 +103,16 @@ def remote_dir_for(template: str, host: str) -> str:
 #: How a peer on another host tells the launcher its progress: every event line (``run``).
 ECHO_EVENTS = ("--echo-events",)
 
+#: Said on stderr just before the peer replaces the remote shell: what came before it is
+#: the shell's own start (a host's rc files may print anything there), never the peer's.
+PEER_STARTS = "p2p-swarm: the peer starts"
+
 
 def peer_command(twistd: Sequence[str], peer_id: int, directory: str, echo: Sequence[str] = ECHO_EVENTS) -> str:
     """The shell command line that starts one peer in ``directory`` on its host;
     ``echo``: the options that make it print its progress."""
     d = shlex.quote(directory)
-    return (f"cd {d} && exec {shlex.join(twistd)} -n --pidfile= p2ppeer "
+    return (f"cd {d} && echo {shlex.quote(PEER_STARTS)} >&2 && exec {shlex.join(twistd)} -n --pidfile= p2ppeer "
             f"--id {peer_id} --config-dir {d} --work-dir {d} {shlex.join(echo)} --exit-on-stdin-close")
 
 

@@ -16,6 +16,7 @@ from twisted_p2p.launcher.children import CappedOutput, SessionProcess, exit_of
 from twisted_p2p.launcher.display import Display
 from twisted_p2p.launcher.plan import Launch
 from twisted_p2p.launcher.progress import RECEIVED, LineBuffer, PeerProgress
+from twisted_p2p.launcher.remote import PEER_STARTS
 
 # Local peers yield the CPU to the launcher: with more busy peers than cores, an equal
 # share left it a few per cent of a core, and its display and dashboard froze for seconds.
@@ -77,7 +78,10 @@ class PeerProcess(SessionProcess):
 
     def _heard(self, lines: list[str], childFD: int) -> None:
         for line in lines:
-            if line.strip():
+            if childFD == 2 and line.strip() == PEER_STARTS:
+                # the remote shell's start-up noise is not why the peer ended
+                self.last_line = self.last_error = ""
+            elif line.strip():
                 self.last_line = line.strip()
                 if childFD == 2:
                     self.last_error = line.strip()
