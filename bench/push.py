@@ -223,7 +223,8 @@ def run_push(hosts, source: Path, dest: str, extra: list[str]) -> dict:
         code = child.wait()
         seconds = time.monotonic() - began
         result = json.loads(report.read_text()) if report.exists() else {}
-        kept = json.loads((swarm_report / REPORT_JSON).read_text()) if (swarm_report / REPORT_JSON).exists() else {}
+        report_json = swarm_report / REPORT_JSON
+        kept = json.loads(report_json.read_text()) if report_json.exists() else {}
         transfer = transfer_from(kept)
     own = next((found.group(1) for _, line in lines if (found := TIME_LINE.search(line))), None)
     ok = code == 0 and all(host.get("state") == "delivered" for host in result.get("hosts", [{}]))
@@ -254,9 +255,10 @@ def case_push(spec: PushSpec, extra: list[str] | None = None) -> dict:
             for _ in range(size // MiB):
                 out.write(os.urandom(MiB))
             out.write(os.urandom(size % MiB))
-        with ssh_hosts(spec.hosts, subnet=SUBNET, tag=f"p2pb{os.getpid()}", rate=f"{spec.rate_mbit:g}mbit",
-                       private_dirs=[work], queue_ms=spec.queue_ms) as hosts:
-            subprocess.run(["tc", "qdisc", "replace", "dev", hosts.netns.bridge, "root", *hosts.tbf], check=True,
+        cap = f"{spec.rate_mbit:g}mbit"
+        with ssh_hosts(spec.hosts, subnet=SUBNET, tag=f"p2pb{os.getpid()}", rate=cap, private_dirs=[work],
+                       queue_ms=spec.queue_ms) as hosts:
+            subprocess.run(["tc", "qdisc", "replace", "dev", hosts.netns.bridge, "root", *hosts.tbf(cap)], check=True,
                            capture_output=True, timeout=20)
             caps = check_caps(hosts)
             row["caps"] = caps

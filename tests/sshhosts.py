@@ -95,10 +95,10 @@ class SshHosts:
     gateway: str = ""  # this machine's address on the hosts' bridge (``.1``)
     queue_ms: float = QUEUE_MS
 
-    @property
-    def tbf(self) -> list[str]:
-        """A cap's ``tc qdisc ... tbf`` arguments: the rate, a burst, and the queue."""
-        return ["tbf", "rate", self.rate or "", "burst", BURST, "latency", f"{self.queue_ms:g}ms"]
+    def tbf(self, rate: str) -> list[str]:
+        """A cap's ``tc qdisc ... tbf`` arguments: ``rate`` (tc's words, e.g. ``50mbit``),
+        a burst, and the hosts' queue."""
+        return ["tbf", "rate", rate, "burst", BURST, "latency", f"{self.queue_ms:g}ms"]
 
     @property
     def addresses(self) -> list[str]:
@@ -219,7 +219,7 @@ class SshHosts:
     def cap(self, address: str, inside: bool) -> None:
         """The rate cap on one end of the host's link (none when ``rate`` is None)."""
         if self.rate:
-            self._tc(address, inside, "replace", "root", *self.tbf)
+            self._tc(address, inside, "replace", "root", *self.tbf(self.rate))
         else:
             self._tc(address, inside, "del", "root", check=False)
 
