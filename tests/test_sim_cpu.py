@@ -6,6 +6,7 @@ import pytest
 from twisted.internet.protocol import Protocol
 
 from tests.test_sim_net import _dial, _listen
+from twisted_p2p import wire
 from twisted_p2p.config import Common, PeerInfo, SwarmConfig
 from twisted_p2p.settings import PeerSettings
 from twisted_p2p.sim.clock import SimClock
@@ -90,6 +91,25 @@ def test_a_turn_costs_what_it_read_and_what_it_wrote_and_the_messages_it_framed(
     # read: a turn, one connection, one message (the handshake), 32 bytes; wrote one, 100 bytes
     assert receiver.cpu - before == pytest.approx(0.5 + 0.25 + 1.0 + 0.032 + 0.125 + 0.1)
     assert model.turn_cost(reads=1, messages=1, read_bytes=32, writes=1, written_bytes=100) == pytest.approx(2.007)
+
+
+def test_haves_cost_what_a_have_costs_and_the_other_messages_what_a_message_costs():
+    clock = SimClock()
+    model = CpuModel(cores=4, per_message=1.0, per_have=0.25)
+    network = Network(clock, LinkModel(cpu=model))
+    _, accepted = _listen(network, "10.0.0.4")
+    sender = _dial(network, "10.0.0.2", "10.0.0.4")
+    clock.run(until=lambda: not network.machine.busy, limit=10)
+    handshake = b"P2PFILESHARINGPROJ" + bytes(10) + (1001).to_bytes(4, "big")
+    haves = b"".join(wire.encode_have(index) for index in range(3))
+    receiver = network.host("10.0.0.4").process
+    before = receiver.cpu
+    sender.transport.write(handshake + wire.INTERESTED + haves)
+    clock.run(until=lambda: accepted[0].received() == 32 + 5 + 27, limit=10)
+    clock.run(until=lambda: not network.machine.busy, limit=10)
+    # the handshake and the interested are two messages, then three haves
+    assert receiver.cpu - before == pytest.approx(2 * 1.0 + 3 * 0.25)
+    assert model.turn_cost(reads=1, messages=5, read_bytes=0, writes=0, written_bytes=0, haves=3) == 2.75
 
 
 def test_a_relay_process_forwards_each_segment_before_its_delay():

@@ -37,14 +37,17 @@ class CpuModel:
     per_turn: float = 0.0  # waking the reactor with something to do
     per_read: float = 0.0  # one connection's bytes read in a turn
     per_write: float = 0.0  # one connection's bytes sent in a turn
-    per_message: float = 0.0  # one message received, framed and handled
+    per_message: float = 0.0  # one message received, framed and handled (but a have)
+    per_have: float = 0.0  # one have received: framed in place and a bit set, most of a big swarm's messages
     per_byte: float = 0.0  # each byte read or sent (copies, checksums, the disk's page cache)
     relay: bool = False  # every segment is forwarded by one more process
     start: float = 0.0  # a peer's process starting, before it listens
 
-    def turn_cost(self, reads: int, messages: int, read_bytes: int, writes: int, written_bytes: int) -> float:
-        """What a turn that read and wrote so much costs."""
-        return (self.per_turn + self.per_read * reads + self.per_message * messages
+    def turn_cost(self, reads: int, messages: int, read_bytes: int, writes: int, written_bytes: int,
+                  haves: int = 0) -> float:
+        """What a turn that read and wrote so much costs; ``haves``: how many of its
+        ``messages`` were haves."""
+        return (self.per_turn + self.per_read * reads + self.per_message * (messages - haves) + self.per_have * haves
                 + self.per_write * writes + self.per_byte * (read_bytes + written_bytes))
 
 
@@ -52,7 +55,7 @@ def fitted(cores: int) -> CpuModel:
     """Our peer's costs on a two-core x86-64 machine of 2026 running Python 3.11, as
     ``python -m bench.simcheck --calibrate`` fitted them (docs/simulator.rst), on a
     machine of ``cores`` cores."""
-    return CpuModel(cores=cores, per_turn=10e-6, per_read=5e-6, per_write=5e-6, per_message=25e-6,
+    return CpuModel(cores=cores, per_turn=10e-6, per_read=5e-6, per_write=5e-6, per_message=25e-6, per_have=25e-6,
                     per_byte=0.75e-9)
 
 

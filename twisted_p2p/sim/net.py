@@ -256,7 +256,7 @@ class Network:
         host.in_turn = True
         host.held, host.pending = host.pending, {}
         read_from: set[SimTransport] = set()
-        messages = read_bytes = 0
+        messages = haves = read_bytes = 0
         try:
             for item in work:
                 if item is None:
@@ -264,15 +264,17 @@ class Network:
                 receiver, flight = item
                 read_from.add(receiver)
                 read_bytes += flight.size
-                before = sum(receiver.incoming.values())
+                incoming = receiver.incoming
+                before, haves_before = sum(incoming.values()), incoming["have"]
                 self._deliver(receiver, flight)
-                messages += sum(receiver.incoming.values()) - before
+                messages += sum(incoming.values()) - before
+                haves += incoming["have"] - haves_before
         finally:
             host.in_turn = False
         writes = [end.queued for end in host.held if end.queued]
         if not read_from and not writes:
             return 0.0  # its writes went out with an earlier turn
-        return model.turn_cost(len(read_from), messages, read_bytes, len(writes), sum(writes))
+        return model.turn_cost(len(read_from), messages, read_bytes, len(writes), sum(writes), haves)
 
     def _turn_over(self, host: Host) -> None:
         """The turn's writes leave for the uplink."""
