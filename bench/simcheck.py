@@ -8,10 +8,10 @@ the event logs (:class:`bench.swarm.Timeline`). The ratio is simulated over meas
 
 The peers on one machine's loopback are limited by its CPU, which the simulator models
 as processes sharing the machine's cores (:mod:`twisted_p2p.sim.cpu`): a cost per
-reactor turn, per connection read or written, per message and per byte, the bench's
-relay a process of its own. ``--calibrate`` fits those costs on the setups marked
-``calibration`` (one leecher, and five) and the others are checked with what it found:
-32 peers on the same cores, the relayed setups, the paced demo, a push.
+reactor turn, per connection read or written, per have, per other message and per
+byte, the bench's relay a process of its own. ``--calibrate`` fits those costs on the
+setups marked ``calibration`` (one leecher, five and 31) and the others are checked
+with what it found: the relayed setups, the paced demo, a push.
 
 The real runs go in rounds, every setup once a round: a machine that is slower for a
 while (a virtual machine on a shared host) slows every setup alike.
@@ -42,6 +42,9 @@ from twisted_p2p.sim.cpu import fitted
 from twisted_p2p.sim.swarm import CpuModel, LinkModel, simulate
 
 FIRST_PORT = 6008
+#: The kernel waking a process on loopback, in ms, as the last ``--calibrate`` fitted it
+#: (with the costs of :func:`twisted_p2p.sim.cpu.fitted`).
+HOP_MS = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ SETUPS = (
     Setup("1+5, 100 MiB, 32 KiB, pipeline 256", 5, 100 * MiB, 32 * KiB, pipeline=256, calibration=True),
     Setup("1+5, 20 MiB, 16 KiB, plain (the bench's demo)", 5, 20 * MiB, 16 * KiB, calibration=True),
     Setup("1+5, 100 MiB, 32 KiB, plain", 5, 100 * MiB, 32 * KiB, calibration=True),
-    Setup("1+31, 20 MiB, 16 KiB, plain", 31, 20 * MiB, 16 * KiB),
+    Setup("1+31, 20 MiB, 16 KiB, plain", 31, 20 * MiB, 16 * KiB, calibration=True),
     Setup("1+5, 20 MiB, 16 KiB, plain, 10 ms", 5, 20 * MiB, 16 * KiB, delay_ms=10),
     Setup("1+5, 20 MiB, 16 KiB, pipeline 256, 10 ms", 5, 20 * MiB, 16 * KiB, pipeline=256, delay_ms=10),
     Setup("1+5, 20 MiB, 16 KiB, plain, 25 ms", 5, 20 * MiB, 16 * KiB, delay_ms=25),
@@ -241,15 +244,19 @@ def calibrate(real: dict[str, float], grid: Iterable[Machine]) -> Machine:
 
 def _grid() -> Iterable[Machine]:
     """Around what a turn of our peer costs on a two-core laptop-class machine: tens of
-    microseconds a message or a system call, a byte's copies about a nanosecond each;
-    and the kernel waking a process on loopback, 50-100 µs."""
+    microseconds a message or a system call, a byte's copies under a nanosecond each
+    (1 ns fitted worse in every calibration that tried it); and the kernel waking a
+    process on loopback, 50-100 µs. A have is cheaper than the other messages (framed in
+    place, no disk, nothing sent back): 32 peers, where haves are 93% of the messages,
+    against one and five, where they are a third and 70%, tell the two costs apart."""
     for hop in (0.05, 0.1):
         for turn in (5e-6, 10e-6):
             for io in (5e-6, 10e-6):
-                for message in (15e-6, 20e-6, 25e-6):
-                    for byte in (0.75e-9, 1e-9):
+                for message in (35e-6, 45e-6, 55e-6, 65e-6):
+                    for have in (10e-6, 15e-6, 20e-6):
                         yield Machine(hop, CpuModel(cores=os.cpu_count() or 1, per_turn=turn, per_read=io,
-                                                    per_write=io, per_message=message, per_byte=byte))
+                                                    per_write=io, per_message=message, per_have=have,
+                                                    per_byte=0.75e-9))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=None, metavar="TEXT",
                         help="only the setups whose name contains TEXT (repeatable)")
     parser.add_argument("--calibrate", action="store_true", help="fit the machine on the calibration setups")
-    parser.add_argument("--hop-ms", type=float, default=0.1, help="the kernel waking a process [%(default)s]")
+    parser.add_argument("--hop-ms", type=float, default=HOP_MS, help="the kernel waking a process [%(default)s]")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="the machine's [%(default)s]")
     fit = fitted(os.cpu_count() or 1)  # the last --calibrate's, kept in the simulator for simulate --cores
     parser.add_argument("--per-turn-us", type=float, default=fit.per_turn * 1e6,
@@ -269,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="one connection read or written in a turn [%(default)s]")
     parser.add_argument("--per-message-us", type=float, default=fit.per_message * 1e6,
                         help="a message handled [%(default)s]")
+    parser.add_argument("--per-have-us", type=float, default=fit.per_have * 1e6,
+                        help="a have handled [%(default)s]")
     parser.add_argument("--per-byte-ns", type=float, default=fit.per_byte * 1e9,
                         help="a byte read or sent [%(default)s]")
     parser.add_argument("--real", default=None, metavar="JSON", help="reuse the real times of an earlier run's json")
@@ -289,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = Machine(options.hop_ms, CpuModel(
         cores=options.cores, per_turn=options.per_turn_us * 1e-6, per_read=options.per_io_us * 1e-6,
         per_write=options.per_io_us * 1e-6, per_message=options.per_message_us * 1e-6,
+        per_have=options.per_have_us * 1e-6,
         per_byte=options.per_byte_ns * 1e-9))
     if options.calibrate:
         medians = {name: _median(times) for name, times in real.items()}
@@ -334,7 +344,8 @@ def rst(machine: Machine, rows: list[dict], repeats: int, seeds: int) -> str:
              f"simulated ones (of {seeds} seed{'s' if seeds != 1 else ''}), both timed from every pair "
              "connected to the last leecher complete, from their event logs. The machine: "
              f"{cpu.cores} cores, {machine.hop_ms:g} ms a hop; a turn {cpu.per_turn * 1e6:g} µs, a connection "
-             f"read or written {cpu.per_read * 1e6:g} µs, a message {cpu.per_message * 1e6:g} µs, a byte "
+             f"read or written {cpu.per_read * 1e6:g} µs, a have {cpu.per_have * 1e6:g} µs, another message "
+             f"{cpu.per_message * 1e6:g} µs, a byte "
              f"{cpu.per_byte * 1e9:g} ns; setups marked *fitted* chose it. A push row is timed both ways from the "
              "first piece any host downloaded to the last complete (the peers' own stamps), each peer's start costing "
              f"{PEER_START_CPU:g} s of CPU in the simulation.", "",

@@ -55,7 +55,7 @@ def fitted(cores: int) -> CpuModel:
     """Our peer's costs on a two-core x86-64 machine of 2026 running Python 3.11, as
     ``python -m bench.simcheck --calibrate`` fitted them (docs/simulator.rst), on a
     machine of ``cores`` cores."""
-    return CpuModel(cores=cores, per_turn=10e-6, per_read=5e-6, per_write=5e-6, per_message=25e-6, per_have=25e-6,
+    return CpuModel(cores=cores, per_turn=5e-6, per_read=10e-6, per_write=10e-6, per_message=55e-6, per_have=15e-6,
                     per_byte=0.75e-9)
 
 
