@@ -141,3 +141,26 @@ def test_the_connections_our_peer_dropped_are_read_from_its_own_words():
                      1001, ids, theirs) is None  # between two of ours: not theirs to answer for
     stopping = LINE.format("peer 1001 stopping with 22 of 22 pieces; closing connections and saving state")
     assert closed_by(stopping, 1001, ids, theirs) is None
+
+
+def test_the_last_completion_seen_in_the_same_tick_as_every_exit_is_still_noted(made):
+    # The seed under test exits once the last leecher's have reaches it: the kit may see
+    # that leecher's completion and every peer's exit in one tick, and must still note
+    # when the swarm completed (waits-for-all judges each exit against it).
+    run = made(LEECHER)
+    for n, peer in enumerate(run.peers.values()):
+        peer.child.started, peer.child.ended = 101.0 + n, 120.0
+        peer.listening_at, peer.complete_at = 101.5 + n, 110.0 + n
+    over = runner._over(run, False, 120.5, 119.0, runner.Limits())
+    assert over == "every peer exited"
+    assert run.all_complete_at == 110.0 + len(run.peers) - 1
+
+
+def test_a_swarm_not_complete_when_every_peer_exited_has_no_completion_time(made):
+    run = made(LEECHER)
+    for n, peer in enumerate(run.peers.values()):
+        peer.child.started, peer.child.ended = 101.0 + n, 120.0
+        peer.listening_at = 101.5 + n
+        peer.complete_at = None if peer.theirs else 110.0
+    assert runner._over(run, False, 120.5, 119.0, runner.Limits()) == "every peer exited"
+    assert run.all_complete_at is None

@@ -338,16 +338,19 @@ def _over(run: ScenarioRun, robust: bool, now: float, last_progress: float, limi
             return f"peer {peer.peer_id} under test exited before it listened"
     if robust:
         return None
+    complete = [peer.complete_at for peer in peers]
+    done = [moment for moment in complete if moment is not None]
+    last = max(done) if len(done) == len(complete) else None
+    # Noted before any verdict below: the last completion and every exit may be seen in
+    # one tick, and the checks judge each exit against it.
+    run.all_complete_at = last
     if all(peer.child.started is not None and not peer.child.running for peer in peers):
         return "every peer exited"
     gone = [peer.child.ended for peer in theirs]
     if all(moment is not None for moment in gone) and now - max(m for m in gone if m is not None) > 3.0 \
             and any(peer.complete_at is None for peer in peers):
         return "the peers under test exited before the swarm completed"
-    complete = [peer.complete_at for peer in peers]
-    if all(moment is not None for moment in complete):
-        last = max(moment for moment in complete if moment is not None)
-        run.all_complete_at = last
+    if last is not None:
         if now - last > limits.exit_within:
             return f"{limits.exit_within:.0f} s after the last peer completed"
         if all(not peer.child.running for peer in theirs) and now - last > 3.0:
