@@ -312,6 +312,7 @@ def test_kill_9_again_and_again_loses_no_written_piece(tmp_path):
     rng = random.Random(8)
     moments = [0.3 + rng.random() * 0.5, 0.2 + rng.random() * 0.3, 0.5 + rng.random()]
     outputs = []
+    unlogged: set[int] = set()  # held at a restart, its log line not written
     for moment in moments:
         time.sleep(moment)
         processes[victim].kill()
@@ -319,6 +320,7 @@ def test_kill_9_again_and_again_loses_no_written_piece(tmp_path):
         logged = {e.index for e in _downloads(log)}
         held = Resume(data_path(tmp_path, victim, common.file_name), common, current_boot_id()).restore().held
         assert logged <= set(held), "a piece logged as downloaded was lost"
+        unlogged |= set(held) - logged
         processes[victim] = start_peer(tmp_path, victim)
     final = wait_for_peers(processes)
     for peer_id, process in processes.items():
@@ -326,7 +328,12 @@ def test_kill_9_again_and_again_loses_no_written_piece(tmp_path):
         assert data_path(tmp_path, peer_id, common.file_name).read_bytes() == content
     indexes = [e.index for e in _downloads(log)]
     assert len(indexes) == len(set(indexes)), "a piece was downloaded twice"
-    assert set(indexes) == set(range(common.num_pieces))
+    # The log is flushed once a reactor turn (after the journal): a kill loses the lines
+    # of the turn it lands in, at most a piece from each neighbour (one request each).
+    # Every other piece is logged once, and those are held from before the kill.
+    missing = set(range(common.num_pieces)) - set(indexes)
+    assert missing <= unlogged, "a piece neither logged nor held at a restart"
+    assert len(missing) <= len(moments) * (len(processes) - 1), missing
 
 
 def test_full_disk_at_start_is_a_clear_error(tmp_path):
