@@ -78,13 +78,14 @@ class PeerProcess(SessionProcess):
 
     def _heard(self, lines: list[str], childFD: int) -> None:
         for line in lines:
-            if childFD == 2 and line.strip() == PEER_STARTS:
+            said = line.strip()
+            if childFD == 2 and said == PEER_STARTS:
                 # the remote shell's start-up noise is not why the peer ended
                 self.last_line = self.last_error = ""
-            elif line.strip():
-                self.last_line = line.strip()
+            elif said:
+                self.last_line = said
                 if childFD == 2:
-                    self.last_error = line.strip()
+                    self.last_error = said
             if self._tail is None and childFD == 1:
                 self.progress.feed_line(line)
 

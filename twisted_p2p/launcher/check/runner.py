@@ -348,7 +348,7 @@ def _over(run: ScenarioRun, robust: bool, now: float, last_progress: float, limi
         return "every peer exited"
     gone = [peer.child.ended for peer in theirs]
     if all(moment is not None for moment in gone) and now - max(m for m in gone if m is not None) > 3.0 \
-            and any(peer.complete_at is None for peer in peers):
+            and last is None:
         return "the peers under test exited before the swarm completed"
     if last is not None:
         if now - last > limits.exit_within:
